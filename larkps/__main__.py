@@ -1,0 +1,9 @@
+"""Allow ``python -m larkps``."""
+
+from __future__ import annotations
+
+import sys
+
+from larkps.cli import main
+
+sys.exit(main())

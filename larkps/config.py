@@ -1,0 +1,300 @@
+"""Load a TOML configuration file once into a frozen, validated :class:`Settings`.
+
+Every problem raises :class:`~larkps.errors.ConfigError` naming the file, the key
+path (``archives[1].read_timeout``) and what was expected. Unknown keys are
+errors. Relative paths are taken relative to the current working directory.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from larkps.config_reader import Section
+from larkps.errors import ConfigError
+from larkps.sites import SiteMap, SiteRule
+
+ARCHIVE_KINDS = ("esmond", "embedded")
+FLAVOURS = ("esmond", "elmond")
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddedSettings:
+    """The in-process synthetic archive (kind = "embedded")."""
+
+    sites: int = 4
+    seed: int = 1
+    flavour: str = "esmond"
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveSettings:
+    """One measurement archive to poll."""
+
+    name: str
+    kind: str
+    url: str | None
+    verify_tls: bool = True
+    ca_bundle: str | None = None
+    connect_timeout: float = 5.0
+    read_timeout: float = 30.0
+    max_connections: int = 8
+    embedded: EmbeddedSettings | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WindowSettings:
+    """Statistics windows, in seconds."""
+
+    default: int = 86400
+    windows: tuple[int, ...] = (3600, 86400, 604800)
+    stale_after: int = 6 * 3600
+
+
+@dataclass(frozen=True, slots=True)
+class FileTarget:
+    """An old-syntax ads file for ``condor_advertise -multiple``."""
+
+    path: Path
+
+
+@dataclass(frozen=True, slots=True)
+class CollectorTarget:
+    """A collector to advertise generic ads to."""
+
+    pool: str
+    token_file: str | None = None
+    batch_size: int = 500
+    timeout: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class PublishSettings:
+    """Where ads go and how long they live."""
+
+    ad_lifetime: int = 900
+    file: FileTarget | None = None
+    collector: CollectorTarget | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ThrottleSettings:
+    """Policy for turning bandwidth into concurrency limits."""
+
+    target_utilisation: float = 0.8
+    safety_factor: float = 0.9
+    min_jobs: int = 1
+    max_jobs: int = 200
+    max_step_up: int = 2
+    max_step_down: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything larkps needs, read once from one file."""
+
+    source: str
+    state_dir: Path
+    interval: int
+    archives: tuple[ArchiveSettings, ...]
+    sites: SiteMap
+    windows: WindowSettings
+    publish: PublishSettings
+    throttle: ThrottleSettings
+
+
+def load_settings(path: str | Path) -> Settings:
+    """Read and validate one TOML file."""
+    source = str(path)
+    try:
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(source, "", "file not found") from None
+    except OSError as exc:
+        raise ConfigError(source, "", f"cannot read file ({exc.strerror})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(source, "", f"not valid TOML ({exc})") from None
+    return settings_from_dict(data, source)
+
+
+def settings_from_dict(data: dict[str, Any], source: str = "<config>") -> Settings:
+    """Validate an already-parsed TOML document."""
+    root = Section(data, source, "")
+    general = root.section("larkps")
+    state_dir = Path(general.string("state_dir", "/var/lib/larkps"))
+    interval = general.duration("interval", "5m")
+    general.finish()
+    settings = Settings(
+        source=source,
+        state_dir=state_dir,
+        interval=interval,
+        archives=_archives(root),
+        sites=_sites(root.section("sites")),
+        windows=_windows(root.section("windows")),
+        publish=_publish(root.section("publish"), state_dir),
+        throttle=_throttle(root.section("throttle")),
+    )
+    root.finish()
+    return settings
+
+
+def _archives(root: Section) -> tuple[ArchiveSettings, ...]:
+    sections = root.section_list("archives", required=True)
+    archives = tuple(_archive(s) for s in sections)
+    seen: set[str] = set()
+    for index, archive in enumerate(archives):
+        if archive.name in seen:
+            raise ConfigError(
+                root.source, f"archives[{index}].name", f"duplicate archive name {archive.name!r}"
+            )
+        seen.add(archive.name)
+    return archives
+
+
+def _archive(section: Section) -> ArchiveSettings:
+    kind = section.choice("kind", ARCHIVE_KINDS)
+    name = section.pattern("name", NAME_PATTERN, "a name of letters, digits, '.', '_' or '-'")
+    url = section.url("url", required=kind != "embedded")
+    if kind == "embedded" and url is not None:
+        raise section.error("url", "an embedded archive has no url (it starts in-process)")
+    embedded_section = section.section("embedded")
+    embedded = _embedded(embedded_section) if kind == "embedded" else None
+    if kind != "embedded" and embedded_section.data:
+        raise section.error("embedded", 'only archives of kind "embedded" take this section')
+    embedded_section.finish()
+    archive = ArchiveSettings(
+        name=name,
+        kind=kind,
+        url=url,
+        verify_tls=section.boolean("verify_tls", True),
+        ca_bundle=section.existing_file("ca_bundle"),
+        connect_timeout=float(section.duration("connect_timeout", "5s")),
+        read_timeout=float(section.duration("read_timeout", "30s")),
+        max_connections=section.integer("max_connections", 8, minimum=1, maximum=256),
+        embedded=embedded,
+    )
+    section.finish()
+    return archive
+
+
+def _embedded(section: Section) -> EmbeddedSettings:
+    return EmbeddedSettings(
+        sites=section.integer("sites", 4, minimum=3, maximum=200),
+        seed=section.integer("seed", 1, minimum=0),
+        flavour=section.choice("flavour", FLAVOURS, "esmond"),
+    )
+
+
+def _sites(section: Section) -> SiteMap:
+    rules = []
+    for site in sorted(section.data):
+        if not NAME_PATTERN.match(site):
+            raise section.error(site, "a site name of letters, digits, '.', '_' or '-'")
+        rules.append(_site_rule(site, section.section(site)))
+    section.data.clear()
+    return SiteMap(tuple(rules))
+
+
+def _site_rule(site: str, section: Section) -> SiteRule:
+    networks = []
+    for index, text in enumerate(section.string_list("networks")):
+        try:
+            networks.append(ipaddress.ip_network(text, strict=False))
+        except ValueError:
+            raise section.error(
+                f"networks[{index}]", f"expected an IPv4 or IPv6 network, got {text!r}"
+            ) from None
+    rule = SiteRule(
+        site=site,
+        hosts=tuple(section.string_list("hosts")),
+        domains=tuple(section.string_list("domains")),
+        networks=tuple(networks),
+    )
+    section.finish()
+    if not (rule.hosts or rule.domains or rule.networks):
+        raise section.error("", "a site needs at least one of hosts, domains or networks")
+    return rule
+
+
+def _windows(section: Section) -> WindowSettings:
+    windows = tuple(section.duration_list("list", ["1h", "24h", "7d"]))
+    default = section.duration("default", "24h")
+    if default not in windows:
+        raise section.error("default", "the default window must be one of windows.list")
+    result = WindowSettings(
+        default=default,
+        windows=windows,
+        stale_after=section.duration("stale_after", "6h"),
+    )
+    section.finish()
+    return result
+
+
+def _publish(section: Section, state_dir: Path) -> PublishSettings:
+    file_section = section.section("file")
+    file_target = None
+    if file_section.present:
+        file_target = FileTarget(Path(file_section.string("path", str(state_dir / "larkps.ads"))))
+    file_section.finish()
+    collector_section = section.section("collector")
+    collector = _collector(collector_section) if collector_section.present else None
+    collector_section.finish()
+    result = PublishSettings(
+        ad_lifetime=section.duration("ad_lifetime", "15m"),
+        file=file_target,
+        collector=collector,
+    )
+    section.finish()
+    return result
+
+
+def _collector(section: Section) -> CollectorTarget:
+    return CollectorTarget(
+        pool=section.pattern(
+            "pool", re.compile(r"^[A-Za-z0-9_.:\[\]-]+$"), "a collector address such as cm:9618"
+        ),
+        token_file=section.existing_file("token_file"),
+        batch_size=section.integer("batch_size", 500, minimum=1, maximum=100000),
+        timeout=float(section.duration("timeout", "10s")),
+    )
+
+
+def _throttle(section: Section) -> ThrottleSettings:
+    result = ThrottleSettings(
+        target_utilisation=section.fraction("target_utilisation", 0.8),
+        safety_factor=section.fraction("safety_factor", 0.9),
+        min_jobs=section.integer("min_jobs", 1, minimum=0),
+        max_jobs=section.integer("max_jobs", 200, minimum=1),
+        max_step_up=section.integer("max_step_up", 2, minimum=1),
+        max_step_down=section.integer("max_step_down", 1, minimum=1),
+    )
+    if result.min_jobs > result.max_jobs:
+        raise section.error("min_jobs", "min_jobs must not exceed max_jobs")
+    section.finish()
+    return result
+
+
+def adhoc_settings(
+    url: str, window: int, verify_tls: bool = True, ca_bundle: str | None = None
+) -> Settings:
+    """Settings for one esmond/elmond archive named on the command line.
+
+    Without a site map every host counts as its own site.
+    """
+    archive: dict[str, Any] = {
+        "name": "cli",
+        "kind": "esmond",
+        "url": url,
+        "verify_tls": verify_tls,
+    }
+    if ca_bundle:
+        archive["ca_bundle"] = ca_bundle
+    label = f"{window}s"
+    document = {"archives": [archive], "windows": {"list": [label], "default": label}}
+    return settings_from_dict(document, "<command line>")

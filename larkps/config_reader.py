@@ -1,0 +1,175 @@
+"""A small typed reader over one TOML table that names every problem precisely."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+from larkps.errors import ConfigError
+from larkps.units import parse_duration
+
+_MISSING = object()
+
+
+def _type_name(value: object) -> str:
+    names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}
+    names.update({list: "an array", dict: "a table"})
+    return names.get(type(value), type(value).__name__)
+
+
+class Section:
+    """One table of the config; each read removes the key, `finish` rejects leftovers."""
+
+    def __init__(self, data: object, source: str, path: str) -> None:
+        self.source = source
+        self.path = path
+        self.present = data is not None
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise ConfigError(source, path, f"expected a table, got {_type_name(data)}")
+        self.data: dict[str, Any] = dict(data)
+
+    def key_path(self, key: str) -> str:
+        if not key:
+            return self.path
+        if key.startswith("["):
+            return f"{self.path}{key}"
+        return f"{self.path}.{key}" if self.path else key
+
+    def error(self, key: str, problem: str) -> ConfigError:
+        return ConfigError(self.source, self.key_path(key), problem)
+
+    def finish(self) -> None:
+        """Reject every key that no reader asked for."""
+        if self.data:
+            key = sorted(self.data)[0]
+            raise self.error(key, "unknown key")
+
+    def _take(self, key: str, default: object) -> object:
+        value = self.data.pop(key, _MISSING)
+        if value is _MISSING:
+            if default is _MISSING:
+                raise self.error(key, "required key is missing")
+            return default
+        return value
+
+    def _expect(self, key: str, value: object, kinds: tuple[type, ...], what: str) -> None:
+        if isinstance(value, bool) and bool not in kinds:
+            raise self.error(key, f"expected {what}, got a boolean")
+        if not isinstance(value, kinds):
+            raise self.error(key, f"expected {what}, got {_type_name(value)}")
+
+    def section(self, key: str) -> Section:
+        return Section(self.data.pop(key, None), self.source, self.key_path(key))
+
+    def section_list(self, key: str, required: bool = False) -> list[Section]:
+        """An array of tables (``[[key]]``)."""
+        value = self.data.pop(key, [])
+        if not isinstance(value, list) or (required and not value):
+            raise self.error(key, "expected at least one [[" + key + "]] table")
+        return [
+            Section(item, self.source, self.key_path(f"{key}[{i}]")) for i, item in enumerate(value)
+        ]
+
+    def string(self, key: str, default: object = _MISSING) -> str:
+        value = self._take(key, default)
+        self._expect(key, value, (str,), "a string")
+        assert isinstance(value, str)
+        if not value.strip():
+            raise self.error(key, "expected a non-empty string")
+        return value
+
+    def optional_string(self, key: str) -> str | None:
+        if key not in self.data:
+            return None
+        return self.string(key)
+
+    def choice(self, key: str, choices: Sequence[str], default: object = _MISSING) -> str:
+        value = self.string(key, default)
+        if value not in choices:
+            options = ", ".join(f'"{c}"' for c in choices)
+            raise self.error(key, f"expected one of {options}, got {value!r}")
+        return value
+
+    def pattern(self, key: str, regex: re.Pattern[str], what: str) -> str:
+        value = self.string(key)
+        if not regex.match(value):
+            raise self.error(key, f"expected {what}, got {value!r}")
+        return value
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self._take(key, default)
+        self._expect(key, value, (bool,), "true or false")
+        return bool(value)
+
+    def integer(
+        self, key: str, default: int, minimum: int | None = None, maximum: int | None = None
+    ) -> int:
+        value = self._take(key, default)
+        self._expect(key, value, (int,), "an integer")
+        assert isinstance(value, int)
+        if minimum is not None and value < minimum:
+            raise self.error(key, f"expected an integer >= {minimum}, got {value}")
+        if maximum is not None and value > maximum:
+            raise self.error(key, f"expected an integer <= {maximum}, got {value}")
+        return value
+
+    def fraction(self, key: str, default: float) -> float:
+        value = self._take(key, default)
+        self._expect(key, value, (int, float), "a number")
+        assert isinstance(value, int | float)
+        if not 0 < value <= 1:
+            raise self.error(key, f"expected a fraction in (0, 1], got {value}")
+        return float(value)
+
+    def duration(self, key: str, default: object = _MISSING) -> int:
+        value = self._take(key, default)
+        self._expect(key, value, (str, int, float), 'a duration such as "90s", "5m" or "24h"')
+        assert isinstance(value, str | int | float)
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            raise self.error(key, str(exc)) from None
+
+    def string_list(self, key: str) -> list[str]:
+        value = self._take(key, [])
+        if not isinstance(value, list):
+            raise self.error(key, f"expected an array of strings, got {_type_name(value)}")
+        for index, item in enumerate(value):
+            if not isinstance(item, str) or not item.strip():
+                raise self.error(f"{key}[{index}]", "expected a non-empty string")
+        return list(value)
+
+    def duration_list(self, key: str, default: list[str]) -> list[int]:
+        value = self._take(key, default)
+        if not isinstance(value, list) or not value:
+            raise self.error(key, "expected a non-empty array of durations")
+        probe = Section({str(i): v for i, v in enumerate(value)}, self.source, self.key_path(key))
+        result = []
+        for index in range(len(value)):
+            try:
+                result.append(probe.duration(str(index)))
+            except ConfigError as exc:
+                raise self.error(f"{key}[{index}]", exc.problem) from None
+        if len(set(result)) != len(result):
+            raise self.error(key, "windows must be distinct")
+        return sorted(result)
+
+    def url(self, key: str, required: bool) -> str | None:
+        if key not in self.data and not required:
+            return None
+        value = self.string(key)
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise self.error(key, f"expected an http:// or https:// URL, got {value!r}")
+        return value
+
+    def existing_file(self, key: str) -> str | None:
+        value = self.optional_string(key)
+        if value is not None and not os.path.isfile(value):
+            raise self.error(key, f"file not found: {value}")
+        return value

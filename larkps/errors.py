@@ -1,0 +1,59 @@
+"""The one error hierarchy of larkps.
+
+Every error a user can see derives from :class:`LarkpsError`. The CLI maps
+:class:`UsageError` (and its subclass :class:`ConfigError`) to exit code 2 and
+every other :class:`LarkpsError` to exit code 1.
+"""
+
+from __future__ import annotations
+
+
+class LarkpsError(Exception):
+    """Root of every larkps error; its message is one clear line."""
+
+    exit_code = 1
+
+
+class UsageError(LarkpsError):
+    """A command-line argument is malformed or missing."""
+
+    exit_code = 2
+
+
+class ConfigError(UsageError):
+    """A configuration file is unreadable or invalid.
+
+    The message names the file, the key path and what was expected.
+    """
+
+    def __init__(self, source: str, key_path: str, problem: str) -> None:
+        self.source = source
+        self.key_path = key_path
+        self.problem = problem
+        where = f"{source}: {key_path}" if key_path else source
+        super().__init__(f"{where}: {problem}")
+
+
+class ArchiveError(LarkpsError):
+    """A measurement archive could not be used."""
+
+    def __init__(self, archive: str, problem: str) -> None:
+        self.archive = archive
+        self.problem = problem
+        super().__init__(f"archive {archive}: {problem}")
+
+
+class ArchiveUnavailable(ArchiveError):
+    """The archive could not be reached or answered with an HTTP error."""
+
+
+class ArchiveFormatError(ArchiveError):
+    """The archive answered with something that is not the documented format."""
+
+
+class PublishError(LarkpsError):
+    """Ads could not be written or sent."""
+
+
+class StateError(LarkpsError):
+    """The local state store could not be read or written."""

@@ -1,0 +1,199 @@
+"""Turn path statistics into HTCondor ClassAds (classad2) and write them out.
+
+The only module that builds ClassAds. Untrusted text (site and host names from
+archives) enters ads only as typed string values with control characters
+removed, never as attribute names or expression text. Attribute names come from
+fixed templates and are checked against ``^[A-Za-z_][A-Za-z0-9_]*$``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import classad2
+
+from larkps import __version__
+from larkps.errors import PublishError
+from larkps.model import LossSummary, PathStats, Summary
+from larkps.units import format_duration
+
+PATH_AD_TYPE = "LarkPSPath"
+ATTRIBUTE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+SUMMARY_FIELDS = (
+    ("Count", "count"),
+    ("Median", "median"),
+    ("P10", "p10"),
+    ("P90", "p90"),
+    ("Mean", "mean"),
+    ("Min", "minimum"),
+    ("Max", "maximum"),
+    ("LatestTime", "latest_ts"),
+)
+
+
+def clean_text(text: str, limit: int = 256) -> str:
+    """Remove CR, LF and every other control character; bound the length."""
+    return _CONTROL.sub("", text)[:limit]
+
+
+@dataclass(frozen=True, slots=True)
+class AdContext:
+    """Per-cycle values every ad carries."""
+
+    update_time: int
+    lifetime: int
+    sequence: int
+    daemon_start: int
+
+
+class AdBuilder:
+    """Collect attributes for one ad, validating names and cleaning strings."""
+
+    def __init__(self) -> None:
+        self.attributes: dict[str, str | int | float | bool | list[str]] = {}
+
+    def set(self, name: str, value: str | int | float | bool | list[str] | None) -> None:
+        if not ATTRIBUTE_NAME.match(name):
+            raise PublishError(f"refusing attribute name {name!r}")
+        if value is None:
+            return
+        if isinstance(value, str):
+            value = clean_text(value)
+        elif isinstance(value, list):
+            value = [clean_text(v) for v in value]
+        self.attributes[name] = value
+
+    def build(self) -> classad2.ClassAd:
+        return classad2.ClassAd(self.attributes)
+
+
+def path_ad(stats: PathStats, context: AdContext) -> classad2.ClassAd:
+    """One generic ad for one path and window."""
+    ad = AdBuilder()
+    ad.set("MyType", PATH_AD_TYPE)
+    ad.set("Name", path_ad_name(stats))
+    ad.set("ClassAdLifetime", context.lifetime)
+    ad.set("UpdateSequenceNumber", context.sequence)
+    ad.set("DaemonStartTime", context.daemon_start)
+    ad.set("LarkPS_UpdateTime", context.update_time)
+    ad.set("LarkPS_Version", __version__)
+    ad.set("LarkPS_SourceSite", stats.path.source_site)
+    ad.set("LarkPS_DestinationSite", stats.path.destination_site)
+    ad.set("LarkPS_AddressFamily", stats.path.family.value)
+    ad.set("LarkPS_Hosts", list(stats.hosts))
+    label = format_duration(stats.window)
+    ad.set("LarkPS_Window", stats.window)
+    _set_summary(ad, f"LarkPS_ThroughputMbps_{label}", stats.throughput, scale=1e-6)
+    _set_summary(ad, f"LarkPS_OneWayDelayMs_{label}", stats.owdelay)
+    _set_summary(ad, f"LarkPS_RttMs_{label}", stats.rtt)
+    _set_loss(ad, f"LarkPS_Loss_{label}", stats.loss)
+    ad.set(f"LarkPS_Failures_{label}_Count", stats.failures)
+    return ad.build()
+
+
+def path_ad_name(stats: PathStats) -> str:
+    """Stable unique Name: one ad per path (the window is part of the attributes)."""
+    return clean_text(f"{stats.path.name}@larkps", limit=512)
+
+
+def _set_summary(ad: AdBuilder, prefix: str, summary: Summary, scale: float = 1.0) -> None:
+    for suffix, field_name in SUMMARY_FIELDS:
+        value = getattr(summary, field_name)
+        if value is not None and field_name not in ("count", "latest_ts"):
+            value = float(value) * scale
+        ad.set(f"{prefix}_{suffix}", value)
+
+
+def _set_loss(ad: AdBuilder, prefix: str, loss: LossSummary) -> None:
+    ad.set(f"{prefix}_Count", loss.count)
+    ad.set(f"{prefix}_Fraction", loss.fraction)
+    ad.set(f"{prefix}_PacketsSent", loss.packets_sent)
+    ad.set(f"{prefix}_PacketsLost", loss.packets_lost)
+    ad.set(f"{prefix}_LatestTime", loss.latest_ts)
+
+
+def path_ads(stats: Iterable[PathStats], context: AdContext) -> list[classad2.ClassAd]:
+    return [path_ad(s, context) for s in stats]
+
+
+def render_old(ads: Sequence[classad2.ClassAd], generated: int) -> str:
+    """Old syntax, blank-line separated, for ``condor_advertise -multiple``."""
+    stamp = datetime.fromtimestamp(generated, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    header = (
+        f"# larkps {__version__}: {len(ads)} ads generated {stamp}\n"
+        "# send with: condor_advertise -multiple UPDATE_AD_GENERIC <this file>\n"
+    )
+    # No blank line after the header: classad2 then reads an empty first ad.
+    return header + "\n".join(ad.printOld() for ad in ads)
+
+
+def render_new(ads: Sequence[classad2.ClassAd]) -> str:
+    """New syntax, one ad per line."""
+    return "".join(repr(ad) + "\n" for ad in ads)
+
+
+def render_json(ads: Sequence[classad2.ClassAd]) -> str:
+    """A JSON array of ads, in HTCondor's JSON encoding."""
+    # Raw UTF-8, not \\u escapes: classad2's JSON parser mangles \\u00e9 and the like.
+    documents = [json.loads(ad.printJson()) for ad in ads]
+    return json.dumps(documents, indent=1, ensure_ascii=False) + "\n"
+
+
+AD_FORMATS = ("old", "new", "json")
+
+
+def render(ads: Sequence[classad2.ClassAd], fmt: str, generated: int) -> str:
+    if fmt == "old":
+        return render_old(ads, generated)
+    if fmt == "new":
+        return render_new(ads)
+    if fmt == "json":
+        return render_json(ads)
+    raise PublishError(f"unknown ad format {fmt!r}")
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write text to path so readers see the old file or the new one, never a part."""
+    directory = path.parent
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
+    except OSError as exc:
+        raise PublishError(f"cannot write {path}: {exc.strerror}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+        _fsync_directory(directory)
+    except OSError as exc:
+        Path(temporary).unlink(missing_ok=True)
+        raise PublishError(f"cannot write {path}: {exc.strerror}") from None
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class FilePublisher:
+    """Write the cycle's ads as one old-syntax file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def publish(self, ads: Sequence[classad2.ClassAd], generated: int) -> str:
+        write_atomically(self.path, render_old(ads, generated))
+        return str(self.path)

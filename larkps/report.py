@@ -1,0 +1,158 @@
+"""Human- and tool-readable text renderings of statistics, settings and run reports."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from larkps.config import Settings
+from larkps.model import PathStats, RunReport
+from larkps.units import format_duration
+
+STATS_FORMATS = ("table", "json", "csv")
+COLUMNS = (
+    "source_site",
+    "destination_site",
+    "family",
+    "window_s",
+    "throughput_count",
+    "throughput_median_mbps",
+    "throughput_p10_mbps",
+    "throughput_p90_mbps",
+    "throughput_latest_ts",
+    "loss_fraction",
+    "loss_packets_sent",
+    "owdelay_median_ms",
+    "owdelay_p10_ms",
+    "owdelay_p90_ms",
+    "owdelay_count",
+    "rtt_median_ms",
+    "failures",
+)
+
+
+def stats_row(stats: PathStats) -> dict[str, Any]:
+    """One flat record per path, in output units (Mbps, ms, fraction)."""
+    tp, owd = stats.throughput, stats.owdelay
+    return {
+        "source_site": stats.path.source_site,
+        "destination_site": stats.path.destination_site,
+        "family": stats.path.family.value,
+        "window_s": stats.window,
+        "throughput_count": tp.count,
+        "throughput_median_mbps": _scaled(tp.median, 1e-6),
+        "throughput_p10_mbps": _scaled(tp.p10, 1e-6),
+        "throughput_p90_mbps": _scaled(tp.p90, 1e-6),
+        "throughput_latest_ts": tp.latest_ts,
+        "loss_fraction": stats.loss.fraction,
+        "loss_packets_sent": stats.loss.packets_sent,
+        "owdelay_median_ms": owd.median,
+        "owdelay_p10_ms": owd.p10,
+        "owdelay_p90_ms": owd.p90,
+        "owdelay_count": owd.count,
+        "rtt_median_ms": stats.rtt.median,
+        "failures": stats.failures,
+    }
+
+
+def _scaled(value: float | None, factor: float) -> float | None:
+    return None if value is None else value * factor
+
+
+def render_stats(stats: Sequence[PathStats], fmt: str) -> str:
+    rows = [stats_row(s) for s in stats]
+    if fmt == "json":
+        return json.dumps(rows, indent=1) + "\n"
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        return buffer.getvalue()
+    return _table(rows)
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    header = ("path", "fam", "Mbps p50", "p10-p90", "tests", "loss %", "owd ms", "rtt ms", "fail")
+    lines = [header] + [_table_cells(r) for r in rows]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    text = [
+        "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in lines
+    ]
+    return "\n".join(text) + "\n"
+
+
+def _table_cells(row: dict[str, Any]) -> tuple[str, ...]:
+    loss = row["loss_fraction"]
+    return (
+        f"{_printable(row['source_site'])} -> {_printable(row['destination_site'])}",
+        row["family"],
+        _fmt(row["throughput_median_mbps"], "{:.0f}"),
+        _range(row["throughput_p10_mbps"], row["throughput_p90_mbps"]),
+        str(row["throughput_count"]),
+        "-" if loss is None else f"{100 * loss:.3f}",
+        _fmt(row["owdelay_median_ms"], "{:.2f}"),
+        _fmt(row["rtt_median_ms"], "{:.2f}"),
+        str(row["failures"]),
+    )
+
+
+def _printable(text: str) -> str:
+    return "".join(c if c.isprintable() else "?" for c in text)
+
+
+def _fmt(value: float | None, pattern: str) -> str:
+    return "-" if value is None else pattern.format(value)
+
+
+def _range(low: float | None, high: float | None) -> str:
+    if low is None or high is None:
+        return "-"
+    return f"{low:.0f}-{high:.0f}"
+
+
+def summary_lines(report: RunReport) -> Iterable[str]:
+    """A short account of one cycle."""
+    yield (
+        f"{report.paths} paths from {report.series} series ({report.points} points) "
+        f"over {format_duration(report.window)} in {report.duration_s:.1f} s"
+    )
+    for output in report.outputs:
+        yield f"wrote {report.ads_written} ads to {output}"
+    for problem in report.problems:
+        yield f"warning: archive {problem.archive} ({problem.what}): {problem.problem}"
+
+
+def describe_settings(settings: Settings) -> str:
+    """The resolved settings as indented JSON (durations in seconds)."""
+    document = {
+        "source": settings.source,
+        "state_dir": str(settings.state_dir),
+        "interval_s": settings.interval,
+        "archives": [dataclasses.asdict(a) for a in settings.archives],
+        "sites": [_rule(r) for r in settings.sites.rules],
+        "windows": dataclasses.asdict(settings.windows),
+        "publish": dataclasses.asdict(settings.publish),
+        "throttle": dataclasses.asdict(settings.throttle),
+    }
+    return json.dumps(document, indent=2, default=_jsonable) + "\n"
+
+
+def _rule(rule: Any) -> dict[str, Any]:
+    return {
+        "site": rule.site,
+        "hosts": list(rule.hosts),
+        "domains": list(rule.domains),
+        "networks": [str(n) for n in rule.networks],
+    }
+
+
+def _jsonable(value: object) -> str:
+    if isinstance(value, Path):
+        return str(value)
+    return str(value)

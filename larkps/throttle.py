@@ -1,0 +1,36 @@
+"""Pure throttle arithmetic: bandwidth in, concurrency limits out.
+
+No I/O, no clock and no pandas. Issue-sized policy (step limits, hold on stale
+data, rationale strings) builds on these primitives.
+"""
+
+from __future__ import annotations
+
+import math
+
+
+def concurrency_for(
+    bandwidth_bps: float,
+    per_job_rate_bps: float,
+    utilisation: float,
+    min_jobs: int,
+    max_jobs: int,
+) -> int:
+    """How many jobs fit: floor(utilisation * bandwidth / per-job rate), clamped.
+
+    >>> concurrency_for(10e9, 1e9, 0.8, 1, 100)
+    8
+    """
+    if per_job_rate_bps <= 0 or not math.isfinite(per_job_rate_bps):
+        raise ValueError("per-job rate must be a positive number of bits/s")
+    if bandwidth_bps < 0 or not math.isfinite(bandwidth_bps):
+        raise ValueError("bandwidth must be a non-negative number of bits/s")
+    fitting = math.floor(utilisation * bandwidth_bps / per_job_rate_bps)
+    return max(min_jobs, min(max_jobs, fitting))
+
+
+def transfer_seconds(size_bytes: int, bandwidth_bps: float) -> float:
+    """Time to move size_bytes at bandwidth_bps (infinite when there is no bandwidth)."""
+    if bandwidth_bps <= 0:
+        return math.inf
+    return size_bytes * 8.0 / bandwidth_bps

@@ -1,0 +1,97 @@
+"""The command-line contract: exit codes, one-line errors, no half-written output."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from larkps import __version__
+from larkps.cli import build_parser, main
+
+CONFIGS = Path(__file__).parent / "fixtures" / "config"
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_version_via_python_m():
+    done = subprocess.run(
+        [sys.executable, "-m", "larkps", "--version"], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0
+    assert done.stdout.strip() == f"larkps {__version__}"
+
+
+def test_every_command_has_help_and_an_example():
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if a.dest == "command")
+    commands = subparsers.choices  # type: ignore[attr-defined]
+    assert {"demo", "once", "stats", "ads", "check-config"} <= set(commands)
+    for name, sub in commands.items():
+        assert sub.description, name
+        assert sub.epilog and sub.epilog.startswith("example: larkps "), name
+
+
+def test_check_config_prints_resolved_settings(capsys: pytest.CaptureFixture[str]):
+    assert main(["check-config", str(CONFIGS / "minimal.toml")]) == 0
+    resolved = json.loads(capsys.readouterr().out)
+    assert resolved["archives"][0]["read_timeout"] == 30.0
+    assert resolved["windows"]["default"] == 86400
+
+
+def test_bad_config_exits_2_with_one_line(capsys: pytest.CaptureFixture[str]):
+    assert main(["check-config", str(CONFIGS / "bad_kind.toml")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "bad_kind.toml: archives[0].kind: expected one of" in err
+    assert "Traceback" not in err
+
+
+def test_usage_error_exits_2(capsys: pytest.CaptureFixture[str]):
+    with pytest.raises(SystemExit) as caught:
+        main(["stats", "--archive", "ps.example.org", "--window", "forever"])
+    assert caught.value.code == 2
+    assert "--window" in capsys.readouterr().err
+
+
+def test_bad_archive_url_is_a_usage_error(capsys: pytest.CaptureFixture[str]):
+    assert main(["stats", "--archive", "ftp://ps.example.org"]) == 2
+    assert "--archive" in capsys.readouterr().err
+
+
+def test_unreachable_archive_exits_1_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    port = closed_port()
+    ads = tmp_path / "larkps.ads"
+    config = tmp_path / "larkps.toml"
+    config.write_text(
+        f'[[archives]]\nname = "down"\nkind = "esmond"\nurl = "http://127.0.0.1:{port}"\n'
+        f'connect_timeout = "2s"\n[publish.file]\npath = "{ads}"\n'
+    )
+    assert main(["once", "--config", str(config)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == f"larkps: error: archive down: cannot connect to http://127.0.0.1:{port}" \
+        "/esmond/perfsonar/archive/"
+    assert not ads.exists()
+    assert list(tmp_path.iterdir()) == [config]
+
+
+def test_traceback_only_with_verbose():
+    url = f"http://127.0.0.1:{closed_port()}"
+    for flags, shown in (([], False), (["-v"], True)):
+        done = subprocess.run(
+            [sys.executable, "-m", "larkps", *flags, "stats", "--archive", url],
+            capture_output=True, text=True, check=False,
+        )
+        assert done.returncode == 1
+        assert ("Traceback" in done.stderr) is shown
+        assert done.stderr.strip().endswith(f"cannot connect to {url}/esmond/perfsonar/archive/")

@@ -1,0 +1,131 @@
+"""Configuration loading: one fixture file per failure mode."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+import pytest
+
+from larkps.config import adhoc_settings, load_settings
+from larkps.errors import ConfigError
+
+CONFIGS = Path(__file__).parent / "fixtures" / "config"
+REPO = Path(__file__).resolve().parents[1]
+
+FAILURES = [
+    ("unknown_key", "archives[0].colour", "unknown key"),
+    ("unknown_section", "logging", "unknown key"),
+    ("missing_archives", "archives", "at least one [[archives]]"),
+    ("bad_kind", "archives[0].kind", 'expected one of "esmond", "embedded"'),
+    ("bad_url", "archives[0].url", "http:// or https:// URL"),
+    ("missing_url", "archives[0].url", "required key is missing"),
+    ("bad_duration", "archives[0].read_timeout", "duration"),
+    ("bad_type", "archives[0].max_connections", "expected an integer, got a string"),
+    ("bad_network", "sites.UNL.networks[1]", "IPv4 or IPv6 network"),
+    ("empty_site", "sites.UNL", "at least one of hosts, domains or networks"),
+    ("duplicate_archive", "archives[1].name", "duplicate archive name"),
+    ("bad_default_window", "windows.default", "one of windows.list"),
+    ("not_toml", "", "not valid TOML"),
+    ("bad_fraction", "throttle.target_utilisation", "fraction"),
+    ("min_over_max", "throttle.min_jobs", "must not exceed"),
+    ("embedded_with_url", "archives[0].url", "no url"),
+    ("missing_ca_bundle", "archives[0].ca_bundle", "file not found"),
+    ("bad_site_name", "sites.UNL; Requirements = true", "site name"),
+    ("bad_bool", "archives[0].verify_tls", "true or false"),
+    ("bad_window_list", "windows.list[1]", "duration"),
+    ("embedded_bad_flavour", "archives[0].embedded.flavour", '"esmond", "elmond"'),
+    ("unknown_publish_key", "publish.file.mode", "unknown key"),
+]
+
+
+@pytest.mark.parametrize(("name", "key_path", "problem"), FAILURES)
+def test_each_failure_names_file_key_and_expectation(name: str, key_path: str, problem: str):
+    path = CONFIGS / f"{name}.toml"
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+    error = caught.value
+    assert error.source == str(path)
+    assert error.key_path == key_path
+    assert problem in error.problem
+    message = str(error)
+    assert message.startswith(str(path))
+    assert "\n" not in message
+
+
+def test_every_fixture_file_is_covered():
+    covered = {name for name, _, _ in FAILURES} | {"minimal"}
+    assert {p.stem for p in CONFIGS.glob("*.toml")} == covered
+
+
+def test_missing_file_is_a_config_error(tmp_path: Path):
+    with pytest.raises(ConfigError, match="file not found"):
+        load_settings(tmp_path / "nope.toml")
+
+
+def test_minimal_config_gets_documented_defaults():
+    settings = load_settings(CONFIGS / "minimal.toml")
+    (archive,) = settings.archives
+    assert (archive.name, archive.kind, archive.url) == ("ma", "esmond", "https://ps.example.org")
+    assert archive.verify_tls is True
+    assert (archive.connect_timeout, archive.read_timeout) == (5.0, 30.0)
+    assert settings.windows.windows == (3600, 86400, 604800)
+    assert settings.windows.default == 86400
+    assert settings.publish.ad_lifetime == 900
+    assert settings.publish.file is None
+    assert not settings.sites
+
+
+def test_example_config_is_valid_and_maps_sites():
+    settings = load_settings(REPO / "config" / "larkps.example.toml")
+    assert settings.archives[0].url == "https://ps-archive.example.org"
+    assert settings.interval == 300
+    sites = settings.sites
+    assert sites.site_for("perfsonar-lat.unl.edu", "") == "UNL"
+    assert sites.site_for("ps.chtc.wisc.edu", "") == "WISC"
+    assert sites.site_for("unknown.example.net", "128.104.3.4") == "WISC"
+    assert sites.site_for("unknown.example.net", "2600:900:1::5") == "UNL"
+    assert sites.site_for("unknown.example.net", "192.0.2.1") == "unknown.example.net"
+
+
+def test_demo_config_in_repo_is_the_packaged_one():
+    repo_copy = (REPO / "config" / "demo.toml").read_bytes()
+    packaged = (REPO / "larkps" / "data" / "demo.toml").read_bytes()
+    assert repo_copy == packaged
+    settings = load_settings(REPO / "config" / "demo.toml")
+    assert settings.archives[0].kind == "embedded"
+
+
+def test_settings_are_frozen():
+    settings = load_settings(CONFIGS / "minimal.toml")
+    with pytest.raises(AttributeError):
+        settings.interval = 1  # type: ignore[misc]
+
+
+def test_adhoc_settings_for_one_archive_have_no_site_map():
+    settings = adhoc_settings("https://ps.example.org/esmond/perfsonar/archive/", 3600)
+    assert settings.windows.default == 3600
+    assert not settings.sites
+    assert settings.sites.site_for("a.example.org", "192.0.2.1") == "a.example.org"
+
+
+def test_site_map_prefers_name_then_domain_then_longest_network():
+    from larkps.config import settings_from_dict
+
+    document = {
+        "archives": [{"name": "a", "kind": "esmond", "url": "https://x.example"}],
+        "sites": {
+            "WIDE": {"networks": ["192.0.2.0/24"]},
+            "NARROW": {"networks": ["192.0.2.128/25"]},
+            "BYNAME": {"hosts": ["special.site.example"]},
+            "BYDOMAIN": {"domains": ["site.example"]},
+        },
+    }
+    sites = settings_from_dict(document).sites
+    assert sites.site_for("special.site.example", "192.0.2.200") == "BYNAME"
+    assert sites.site_for("other.site.example", "192.0.2.200") == "BYDOMAIN"
+    assert sites.site_for("notsite.example", "192.0.2.200") == "NARROW"
+    assert sites.site_for("x.other", "192.0.2.5") == "WIDE"
+    assert sites.site_for("evilsite.example", "") == "evilsite.example"
+    wide = next(r for r in sites.rules if r.site == "WIDE")
+    assert wide.networks == (ipaddress.ip_network("192.0.2.0/24"),)

@@ -1,0 +1,224 @@
+"""The esmond/elmond client against real HTTP servers on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+from pytest_httpserver import HTTPServer
+
+from larkps.errors import ArchiveFormatError, ArchiveUnavailable
+from larkps.fetch import (
+    ARCHIVE_PATH,
+    EsmondSource,
+    HttpOptions,
+    JsonClient,
+    archive_url,
+    parse_histogram,
+    parse_metadata,
+)
+from larkps.model import Family, Metric
+from larkps.sites import SiteMap, SiteRule
+
+ARCHIVE = Path(__file__).parent / "fixtures" / "archive"
+
+
+def load(name: str) -> object:
+    return json.loads((ARCHIVE / name).read_text())
+
+
+def make_source(server: HTTPServer, **kwargs: int) -> EsmondSource:
+    client = JsonClient("test", HttpOptions(connect_timeout=2, read_timeout=2))
+    sites = SiteMap((SiteRule("SITE-A", domains=("site-a.example",)),))
+    return EsmondSource("test", server.url_for("/"), client, sites, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("ps.example.org", "https://ps.example.org/esmond/perfsonar/archive/"),
+        ("http://ps.example.org", "http://ps.example.org/esmond/perfsonar/archive/"),
+        ("https://ps.example.org/", "https://ps.example.org/esmond/perfsonar/archive/"),
+        (
+            "https://ps.example.org/esmond/perfsonar/archive",
+            "https://ps.example.org/esmond/perfsonar/archive/",
+        ),
+        (
+            "http://127.0.0.1:8080/proxy/esmond/perfsonar/archive/?x=1",
+            "http://127.0.0.1:8080/proxy/esmond/perfsonar/archive/",
+        ),
+    ],
+)
+def test_archive_url_accepts_host_or_full_url(given: str, expected: str):
+    assert archive_url(given) == expected
+
+
+def test_archive_url_rejects_other_schemes():
+    with pytest.raises(ValueError, match="archive host"):
+        archive_url("ftp://ps.example.org")
+
+
+def test_discover_pages_until_short_page_and_maps_sites(httpserver: HTTPServer):
+    objects = load("esmond_metadata.json")
+    assert isinstance(objects, list)
+    for event_type in ("histogram-owdelay", "throughput"):
+        matching = [o for o in objects if any(e["event-type"] == event_type
+                                              for e in o["event-types"])]
+        for offset in (0, 2):
+            httpserver.expect_request(
+                ARCHIVE_PATH,
+                query_string={"event-type": event_type, "time-start": "1699990000",
+                              "limit": "2", "offset": str(offset)},
+            ).respond_with_json(matching[offset : offset + 2])
+    source = make_source(httpserver, metadata_page=2)
+    series = source.discover(["histogram-owdelay", "throughput", "failures"], 1699990000)
+    by_event = {(s.key.metadata_key[:4], s.key.event_type): s for s in series}
+    assert set(by_event) == {
+        ("1a2b", "histogram-owdelay"),
+        ("1a2b", "failures"),
+        ("2b3c", "histogram-owdelay"),
+        ("3c4d", "throughput"),
+        ("3c4d", "failures"),
+    }
+    owd = by_event[("1a2b", "histogram-owdelay")]
+    assert owd.bucket_width == pytest.approx(0.0001)
+    assert owd.source.site == "SITE-A"
+    assert owd.destination.site == "ps-lat.site-b.example"  # unmapped: own site
+    assert by_event[("2b3c", "histogram-owdelay")].family is Family.IPV6
+    assert by_event[("3c4d", "throughput")].data_uri.endswith("/throughput/base")
+    offsets = [r.args.get("offset") for r, _ in httpserver.log]
+    assert offsets == ["0", "2", "0"]  # two owdelay pages (the second short), one throughput
+
+
+def test_elmond_metadata_uses_base_uri_verbatim():
+    (obj,) = load("elmond_metadata.json")  # type: ignore[misc]
+    series = parse_metadata(obj, "elmond", "https://x/esmond/perfsonar/archive/", SiteMap())
+    throughput = next(s for s in series if s.metric is Metric.THROUGHPUT)
+    assert throughput.data_uri.endswith("/throughput/base/0")
+    assert len(throughput.key.metadata_key) == 64
+
+
+def test_fetch_pages_by_time_start(httpserver: HTTPServer):
+    uri = "/esmond/perfsonar/archive/3c4d/throughput/base"
+    rows = load("throughput.json")
+    assert isinstance(rows, list)
+    httpserver.expect_request(
+        uri, query_string={"time-start": "1699999000", "time-end": "1700030000", "limit": "2"}
+    ).respond_with_json(rows[:2])
+    httpserver.expect_request(
+        uri, query_string={"time-start": "1700007201", "time-end": "1700030000", "limit": "2"}
+    ).respond_with_json(rows[2:])
+    httpserver.expect_request(
+        uri, query_string={"time-start": "1700021601", "time-end": "1700030000", "limit": "2"}
+    ).respond_with_json([])
+    source = make_source(httpserver, data_page=2)
+    series = _series(source, "throughput", uri)
+    points = source.fetch(series, 1699999000, 1700030000)
+    assert [p.ts for p in points] == [1700000000, 1700007200, 1700014400, 1700021600]
+    assert points[1].value == pytest.approx(7225480000.0)
+
+
+def _series(source: EsmondSource, event_type: str, uri: str, width: str = "0.001"):
+    obj = {
+        "metadata-key": "3c4d",
+        "source": "192.0.2.11",
+        "destination": "198.51.100.21",
+        "sample-bucket-width": width,
+        "event-types": [{"event-type": event_type, "base-uri": uri}],
+    }
+    (series,) = parse_metadata(obj, source.name, source.url, source.sites)
+    return series
+
+
+def test_histogram_labels_are_rescaled_when_bucket_width_is_not_a_millisecond(
+    httpserver: HTTPServer,
+):
+    uri = "/esmond/perfsonar/archive/1a2b/histogram-owdelay/base"
+    httpserver.expect_request(uri).respond_with_json(load("histogram_owdelay_bw0.0001.json"))
+    source = make_source(httpserver)
+    points = source.fetch(_series(source, "histogram-owdelay", uri, "0.0001"), 0, 1700001000)
+    assert [p.ts for p in points] == [1700000060, 1700000120, 1700000180]
+    assert points[0].histogram == ((34.4, 506), (34.5, 85), (34.6, 5), (34.7, 4))
+    assert points[2].histogram is not None and points[2].histogram[0] == (34.3, 1)
+
+
+def test_failures_keep_their_message(httpserver: HTTPServer):
+    uri = "/esmond/perfsonar/archive/3c4d/failures/base"
+    httpserver.expect_request(uri).respond_with_json(load("failures.json"))
+    source = make_source(httpserver)
+    (point,) = source.fetch(_series(source, "failures", uri), 0, 1800000000)
+    assert point.value is None
+    assert point.note is not None and "unable to connect" in point.note
+
+
+def test_bad_points_are_skipped_not_stored(httpserver: HTTPServer):
+    uri = "/esmond/perfsonar/archive/3c4d/throughput/base"
+    httpserver.expect_request(uri).respond_with_json(load("bad_values.json"))
+    source = make_source(httpserver)
+    points = source.fetch(_series(source, "throughput", uri), 0, 1800000000)
+    assert [(p.ts, p.value) for p in points] == [(1700000000, 940e6), (1700000500, 950e6)]
+
+
+def test_parse_histogram_ignores_garbage_buckets():
+    value = {"12.5": 3, "x": 4, "13.0": -1, "NaN": 2, "12.0": "7"}
+    assert parse_histogram(value, None) == ((12.0, 7), (12.5, 3))
+    assert parse_histogram("not a histogram", None) == ()
+
+
+@pytest.mark.parametrize("status", [404, 500, 503])
+def test_http_errors_name_status_and_url(httpserver: HTTPServer, status: int):
+    httpserver.expect_request(ARCHIVE_PATH).respond_with_data("oops", status=status)
+    source = make_source(httpserver)
+    with pytest.raises(ArchiveUnavailable, match=f"HTTP {status} from http://"):
+        source.discover(["throughput"], 0)
+
+
+@pytest.mark.parametrize(
+    ("fixture", "error"),
+    [("truncated.json", "not JSON"), ("wrong_shape.json", "is not a list")],
+)
+def test_malformed_responses_are_format_errors(httpserver: HTTPServer, fixture: str, error: str):
+    body = (ARCHIVE / fixture).read_text()
+    httpserver.expect_request(ARCHIVE_PATH).respond_with_data(body, content_type="application/json")
+    source = make_source(httpserver)
+    with pytest.raises(ArchiveFormatError, match=error):
+        source.discover(["throughput"], 0)
+
+
+def test_nan_in_json_is_refused(httpserver: HTTPServer):
+    httpserver.expect_request(ARCHIVE_PATH).respond_with_data('[{"ts": 1, "val": NaN}]')
+    with pytest.raises(ArchiveFormatError, match="NaN"):
+        make_source(httpserver).discover(["throughput"], 0)
+
+
+def test_redirect_to_another_host_is_refused(httpserver: HTTPServer):
+    httpserver.expect_request(ARCHIVE_PATH).respond_with_data(
+        "", status=302, headers={"Location": "http://198.18.0.1/esmond/perfsonar/archive/"}
+    )
+    with pytest.raises(ArchiveUnavailable, match="refused redirect"):
+        make_source(httpserver).discover(["throughput"], 0)
+
+
+def test_connection_refused_names_the_url():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    client = JsonClient("down", HttpOptions(connect_timeout=1, read_timeout=1))
+    source = EsmondSource("down", f"http://127.0.0.1:{port}", client, SiteMap())
+    with pytest.raises(ArchiveUnavailable, match=f"cannot connect to http://127.0.0.1:{port}"):
+        source.discover(["throughput"], 0)
+
+
+def test_real_debrecen_metadata_parses(shared_samples: Path):
+    objects = json.loads(
+        (shared_samples / "esmond_metadata_list__perfsonar.debrecen3.hbone.hu__pscheduler_era.json")
+        .read_text()
+    )
+    series = [s for o in objects for s in parse_metadata(o, "deb", "http://x/", SiteMap())]
+    families = {s.family for s in series}
+    assert families == {Family.IPV4, Family.IPV6}
+    owd = [s for s in series if s.metric is Metric.OWDELAY]
+    assert owd and all(s.bucket_width == pytest.approx(0.0001) for s in owd)
+    assert all(s.data_uri.startswith("/esmond/perfsonar/archive/") for s in series)
