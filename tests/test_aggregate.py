@@ -72,8 +72,12 @@ def test_loss_is_sum_of_lost_over_sum_of_sent_not_mean_of_fractions():
 
 
 def test_path_stats_window_is_exclusive_at_start_inclusive_at_end():
-    points = [Point(NOW - DAY, value=1e9), Point(NOW - DAY + 1, value=2e9), Point(NOW, value=4e9),
-              Point(NOW + 1, value=8e9)]
+    points = [
+        Point(NOW - DAY, value=1e9),
+        Point(NOW - DAY + 1, value=2e9),
+        Point(NOW, value=4e9),
+        Point(NOW + 1, value=8e9),
+    ]
     (stats,) = path_stats([(series(Metric.THROUGHPUT), points)], DAY, NOW)
     assert stats.throughput.count == 2
     assert stats.throughput.median == pytest.approx(3e9)

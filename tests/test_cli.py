@@ -79,8 +79,10 @@ def test_unreachable_archive_exits_1_and_writes_nothing(
     )
     assert main(["once", "--config", str(config)]) == 1
     err = capsys.readouterr().err.strip()
-    assert err == f"larkps: error: archive down: cannot connect to http://127.0.0.1:{port}" \
+    assert (
+        err == f"larkps: error: archive down: cannot connect to http://127.0.0.1:{port}"
         "/esmond/perfsonar/archive/"
+    )
     assert not ads.exists()
     assert list(tmp_path.iterdir()) == [config]
 
@@ -90,7 +92,9 @@ def test_traceback_only_with_verbose():
     for flags, shown in (([], False), (["-v"], True)):
         done = subprocess.run(
             [sys.executable, "-m", "larkps", *flags, "stats", "--archive", url],
-            capture_output=True, text=True, check=False,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         assert done.returncode == 1
         assert ("Traceback" in done.stderr) is shown

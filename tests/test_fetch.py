@@ -64,13 +64,18 @@ def test_discover_pages_until_short_page_and_maps_sites(httpserver: HTTPServer):
     objects = load("esmond_metadata.json")
     assert isinstance(objects, list)
     for event_type in ("histogram-owdelay", "throughput"):
-        matching = [o for o in objects if any(e["event-type"] == event_type
-                                              for e in o["event-types"])]
+        matching = [
+            o for o in objects if any(e["event-type"] == event_type for e in o["event-types"])
+        ]
         for offset in (0, 2):
             httpserver.expect_request(
                 ARCHIVE_PATH,
-                query_string={"event-type": event_type, "time-start": "1699990000",
-                              "limit": "2", "offset": str(offset)},
+                query_string={
+                    "event-type": event_type,
+                    "time-start": "1699990000",
+                    "limit": "2",
+                    "offset": str(offset),
+                },
             ).respond_with_json(matching[offset : offset + 2])
     source = make_source(httpserver, metadata_page=2)
     series = source.discover(["histogram-owdelay", "throughput", "failures"], 1699990000)
@@ -213,8 +218,10 @@ def test_connection_refused_names_the_url():
 
 def test_real_debrecen_metadata_parses(shared_samples: Path):
     objects = json.loads(
-        (shared_samples / "esmond_metadata_list__perfsonar.debrecen3.hbone.hu__pscheduler_era.json")
-        .read_text()
+        (
+            shared_samples
+            / "esmond_metadata_list__perfsonar.debrecen3.hbone.hu__pscheduler_era.json"
+        ).read_text()
     )
     series = [s for o in objects for s in parse_metadata(o, "deb", "http://x/", SiteMap())]
     families = {s.family for s in series}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import classad2
@@ -30,8 +29,16 @@ def stats(src: str = "ALPHA", dst: str = "BRAVO", hosts: tuple[str, ...] = ()) -
         path=PathKey(src, dst, Family.IPV6),
         window=86400,
         window_end=CONTEXT.update_time,
-        throughput=Summary(count=12, median=9.4e9, p10=8e9, p90=9.5e9, mean=9e9, minimum=7e9,
-                           maximum=9.6e9, latest_ts=1_699_999_000),
+        throughput=Summary(
+            count=12,
+            median=9.4e9,
+            p10=8e9,
+            p90=9.5e9,
+            mean=9e9,
+            minimum=7e9,
+            maximum=9.6e9,
+            latest_ts=1_699_999_000,
+        ),
         owdelay=Summary(count=1440, median=12.34, p10=12.3, p90=12.5, latest_ts=1_699_999_960),
         rtt=Summary(count=0),
         loss=LossSummary(count=1440, packets_sent=864000, packets_lost=86, latest_ts=1_699_999_960),
@@ -71,8 +78,10 @@ def test_untrusted_names_round_trip_exactly_in_every_format(fmt: str):
     elif fmt == "new":
         parsed = [classad2.ClassAd(line) for line in text.splitlines()]
     else:
-        parsed = [classad2.parseOne(json.dumps(o, ensure_ascii=False), classad2.ParserType.JSON)
-                  for o in json.loads(text)]
+        parsed = [
+            classad2.parseOne(json.dumps(o, ensure_ascii=False), classad2.ParserType.JSON)
+            for o in json.loads(text)
+        ]
     assert len(parsed) == 2
     for original, back in zip(ads, parsed, strict=True):
         assert set(back.keys()) == set(original.keys())
@@ -102,18 +111,17 @@ def test_old_syntax_file_has_header_and_blank_line_separated_ads(tmp_path: Path)
     assert names == ["ALPHA->BRAVO/ipv6@larkps", "BRAVO->ALPHA/ipv6@larkps"]
 
 
-def test_atomic_write_leaves_old_file_when_it_fails(tmp_path: Path):
+def test_atomic_write_replaces_whole_file_or_nothing(tmp_path: Path):
     target = tmp_path / "larkps.ads"
     target.write_text("old content\n")
-    os.chmod(tmp_path, 0o500)
-    try:
-        if os.access(tmp_path, os.W_OK):
-            pytest.skip("running as root: directory permissions do not stop writes")
-        with pytest.raises(PublishError, match="cannot write"):
-            write_atomically(target, "new content\n")
-    finally:
-        os.chmod(tmp_path, 0o700)
-    assert target.read_text() == "old content\n"
+    write_atomically(target, "new content\n")
+    assert target.read_text() == "new content\n"
+    blocked = tmp_path / "not-a-dir" / "larkps.ads"
+    blocked.parent.write_text("a file where the directory should be")
+    with pytest.raises(PublishError, match="cannot write"):
+        write_atomically(blocked, "x")
+    assert target.read_text() == "new content\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["larkps.ads", "not-a-dir"]
 
 
 def test_atomic_write_into_a_file_path_that_is_a_directory_fails_cleanly(tmp_path: Path):

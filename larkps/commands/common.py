@@ -1,0 +1,44 @@
+"""Helpers shared by the command modules."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import TypeAlias
+
+from larkps.units import parse_duration
+
+Handler = Callable[[argparse.Namespace], int]
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+
+def duration_arg(text: str) -> int:
+    """argparse type for durations such as 90s, 5m, 1h or 7d."""
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_command(
+    commands: Subparsers, name: str, handler: Handler, summary: str, example: str
+) -> argparse.ArgumentParser:
+    """A subcommand with a one-line summary and an example in its help."""
+    sub: argparse.ArgumentParser = commands.add_parser(
+        name, help=summary, description=summary, epilog=f"example: {example}"
+    )
+    sub.set_defaults(handler=handler)
+    return sub
+
+
+def add_window(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--window", type=duration_arg, help="statistics window, e.g. 1h, 24h, 7d")
+
+
+def add_archive(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument(
+        "--archive", required=True, help="archive host or full /esmond/perfsonar/archive/ URL"
+    )
+    sub.add_argument("--insecure", action="store_true", help="do not verify TLS certificates")
+    sub.add_argument("--ca-bundle", help="CA bundle to verify the archive's certificate")
+    add_window(sub)

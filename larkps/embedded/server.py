@@ -1,0 +1,201 @@
+"""EmbeddedArchive: an esmond/elmond-compatible HTTP server over a :class:`Mesh`.
+
+Stdlib only: a ``ThreadingHTTPServer`` speaking HTTP/1.1 with keep-alive, bound to
+loopback by default, serving on a daemon thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+
+from larkps.embedded.mesh import Mesh
+from larkps.embedded.metadata import ARCHIVE_PATH
+from larkps.embedded.routes import ArchiveApp, Request, Response
+
+log = logging.getLogger(__name__)
+_MAX_BODY = 1 << 20
+_POLL_SECONDS = 0.05
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], archive: EmbeddedArchive) -> None:
+        self.archive = archive
+        self.connections: set[socket.socket] = set()
+        self.conn_lock = threading.Lock()
+        family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        self.address_family = family
+        super().__init__(address, _Handler)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "larkps-embedded-archive/1"
+    timeout = 60
+    server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with self.server.conn_lock:
+            self.server.connections.add(self.connection)
+
+    def finish(self) -> None:
+        with self.server.conn_lock:
+            self.server.connections.discard(self.connection)
+        super().finish()
+
+    def do_GET(self) -> None:
+        self._serve(head=False)
+
+    def do_HEAD(self) -> None:
+        self._serve(head=True)
+
+    def _not_allowed(self) -> None:
+        self._drain()
+        self._send(Response(405, {"detail": f'Method "{self.command}" not allowed.'}), head=False)
+
+    def _drain(self) -> None:
+        """Consume a request body so the next request on this connection parses."""
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if 0 <= length <= _MAX_BODY:
+            self.rfile.read(length)
+        else:
+            self.close_connection = True
+
+    do_POST = do_PUT = do_DELETE = do_PATCH = _not_allowed
+
+    def _serve(self, head: bool) -> None:
+        self._drain()
+        path, _, query = self.path.partition("?")
+        host = self.headers.get("Host") or self.server.archive.authority
+        request = Request(path=path, query=query, root=f"http://{host}")
+        try:
+            response = self.server.archive.app.handle(request)
+        except Exception:
+            log.exception("embedded archive failed on %s", self.path)
+            response = Response(500, {"detail": "internal error"})
+        self._send(response, head)
+
+    def _send(self, response: Response, head: bool) -> None:
+        sort = self.server.archive.mesh.config.flavour == "elmond"
+        body = json.dumps(
+            response.body, separators=(",", ":"), sort_keys=sort, allow_nan=False
+        ).encode()
+        self.send_response(response.status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in response.headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.server.archive.count_request()
+        if not head:
+            self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        log.debug("%s %s", self.address_string(), format % args)
+
+
+class EmbeddedArchive:
+    """Serve ``mesh`` as a perfSONAR measurement archive on ``host``:``port``.
+
+    ``port=0`` picks a free port. ``clock`` is the archive's notion of now (Unix
+    seconds); no point with a later timestamp is ever served.
+    """
+
+    def __init__(
+        self,
+        mesh: Mesh,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.mesh = mesh
+        self.host = host
+        self.port = port
+        self.app = ArchiveApp(mesh, clock)
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._served = 0
+        self._count_lock = threading.Lock()
+
+    def start(self) -> EmbeddedArchive:
+        """Bind and serve on a daemon thread; returns self."""
+        if self._server is not None:
+            return self
+        self._server = _Server((self.host, self.port), self)
+        self.port = int(self._server.server_address[1])
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            args=(_POLL_SECONDS,),
+            name=f"embedded-archive-{self.port}",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, close open connections and the listening socket."""
+        server, thread = self._server, self._thread
+        if server is None:
+            return
+        server.shutdown()
+        with server.conn_lock:
+            for conn in list(server.connections):
+                with contextlib.suppress(OSError):
+                    conn.shutdown(socket.SHUT_RDWR)
+        server.server_close()
+        if thread is not None:
+            thread.join()
+        self._server = self._thread = None
+
+    def __enter__(self) -> EmbeddedArchive:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def authority(self) -> str:
+        """host:port as it appears in URLs."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        """Base URL, e.g. ``http://127.0.0.1:40123``."""
+        return f"http://{self.authority}"
+
+    @property
+    def archive_url(self) -> str:
+        """The archive root: ``url + "/esmond/perfsonar/archive/"``."""
+        return f"{self.url}{ARCHIVE_PATH}/"
+
+    @property
+    def requests_served(self) -> int:
+        """Number of responses sent so far."""
+        with self._count_lock:
+            return self._served
+
+    def count_request(self) -> None:
+        """Record one served response (called by the handler)."""
+        with self._count_lock:
+            self._served += 1
