@@ -63,6 +63,7 @@ class HttpOptions:
     verify_tls: bool = True
     ca_bundle: str | None = None
     max_connections: int = 8
+    auth: tuple[str, str] | None = None  # HTTP basic auth; never logged
 
 
 class JsonClient:
@@ -79,17 +80,26 @@ class JsonClient:
         self.session.mount("https://", adapter)
         self.session.headers["User-Agent"] = "larkps"
         self.session.headers["Accept"] = "application/json"
+        if options.auth is not None:
+            self.session.auth = options.auth
 
     def close(self) -> None:
         self.session.close()
 
     def get(self, url: str, params: dict[str, str | int]) -> Any:
         """Return the decoded JSON body, or raise an ArchiveError naming the URL."""
+        return self._request("GET", url, params=params)
+
+    def post(self, url: str, body: dict[str, Any]) -> Any:
+        """POST a JSON body (OpenSearch ``_search``) and return the decoded answer."""
+        return self._request("POST", url, json=body)
+
+    def _request(self, method: str, url: str, **kwargs: Any) -> Any:
         verify: bool | str = self.options.ca_bundle or self.options.verify_tls
         timeout = (self.options.connect_timeout, self.options.read_timeout)
         try:
-            response = self.session.get(
-                url, params=params, timeout=timeout, verify=verify, allow_redirects=False
+            response = self.session.request(
+                method, url, timeout=timeout, verify=verify, allow_redirects=False, **kwargs
             )
         except requests.exceptions.SSLError:
             raise ArchiveUnavailable(self.name, f"TLS verification failed for {url}") from None

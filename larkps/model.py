@@ -170,6 +170,54 @@ class PathStats:
 
 
 @dataclass(frozen=True, slots=True)
+class SeriesSummary:
+    """Statistics of one series over [start, end] computed by the archive itself.
+
+    OpenSearch-style sources can aggregate server-side (summary mode) and send these
+    instead of raw points. Units as for the series' metric.
+    """
+
+    series: Series
+    start: int
+    end: int
+    count: int
+    mean: float | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    percentiles: tuple[tuple[float, float], ...] = ()  # (quantile 0..1, value)
+    latest_ts: int | None = None
+
+
+class Provenance(StrEnum):
+    """Where a bandwidth figure comes from."""
+
+    MEASURED = "measured"  # throughput tests on this path
+    MODELLED = "modelled"  # TCP model from RTT and loss
+    FORECAST = "forecast"  # a predictor over the measured series
+
+
+@dataclass(frozen=True, slots=True)
+class BandwidthEstimate:
+    """Expected bandwidth of one path, with its error bar and how much to trust it."""
+
+    path: PathKey
+    forecast_bps: float | None
+    error_bps: float
+    provenance: Provenance
+    stale: bool
+    quality: float  # 0..1: fraction of expected tests present in the window
+    latest_ts: int | None
+    method: str = ""  # predictor or model name
+
+    @property
+    def lower_bound_bps(self) -> float | None:
+        """forecast - error, never negative; None when there is no figure."""
+        if self.forecast_bps is None:
+            return None
+        return max(0.0, self.forecast_bps - self.error_bps)
+
+
+@dataclass(frozen=True, slots=True)
 class FetchProblem:
     """A series or archive that could not be read in a cycle."""
 
