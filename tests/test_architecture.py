@@ -1,0 +1,100 @@
+"""The one-way data flow, checked rather than hoped for: who may import what."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "larkps"
+PURE = ("aggregate", "throttle", "estimates", "forecast", "alarms", "rollups_pure", "units")
+IO_MODULES = {
+    "requests",
+    "aiohttp",
+    "socket",
+    "urllib.request",
+    "http",
+    "subprocess",
+    "htcondor2",
+    "classad2",
+    "sqlite3",
+}
+CLOCK_CALLS = {"time", "now", "utcnow", "today", "monotonic"}
+
+
+def modules(prefix: str) -> list[Path]:
+    single = PACKAGE / f"{prefix}.py"
+    package = PACKAGE / prefix
+    found = [single] if single.exists() else []
+    if package.is_dir():
+        found += sorted(package.rglob("*.py"))
+    return found
+
+
+def imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+def clock_calls(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text())
+    found = []
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in CLOCK_CALLS
+            and isinstance(node.func.value, ast.Name)
+            and node.func.value.id in {"time", "datetime", "date"}
+        ):
+            found.append(f"{node.func.value.id}.{node.func.attr}()")
+    return found
+
+
+@pytest.mark.parametrize("module", [m for p in PURE for m in modules(p)], ids=str)
+def test_pure_modules_touch_no_network_clock_or_htcondor(module: Path):
+    bad = {
+        name for name in imports(module) if name in IO_MODULES or name.split(".")[0] in IO_MODULES
+    }
+    assert not bad, f"{module.name} imports {bad}"
+    assert not clock_calls(module), f"{module.name} reads the clock"
+
+
+# Modules that apply decisions through htcondor2 (thin appliers, not computation).
+HTCONDOR_APPLIERS = {"dagman.py"}
+
+
+def test_only_publish_and_appliers_import_htcondor():
+    for path in PACKAGE.rglob("*.py"):
+        bindings = {i for i in imports(path) if i.split(".")[0] in {"classad2", "htcondor2"}}
+        if not bindings:
+            continue
+        top = path.relative_to(PACKAGE).parts[0]
+        assert top.startswith("publish") or top == "commands" or path.name in HTCONDOR_APPLIERS, (
+            f"{path} imports {bindings}"
+        )
+
+
+def test_model_and_errors_import_nothing_internal():
+    for name in ("model.py", "errors.py", "units.py"):
+        internal = {i for i in imports(PACKAGE / name) if i.startswith("larkps")}
+        assert not internal, f"{name} imports {internal}"
+
+
+def test_stages_never_import_the_shells():
+    for path in PACKAGE.rglob("*.py"):
+        if path.parent.name == "commands" or path.name in {"cli.py", "daemon.py", "__main__.py"}:
+            continue
+        shells = {
+            i
+            for i in imports(path)
+            if i in {"larkps.cli", "larkps.daemon"} or i.startswith("larkps.commands")
+        }
+        assert not shells, f"{path} imports {shells}"
