@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from larkps import __version__
 from larkps.commands import COMMAND_MODULES, Handler
 from larkps.errors import LarkpsError
+from larkps.logs import LOG_FORMATS
+from larkps.logs import configure as configure_logging
 
 log = logging.getLogger("larkps")
 
@@ -23,7 +25,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script and of ``python -m larkps``."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    _setup_logging(args.verbose)
+    configure_logging(args.verbose, args.log_format)
     handler: Handler = args.handler
     try:
         return handler(args)
@@ -40,11 +42,6 @@ def _fail(args: argparse.Namespace, exc: BaseException, code: int) -> int:
     return code
 
 
-def _setup_logging(verbose: int) -> None:
-    level = logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="larkps",
@@ -52,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"larkps {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
+    parser.add_argument(
+        "--log-format", choices=LOG_FORMATS, default="text", help="log lines as text or JSON"
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in COMMAND_MODULES:
         module.register(commands)

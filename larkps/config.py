@@ -95,6 +95,16 @@ class ThrottleSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class DaemonSettings:
+    """How `larkps run` behaves."""
+
+    metrics_address: str = "127.0.0.1"
+    metrics_port: int = 0  # 0: no /metrics endpoint
+    shutdown_timeout: int = 30  # seconds a SIGTERM waits for the running cycle
+    misfire_grace: int = 60  # seconds a late cycle may still start
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Everything larkps needs, read once from one file."""
 
@@ -106,6 +116,7 @@ class Settings:
     windows: WindowSettings
     publish: PublishSettings
     throttle: ThrottleSettings
+    daemon: DaemonSettings = DaemonSettings()
 
 
 def load_settings(path: str | Path) -> Settings:
@@ -139,6 +150,7 @@ def settings_from_dict(data: dict[str, Any], source: str = "<config>") -> Settin
         windows=_windows(root.section("windows")),
         publish=_publish(root.section("publish"), state_dir),
         throttle=_throttle(root.section("throttle")),
+        daemon=_daemon(root.section("daemon")),
     )
     root.finish()
     return settings
@@ -263,6 +275,21 @@ def _collector(section: Section) -> CollectorTarget:
         batch_size=section.integer("batch_size", 500, minimum=1, maximum=100000),
         timeout=float(section.duration("timeout", "10s")),
     )
+
+
+def _daemon(section: Section) -> DaemonSettings:
+    result = DaemonSettings(
+        metrics_address=section.pattern(
+            "metrics_address", re.compile(r"^[0-9A-Fa-f.:]+$"), "an IP address such as 127.0.0.1"
+        )
+        if "metrics_address" in section.data
+        else "127.0.0.1",
+        metrics_port=section.integer("metrics_port", 0, minimum=0, maximum=65535),
+        shutdown_timeout=section.duration("shutdown_timeout", "30s"),
+        misfire_grace=section.duration("misfire_grace", "60s"),
+    )
+    section.finish()
+    return result
 
 
 def _throttle(section: Section) -> ThrottleSettings:

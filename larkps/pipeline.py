@@ -105,7 +105,7 @@ def fetch_window(sources: Sequence[EsmondSource], start: int, end: int) -> _Fetc
         except ArchiveError as exc:
             problems.append(FetchProblem(source.name, "metadata", exc.problem))
             archive_errors.append(exc)
-            log.warning("%s", exc)
+            log.info("%s", exc)  # reported in the run report; the CLI prints it once
             continue
         archives_ok.append(source.name)
         fetched, failed = _fetch_series(source, series, start, end)

@@ -36,6 +36,7 @@ FAILURES = [
     ("bad_window_list", "windows.list[1]", "duration"),
     ("embedded_bad_flavour", "archives[0].embedded.flavour", '"esmond", "elmond"'),
     ("unknown_publish_key", "publish.file.mode", "unknown key"),
+    ("bad_metrics_port", "daemon.metrics_port", "integer <= 65535"),
 ]
 
 

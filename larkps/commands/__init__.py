@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from larkps.commands import core
+from larkps.commands import core, daemon
 from larkps.commands.common import Handler
 
-COMMAND_MODULES = (core,)
+COMMAND_MODULES = (core, daemon)
 
 __all__ = ["COMMAND_MODULES", "Handler"]

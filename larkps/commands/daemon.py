@@ -1,0 +1,75 @@
+"""The daemon commands: run (scheduled cycles) and status (health from the state store)."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from larkps import runlog
+from larkps.commands.common import Subparsers, add_command
+from larkps.config import load_settings
+from larkps.daemon import Daemon
+from larkps.store import STATE_FILE, Store
+
+
+def register(commands: Subparsers) -> None:
+    run = add_command(
+        commands,
+        "run",
+        cmd_run,
+        "run cycles on a schedule until SIGTERM (SIGHUP reloads)",
+        "larkps --log-format json run --config /etc/larkps/larkps.toml",
+    )
+    run.add_argument("--config", required=True, type=Path, help="TOML configuration file")
+    status = add_command(
+        commands,
+        "status",
+        cmd_status,
+        "show recent cycles and failing sources",
+        "larkps status --config /etc/larkps/larkps.toml --last 5",
+    )
+    status.add_argument("--config", required=True, type=Path, help="TOML configuration file")
+    status.add_argument("--last", type=int, default=10, help="how many cycles to show")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    return Daemon(args.config).run()
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    database = settings.state_dir / STATE_FILE
+    if not database.exists():
+        print(f"no state yet at {database}: has `larkps run` or `larkps once` run?")
+        return 1
+    with Store(database) as store:
+        documents = runlog.latest(store, max(1, args.last))
+        last_ok = runlog.last_success(store)
+    for line in status_lines(documents, last_ok):
+        print(line)
+    return 0 if documents and documents[0]["ok"] else 1
+
+
+def _when(ts: int | None) -> str:
+    if ts is None:
+        return "never"
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def status_lines(documents: list[dict[str, Any]], last_ok: int | None) -> list[str]:
+    """Newest cycle first, then the sources that failed in it."""
+    lines = [f"last successful cycle: {_when(last_ok)}", "recent cycles:"]
+    for doc in documents:
+        outcome = "FAILED" if not doc["ok"] else "partial" if doc.get("partial") else "ok"
+        detail = doc.get("error") or (
+            f"{doc.get('paths', 0)} paths, {doc.get('points', 0)} points, "
+            f"{doc.get('ads_written', 0)} ads, {doc.get('duration_s', 0):.1f} s"
+        )
+        lines.append(f"  {_when(doc['started'])}  {outcome:7}  {detail}")
+    if documents:
+        problems = documents[0].get("problems", [])
+        lines.append("failing sources in the last cycle:" if problems else "no failing sources")
+        lines += [f"  {p['archive']} ({p['what']}): {p['problem']}" for p in problems]
+    return lines

@@ -1,0 +1,115 @@
+"""`larkps run` as a real child process: cycles, SIGHUP reloads, SIGTERM, status, metrics."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from larkps import runlog
+from larkps.daemon import Daemon
+from larkps.errors import ArchiveUnavailable
+from larkps.store import Store
+
+pytestmark = pytest.mark.e2e
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def config_text(state: Path, interval: str, metrics_port: int = 0) -> str:
+    return (
+        f'[larkps]\nstate_dir = "{state}"\ninterval = "{interval}"\n\n'
+        '[[archives]]\nname = "mesh"\nkind = "embedded"\n'
+        "[archives.embedded]\nsites = 3\nseed = 2\n\n"
+        f'[windows]\nlist = ["1h"]\ndefault = "1h"\n\n[publish.file]\npath = "{state}/larkps.ads"\n'
+        f"[daemon]\nmetrics_port = {metrics_port}\nshutdown_timeout = \"20s\"\n"
+    )
+
+
+def wait_for(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def cycles(state: Path) -> list[dict]:
+    database = state / "larkps.sqlite"
+    if not database.exists():
+        return []
+    with Store(database) as store:
+        return runlog.latest(store, 100)
+
+
+def test_daemon_cycles_reloads_and_stops_cleanly(tmp_path: Path):
+    state, config = tmp_path / "state", tmp_path / "larkps.toml"
+    port = free_port()
+    config.write_text(config_text(state, "2s", port))
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "larkps", "-v", "--log-format", "json", "run", "--config",
+         str(config)],
+        stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        wait_for(lambda: len(cycles(state)) >= 2, 60, "two cycles")
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
+        assert b'larkps_cycles_total{outcome="ok"}' in metrics
+        config.write_text("this is [not toml")
+        daemon.send_signal(signal.SIGHUP)
+        seen = len(cycles(state))
+        wait_for(lambda: len(cycles(state)) >= seen + 1, 30, "a cycle after a bad reload")
+        assert daemon.poll() is None, "an invalid config must not stop the daemon"
+        config.write_text(config_text(state, "1h", port))
+        daemon.send_signal(signal.SIGHUP)
+        time.sleep(1.0)
+        daemon.send_signal(signal.SIGTERM)
+        _, stderr = daemon.communicate(timeout=30)
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+    assert daemon.returncode == 0
+    records = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+    messages = [r["message"] for r in records]
+    assert any(m.startswith("reload refused, keeping the running configuration") for m in messages)
+    assert any(m.startswith("configuration reloaded") for m in messages)
+    cycle_lines = [json.loads(m[len("cycle "):]) for m in messages if m.startswith("cycle {")]
+    assert cycle_lines and all(c["ok"] for c in cycle_lines)
+    assert all(c["paths"] > 0 and c["ads_written"] == c["paths"] for c in cycle_lines)
+    assert (state / "larkps.ads").exists()
+    status = subprocess.run(
+        [sys.executable, "-m", "larkps", "status", "--config", str(config)],
+        capture_output=True, text=True, check=False,
+    )
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert "recent cycles:" in status.stdout and "no failing sources" in status.stdout
+
+
+def test_a_failing_cycle_is_recorded_and_the_daemon_carries_on(tmp_path: Path):
+    state, config = tmp_path / "state", tmp_path / "larkps.toml"
+    config.write_text(config_text(state, "1h"))
+
+    def broken_cycle(settings, now):
+        raise ArchiveUnavailable("mesh", "cannot connect to http://127.0.0.1:9/")
+
+    def buggy_cycle(settings, now):
+        raise ZeroDivisionError("a bug")
+
+    for cycle, error in ((broken_cycle, "archive mesh: cannot connect"),
+                         (buggy_cycle, "internal error: ZeroDivisionError")):
+        document = Daemon(config, cycle=cycle, clock=lambda: 1_700_000_000).run_one_cycle()
+        assert not document["ok"] and document["error"].startswith(error)
+    recorded = cycles(state)
+    assert [d["ok"] for d in recorded] == [False, False]
