@@ -28,10 +28,11 @@ from larkps.config import Settings, load_settings
 from larkps.errors import LarkpsError
 from larkps.metrics import DaemonMetrics
 from larkps.pipeline import CycleResult, run_cycle
+from larkps.publish_collector import CollectorPublisher, Spool
 from larkps.store import Store
 
 log = logging.getLogger(__name__)
-Cycle = Callable[[Settings, int], CycleResult]
+Cycle = Callable[..., CycleResult]  # (settings, now, *, sequence, daemon_start)
 JOB_ID = "larkps-cycle"
 
 
@@ -50,6 +51,7 @@ class Daemon:
         self.reload_requested = threading.Event()
         self.cycle_lock = threading.Lock()
         self.cycles_done = 0
+        self.started_at = int(clock())
         self.scheduler = BackgroundScheduler(timezone=UTC)
 
     # -- lifecycle -----------------------------------------------------------
@@ -59,6 +61,7 @@ class Daemon:
         if self.settings.daemon.metrics_port:
             daemon = self.settings.daemon
             self.metrics.serve(daemon.metrics_address, daemon.metrics_port)
+        self._resend_spooled()
         self._schedule(first_run=datetime.now(UTC))
         self.scheduler.start()
         log.info("larkps running: every %d s, config %s", self.settings.interval, self.config_path)
@@ -67,6 +70,20 @@ class Daemon:
                 self.reload_requested.clear()
                 self.reload()
         return self._shutdown()
+
+    def _resend_spooled(self) -> None:
+        """After a restart, send the ads a previous run could not deliver, at once."""
+        target = self.settings.publish.collector
+        if target is None:
+            return
+        publisher = CollectorPublisher(target, Spool(self.settings.state_dir / "spool"))
+        try:
+            delivery = publisher.resend_pending()
+        except LarkpsError as exc:
+            log.warning("spooled ads not delivered yet: %s", exc)
+            return
+        if delivery.sent:
+            log.info("resent %d spooled ads to %s", delivery.sent, target.pool)
 
     def _install_signal_handlers(self) -> None:
         signal.signal(signal.SIGTERM, self._on_stop)
@@ -124,7 +141,9 @@ class Daemon:
             started = int(self.clock())
             report, error = None, None
             try:
-                report = self.cycle(settings, started).report
+                report = self.cycle(
+                    settings, started, sequence=self.cycles_done, daemon_start=self.started_at
+                ).report
             except LarkpsError as exc:
                 error = str(exc)
             except Exception as exc:  # a bug in one cycle must not kill the daemon

@@ -16,10 +16,11 @@ from typing import Any
 
 from larkps.aggregate import path_stats
 from larkps.config import ArchiveSettings, Settings
-from larkps.errors import ArchiveError
+from larkps.errors import ArchiveError, PublishError
 from larkps.fetch import DEFAULT_EVENT_TYPES, EsmondSource, HttpOptions, JsonClient
 from larkps.model import FetchProblem, PathStats, Point, RunReport, Series
 from larkps.publish import AdContext, FilePublisher, path_ads
+from larkps.publish_collector import CollectorPublisher, Spool
 from larkps.sites import SiteMap, SiteRule
 
 log = logging.getLogger(__name__)
@@ -131,10 +132,43 @@ def _fetch_series(
     return fetched, problems
 
 
+def publish_ads(
+    settings: Settings, ads: Sequence[Any], now: int
+) -> tuple[list[str], list[FetchProblem]]:
+    """Hand the ads to every configured target; a failing collector spools them.
+
+    A file target failing raises (nothing else is trustworthy then); a collector
+    failing is recorded as a problem and the ads stay in the spool for the next try.
+    """
+    outputs = []
+    problems = []
+    if settings.publish.file is not None:
+        outputs.append(FilePublisher(settings.publish.file.path).publish(ads, now))
+    target = settings.publish.collector
+    if target is not None:
+        publisher = CollectorPublisher(target, Spool(settings.state_dir / "spool"))
+        try:
+            delivery = publisher.publish(ads, now)
+            outputs.append(f"collector {target.pool} ({delivery.invalidated} invalidated)")
+        except PublishError as exc:
+            problems.append(FetchProblem(f"collector {target.pool}", "publish", str(exc)))
+            log.warning("%s; ads kept in the spool", exc)
+    return outputs, problems
+
+
 def run_cycle(
-    settings: Settings, now: int, window: int | None = None, publish: bool = True
+    settings: Settings,
+    now: int,
+    window: int | None = None,
+    publish: bool = True,
+    sequence: int = 0,
+    daemon_start: int | None = None,
 ) -> CycleResult:
-    """One full cycle: fetch the window, aggregate, build ads and publish them."""
+    """One full cycle: fetch the window, aggregate, build ads and publish them.
+
+    `sequence` and `daemon_start` become the ads' UpdateSequenceNumber and
+    DaemonStartTime (a one-shot run is sequence 0 of a process started `now`).
+    """
     started = time.monotonic()
     window = window or settings.windows.default
     with open_sources(settings) as sources:
@@ -143,12 +177,16 @@ def run_cycle(
         raise fetched.archive_errors[0]
     stats = path_stats(fetched.data, window, now)
     context = AdContext(
-        update_time=now, lifetime=settings.publish.ad_lifetime, sequence=0, daemon_start=now
+        update_time=now,
+        lifetime=settings.publish.ad_lifetime,
+        sequence=sequence,
+        daemon_start=now if daemon_start is None else daemon_start,
     )
     ads = path_ads(stats, context)
-    outputs = []
-    if publish and settings.publish.file is not None:
-        outputs.append(FilePublisher(settings.publish.file.path).publish(ads, now))
+    outputs: list[str] = []
+    publish_problems: list[FetchProblem] = []
+    if publish:
+        outputs, publish_problems = publish_ads(settings, ads, now)
     report = RunReport(
         started=now,
         window=window,
@@ -158,7 +196,7 @@ def run_cycle(
         paths=len(stats),
         ads_written=len(ads) if outputs else 0,
         outputs=tuple(outputs),
-        problems=tuple(fetched.problems),
+        problems=tuple(fetched.problems) + tuple(publish_problems),
         duration_s=round(time.monotonic() - started, 3),
     )
     return CycleResult(report, tuple(stats), tuple(ads))

@@ -101,10 +101,10 @@ def test_a_failing_cycle_is_recorded_and_the_daemon_carries_on(tmp_path: Path):
     state, config = tmp_path / "state", tmp_path / "larkps.toml"
     config.write_text(config_text(state, "1h"))
 
-    def broken_cycle(settings, now):
+    def broken_cycle(settings, now, **_):
         raise ArchiveUnavailable("mesh", "cannot connect to http://127.0.0.1:9/")
 
-    def buggy_cycle(settings, now):
+    def buggy_cycle(settings, now, **_):
         raise ZeroDivisionError("a bug")
 
     for cycle, error in ((broken_cycle, "archive mesh: cannot connect"),
