@@ -15,6 +15,7 @@ import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 
 import classad2
@@ -39,6 +40,7 @@ SUMMARY_FIELDS = (
 )
 
 
+@lru_cache(maxsize=65536)
 def clean_text(text: str, limit: int = 256) -> str:
     """Remove CR, LF and every other control character; bound the length."""
     return _CONTROL.sub("", text)[:limit]
@@ -54,6 +56,9 @@ class AdContext:
     daemon_start: int
 
 
+_CHECKED_NAMES: set[str] = set()  # attribute names already matched against ATTRIBUTE_NAME
+
+
 class AdBuilder:
     """Collect attributes for one ad, validating names and cleaning strings."""
 
@@ -61,14 +66,17 @@ class AdBuilder:
         self.attributes: dict[str, str | int | float | bool | list[str]] = {}
 
     def set(self, name: str, value: str | int | float | bool | list[str] | None) -> None:
-        if not ATTRIBUTE_NAME.match(name):
-            raise PublishError(f"refusing attribute name {name!r}")
+        if name not in _CHECKED_NAMES:
+            if not ATTRIBUTE_NAME.match(name):
+                raise PublishError(f"refusing attribute name {name!r}")
+            _CHECKED_NAMES.add(name)
         if value is None:
             return
-        if isinstance(value, str):
-            value = clean_text(value)
-        elif isinstance(value, list):
-            value = [clean_text(v) for v in value]
+        kind = type(value)
+        if kind is str:
+            value = clean_text(value)  # type: ignore[arg-type]
+        elif kind is list:
+            value = [clean_text(v) for v in value]  # type: ignore[union-attr]
         self.attributes[name] = value
 
     def build(self) -> classad2.ClassAd:
@@ -77,26 +85,43 @@ class AdBuilder:
 
 def path_ad(stats: PathStats, context: AdContext) -> classad2.ClassAd:
     """One generic ad for one path and window."""
-    ad = AdBuilder()
-    ad.set("MyType", PATH_AD_TYPE)
-    ad.set("Name", path_ad_name(stats))
-    ad.set("ClassAdLifetime", context.lifetime)
-    ad.set("UpdateSequenceNumber", context.sequence)
-    ad.set("DaemonStartTime", context.daemon_start)
-    ad.set("LarkPS_UpdateTime", context.update_time)
-    ad.set("LarkPS_Version", __version__)
-    ad.set("LarkPS_SourceSite", stats.path.source_site)
-    ad.set("LarkPS_DestinationSite", stats.path.destination_site)
-    ad.set("LarkPS_AddressFamily", stats.path.family.value)
-    ad.set("LarkPS_Hosts", list(stats.hosts))
     label = format_duration(stats.window)
-    ad.set("LarkPS_Window", stats.window)
-    _set_summary(ad, f"LarkPS_ThroughputMbps_{label}", stats.throughput, scale=1e-6)
-    _set_summary(ad, f"LarkPS_OneWayDelayMs_{label}", stats.owdelay)
-    _set_summary(ad, f"LarkPS_RttMs_{label}", stats.rtt)
-    _set_loss(ad, f"LarkPS_Loss_{label}", stats.loss)
-    ad.set(f"LarkPS_Failures_{label}_Count", stats.failures)
-    return ad.build()
+    attributes: dict[str, object] = {
+        "MyType": PATH_AD_TYPE,
+        "Name": path_ad_name(stats),
+        "ClassAdLifetime": context.lifetime,
+        "UpdateSequenceNumber": context.sequence,
+        "DaemonStartTime": context.daemon_start,
+        "LarkPS_UpdateTime": context.update_time,
+        "LarkPS_Version": __version__,
+        "LarkPS_SourceSite": clean_text(stats.path.source_site),
+        "LarkPS_DestinationSite": clean_text(stats.path.destination_site),
+        "LarkPS_AddressFamily": stats.path.family.value,
+        "LarkPS_Hosts": [clean_text(h) for h in stats.hosts],
+        "LarkPS_Window": stats.window,
+        f"LarkPS_Failures_{label}_Count": stats.failures,
+    }
+    _add_summary(attributes, f"LarkPS_ThroughputMbps_{label}", stats.throughput, 1e-6)
+    _add_summary(attributes, f"LarkPS_OneWayDelayMs_{label}", stats.owdelay)
+    _add_summary(attributes, f"LarkPS_RttMs_{label}", stats.rtt)
+    _add_loss(attributes, f"LarkPS_Loss_{label}", stats.loss)
+    return classad2.ClassAd(attributes)
+
+
+def _add_summary(
+    attributes: dict[str, object], prefix: str, summary: Summary, scale: float = 1.0
+) -> None:
+    for name, field_name, scaled in _summary_names(prefix):
+        value = getattr(summary, field_name)
+        if value is not None:
+            attributes[name] = float(value) * scale if scaled else value
+
+
+def _add_loss(attributes: dict[str, object], prefix: str, loss: LossSummary) -> None:
+    values = (loss.count, loss.fraction, loss.packets_sent, loss.packets_lost, loss.latest_ts)
+    for name, value in zip(_loss_names(prefix), values, strict=True):
+        if value is not None:
+            attributes[name] = value
 
 
 def path_ad_name(stats: PathStats) -> str:
@@ -104,20 +129,30 @@ def path_ad_name(stats: PathStats) -> str:
     return clean_text(f"{stats.path.name}@larkps", limit=512)
 
 
-def _set_summary(ad: AdBuilder, prefix: str, summary: Summary, scale: float = 1.0) -> None:
-    for suffix, field_name in SUMMARY_FIELDS:
-        value = getattr(summary, field_name)
-        if value is not None and field_name not in ("count", "latest_ts"):
-            value = float(value) * scale
-        ad.set(f"{prefix}_{suffix}", value)
+@lru_cache(maxsize=1024)
+def _summary_names(prefix: str) -> tuple[tuple[str, str, bool], ...]:
+    names = _checked(tuple(f"{prefix}_{suffix}" for suffix, _ in SUMMARY_FIELDS))
+    return tuple(
+        (name, field_name, field_name not in ("count", "latest_ts"))
+        for name, (_, field_name) in zip(names, SUMMARY_FIELDS, strict=True)
+    )
 
 
-def _set_loss(ad: AdBuilder, prefix: str, loss: LossSummary) -> None:
-    ad.set(f"{prefix}_Count", loss.count)
-    ad.set(f"{prefix}_Fraction", loss.fraction)
-    ad.set(f"{prefix}_PacketsSent", loss.packets_sent)
-    ad.set(f"{prefix}_PacketsLost", loss.packets_lost)
-    ad.set(f"{prefix}_LatestTime", loss.latest_ts)
+@lru_cache(maxsize=1024)
+def _loss_names(prefix: str) -> tuple[str, ...]:
+    return _checked(
+        tuple(
+            f"{prefix}_{s}"
+            for s in ("Count", "Fraction", "PacketsSent", "PacketsLost", "LatestTime")
+        )
+    )
+
+
+def _checked(names: tuple[str, ...]) -> tuple[str, ...]:
+    for name in names:
+        if not ATTRIBUTE_NAME.match(name):
+            raise PublishError(f"refusing attribute name {name!r}")
+    return names
 
 
 def path_ads(stats: Iterable[PathStats], context: AdContext) -> list[classad2.ClassAd]:
