@@ -29,18 +29,35 @@ def synthetic_stats(count: int, seed: int = 1) -> list[PathStats]:
     for i in range(count):
         tp = rng.uniform(1e8, 9.4e9)
         owd = rng.uniform(1, 80)
-        result.append(PathStats(
-            path=PathKey(f"SITE-{i // 100:04d}", f"SITE-{i % 100:04d}", Family.IPV4),
-            window=86400,
-            window_end=CONTEXT.update_time,
-            throughput=Summary(12, tp, tp * 0.8, tp * 1.05, tp, tp * 0.6, tp * 1.1, 1_794_999_000),
-            owdelay=Summary(1440, owd, owd - 0.1, owd + 0.4, owd, owd - 0.2, owd + 9, 1_794_999_960),
-            rtt=Summary(144, 2 * owd, 2 * owd - 0.1, 2 * owd + 1, 2 * owd, 2 * owd - 0.2,
-                        2 * owd + 5, 1_794_999_400),
-            loss=LossSummary(1440, 864000, rng.randint(0, 500), 1_794_999_960),
-            failures=rng.randint(0, 2),
-            hosts=(f"ps-lat.site-{i // 100:04d}.example.org", f"ps-bw.site-{i % 100:04d}.example.org"),
-        ))
+        result.append(
+            PathStats(
+                path=PathKey(f"SITE-{i // 100:04d}", f"SITE-{i % 100:04d}", Family.IPV4),
+                window=86400,
+                window_end=CONTEXT.update_time,
+                throughput=Summary(
+                    12, tp, tp * 0.8, tp * 1.05, tp, tp * 0.6, tp * 1.1, 1_794_999_000
+                ),
+                owdelay=Summary(
+                    1440, owd, owd - 0.1, owd + 0.4, owd, owd - 0.2, owd + 9, 1_794_999_960
+                ),
+                rtt=Summary(
+                    144,
+                    2 * owd,
+                    2 * owd - 0.1,
+                    2 * owd + 1,
+                    2 * owd,
+                    2 * owd - 0.2,
+                    2 * owd + 5,
+                    1_794_999_400,
+                ),
+                loss=LossSummary(1440, 864000, rng.randint(0, 500), 1_794_999_960),
+                failures=rng.randint(0, 2),
+                hosts=(
+                    f"ps-lat.site-{i // 100:04d}.example.org",
+                    f"ps-bw.site-{i % 100:04d}.example.org",
+                ),
+            )
+        )
     return result
 
 
@@ -73,10 +90,14 @@ def main() -> None:
     ours, our_runs = median_seconds(lambda: larkps_build(stats), args.repeat)
     base, base_runs = median_seconds(lambda: baseline_build(dicts), args.repeat)
     print(f"{args.ads} path ads, {attrs:.0f} attributes each, median of {args.repeat} runs")
-    print(f"larkps path_ad + render_old : {ours:.3f} s  ({args.ads / ours:,.0f} ads/s)  "
-          f"runs {[round(r, 3) for r in our_runs]}")
-    print(f"classad2.ClassAd(dict)+printOld: {base:.3f} s  ({args.ads / base:,.0f} ads/s)  "
-          f"runs {[round(r, 3) for r in base_runs]}")
+    print(
+        f"larkps path_ad + render_old : {ours:.3f} s  ({args.ads / ours:,.0f} ads/s)  "
+        f"runs {[round(r, 3) for r in our_runs]}"
+    )
+    print(
+        f"classad2.ClassAd(dict)+printOld: {base:.3f} s  ({args.ads / base:,.0f} ads/s)  "
+        f"runs {[round(r, 3) for r in base_runs]}"
+    )
     print(f"ratio larkps / baseline: {ours / base:.2f}x (goal <= 1.3x)")
 
 

@@ -10,15 +10,32 @@ from __future__ import annotations
 import ipaddress
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+from larkps.config_fetch import ArchiveFetch, FetchSettings, archive_fetch, fetch_settings
 from larkps.config_reader import Section
+from larkps.config_report import ReportSettings, report_settings
+from larkps.config_stats import AlarmSettings, ModelSettings, QualitySettings, stats_settings
+from larkps.credentials import (
+    Credentials,
+    password_from_environment,
+    password_from_file,
+)
 from larkps.errors import ConfigError
 from larkps.sites import SiteMap, SiteRule
 
-ARCHIVE_KINDS = ("esmond", "embedded")
+ARCHIVE_KINDS = ("esmond", "embedded", "opensearch", "ps-es")
+#: Kinds read through a search API, and the index families each can rename.
+SEARCH_INDEX_KEYS = {
+    "opensearch": ("throughput", "latency", "latencybg", "rtt"),
+    "ps-es": ("throughput", "owd", "packetloss", "retransmits", "trace"),
+}
+SEARCH_MODES = ("raw", "summary")
+INDEX_PATTERN = re.compile(r"^(?!\.{1,2}$)[a-z0-9_.][a-z0-9_.*+,-]{0,254}$")
+USERNAME_PATTERN = re.compile(r"^[^:\x00-\x1f\x7f]{1,256}$")
 FLAVOURS = ("esmond", "elmond")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -30,6 +47,15 @@ class EmbeddedSettings:
     sites: int = 4
     seed: int = 1
     flavour: str = "esmond"
+
+
+@dataclass(frozen=True, slots=True)
+class SearchSettings:
+    """How an OpenSearch/Elasticsearch archive is read (kinds "opensearch", "ps-es")."""
+
+    mode: str = "raw"  # "raw": documents; "summary": per-pair statistics from the cluster
+    indices: tuple[tuple[str, str], ...] = ()  # (index family, index name), defaults filled
+    production_only: bool = True  # ps-es: only hosts in production meshes
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +71,9 @@ class ArchiveSettings:
     read_timeout: float = 30.0
     max_connections: int = 8
     embedded: EmbeddedSettings | None = None
+    credentials: Credentials | None = None  # HTTP basic auth; the password prints as <set>
+    search: SearchSettings | None = None  # kinds "opensearch" and "ps-es"
+    fetch: ArchiveFetch = field(default_factory=ArchiveFetch)  # retries, cap, esmond filters
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +112,15 @@ class PublishSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class SiteCapacity:
+    """A site's configured aggregate ingress/egress capacity, bits/s (None: measured)."""
+
+    site: str
+    ingress: float | None = None
+    egress: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ThrottleSettings:
     """Policy for turning bandwidth into concurrency limits."""
 
@@ -92,6 +130,10 @@ class ThrottleSettings:
     max_jobs: int = 200
     max_step_up: int = 2
     max_step_down: int = 1
+    min_quality: float = 0.5
+    collapse_fraction: float = 0.5
+    transfer_time: int = 600
+    site_capacity: tuple[SiteCapacity, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +159,11 @@ class Settings:
     publish: PublishSettings
     throttle: ThrottleSettings
     daemon: DaemonSettings = DaemonSettings()
+    fetch: FetchSettings = field(default_factory=FetchSettings)  # incremental, deadline
+    quality: QualitySettings = field(default_factory=QualitySettings)  # [quality]
+    alarms: AlarmSettings = field(default_factory=AlarmSettings)  # [alarms]
+    model: ModelSettings = field(default_factory=ModelSettings)  # [model]
+    report: ReportSettings = field(default_factory=ReportSettings)  # larkps report
 
 
 def load_settings(path: str | Path) -> Settings:
@@ -138,6 +185,7 @@ def settings_from_dict(data: dict[str, Any], source: str = "<config>") -> Settin
     """Validate an already-parsed TOML document."""
     root = Section(data, source, "")
     general = root.section("larkps")
+    state_dir_given = "state_dir" in general.data
     state_dir = Path(general.string("state_dir", "/var/lib/larkps"))
     interval = general.duration("interval", "5m")
     general.finish()
@@ -151,7 +199,12 @@ def settings_from_dict(data: dict[str, Any], source: str = "<config>") -> Settin
         publish=_publish(root.section("publish"), state_dir),
         throttle=_throttle(root.section("throttle")),
         daemon=_daemon(root.section("daemon")),
+        report=report_settings(root.section("report")),
     )
+    longest = max(settings.windows.windows)
+    fetch = fetch_settings(root.section("fetch"), state_dir_given, interval, longest)
+    settings = replace(settings, fetch=fetch)
+    settings = replace(settings, **stats_settings(root))
     root.finish()
     return settings
 
@@ -190,9 +243,71 @@ def _archive(section: Section) -> ArchiveSettings:
         read_timeout=float(section.duration("read_timeout", "30s")),
         max_connections=section.integer("max_connections", 8, minimum=1, maximum=256),
         embedded=embedded,
+        credentials=_credentials(section, kind, url),
+        search=_search(section, kind),
+        fetch=archive_fetch(section, kind),
     )
     section.finish()
     return archive
+
+
+def _credentials(section: Section, kind: str, url: str | None) -> Credentials | None:
+    """Basic-auth credentials; the password comes from a file or the environment."""
+    if url is not None and "@" in urlsplit(url).netloc:
+        raise section.error(
+            "url",
+            "credentials in the url would be shown and logged; "
+            "use username with password_file or password_env",
+        )
+    keys = [k for k in ("username", "password_file", "password_env") if k in section.data]
+    if not keys:
+        return None
+    if kind == "embedded":
+        raise section.error(keys[0], "an embedded archive takes no credentials")
+    if "password_file" in keys and "password_env" in keys:
+        raise section.error("password_env", "set password_file or password_env, not both")
+    if keys[0] != "username":
+        raise section.error("username", "required key is missing (a password needs a username)")
+    if len(keys) == 1:
+        raise section.error("username", "a username needs password_file or password_env")
+    username = section.pattern("username", USERNAME_PATTERN, "a user name without ':'")
+    try:
+        if keys[1] == "password_file":
+            path = section.existing_file("password_file")
+            assert path is not None
+            return Credentials(username, password_from_file(path), "file")
+        name = section.string("password_env")
+        return Credentials(username, password_from_environment(name), "environment")
+    except ValueError as exc:
+        raise section.error(keys[1], str(exc)) from None
+
+
+def _search(section: Section, kind: str) -> SearchSettings | None:
+    """The [archives.search] table of the search kinds."""
+    table = section.section("search")
+    if kind not in SEARCH_INDEX_KEYS:
+        if table.data:
+            raise section.error(
+                "search", 'only archives of kind "opensearch" or "ps-es" take this section'
+            )
+        return None
+    if kind != "ps-es" and "production_only" in table.data:
+        raise table.error("production_only", 'only archives of kind "ps-es" have production flags')
+    indices = table.section("indices")
+    what = "an index name such as ps_owd or pscheduler_*"
+    names = tuple(
+        (family, indices.pattern(family, INDEX_PATTERN, what))
+        for family in SEARCH_INDEX_KEYS[kind]
+        if family in indices.data
+    )
+    indices.finish()
+    result = SearchSettings(
+        mode=table.choice("mode", SEARCH_MODES, "raw"),
+        indices=names,
+        production_only=table.boolean("production_only", True),
+    )
+    table.finish()
+    return result
 
 
 def _embedded(section: Section) -> EmbeddedSettings:
@@ -300,11 +415,30 @@ def _throttle(section: Section) -> ThrottleSettings:
         max_jobs=section.integer("max_jobs", 200, minimum=1),
         max_step_up=section.integer("max_step_up", 2, minimum=1),
         max_step_down=section.integer("max_step_down", 1, minimum=1),
+        min_quality=section.fraction("min_quality", 0.5),
+        collapse_fraction=section.fraction("collapse_fraction", 0.5),
+        transfer_time=section.duration("transfer_time", "10m"),
+        site_capacity=_site_capacities(section.section("site_capacity")),
     )
     if result.min_jobs > result.max_jobs:
         raise section.error("min_jobs", "min_jobs must not exceed max_jobs")
     section.finish()
     return result
+
+
+def _site_capacities(section: Section) -> tuple[SiteCapacity, ...]:
+    found = []
+    for site in sorted(section.data):
+        if not NAME_PATTERN.match(site):
+            raise section.error(site, "a site name of letters, digits, '.', '_' or '-'")
+        entry = section.section(site)
+        capacity = SiteCapacity(site, entry.rate("ingress"), entry.rate("egress"))
+        entry.finish()
+        if capacity.ingress is None and capacity.egress is None:
+            raise section.error(site, 'expected ingress and/or egress rates such as "10Gbit"')
+        found.append(capacity)
+    section.data.clear()
+    return tuple(found)
 
 
 def adhoc_settings(

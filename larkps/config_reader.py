@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from larkps.errors import ConfigError
-from larkps.units import parse_duration
+from larkps.units import parse_duration, parse_rate
 
 _MISSING = object()
 
@@ -126,12 +126,31 @@ class Section:
             raise self.error(key, f"expected a fraction in (0, 1], got {value}")
         return float(value)
 
+    def number(self, key: str, default: float, minimum: float, maximum: float) -> float:
+        """A number (integer or float) within [minimum, maximum]."""
+        value = self._take(key, default)
+        self._expect(key, value, (int, float), "a number")
+        assert isinstance(value, int | float)
+        if not minimum <= value <= maximum:
+            raise self.error(key, f"expected a number from {minimum} to {maximum}, got {value}")
+        return float(value)
+
     def duration(self, key: str, default: object = _MISSING) -> int:
         value = self._take(key, default)
         self._expect(key, value, (str, int, float), 'a duration such as "90s", "5m" or "24h"')
         assert isinstance(value, str | int | float)
         try:
             return parse_duration(value)
+        except ValueError as exc:
+            raise self.error(key, str(exc)) from None
+
+    def rate(self, key: str) -> float | None:
+        """An optional rate such as "10Gbit" or "1.25GB/s", in bits/s."""
+        if key not in self.data:
+            return None
+        value = self.string(key)
+        try:
+            return parse_rate(value)
         except ValueError as exc:
             raise self.error(key, str(exc)) from None
 

@@ -47,6 +47,10 @@ class ArchiveUnavailable(ArchiveError):
     """The archive could not be reached or answered with an HTTP error."""
 
 
+class ArchiveDeadline(ArchiveUnavailable):
+    """The cycle's deadline passed before the archive answered."""
+
+
 class ArchiveFormatError(ArchiveError):
     """The archive answered with something that is not the documented format."""
 

@@ -33,6 +33,15 @@ class Metric(StrEnum):
     PACKETS_SENT = "packets_sent"  # count per test
     CLOCK_ERROR = "clock_error"  # ms, estimated max clock error per test
     FAILURE = "failure"  # test failed; value is None, text in `note`
+    # Per-test scalars from archives that keep no histograms (OpenSearch rtt, WLCG ps_owd):
+    OWDELAY_MEDIAN = "owdelay_median"  # ms, median one-way delay of one test
+    OWDELAY_MEAN = "owdelay_mean"  # ms, mean one-way delay of one test
+    RTT_MEAN = "rtt_mean"  # ms, mean round-trip time of one test
+    RTT_MIN = "rtt_min"  # ms, minimum round-trip time of one test
+    # esmond/elmond event types of rtt (ping) and trace tests:
+    LOSS_RATE_BIDIR = "loss_rate_bidir"  # fraction per round-trip test
+    PACKETS_LOST_BIDIR = "packets_lost_bidir"  # count per round-trip test
+    PATH = "path"  # traceroute: value = hop count, note = sha256 fingerprint of the hop IPs
 
 
 #: esmond/elmond event type -> larkps metric
@@ -46,6 +55,9 @@ EVENT_TYPE_METRICS: dict[str, Metric] = {
     "packet-count-sent": Metric.PACKETS_SENT,
     "time-error-estimates": Metric.CLOCK_ERROR,
     "failures": Metric.FAILURE,
+    "packet-loss-rate-bidir": Metric.LOSS_RATE_BIDIR,
+    "packet-count-lost-bidir": Metric.PACKETS_LOST_BIDIR,
+    "packet-trace": Metric.PATH,
 }
 
 METRIC_UNITS: dict[Metric, str] = {
@@ -58,6 +70,13 @@ METRIC_UNITS: dict[Metric, str] = {
     Metric.PACKETS_SENT: "packets",
     Metric.CLOCK_ERROR: "ms",
     Metric.FAILURE: "",
+    Metric.OWDELAY_MEDIAN: "ms",
+    Metric.OWDELAY_MEAN: "ms",
+    Metric.RTT_MEAN: "ms",
+    Metric.RTT_MIN: "ms",
+    Metric.LOSS_RATE_BIDIR: "fraction",
+    Metric.PACKETS_LOST_BIDIR: "packets",
+    Metric.PATH: "hops",
 }
 
 
@@ -125,8 +144,39 @@ class PathKey:
 
 
 @dataclass(frozen=True, slots=True)
+class Quality:
+    """How far one figure can be trusted (docs/statistics.md).
+
+    ``completeness`` is the fraction of expected tests present in the window, from
+    the series' cadence (the median gap between its tests); None when the cadence is
+    unknown. ``stale``: the newest sample is older than the configured limit (or
+    there is none). ``low``: completeness below the configured minimum.
+    ``clock_error``: negative one-way delays or large time-error estimates.
+    """
+
+    samples: int = 0  # tests in the window
+    expected: float | None = None  # tests the cadence predicts for the window
+    completeness: float | None = None  # samples / expected, capped at 1
+    age: int | None = None  # seconds from the newest sample to the window end
+    stale: bool = True
+    low: bool = False
+    clock_error: bool = False
+    cadence: int | None = None  # seconds between tests (median gap)
+    rejected: int = 0  # samples dropped as impossible (NaN, negative rates, ...)
+
+    @property
+    def trusted(self) -> bool:
+        """Fresh, complete enough and free of clock trouble."""
+        return self.samples > 0 and not (self.stale or self.low or self.clock_error)
+
+
+@dataclass(frozen=True, slots=True)
 class Summary:
-    """Distribution statistics of one metric over one window."""
+    """Distribution statistics of one metric over one window.
+
+    ``std`` is the population standard deviation (ddof 0); for histograms every
+    statistic is over all samples of the merged histograms, ``count`` is tests.
+    """
 
     count: int
     median: float | None = None
@@ -136,6 +186,13 @@ class Summary:
     minimum: float | None = None
     maximum: float | None = None
     latest_ts: int | None = None
+    p95: float | None = None
+    std: float | None = None
+    latest_value: float | None = None  # value of the newest test (histogram: its median)
+    age: int | None = None  # window end - latest_ts
+    p25: float | None = None
+    p75: float | None = None
+    quality: Quality | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +203,7 @@ class LossSummary:
     packets_sent: int = 0
     packets_lost: int = 0
     latest_ts: int | None = None
+    quality: Quality | None = None
 
     @property
     def fraction(self) -> float | None:
@@ -167,6 +225,16 @@ class PathStats:
     loss: LossSummary
     failures: int = 0
     hosts: tuple[str, ...] = ()
+    retransmits: Summary = Summary(count=0)  # packets per test
+    clock_error: Summary = Summary(count=0)  # time-error-estimates, ms
+    window_start: int | None = None  # None: window_end - window (rollups may start earlier)
+    source_host: str | None = None  # set for per-host-pair statistics
+    destination_host: str | None = None
+
+    @property
+    def start(self) -> int:
+        """The exclusive start of the window actually covered."""
+        return self.window_end - self.window if self.window_start is None else self.window_start
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +254,7 @@ class SeriesSummary:
     maximum: float | None = None
     percentiles: tuple[tuple[float, float], ...] = ()  # (quantile 0..1, value)
     latest_ts: int | None = None
+    total: float | None = None  # sum of the values: packet counts (loss = sum lost / sum sent)
 
 
 class Provenance(StrEnum):
@@ -224,6 +293,7 @@ class FetchProblem:
     archive: str
     what: str
     problem: str
+    kind: str = "error"  # "error", "bad-values" (points rejected), "deadline" (not fetched)
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,3 +314,98 @@ class RunReport:
     @property
     def partial(self) -> bool:
         return bool(self.problems)
+
+
+@dataclass(frozen=True, slots=True)
+class ThrottleDecision:
+    """How many jobs may move data at once over one bottleneck, and at what rate.
+
+    ``jobs`` (N) becomes a DAGMan MAXJOBS or node throttle, ``per_job_bps`` (R) a
+    per-job rate limit; R x N never exceeds target utilisation x ``bottleneck_bps``.
+    """
+
+    jobs: int  # N
+    per_job_bps: float  # R, bits/s
+    bottleneck: str  # "path A->B/ipv4", "site A egress", "given bandwidth"
+    bottleneck_bps: float | None  # usable bandwidth of the bottleneck; None if unknown
+    target_jobs: int  # N the bandwidth alone allows, before step limits and clamps
+    held: bool = False  # stale or low-quality input: the previous N was kept
+    clamped: bool = False  # raised to min_jobs or cut to max_jobs
+    stepped: bool = False  # the change was limited to max_step_up / max_step_down
+    collapsed: bool = False  # the bottleneck collapsed; the step-down limit was skipped
+    rationale: str = ""  # one line: inputs, formula, result
+
+
+@dataclass(frozen=True, slots=True)
+class Forecast:
+    """The next value of one path's metric by the best recent predictor (NWS method).
+
+    ``error`` is that predictor's mean absolute one-step error over the recent
+    history, in the metric's unit; ``method`` names the predictor.
+    """
+
+    path: PathKey
+    metric: Metric
+    value: float
+    error: float
+    method: str
+    samples: int  # history length the predictors ran over
+    latest_ts: int | None = None
+
+
+class AlarmKind(StrEnum):
+    """What an alarm says (rules and defaults in docs/statistics.md)."""
+
+    BANDWIDTH_DROP = "bandwidth_drop"
+    LOSS = "loss"
+    COMPLETE_LOSS = "complete_loss"
+    HIGH_DELAY = "high_delay"
+    CLOCK_OFFSET = "clock_offset"
+    SITE_PATHS = "site_paths"  # a site with many affected partner paths
+
+
+@dataclass(frozen=True, slots=True)
+class Alarm:
+    """One raised alarm on a path (``subject`` = PathKey.name) or a site."""
+
+    kind: AlarmKind
+    subject: str
+    site: str  # the site it concerns (path: its source site)
+    since: int  # when it was first raised
+    value: float  # the observed figure
+    threshold: float  # the limit it crossed
+    clearing: bool = False  # condition gone, waiting for enough good windows
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PathHealth:
+    """Health of one path in [0, 1] with the alarms that lowered it."""
+
+    path: PathKey
+    window: int
+    health: float
+    alarms: tuple[AlarmKind, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SiteStats:
+    """One site over one window, from its partner paths in both address families.
+
+    Bandwidth and delay are medians over partner paths of the path medians; loss is
+    Σlost/Σsent over those paths. ``health`` in [0, 1] (docs/statistics.md).
+    """
+
+    site: str
+    window: int
+    window_end: int
+    outbound_bps: float | None
+    inbound_bps: float | None
+    outbound_loss: float | None
+    inbound_loss: float | None
+    outbound_owdelay_ms: float | None
+    inbound_owdelay_ms: float | None
+    partners: int  # partner sites with any path to or from this site
+    fresh_partners: int  # of those, partners with a fresh figure
+    health: float
+    alarms: tuple[AlarmKind, ...] = ()

@@ -8,20 +8,38 @@ from __future__ import annotations
 import ipaddress
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from larkps.aggregate import path_stats
+from larkps.analysis import Analysis, Policies, RawWindow, analyse
 from larkps.config import ArchiveSettings, Settings
 from larkps.errors import ArchiveError, PublishError
-from larkps.fetch import DEFAULT_EVENT_TYPES, EsmondSource, HttpOptions, JsonClient
-from larkps.model import FetchProblem, PathStats, Point, RunReport, Series
-from larkps.publish import AdContext, FilePublisher, path_ads
+from larkps.fetch import EsmondSource, HttpOptions, JsonClient, MetadataFilters
+from larkps.history import PathHistory, path_history
+from larkps.ingest import ArchivePlan, Ingester, IngestOptions, IngestReport, Progress
+from larkps.ingest_store import IngestStore
+from larkps.model import (
+    Alarm,
+    BandwidthEstimate,
+    Family,
+    FetchProblem,
+    Forecast,
+    PathHealth,
+    PathKey,
+    PathStats,
+    Point,
+    RunReport,
+    Series,
+    SiteStats,
+)
+from larkps.publish import AdContext, FilePublisher, PathExtras, path_ads
 from larkps.publish_collector import CollectorPublisher, Spool
 from larkps.sites import SiteMap, SiteRule
+from larkps.sources import SEARCH_KINDS, Source, search_source
+from larkps.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +51,15 @@ class CycleResult:
     report: RunReport
     stats: tuple[PathStats, ...]
     ads: tuple[Any, ...]
+    history: Mapping[PathKey, PathHistory] = field(default_factory=dict)  # run_cycle(history=True)
+    # issue #4: every configured window, quality, forecasts, estimates, alarms (analysis.py)
+    windows: tuple[PathStats, ...] = ()  # every configured window, per site path
+    host_pairs: tuple[PathStats, ...] = ()  # the cycle's window, per host pair
+    site_stats: tuple[SiteStats, ...] = ()
+    health: tuple[PathHealth, ...] = ()
+    forecasts: tuple[Forecast, ...] = ()
+    estimates: tuple[BandwidthEstimate, ...] = ()
+    alarms: tuple[Alarm, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,13 +68,14 @@ class _Fetched:
     problems: list[FetchProblem]
     archives_ok: list[str]
     archive_errors: list[ArchiveError]
+    ingest: IngestReport | None = None  # incremental cycles: new points per series, counters
 
 
 @contextmanager
-def open_sources(settings: Settings) -> Iterator[list[EsmondSource]]:
+def open_sources(settings: Settings) -> Iterator[list[Source]]:
     """Sources for every configured archive; embedded archives are started here."""
     with ExitStack() as stack:
-        sources = []
+        sources: list[Source] = []
         for archive in settings.archives:
             url, sites = archive.url, settings.sites
             if archive.kind == "embedded":
@@ -55,7 +83,10 @@ def open_sources(settings: Settings) -> Iterator[list[EsmondSource]]:
             client = JsonClient(archive.name, _http_options(archive))
             stack.callback(client.close)
             assert url is not None
-            sources.append(EsmondSource(archive.name, url, client, sites))
+            if archive.kind in SEARCH_KINDS:  # OpenSearch pscheduler_* or WLCG ps_*
+                sources.append(search_source(archive, client, sites))
+                continue
+            sources.append(_esmond_source(archive, url, client, sites))
         yield sources
 
 
@@ -91,10 +122,85 @@ def _http_options(archive: ArchiveSettings) -> HttpOptions:
         verify_tls=archive.verify_tls,
         ca_bundle=archive.ca_bundle,
         max_connections=archive.max_connections,
+        retries=archive.fetch.retries,
+        backoff=archive.fetch.retry_backoff,
+        max_response_bytes=archive.fetch.max_response_size,
+        redirect_hosts=archive.fetch.redirect_hosts,
+        auth=archive.credentials.as_auth() if archive.credentials else None,
     )
 
 
-def fetch_window(sources: Sequence[EsmondSource], start: int, end: int) -> _Fetched:
+def _esmond_source(
+    archive: ArchiveSettings, url: str, client: JsonClient, sites: SiteMap
+) -> EsmondSource:
+    f = archive.fetch.filters
+    filters = MetadataFilters(
+        source=f.source,
+        destination=f.destination,
+        measurement_agent=f.measurement_agent,
+        input_source=f.input_source,
+        input_destination=f.input_destination,
+        tool_name=f.tool_name,
+        dns_match_rule=f.dns_match_rule,
+        time_range=f.time_range,
+        families=tuple(Family(name) for name in f.families),
+        params=f.params,
+    )
+    return EsmondSource(
+        archive.name,
+        url,
+        client,
+        sites,
+        data_page=archive.fetch.page_size,
+        filters=filters,
+        event_types=archive.fetch.event_types,
+    )
+
+
+def fetch_cycle(settings: Settings, sources: Sequence[Source], now: int, window: int) -> _Fetched:
+    """The fetch half of a cycle: incremental through the state store when configured
+    (``[fetch] incremental``), else the whole window from the archives."""
+    if not settings.fetch.incremental:
+        deadline = settings.fetch.deadline
+        for source in sources:
+            source.client.deadline = None if deadline is None else time.monotonic() + deadline
+        return fetch_window(sources, now - window, now)
+    # Fetch what the cycle's window needs; older points come from the store (or from
+    # `larkps fetch --since`), so a cold start does not pull the longest window.
+    report, data = ingest(
+        settings, sources, now, now - window, settings.fetch.deadline, window=window
+    )
+    return _Fetched(
+        data, list(report.problems), list(report.archives_ok), list(report.archive_errors), report
+    )
+
+
+def ingest(
+    settings: Settings,
+    sources: Sequence[Source],
+    now: int,
+    since: int,
+    deadline: float | None,
+    progress: Progress | None = None,
+    window: int | None = None,
+) -> tuple[IngestReport, list[tuple[Series, list[Point]]]]:
+    """Fetch what is new in [since, now] into the state store; with ``window``, also
+    load that window's points back from the store."""
+    options = IngestOptions(
+        discover_interval=settings.fetch.discover_interval,
+        retention=max(settings.fetch.retention, now - since),
+        deadline=deadline,
+        keep_new_points=window is not None,  # a backfill only counts them
+    )
+    plans = [ArchivePlan(s, s.event_types, repr(s.filters)) for s in sources]
+    with Store.in_directory(settings.state_dir) as store:
+        ingester = Ingester(IngestStore(store), options)
+        report = ingester.cycle(plans, now, since, progress)
+        data = [] if window is None else ingester.load_window(plans, now - window, now)
+    return report, data
+
+
+def fetch_window(sources: Sequence[Source], start: int, end: int) -> _Fetched:
     """Discover and fetch every series of every source; failures are recorded."""
     data: list[tuple[Series, list[Point]]] = []
     problems: list[FetchProblem] = []
@@ -102,7 +208,7 @@ def fetch_window(sources: Sequence[EsmondSource], start: int, end: int) -> _Fetc
     archive_errors = []
     for source in sources:
         try:
-            series = source.discover(DEFAULT_EVENT_TYPES, start)
+            series = source.discover(source.event_types, start)
         except ArchiveError as exc:
             problems.append(FetchProblem(source.name, "metadata", exc.problem))
             archive_errors.append(exc)
@@ -116,7 +222,7 @@ def fetch_window(sources: Sequence[EsmondSource], start: int, end: int) -> _Fetc
 
 
 def _fetch_series(
-    source: EsmondSource, series: list[Series], start: int, end: int
+    source: Source, series: list[Series], start: int, end: int
 ) -> tuple[list[tuple[Series, list[Point]]], list[FetchProblem]]:
     workers = max(1, source.client.options.max_connections)
     fetched, problems = [], []
@@ -163,8 +269,11 @@ def run_cycle(
     publish: bool = True,
     sequence: int = 0,
     daemon_start: int | None = None,
+    history: bool = False,
 ) -> CycleResult:
     """One full cycle: fetch the window, aggregate, build ads and publish them.
+
+    With `history`, the result also holds each path's hourly history (larkps.history).
 
     `sequence` and `daemon_start` become the ads' UpdateSequenceNumber and
     DaemonStartTime (a one-shot run is sequence 0 of a process started `now`).
@@ -172,17 +281,18 @@ def run_cycle(
     started = time.monotonic()
     window = window or settings.windows.default
     with open_sources(settings) as sources:
-        fetched = fetch_window(sources, now - window, now)
+        fetched = fetch_cycle(settings, sources, now, window)
     if not fetched.archives_ok:
         raise fetched.archive_errors[0]
-    stats = path_stats(fetched.data, window, now)
+    analysis = analyse_fetched(settings, fetched, now, window)
+    stats = analysis.window(window)
     context = AdContext(
         update_time=now,
         lifetime=settings.publish.ad_lifetime,
         sequence=sequence,
         daemon_start=now if daemon_start is None else daemon_start,
     )
-    ads = path_ads(stats, context)
+    ads = path_ads(stats, context, extras=ad_extras(analysis, window))
     outputs: list[str] = []
     publish_problems: list[FetchProblem] = []
     if publish:
@@ -199,4 +309,43 @@ def run_cycle(
         problems=tuple(fetched.problems) + tuple(publish_problems),
         duration_s=round(time.monotonic() - started, 3),
     )
-    return CycleResult(report, tuple(stats), tuple(ads))
+    histories = path_history(fetched.data, now, window) if history else {}
+    return CycleResult(
+        report,
+        tuple(stats),
+        tuple(ads),
+        history=histories,
+        windows=analysis.windows,
+        host_pairs=analysis.host_pairs,
+        site_stats=analysis.sites,
+        health=analysis.health,
+        forecasts=analysis.forecasts,
+        estimates=analysis.estimates,
+        alarms=analysis.alarms,
+    )
+
+
+def analyse_fetched(settings: Settings, fetched: _Fetched, now: int, window: int) -> Analysis:
+    """The aggregate half: rollups in the state store after an incremental fetch,
+    else every window straight from the fetched points."""
+    policies = Policies.from_settings(settings, window)
+    if fetched.ingest is None:
+        return analyse(fetched.data, now, policies)
+    new = list(fetched.ingest.new_points.items())
+    raw = RawWindow(fetched.data, now - window, now)  # the window loaded back from the store
+    with Store.in_directory(settings.state_dir) as store:
+        return analyse(new, now, policies, store, all_new=True, raw=raw)
+
+
+def ad_extras(analysis: Analysis, window: int) -> dict[PathKey, PathExtras]:
+    """Health, alarms and the bandwidth estimate of each path, for its ad."""
+    health = {h.path: h for h in analysis.health if h.window == window}
+    estimates = {e.path: e for e in analysis.estimates}
+    return {
+        path: PathExtras(
+            health=health[path].health if path in health else None,
+            alarms=tuple(k.value for k in health[path].alarms) if path in health else (),
+            estimate=estimates.get(path),
+        )
+        for path in set(health) | set(estimates)
+    }

@@ -12,7 +12,7 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -22,7 +22,7 @@ import classad2
 
 from larkps import __version__
 from larkps.errors import PublishError
-from larkps.model import LossSummary, PathStats, Summary
+from larkps.model import BandwidthEstimate, LossSummary, PathKey, PathStats, Quality, Summary
 from larkps.units import format_duration
 
 PATH_AD_TYPE = "LarkPSPath"
@@ -37,7 +37,12 @@ SUMMARY_FIELDS = (
     ("Min", "minimum"),
     ("Max", "maximum"),
     ("LatestTime", "latest_ts"),
+    ("P95", "p95"),
+    ("StdDev", "std"),
+    ("LatestValue", "latest_value"),
+    ("Age", "age"),
 )
+_UNSCALED = ("count", "latest_ts", "age")
 
 
 @lru_cache(maxsize=65536)
@@ -83,7 +88,18 @@ class AdBuilder:
         return classad2.ClassAd(self.attributes)
 
 
-def path_ad(stats: PathStats, context: AdContext) -> classad2.ClassAd:
+@dataclass(frozen=True, slots=True)
+class PathExtras:
+    """Per-path figures beyond PathStats for the path ad (issue #4)."""
+
+    health: float | None = None
+    alarms: tuple[str, ...] = ()
+    estimate: BandwidthEstimate | None = None
+
+
+def path_ad(
+    stats: PathStats, context: AdContext, extras: PathExtras | None = None
+) -> classad2.ClassAd:
     """One generic ad for one path and window."""
     label = format_duration(stats.window)
     attributes: dict[str, object] = {
@@ -105,7 +121,38 @@ def path_ad(stats: PathStats, context: AdContext) -> classad2.ClassAd:
     _add_summary(attributes, f"LarkPS_OneWayDelayMs_{label}", stats.owdelay)
     _add_summary(attributes, f"LarkPS_RttMs_{label}", stats.rtt)
     _add_loss(attributes, f"LarkPS_Loss_{label}", stats.loss)
+    if extras is not None:
+        _add_extras(attributes, extras)
     return classad2.ClassAd(attributes)
+
+
+def _add_quality(
+    attributes: dict[str, object], prefix: str, quality: Quality | None, clock: bool = False
+) -> None:
+    """Completeness, stale flag (and clock-error flag for one-way delay) of a figure."""
+    if quality is None:
+        return
+    if quality.completeness is not None:
+        attributes[f"{prefix}_Completeness"] = round(quality.completeness, 4)
+    attributes[f"{prefix}_Stale"] = quality.stale
+    attributes[f"{prefix}_LowQuality"] = quality.low
+    if clock:
+        attributes[f"{prefix}_ClockError"] = quality.clock_error
+
+
+def _add_extras(attributes: dict[str, object], extras: PathExtras) -> None:
+    if extras.health is not None:
+        attributes["LarkPS_Health"] = extras.health
+    attributes["LarkPS_Alarms"] = list(extras.alarms)
+    estimate = extras.estimate
+    if estimate is None or estimate.forecast_bps is None:
+        return
+    attributes["LarkPS_ExpectedMbps"] = estimate.forecast_bps * 1e-6
+    attributes["LarkPS_ExpectedErrorMbps"] = estimate.error_bps * 1e-6
+    attributes["LarkPS_ExpectedProvenance"] = estimate.provenance.value
+    attributes["LarkPS_ExpectedMethod"] = clean_text(estimate.method)
+    attributes["LarkPS_ExpectedStale"] = estimate.stale
+    attributes["LarkPS_ExpectedQuality"] = round(estimate.quality, 4)
 
 
 def _add_summary(
@@ -115,6 +162,7 @@ def _add_summary(
         value = getattr(summary, field_name)
         if value is not None:
             attributes[name] = float(value) * scale if scaled else value
+    _add_quality(attributes, prefix, summary.quality, clock=prefix.startswith("LarkPS_OneWay"))
 
 
 def _add_loss(attributes: dict[str, object], prefix: str, loss: LossSummary) -> None:
@@ -122,6 +170,7 @@ def _add_loss(attributes: dict[str, object], prefix: str, loss: LossSummary) -> 
     for name, value in zip(_loss_names(prefix), values, strict=True):
         if value is not None:
             attributes[name] = value
+    _add_quality(attributes, prefix, loss.quality)
 
 
 def path_ad_name(stats: PathStats) -> str:
@@ -133,7 +182,7 @@ def path_ad_name(stats: PathStats) -> str:
 def _summary_names(prefix: str) -> tuple[tuple[str, str, bool], ...]:
     names = _checked(tuple(f"{prefix}_{suffix}" for suffix, _ in SUMMARY_FIELDS))
     return tuple(
-        (name, field_name, field_name not in ("count", "latest_ts"))
+        (name, field_name, field_name not in _UNSCALED)
         for name, (_, field_name) in zip(names, SUMMARY_FIELDS, strict=True)
     )
 
@@ -155,8 +204,13 @@ def _checked(names: tuple[str, ...]) -> tuple[str, ...]:
     return names
 
 
-def path_ads(stats: Iterable[PathStats], context: AdContext) -> list[classad2.ClassAd]:
-    return [path_ad(s, context) for s in stats]
+def path_ads(
+    stats: Iterable[PathStats],
+    context: AdContext,
+    extras: Mapping[PathKey, PathExtras] | None = None,
+) -> list[classad2.ClassAd]:
+    extras = extras or {}
+    return [path_ad(s, context, extras.get(s.path)) for s in stats]
 
 
 def render_old(ads: Sequence[classad2.ClassAd], generated: int) -> str:

@@ -139,6 +139,11 @@ def describe_settings(settings: Settings) -> str:
         "windows": dataclasses.asdict(settings.windows),
         "publish": dataclasses.asdict(settings.publish),
         "throttle": dataclasses.asdict(settings.throttle),
+        "report": dataclasses.asdict(settings.report),
+        "fetch": dataclasses.asdict(settings.fetch),
+        "quality": dataclasses.asdict(settings.quality),
+        "alarms": dataclasses.asdict(settings.alarms),
+        "model": dataclasses.asdict(settings.model),
     }
     return json.dumps(document, indent=2, default=_jsonable) + "\n"
 

@@ -8,7 +8,16 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "larkps"
-PURE = ("aggregate", "throttle", "estimates", "forecast", "alarms", "rollups_pure", "units")
+PURE = (
+    "aggregate",
+    "throttle",
+    "estimates",
+    "forecast",
+    "alarms",
+    "rollups_pure",
+    "units",
+    "history",
+)
 IO_MODULES = {
     "requests",
     "aiohttp",

@@ -33,7 +33,7 @@ def config_text(state: Path, interval: str, metrics_port: int = 0) -> str:
         '[[archives]]\nname = "mesh"\nkind = "embedded"\n'
         "[archives.embedded]\nsites = 3\nseed = 2\n\n"
         f'[windows]\nlist = ["1h"]\ndefault = "1h"\n\n[publish.file]\npath = "{state}/larkps.ads"\n'
-        f"[daemon]\nmetrics_port = {metrics_port}\nshutdown_timeout = \"20s\"\n"
+        f'[daemon]\nmetrics_port = {metrics_port}\nshutdown_timeout = "20s"\n'
     )
 
 
@@ -59,9 +59,19 @@ def test_daemon_cycles_reloads_and_stops_cleanly(tmp_path: Path):
     port = free_port()
     config.write_text(config_text(state, "2s", port))
     daemon = subprocess.Popen(
-        [sys.executable, "-m", "larkps", "-v", "--log-format", "json", "run", "--config",
-         str(config)],
-        stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "larkps",
+            "-v",
+            "--log-format",
+            "json",
+            "run",
+            "--config",
+            str(config),
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         wait_for(lambda: len(cycles(state)) >= 2, 60, "two cycles")
@@ -85,13 +95,15 @@ def test_daemon_cycles_reloads_and_stops_cleanly(tmp_path: Path):
     messages = [r["message"] for r in records]
     assert any(m.startswith("reload refused, keeping the running configuration") for m in messages)
     assert any(m.startswith("configuration reloaded") for m in messages)
-    cycle_lines = [json.loads(m[len("cycle "):]) for m in messages if m.startswith("cycle {")]
+    cycle_lines = [json.loads(m[len("cycle ") :]) for m in messages if m.startswith("cycle {")]
     assert cycle_lines and all(c["ok"] for c in cycle_lines)
     assert all(c["paths"] > 0 and c["ads_written"] == c["paths"] for c in cycle_lines)
     assert (state / "larkps.ads").exists()
     status = subprocess.run(
         [sys.executable, "-m", "larkps", "status", "--config", str(config)],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert status.returncode == 0, status.stdout + status.stderr
     assert "recent cycles:" in status.stdout and "no failing sources" in status.stdout
@@ -107,8 +119,10 @@ def test_a_failing_cycle_is_recorded_and_the_daemon_carries_on(tmp_path: Path):
     def buggy_cycle(settings, now, **_):
         raise ZeroDivisionError("a bug")
 
-    for cycle, error in ((broken_cycle, "archive mesh: cannot connect"),
-                         (buggy_cycle, "internal error: ZeroDivisionError")):
+    for cycle, error in (
+        (broken_cycle, "archive mesh: cannot connect"),
+        (buggy_cycle, "internal error: ZeroDivisionError"),
+    ):
         document = Daemon(config, cycle=cycle, clock=lambda: 1_700_000_000).run_one_cycle()
         assert not document["ok"] and document["error"].startswith(error)
     recorded = cycles(state)

@@ -15,9 +15,14 @@ from larkps.fetch import (
     EsmondSource,
     HttpOptions,
     JsonClient,
+    MetadataFilters,
+    ParsedPage,
     archive_url,
     parse_histogram,
     parse_metadata,
+    parse_page,
+    path_fingerprint,
+    trace_hops,
 )
 from larkps.model import Family, Metric
 from larkps.sites import SiteMap, SiteRule
@@ -30,7 +35,7 @@ def load(name: str) -> object:
 
 
 def make_source(server: HTTPServer, **kwargs: int) -> EsmondSource:
-    client = JsonClient("test", HttpOptions(connect_timeout=2, read_timeout=2))
+    client = JsonClient("test", HttpOptions(connect_timeout=2, read_timeout=2, retries=0))
     sites = SiteMap((SiteRule("SITE-A", domains=("site-a.example",)),))
     return EsmondSource("test", server.url_for("/"), client, sites, **kwargs)
 
@@ -192,12 +197,6 @@ def test_malformed_responses_are_format_errors(httpserver: HTTPServer, fixture: 
         source.discover(["throughput"], 0)
 
 
-def test_nan_in_json_is_refused(httpserver: HTTPServer):
-    httpserver.expect_request(ARCHIVE_PATH).respond_with_data('[{"ts": 1, "val": NaN}]')
-    with pytest.raises(ArchiveFormatError, match="NaN"):
-        make_source(httpserver).discover(["throughput"], 0)
-
-
 def test_redirect_to_another_host_is_refused(httpserver: HTTPServer):
     httpserver.expect_request(ARCHIVE_PATH).respond_with_data(
         "", status=302, headers={"Location": "http://198.18.0.1/esmond/perfsonar/archive/"}
@@ -210,7 +209,7 @@ def test_connection_refused_names_the_url():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    client = JsonClient("down", HttpOptions(connect_timeout=1, read_timeout=1))
+    client = JsonClient("down", HttpOptions(connect_timeout=1, read_timeout=1, retries=0))
     source = EsmondSource("down", f"http://127.0.0.1:{port}", client, SiteMap())
     with pytest.raises(ArchiveUnavailable, match=f"cannot connect to http://127.0.0.1:{port}"):
         source.discover(["throughput"], 0)
@@ -229,3 +228,120 @@ def test_real_debrecen_metadata_parses(shared_samples: Path):
     owd = [s for s in series if s.metric is Metric.OWDELAY]
     assert owd and all(s.bucket_width == pytest.approx(0.0001) for s in owd)
     assert all(s.data_uri.startswith("/esmond/perfsonar/archive/") for s in series)
+
+
+def _parsed(name: str, event_type: str, latest: int = 1700100000) -> ParsedPage:
+    series = _series_of(event_type)
+    return parse_page(load(name), series, "test", latest)
+
+
+def _series_of(event_type: str):
+    obj = {
+        "metadata-key": "9f9f",
+        "source": "2001:db8::1",
+        "destination": "2001:db8::2",
+        "input-source": "ps.site-a.example",
+        "event-types": [{"event-type": event_type, "base-uri": f"/x/{event_type}/base"}],
+    }
+    (series,) = parse_metadata(obj, "test", "http://x/", SiteMap())
+    return series
+
+
+def test_packet_trace_keeps_a_fingerprint_of_the_hop_sequence():
+    page = _parsed("packet_trace.json", "packet-trace")
+    first, same, changed = page.points
+    assert page.rejected == {"bad trace": 1}
+    assert first.value == 4.0 and changed.value == 3.0  # hops
+    assert first.note == same.note  # string (bwctl) and number (pScheduler) forms agree
+    assert changed.note != first.note and len(changed.note or "") == 64
+    hops = trace_hops(load("packet_trace.json")[0]["val"])  # type: ignore[index]
+    assert hops[2] == (3, ())  # a silent hop is kept as a hop without addresses
+    assert path_fingerprint(hops) == first.note
+
+
+def test_loss_rate_bidir_accepts_numeric_strings_and_refuses_fractions_above_one():
+    page = _parsed("packet_loss_rate_bidir.json", "packet-loss-rate-bidir")
+    assert [(p.ts, p.value) for p in page.points] == [
+        (1700000000, 0.0),
+        (1700000600, 0.1),
+        (1700001200, 1.0),
+    ]
+    assert page.rejected == {"implausible value": 1}
+
+
+def test_time_error_estimates_and_retransmits():
+    clock = _parsed("time_error_estimates.json", "time-error-estimates")
+    assert [p.value for p in clock.points] == [0.323, 30.1]
+    assert clock.rejected == {"negative value": 1}
+    retransmits = _parsed("packet_retransmits.json", "packet-retransmits")
+    assert [p.value for p in retransmits.points] == [12.0, 0.0, 3.0]
+    series = _series_of("packet-retransmits")
+    assert (series.metric, series.unit, series.family) == (
+        Metric.RETRANSMITS,
+        "packets",
+        Family.IPV6,
+    )
+
+
+def test_every_listed_event_type_has_a_metric_and_a_unit():
+    listed = [
+        "throughput",
+        "packet-retransmits",
+        "packet-loss-rate",
+        "packet-loss-rate-bidir",
+        "packet-count-lost",
+        "packet-count-lost-bidir",
+        "packet-count-sent",
+        "histogram-owdelay",
+        "histogram-rtt",
+        "time-error-estimates",
+        "failures",
+        "packet-trace",
+    ]
+    for event_type in listed:
+        series = _series_of(event_type)
+        assert series.unit in {"bit/s", "packets", "fraction", "ms", "hops", ""}, event_type
+
+
+def test_future_timestamps_are_refused():
+    page = parse_page([{"ts": 1700000400, "val": 1.0}], _series_of("throughput"), "t", 1700000000)
+    assert page.points == [] and page.rejected == {"timestamp in the future": 1}
+
+
+def test_metadata_filters_become_query_parameters(httpserver: HTTPServer):
+    httpserver.expect_request(
+        ARCHIVE_PATH,
+        query_string={
+            "event-type": "throughput",
+            "source": "ps.site-a.example",
+            "tool-name": "pscheduler/iperf3",
+            "dns-match-rule": "only-v6",
+            "time-range": "3600",
+            "ip-transport-protocol": "tcp",
+            "limit": "500",
+            "offset": "0",
+        },
+    ).respond_with_json(load("esmond_metadata.json"))
+    filters = MetadataFilters(
+        source="ps.site-a.example",
+        tool_name="pscheduler/iperf3",
+        dns_match_rule="only-v6",
+        time_range=3600,
+        families=(Family.IPV4,),
+        params=(("ip-transport-protocol", "tcp"),),
+    )
+    client = JsonClient("test", HttpOptions(connect_timeout=2, read_timeout=2))
+    source = EsmondSource("test", httpserver.url_for("/"), client, SiteMap(), filters=filters)
+    found = source.discover(["throughput"], 0)
+    assert {s.key.metadata_key[:4] for s in found} == {"3c4d"}  # the IPv6 one is filtered out
+    assert all(s.family is Family.IPV4 for s in found)
+
+
+def test_a_malformed_metadata_object_is_skipped_not_fatal(httpserver: HTTPServer):
+    objects = load("esmond_metadata.json")
+    assert isinstance(objects, list)
+    httpserver.expect_request(ARCHIVE_PATH).respond_with_json([{"junk": 1}, *objects])
+    source = make_source(httpserver)
+    found = source.discover(["throughput"], 0)
+    assert {s.key.metadata_key[:4] for s in found} == {"3c4d"}
+    assert source.skipped_metadata == 1

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from larkps.commands import core, daemon
+from larkps.commands import core, daemon, fetch, ratelimit, report, sites, throttle
 from larkps.commands.common import Handler
 
-COMMAND_MODULES = (core, daemon)
+COMMAND_MODULES = (core, daemon, throttle, ratelimit, fetch, sites, report)
 
 __all__ = ["COMMAND_MODULES", "Handler"]

@@ -1,8 +1,4 @@
-"""Pure throttle arithmetic: bandwidth in, concurrency limits out.
-
-No I/O, no clock and no pandas. Issue-sized policy (step limits, hold on stale
-data, rationale strings) builds on these primitives.
-"""
+"""Throttle primitives: bandwidth in, a plain concurrency figure out."""
 
 from __future__ import annotations
 
@@ -25,8 +21,13 @@ def concurrency_for(
         raise ValueError("per-job rate must be a positive number of bits/s")
     if bandwidth_bps < 0 or not math.isfinite(bandwidth_bps):
         raise ValueError("bandwidth must be a non-negative number of bits/s")
-    fitting = math.floor(utilisation * bandwidth_bps / per_job_rate_bps)
+    fitting = fitting_jobs(utilisation * bandwidth_bps, per_job_rate_bps)
     return max(min_jobs, min(max_jobs, fitting))
+
+
+def fitting_jobs(share_bps: float, per_job_rate_bps: float) -> int:
+    """floor(share / rate), forgiving the last bit of float rounding (0.72e9/72e6 = 10)."""
+    return math.floor(share_bps / per_job_rate_bps * (1.0 + 1e-12))
 
 
 def transfer_seconds(size_bytes: int, bandwidth_bps: float) -> float:

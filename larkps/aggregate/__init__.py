@@ -1,0 +1,35 @@
+"""Pure statistics: series and points (or rollups) in, typed per-path results out.
+
+No I/O and no clock: the window end (``now``) is an argument. pandas and numpy stay
+inside this package. A window ending at ``now`` of length ``w`` holds points with
+``now - w < ts <= now``.
+"""
+
+from __future__ import annotations
+
+from larkps.aggregate.assemble import Figure, LossFigure, PathFigures, Span, assemble
+from larkps.aggregate.columnar import GroupStats, grouped_stats
+from larkps.aggregate.paths import path_key, path_stats
+from larkps.aggregate.quality import QualityPolicy
+from larkps.aggregate.summaries import histogram_summary, loss_summary, scalar_summary
+from larkps.aggregate.weighted import QUANTILES, describe, merge_weighted, weighted_percentiles
+
+__all__ = [
+    "QUANTILES",
+    "Figure",
+    "GroupStats",
+    "LossFigure",
+    "PathFigures",
+    "QualityPolicy",
+    "Span",
+    "assemble",
+    "describe",
+    "grouped_stats",
+    "histogram_summary",
+    "loss_summary",
+    "merge_weighted",
+    "path_key",
+    "path_stats",
+    "scalar_summary",
+    "weighted_percentiles",
+]

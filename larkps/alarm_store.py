@@ -1,0 +1,76 @@
+"""Alarm hysteresis state in the state store (table ``alarm_state``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from larkps.alarms import AlarmRecord
+from larkps.model import AlarmKind
+from larkps.store import Store
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS alarm_state (
+    kind TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    site TEXT NOT NULL,
+    peer TEXT NOT NULL,
+    since INTEGER NOT NULL,
+    good INTEGER NOT NULL,
+    value REAL NOT NULL,
+    threshold REAL NOT NULL,
+    judged INTEGER NOT NULL,
+    detail TEXT NOT NULL,
+    PRIMARY KEY (kind, subject)
+)
+"""
+_KINDS = {k.value for k in AlarmKind}
+_COLUMNS = "kind, subject, site, peer, since, good, value, threshold, judged, detail"
+
+
+def load_alarms(store: Store) -> dict[tuple[str, str], AlarmRecord]:
+    """The records the last cycle kept."""
+    store.ensure_schema(SCHEMA)
+    rows = store.connection.execute(f"SELECT {_COLUMNS} FROM alarm_state").fetchall()  # noqa: S608
+    records = {}
+    for kind, subject, site, peer, since, good, value, threshold, judged, detail in rows:
+        if kind not in _KINDS:
+            continue
+        record = AlarmRecord(
+            kind=AlarmKind(kind),
+            subject=subject,
+            site=site,
+            since=int(since),
+            good=int(good),
+            value=float(value),
+            threshold=float(threshold),
+            judged=int(judged),
+            detail=detail,
+            peer=peer,
+        )
+        records[record.key] = record
+    return records
+
+
+def save_alarms(store: Store, records: Mapping[tuple[str, str], AlarmRecord]) -> None:
+    """Replace the stored records with ``records`` (one transaction)."""
+    store.ensure_schema(SCHEMA)
+    with store.transaction() as db:
+        db.execute("DELETE FROM alarm_state")
+        db.executemany(
+            f"INSERT INTO alarm_state ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
+            [
+                (
+                    r.kind.value,
+                    r.subject,
+                    r.site,
+                    r.peer,
+                    r.since,
+                    r.good,
+                    r.value,
+                    r.threshold,
+                    r.judged,
+                    r.detail,
+                )
+                for r in records.values()
+            ],
+        )

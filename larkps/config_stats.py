@@ -1,0 +1,110 @@
+"""The statistics sections of the config file: [quality], [alarms] and [model].
+
+Field names match the pure policies they feed (``larkps.aggregate.QualityPolicy``,
+``larkps.alarms.AlarmPolicy``, ``larkps.estimates.ModelPolicy``); the pipeline maps
+one onto the other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from larkps.config_reader import Section
+
+
+@dataclass(frozen=True, slots=True)
+class QualitySettings:
+    """When a figure is flagged (stale_after lives in [windows])."""
+
+    min_completeness: float = 0.5
+    clock_error_ms: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmSettings:
+    """Alarm rules (docs/statistics.md); windows in seconds."""
+
+    bandwidth_z: float = -2.0
+    bandwidth_drop: float = 0.5
+    bandwidth_window: int = 86400
+    bandwidth_baseline: int = 21 * 86400
+    loss: float = 0.02
+    loss_window: int = 86400
+    delay_p95_factor: float = 1.5
+    delay_iqr_factor: float = 2.0
+    delay_window: int = 3600
+    delay_baseline: int = 7 * 86400
+    delay_min_tests: int = 10
+    clock_offset_ms: float = 100.0
+    clock_window: int = 86400
+    site_paths: int = 5
+    clear_after: int = 3
+    forget_after: int = 7 * 86400
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSettings:
+    """The TCP (Mathis) model for paths without throughput tests."""
+
+    mss_bytes: int = 1448
+    mathis_constant: float = 1.2247
+    path_capacity_bps: float = 10e9
+
+
+def stats_settings(root: Section) -> dict[str, Any]:
+    """``quality``, ``alarms`` and ``model`` for :class:`larkps.config.Settings`."""
+    return {
+        "quality": _quality(root.section("quality")),
+        "alarms": _alarms(root.section("alarms")),
+        "model": _model(root.section("model")),
+    }
+
+
+def _quality(section: Section) -> QualitySettings:
+    result = QualitySettings(
+        min_completeness=section.fraction("min_completeness", 0.5),
+        clock_error_ms=section.number("clock_error_ms", 10.0, 0.0, 1e6),
+    )
+    section.finish()
+    return result
+
+
+def _alarms(section: Section) -> AlarmSettings:
+    result = AlarmSettings(
+        bandwidth_z=section.number("bandwidth_z", -2.0, -100.0, 0.0),
+        bandwidth_drop=section.fraction("bandwidth_drop", 0.5),
+        bandwidth_window=section.duration("bandwidth_window", "24h"),
+        bandwidth_baseline=section.duration("bandwidth_baseline", "21d"),
+        loss=section.fraction("loss", 0.02),
+        loss_window=section.duration("loss_window", "24h"),
+        delay_p95_factor=section.number("delay_p95_factor", 1.5, 1.0, 100.0),
+        delay_iqr_factor=section.number("delay_iqr_factor", 2.0, 0.0, 100.0),
+        delay_window=section.duration("delay_window", "1h"),
+        delay_baseline=section.duration("delay_baseline", "7d"),
+        delay_min_tests=section.integer("delay_min_tests", 10, minimum=1),
+        clock_offset_ms=section.number("clock_offset_ms", 100.0, 0.0, 1e6),
+        clock_window=section.duration("clock_window", "24h"),
+        site_paths=section.integer("site_paths", 5, minimum=1),
+        clear_after=section.integer("clear_after", 3, minimum=1),
+        forget_after=section.duration("forget_after", "7d"),
+    )
+    for short, long in (
+        ("bandwidth_window", "bandwidth_baseline"),
+        ("delay_window", "delay_baseline"),
+    ):
+        if getattr(result, short) >= getattr(result, long):
+            raise section.error(short, f"must be shorter than {long}")
+    section.finish()
+    return result
+
+
+def _model(section: Section) -> ModelSettings:
+    capacity = section.rate("path_capacity")
+    result = ModelSettings(
+        mss_bytes=section.integer("mss", 1448, minimum=500, maximum=65535),
+        mathis_constant=section.number("mathis_constant", 1.2247, 0.1, 10.0),
+        path_capacity_bps=10e9 if capacity is None else capacity,
+    )
+    section.finish()
+    return result

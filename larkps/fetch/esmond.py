@@ -1,0 +1,203 @@
+"""The esmond/elmond REST source (``kind = "esmond"``).
+
+One code path serves perfSONAR 4.x esmond and 5.x elmond: metadata is listed with
+an explicit ``limit`` and paged until a short page; data URIs are taken verbatim
+from the metadata (``base-uri``); data is paged by ``time-start`` with
+``limit`` <= 10000 (elmond rejects more).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urljoin, urlsplit, urlunsplit
+
+from larkps.errors import ArchiveFormatError
+from larkps.fetch.http import JsonClient, ResponseTooLarge
+from larkps.fetch.parse import ParsedPage, parse_metadata, parse_page
+from larkps.model import EVENT_TYPE_METRICS, Family, Point, Series, SeriesKey
+from larkps.sites import SiteMap
+
+log = logging.getLogger(__name__)
+
+ARCHIVE_PATH = "/esmond/perfsonar/archive/"
+#: What larkps fetches unless told otherwise.
+DEFAULT_EVENT_TYPES = (
+    "throughput",
+    "histogram-owdelay",
+    "histogram-rtt",
+    "packet-count-lost",
+    "packet-count-sent",
+    "failures",
+    "packet-retransmits",  # retransmits per test (issue #4)
+    "time-error-estimates",  # clock-error flag on one-way delays (issue #4)
+)
+#: Every event type larkps can parse.
+ALL_EVENT_TYPES = tuple(sorted(EVENT_TYPE_METRICS))
+DNS_MATCH_RULES = ("v4v6", "only-v4", "only-v6", "prefer-v4", "prefer-v6")
+METADATA_PAGE = 500
+DATA_PAGE = 10000  # elmond rejects larger pages
+MAX_PAGES = 10000
+
+
+def archive_url(text: str) -> str:
+    """Turn ``ps.example.org``, ``https://ps.example.org`` or a full archive URL into
+    the canonical ``.../esmond/perfsonar/archive/`` URL."""
+    candidate = text.strip()
+    if "://" not in candidate:
+        candidate = "https://" + candidate
+    parts = urlsplit(candidate)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"expected an archive host or http(s) URL, got {text!r}")
+    path = parts.path.rstrip("/")
+    marker = ARCHIVE_PATH.rstrip("/")
+    if marker in path:
+        path = path[: path.index(marker)]
+    return urlunsplit((parts.scheme, parts.netloc, path + ARCHIVE_PATH, "", ""))
+
+
+@dataclass(frozen=True, slots=True)
+class MetadataFilters:
+    """Server-side metadata filters (esmond query parameters) plus a family filter.
+
+    ``source``/``destination``/``measurement_agent`` take an IP or a host name (the
+    archive resolves names per ``dns_match_rule``). ``time_range`` (seconds) replaces
+    the default ``time-start`` of discovery. ``families`` is applied by larkps,
+    since esmond cannot filter on the address family of a test.
+    """
+
+    source: str | None = None
+    destination: str | None = None
+    measurement_agent: str | None = None
+    input_source: str | None = None
+    input_destination: str | None = None
+    tool_name: str | None = None
+    dns_match_rule: str | None = None
+    time_range: int | None = None
+    families: tuple[Family, ...] = ()
+    params: tuple[tuple[str, str], ...] = ()  # free-form, e.g. ("ip-transport-protocol", "tcp")
+
+    def query(self) -> dict[str, str | int]:
+        fields = {
+            "source": self.source,
+            "destination": self.destination,
+            "measurement-agent": self.measurement_agent,
+            "input-source": self.input_source,
+            "input-destination": self.input_destination,
+            "tool-name": self.tool_name,
+            "dns-match-rule": self.dns_match_rule,
+            "time-range": self.time_range,
+        }
+        query: dict[str, str | int] = {k: v for k, v in fields.items() if v is not None}
+        query.update(self.params)
+        return query
+
+    def accepts(self, series: Series) -> bool:
+        return not self.families or series.family in self.families
+
+
+class EsmondSource:
+    """Discover series and fetch their points from one esmond or elmond archive."""
+
+    def __init__(
+        self,
+        name: str,
+        url: str,
+        client: JsonClient,
+        sites: SiteMap,
+        metadata_page: int = METADATA_PAGE,
+        data_page: int = DATA_PAGE,
+        filters: MetadataFilters | None = None,
+        event_types: Sequence[str] = DEFAULT_EVENT_TYPES,
+    ) -> None:
+        self.name = name
+        self.url = archive_url(url)
+        self.client = client
+        self.sites = sites
+        self.metadata_page = metadata_page
+        self.data_page = data_page
+        self.filters = filters or MetadataFilters()
+        self.event_types = tuple(event_types)
+        self.skipped_metadata = 0  # malformed metadata objects in the last discovery
+
+    def discover(self, event_types: Iterable[str], since: int) -> list[Series]:
+        """Every series of the given event types that has data since `since`."""
+        wanted = set(event_types)
+        found: dict[SeriesKey, Series] = {}
+        # `failures` often has time-updated null, so it is found through its siblings.
+        listed: list[str | None] = [*sorted(wanted - {"failures"})] or [None]
+        self.skipped_metadata = 0
+        for event_type in listed:
+            for obj in self._metadata(event_type, since):
+                try:
+                    parsed = parse_metadata(obj, self.name, self.url, self.sites)
+                except ArchiveFormatError as exc:
+                    self.skipped_metadata += 1
+                    log.warning("%s (metadata object skipped)", exc)
+                    continue
+                for series in parsed:
+                    if series.key.event_type in wanted and self.filters.accepts(series):
+                        found.setdefault(series.key, series)
+        return list(found.values())
+
+    def _metadata(self, event_type: str | None, since: int) -> Iterator[dict[str, Any]]:
+        seen: set[str] = set()
+        page_size = self.metadata_page
+        query = self.filters.query()
+        if "time-range" not in query:
+            query["time-start"] = since
+        if event_type is not None:
+            query["event-type"] = event_type
+        for offset in range(0, page_size * MAX_PAGES, page_size):
+            page = self.client.get(self.url, query | {"limit": page_size, "offset": offset})
+            if not isinstance(page, list):
+                raise ArchiveFormatError(self.name, f"metadata list from {self.url} is not a list")
+            fresh = [o for o in page if isinstance(o, dict) and o.get("metadata-key") not in seen]
+            seen.update(str(o.get("metadata-key")) for o in fresh)
+            yield from fresh
+            if len(page) < page_size or not fresh:
+                return
+
+    def pages(self, series: Series, start: int, end: int) -> Iterator[ParsedPage]:
+        """Pages of points with start <= ts <= end, paged by time-start.
+
+        A page too large for the byte cap is asked again with a smaller ``limit``.
+        """
+        url = urljoin(self.url, series.data_uri)
+        cursor, limit = start, self.data_page
+        for _ in range(MAX_PAGES):
+            params: dict[str, str | int] = {"time-start": cursor, "time-end": end, "limit": limit}
+            try:
+                page = self.client.get(url, params)
+            except ResponseTooLarge:
+                if limit <= 1:
+                    raise
+                limit = max(1, limit // 10)
+                continue
+            parsed = parse_page(page, series, self.name, end)
+            yield parsed
+            if parsed.raw_count < limit:
+                return
+            if parsed.max_ts is None or parsed.max_ts < cursor:
+                problem = f"a full page from {url} has no usable point at or after {cursor}"
+                raise ArchiveFormatError(self.name, problem)
+            cursor = parsed.max_ts + 1
+
+    def fetch(self, series: Series, start: int, end: int) -> list[Point]:
+        """Points of one series with start <= ts <= end (rejected points are logged)."""
+        by_ts: dict[int, Point] = {}
+        for page in self.pages(series, start, end):
+            if page.rejected:
+                log.warning(
+                    "archive %s: %s: %s", self.name, describe(series), page.describe_rejected()
+                )
+            for point in page.points:
+                by_ts.setdefault(point.ts, point)
+        return [by_ts[ts] for ts in sorted(by_ts)]
+
+
+def describe(series: Series) -> str:
+    """``<metadata-key>/<event-type>`` for logs and run reports."""
+    return f"{series.key.metadata_key}/{series.key.event_type}"

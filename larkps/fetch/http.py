@@ -1,0 +1,395 @@
+"""The only HTTP code of larkps: :class:`JsonClient` over pooled ``http.client`` connections.
+
+Per archive, at most ``max_connections`` requests are in flight (a bounded pool of
+keep-alive connections). Connection errors and HTTP 5xx are retried with exponential
+backoff and jitter; 4xx never. Every request honours the connect and read timeouts
+and, when set, the client's cycle ``deadline``. Bodies are streamed with a byte cap,
+so a huge or endless response costs at most ``max_response_bytes`` of memory.
+Redirects are followed only to the same host (or a configured one), never from
+https to http.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import random
+import ssl
+import threading
+import time
+import zlib
+from base64 import b64encode
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode, urljoin, urlsplit
+
+from larkps.errors import ArchiveDeadline, ArchiveFormatError, ArchiveUnavailable
+
+log = logging.getLogger(__name__)
+
+MAX_REDIRECTS = 5
+CHUNK = 1 << 16
+Connection = http.client.HTTPConnection
+
+
+@dataclass(frozen=True, slots=True)
+class HttpOptions:
+    """Transport options of one archive."""
+
+    connect_timeout: float = 5.0
+    read_timeout: float = 30.0
+    verify_tls: bool = True
+    ca_bundle: str | None = None
+    max_connections: int = 8
+    auth: tuple[str, str] | None = field(default=None, repr=False)  # basic auth; never logged
+    retries: int = 3
+    backoff: float = 0.5  # seconds before the first retry; doubles each time, with jitter
+    max_backoff: float = 30.0
+    max_response_bytes: int = 64 * 2**20
+    redirect_hosts: tuple[str, ...] = ()  # other hosts a redirect may lead to
+
+
+class ResponseTooLarge(ArchiveFormatError):
+    """The response body exceeded ``max_response_bytes``."""
+
+
+class _Retry(Exception):
+    """A failure worth retrying; carries the error to raise when retries run out."""
+
+    def __init__(self, error: ArchiveUnavailable, fresh: bool, wait: float = 0.0) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.fresh = fresh  # False: a reused keep-alive connection went stale
+        self.wait = wait
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    scheme: str
+    host: str
+    port: int
+    path: str
+
+    @classmethod
+    def parse(cls, url: str) -> _Target:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"not an http(s) URL: {url!r}")
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        return cls(parts.scheme, parts.hostname, port, path)
+
+    @property
+    def origin(self) -> tuple[str, str, int]:
+        return (self.scheme, self.host, self.port)
+
+
+@dataclass
+class ClientStats:
+    """Counters of one client (thread-safe through its lock)."""
+
+    requests: int = 0
+    retries: int = 0
+    bytes: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, requests: int = 0, retries: int = 0, size: int = 0) -> None:
+        with self.lock:
+            self.requests += requests
+            self.retries += retries
+            self.bytes += size
+
+
+class _Pool:
+    """Idle keep-alive connections per origin, and a bound on those in use."""
+
+    def __init__(self, options: HttpOptions) -> None:
+        self.options = options
+        self.slots = threading.BoundedSemaphore(options.max_connections)
+        self.idle: dict[tuple[str, str, int], list[Connection]] = {}
+        self.lock = threading.Lock()
+        self.closed = False
+        self.tls = _tls_context(options)
+
+    def acquire(self, target: _Target, wait: float) -> tuple[Connection, bool]:
+        """A connection to ``target`` and whether it was reused."""
+        if not self.slots.acquire(timeout=max(wait, 0.0)):
+            raise ArchiveDeadline("", "cycle deadline reached waiting for a connection")
+        with self.lock:
+            idle = self.idle.get(target.origin)
+            if idle:
+                return idle.pop(), True
+        if target.scheme == "https":
+            conn: Connection = http.client.HTTPSConnection(
+                target.host, target.port, context=self.tls
+            )
+        else:
+            conn = http.client.HTTPConnection(target.host, target.port)
+        return conn, False
+
+    def release(self, target: _Target, conn: Connection, reusable: bool) -> None:
+        with self.lock:
+            if reusable and not self.closed:
+                self.idle.setdefault(target.origin, []).append(conn)
+                conn = None  # type: ignore[assignment]
+        if conn is not None:
+            conn.close()
+        self.slots.release()
+
+    def close(self) -> None:
+        with self.lock:
+            self.closed = True
+            conns = [c for idle in self.idle.values() for c in idle]
+            self.idle.clear()
+        for conn in conns:
+            conn.close()
+
+
+def _tls_context(options: HttpOptions) -> ssl.SSLContext:
+    if options.ca_bundle:
+        return ssl.create_default_context(cafile=options.ca_bundle)
+    context = ssl.create_default_context()
+    if not options.verify_tls:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+class JsonClient:
+    """GET/POST JSON documents from one archive over a bounded pool of connections.
+
+    ``deadline`` (a ``time.monotonic()`` instant, or None) bounds every request,
+    retry and wait for a connection; the pipeline sets it once per cycle.
+    """
+
+    def __init__(self, name: str, options: HttpOptions) -> None:
+        self.name = name
+        self.options = options
+        self.deadline: float | None = None
+        self.stats = ClientStats()
+        self._pool = _Pool(options)
+        self._headers = {
+            "User-Agent": "larkps",
+            "Accept": "application/json",
+            "Accept-Encoding": "gzip",
+        }
+        if options.auth is not None:
+            token = b64encode(f"{options.auth[0]}:{options.auth[1]}".encode()).decode()
+            self._headers["Authorization"] = f"Basic {token}"
+
+    def close(self) -> None:
+        self._pool.close()
+
+    def get(self, url: str, params: dict[str, str | int] | None = None) -> Any:
+        """Return the decoded JSON body, or raise an ArchiveError naming the URL."""
+        if params:
+            url = f"{url}{'&' if '?' in url else '?'}{urlencode(params)}"
+        return self._request("GET", url, None)
+
+    def post(self, url: str, body: dict[str, Any]) -> Any:
+        """POST a JSON body (OpenSearch ``_search``) and return the decoded answer."""
+        return self._request("POST", url, json.dumps(body).encode())
+
+    def remaining(self) -> float | None:
+        """Seconds left before the deadline (None without one)."""
+        return None if self.deadline is None else self.deadline - time.monotonic()
+
+    def _request(self, method: str, url: str, body: bytes | None) -> Any:
+        for _ in range(MAX_REDIRECTS + 1):
+            status, payload, location = self._with_retries(method, url, body)
+            if location is None:
+                return self._decode(url, payload)
+            url = self._redirect(url, status, location)
+        raise ArchiveUnavailable(self.name, f"too many redirects from {url}")
+
+    def _redirect(self, url: str, status: int, location: str) -> str:
+        target = urljoin(url, location)
+        old, new = urlsplit(url), urlsplit(target)
+        same = new.hostname == old.hostname or new.hostname in self.options.redirect_hosts
+        if not same or (old.scheme == "https" and new.scheme != "https"):
+            raise ArchiveUnavailable(self.name, f"refused redirect from {url} to {target}")
+        log.debug("archive %s: following HTTP %d from %s to %s", self.name, status, url, target)
+        return target
+
+    def _with_retries(
+        self, method: str, url: str, body: bytes | None
+    ) -> tuple[int, bytes, str | None]:
+        target = _Target.parse(url)
+        attempt = 0
+        while True:
+            try:
+                return self._once(method, url, target, body)
+            except _Retry as retry:
+                if not retry.fresh:  # a stale keep-alive connection: retry at once
+                    continue
+                attempt += 1
+                if attempt > self.options.retries:
+                    raise retry.error from None
+                self._sleep_before_retry(attempt, retry)
+
+    def _sleep_before_retry(self, attempt: int, retry: _Retry) -> None:
+        ceiling = min(self.options.max_backoff, self.options.backoff * 2 ** (attempt - 1))
+        delay = max(retry.wait, ceiling * random.uniform(0.5, 1.0))
+        left = self.remaining()
+        if left is not None and delay >= left:
+            raise retry.error from None
+        self.stats.add(retries=1)
+        log.info(
+            "archive %s: %s; retry %d in %.2f s", self.name, retry.error.problem, attempt, delay
+        )
+        time.sleep(delay)
+
+    def _timeout(self, wanted: float) -> float:
+        left = self.remaining()
+        if left is None:
+            return wanted
+        if left <= 0:
+            raise ArchiveDeadline(self.name, "cycle deadline reached")
+        return min(wanted, left)
+
+    def _once(
+        self, method: str, url: str, target: _Target, body: bytes | None
+    ) -> tuple[int, bytes, str | None]:
+        wait = self._timeout(self.options.connect_timeout + self.options.read_timeout)
+        try:
+            conn, reused = self._pool.acquire(target, wait)
+        except ArchiveDeadline:
+            raise ArchiveDeadline(self.name, f"cycle deadline reached before {url}") from None
+        reusable = False
+        try:
+            if conn.sock is None:
+                self._connect(conn, url)
+            status, payload, location, reusable = self._exchange(
+                conn, method, url, target, body, reused
+            )
+        finally:
+            self._pool.release(target, conn, reusable)
+        self.stats.add(requests=1, size=len(payload))
+        return status, payload, location
+
+    def _connect(self, conn: Connection, url: str) -> None:
+        conn.timeout = self._timeout(self.options.connect_timeout)
+        try:
+            conn.connect()
+        except ssl.SSLError as exc:
+            problem = f"TLS verification failed for {_bare(url)} ({_reason(exc)})"
+            raise ArchiveUnavailable(self.name, problem) from None
+        except (TimeoutError, OSError) as exc:
+            log.debug("archive %s: cannot connect to %s: %s", self.name, url, _reason(exc))
+            error = ArchiveUnavailable(self.name, f"cannot connect to {_bare(url)}")
+            raise _Retry(error, fresh=True) from None
+
+    def _exchange(
+        self,
+        conn: Connection,
+        method: str,
+        url: str,
+        target: _Target,
+        body: bytes | None,
+        reused: bool,
+    ) -> tuple[int, bytes, str | None, bool]:
+        headers = dict(self._headers)
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        assert conn.sock is not None
+        conn.sock.settimeout(self._timeout(self.options.read_timeout))
+        try:
+            conn.request(method, target.path, body=body, headers=headers)
+            response = conn.getresponse()
+            return self._handle(response, url)
+        except TimeoutError:
+            raise ArchiveUnavailable(self.name, f"timed out reading {_bare(url)}") from None
+        except (http.client.HTTPException, ConnectionError) as exc:
+            error = ArchiveUnavailable(self.name, f"connection to {url} failed ({_reason(exc)})")
+            raise _Retry(error, fresh=not reused) from None
+        except OSError as exc:
+            raise ArchiveUnavailable(self.name, f"error reading {url} ({_reason(exc)})") from None
+
+    def _handle(
+        self, response: http.client.HTTPResponse, url: str
+    ) -> tuple[int, bytes, str | None, bool]:
+        status = response.status
+        if 300 <= status < 400 and response.getheader("Location"):
+            _discard(response)
+            return status, b"", response.getheader("Location"), False
+        if status != 200:
+            snippet = _snippet(_drain(response, 4096))
+            error = ArchiveUnavailable(self.name, f"HTTP {status} from {_bare(url)}{snippet}")
+            if status >= 500:
+                raise _Retry(error, fresh=True, wait=_retry_after(response))
+            raise error
+        payload = self._read_body(response, url)
+        return status, payload, None, not response.will_close
+
+    def _read_body(self, response: http.client.HTTPResponse, url: str) -> bytes:
+        cap = self.options.max_response_bytes
+        length = response.getheader("Content-Length")
+        if length and length.isdigit() and int(length) > cap:
+            _discard(response)
+            raise ResponseTooLarge(self.name, _too_large(url, cap))
+        gzipped = (response.getheader("Content-Encoding") or "").lower() == "gzip"
+        inflate = zlib.decompressobj(wbits=31) if gzipped else None
+        parts: list[bytes] = []
+        total = 0
+        while chunk := response.read(CHUNK):
+            if inflate is not None:
+                chunk = inflate.decompress(chunk, cap - total + 1)
+                if inflate.unconsumed_tail:
+                    total = cap + 1
+            total += len(chunk)
+            if total > cap:
+                _discard(response)
+                raise ResponseTooLarge(self.name, _too_large(url, cap))
+            parts.append(chunk)
+            self._timeout(self.options.read_timeout)  # raises once the deadline passed
+        return b"".join(parts)
+
+    def _decode(self, url: str, payload: bytes) -> Any:
+        try:
+            return json.loads(payload)
+        except ValueError as exc:
+            raise ArchiveFormatError(
+                self.name, f"response from {url} is not JSON ({exc})"
+            ) from None
+
+
+def _bare(url: str) -> str:
+    """The URL without its query, for messages."""
+    return url.split("?", 1)[0]
+
+
+def _too_large(url: str, cap: int) -> str:
+    return f"response from {url} is larger than {cap} bytes"
+
+
+def _discard(response: http.client.HTTPResponse) -> None:
+    """Give up on a body we will not read (the connection is not reused)."""
+    response.close()
+
+
+def _drain(response: http.client.HTTPResponse, limit: int) -> bytes:
+    try:
+        return response.read(limit)
+    except (OSError, http.client.HTTPException):
+        return b""
+    finally:
+        response.close()
+
+
+def _snippet(body: bytes) -> str:
+    text = body.decode("utf-8", "replace").strip()
+    text = "".join(c if c.isprintable() else " " for c in text)[:160]
+    return f": {text}" if text else ""
+
+
+def _retry_after(response: http.client.HTTPResponse) -> float:
+    value = response.getheader("Retry-After") or ""
+    return min(float(value), 60.0) if value.isdigit() else 0.0
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return exc.verify_message or "certificate verify failed"
+    text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return str(text)

@@ -1,0 +1,288 @@
+"""Pure parsing of esmond/elmond responses into :class:`Series` and :class:`Point`.
+
+Numeric strings are accepted everywhere. Points that cannot be trusted (bad or
+future timestamps, timestamps in milliseconds, NaN/Infinity, negative or absurd
+values, duplicate timestamps) are rejected one by one and counted by reason, so a
+few bad points never cost a whole series and never reach the store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from larkps.errors import ArchiveFormatError
+from larkps.model import (
+    EVENT_TYPE_METRICS,
+    Endpoint,
+    Family,
+    Histogram,
+    Metric,
+    Point,
+    Series,
+    SeriesKey,
+)
+from larkps.sites import SiteMap
+
+#: Largest plausible value per metric (inclusive), in larkps units; the lower bound is 0.
+UPPER_BOUNDS: dict[Metric, float] = {
+    Metric.THROUGHPUT: 1e13,  # 10 Tbit/s
+    Metric.RETRANSMITS: 1e10,
+    Metric.LOSS_RATE: 1.0,
+    Metric.LOSS_RATE_BIDIR: 1.0,
+    Metric.PACKETS_LOST: 1e9,
+    Metric.PACKETS_SENT: 1e9,
+    Metric.PACKETS_LOST_BIDIR: 1e9,
+    Metric.CLOCK_ERROR: 1e6,  # ms
+}
+#: Plausible histogram bucket range (ms); one-way delays may be negative (bad clocks).
+BUCKET_RANGE: dict[Metric, tuple[float, float]] = {
+    Metric.OWDELAY: (-1e5, 1e5),
+    Metric.RTT: (0.0, 1e5),
+}
+FUTURE_SLACK = 300  # seconds a point may lie after the end of the requested range
+MILLISECONDS = 10**11  # a "seconds" timestamp this large is year 5138: it is in ms
+NOTE_LIMIT = 500
+
+
+@dataclass
+class ParsedPage:
+    """The accepted points of one response page, and what was rejected and why."""
+
+    points: list[Point] = field(default_factory=list)
+    rejected: Counter[str] = field(default_factory=Counter)
+    raw_count: int = 0
+    max_ts: int | None = None  # largest acceptable timestamp seen (for paging)
+
+    def describe_rejected(self) -> str:
+        parts = [f"{n} {reason}" for reason, n in sorted(self.rejected.items())]
+        return f"rejected {sum(self.rejected.values())} points: " + ", ".join(parts)
+
+
+def parse_metadata(
+    obj: dict[str, Any], archive: str, base_url: str, sites: SiteMap
+) -> list[Series]:
+    """Turn one metadata object into one Series per known event type.
+
+    Endpoints map to sites by their configured hostname (``input-source`` /
+    ``input-destination``) first, then by IP. The family is the source address's.
+    """
+    try:
+        source_ip = str(obj["source"])
+        destination_ip = str(obj.get("destination", ""))
+        key = str(obj["metadata-key"])
+        event_types = obj["event-types"]
+    except (KeyError, TypeError):
+        raise ArchiveFormatError(archive, "metadata object lacks source/metadata-key") from None
+    source_host = str(obj.get("input-source") or source_ip)
+    destination_host = str(obj.get("input-destination") or destination_ip)
+    source = Endpoint(source_host, source_ip, sites.site_for(source_host, source_ip))
+    destination = Endpoint(
+        destination_host, destination_ip, sites.site_for(destination_host, destination_ip)
+    )
+    family = address_family(source_ip, archive)
+    tool = str(obj.get("tool-name", ""))
+    width = _bucket_width(obj.get("sample-bucket-width"))
+    result = []
+    for entry in event_types if isinstance(event_types, list) else []:
+        if not isinstance(entry, dict):
+            continue
+        event_type = str(entry.get("event-type"))
+        metric = EVENT_TYPE_METRICS.get(event_type)
+        base_uri = entry.get("base-uri")
+        if metric is None or not isinstance(base_uri, str):
+            continue
+        key_of_series = SeriesKey(archive, key, event_type)
+        result.append(
+            Series(key_of_series, source, destination, family, metric, tool, base_uri, width)
+        )
+    return result
+
+
+def address_family(ip: str, archive: str) -> Family:
+    """IPv4 or IPv6, from the address the archive stored."""
+    try:
+        version = ipaddress.ip_address(ip.strip("[]")).version
+    except ValueError:
+        raise ArchiveFormatError(archive, f"source {ip!r} is not an IP address") from None
+    return Family.IPV6 if version == 6 else Family.IPV4
+
+
+def _bucket_width(value: object) -> float | None:
+    try:
+        width = float(str(value))
+    except ValueError:
+        return None
+    return width if math.isfinite(width) and width > 0 else None
+
+
+def parse_page(page: object, series: Series, archive: str, latest: int) -> ParsedPage:
+    """Parse one page of ``[{"ts": ..., "val": ...}]``; ``latest`` is the end of the range.
+
+    Raises ArchiveFormatError when the page is not a list at all.
+    """
+    if not isinstance(page, list):
+        raise ArchiveFormatError(archive, f"data for {series.key.metadata_key} is not a list")
+    parsed = ParsedPage(raw_count=len(page))
+    seen: set[int] = set()
+    for item in page:
+        outcome = _parse_point(item, series, latest + FUTURE_SLACK)
+        if isinstance(outcome, str):
+            parsed.rejected[outcome] += 1
+            continue
+        if outcome.ts in seen:
+            parsed.rejected["duplicate timestamp"] += 1
+            continue
+        seen.add(outcome.ts)
+        parsed.points.append(outcome)
+    parsed.points.sort(key=lambda p: p.ts)
+    if parsed.points:
+        parsed.max_ts = parsed.points[-1].ts
+    return parsed
+
+
+def parse_points(page: object, series: Series, archive: str) -> list[Point]:
+    """The acceptable points of one page, sorted by ts (no upper time bound)."""
+    return parse_page(page, series, archive, MILLISECONDS - FUTURE_SLACK - 1).points
+
+
+def _parse_point(item: object, series: Series, latest: int) -> Point | str:
+    """A Point, or the reason it was rejected."""
+    if not isinstance(item, dict):
+        return "malformed point"
+    ts = _number(item.get("ts"))
+    if ts is None or ts < 0 or ts != int(ts):
+        return "bad timestamp"
+    if ts > latest:
+        return "timestamp in milliseconds" if ts >= MILLISECONDS else "timestamp in the future"
+    return _parse_value(int(ts), item.get("val"), series)
+
+
+def _parse_value(ts: int, value: object, series: Series) -> Point | str:
+    metric = series.metric
+    if metric is Metric.FAILURE:
+        note = value.get("error") if isinstance(value, dict) else value
+        return Point(ts, note=_printable(str(note))[:NOTE_LIMIT])
+    if metric in BUCKET_RANGE:
+        return _histogram_point(ts, value, series)
+    if metric is Metric.PATH:
+        return _trace_point(ts, value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return "non-finite value"
+    number = _number(value)
+    if number is None:
+        return "non-numeric value"
+    if number < 0:
+        return "negative value"
+    if number > UPPER_BOUNDS.get(metric, math.inf):
+        return "implausible value"
+    return Point(ts, value=number)
+
+
+def _histogram_point(ts: int, value: object, series: Series) -> Point | str:
+    if not isinstance(value, dict) or not value:
+        return "bad histogram"
+    histogram = parse_histogram(value, series.bucket_width)
+    if not histogram:
+        return "bad histogram"
+    low, high = BUCKET_RANGE[series.metric]
+    if histogram[0][0] < low or histogram[-1][0] > high:
+        return "implausible value"
+    return Point(ts, histogram=histogram)
+
+
+def _trace_point(ts: int, value: object) -> Point | str:
+    hops = trace_hops(value)
+    if not hops:
+        return "bad trace"
+    return Point(ts, value=float(len(hops)), note=path_fingerprint(hops))
+
+
+def _number(value: object) -> float | None:
+    """A finite float from a number or numeric string, else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _printable(text: str) -> str:
+    return "".join(c if c.isprintable() else " " for c in text)
+
+
+def parse_histogram(value: object, bucket_width: float | None) -> Histogram:
+    """Parse ``{"<bucket>": count}`` into sorted (ms, count) pairs.
+
+    Bucket labels are delay / bucket-width; with the default width of 0.001 s that
+    is milliseconds, otherwise they are rescaled (label * width * 1000).
+    Buckets with a non-numeric label or a non-positive count are dropped.
+    """
+    if not isinstance(value, dict):
+        return ()
+    scale = 1.0
+    if bucket_width is not None and not math.isclose(bucket_width, 0.001):
+        scale = bucket_width * 1000.0
+    try:  # the common case in one pass per column; anything odd takes the slow path
+        labels = [float(label) for label in value]
+        counts = [int(count) for count in value.values()]
+    except (TypeError, ValueError, OverflowError):
+        return _histogram_slowly(value, scale)
+    if not labels or not math.isfinite(sum(labels)) or min(counts) <= 0:
+        return _histogram_slowly(value, scale)
+    if scale != 1.0:
+        labels = [round(label * scale, 9) for label in labels]
+    return tuple(sorted(zip(labels, counts, strict=True)))
+
+
+def _histogram_slowly(value: dict[Any, Any], scale: float) -> Histogram:
+    """Bucket by bucket, dropping bad labels and non-positive counts."""
+    buckets = []
+    for label, count in value.items():
+        bucket, weight = _number(label), _number(count)
+        if bucket is None or weight is None or weight <= 0:
+            continue
+        buckets.append((round(bucket * scale, 9), int(weight)))
+    buckets.sort()
+    return tuple(buckets)
+
+
+def trace_hops(value: object) -> list[tuple[int, tuple[str, ...]]]:
+    """(ttl, sorted responding IPs) per hop of a ``packet-trace`` value.
+
+    Old bwctl data give every field as a string; pScheduler data use numbers. A hop
+    whose probes all failed has no IPs (``()``).
+    """
+    if not isinstance(value, list):
+        return []
+    by_ttl: dict[int, set[str]] = {}
+    for probe in value:
+        if not isinstance(probe, dict):
+            continue
+        ttl = _number(probe.get("ttl"))
+        if ttl is None or not 0 < ttl < 256:
+            continue
+        addresses = by_ttl.setdefault(int(ttl), set())
+        ip = probe.get("ip")
+        if isinstance(ip, str) and ip and probe.get("success", 1) not in (0, "0", False):
+            addresses.add(_normal_ip(ip))
+    return [(ttl, tuple(sorted(by_ttl[ttl]))) for ttl in sorted(by_ttl)]
+
+
+def path_fingerprint(hops: list[tuple[int, tuple[str, ...]]]) -> str:
+    """sha256 of the hop IP sequence: equal fingerprints mean the same route."""
+    text = ";".join(f"{ttl}:{'|'.join(ips) or '*'}" for ttl, ips in hops)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _normal_ip(text: str) -> str:
+    try:
+        return ipaddress.ip_address(text.strip("[]")).compressed
+    except ValueError:
+        return _printable(text)[:64]

@@ -1,0 +1,155 @@
+"""Forecasts with an error bar, by the Network Weather Service method (Wolski et al.).
+
+A family of cheap predictors runs over a series (oldest value first). Each predicts
+every value from the ones before it; its one-step absolute errors are kept. The
+forecast of the series' next value is the one of the predictor with the lowest
+mean absolute error over the last ``recent`` steps, and that MAE is its error bar.
+
+Predictors: last value; running mean; exponential smoothing at gains 0.05 to 0.75;
+medians of the last 5 and 31 values; trimmed medians of the last 31 and 51 (the mean
+of the values left after dropping the lowest and highest 30 %). Pure numpy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+FloatArray = NDArray[np.float64]
+
+EWMA_GAINS = (0.05, 0.10, 0.15, 0.20, 0.30, 0.40, 0.50, 0.75)
+MEDIAN_WINDOWS = (5, 31)
+TRIMMED_WINDOWS = (31, 51)
+TRIM = 0.3
+RECENT = 20  # steps the choosing MAE runs over
+MIN_VALUES = 3
+
+PREDICTORS: tuple[str, ...] = (
+    "last",
+    "mean",
+    *(f"ewma_{g:.2f}" for g in EWMA_GAINS),
+    *(f"median_{w}" for w in MEDIAN_WINDOWS),
+    *(f"trimmed_{w}" for w in TRIMMED_WINDOWS),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    """The next value, the chosen predictor's recent MAE, and its name."""
+
+    value: float
+    error: float
+    method: str
+    samples: int
+
+
+def predictions(values: Sequence[float] | FloatArray) -> FloatArray:
+    """Array (predictor, step): column t predicts ``values[t]`` from ``values[:t]``.
+
+    There are ``len(values) + 1`` columns: the last is the forecast of the next
+    value. Column 0 has nothing to go on and is NaN.
+    """
+    x = np.asarray(values, dtype=np.float64)
+    n = x.size
+    out = np.full((len(PREDICTORS), n + 1), np.nan)
+    if n == 0:
+        return out
+    out[0, 1:] = x
+    out[1, 1:] = np.cumsum(x) / np.arange(1, n + 1)
+    for row, gain in enumerate(EWMA_GAINS, start=2):
+        out[row, 1:] = _ewma(x, gain)
+    row = 2 + len(EWMA_GAINS)
+    windows = _trailing(x, max(*MEDIAN_WINDOWS, *TRIMMED_WINDOWS))
+    for width in MEDIAN_WINDOWS:
+        out[row, 1:] = np.nanmedian(windows[:, -width:], axis=1)
+        row += 1
+    for width in TRIMMED_WINDOWS:
+        out[row, 1:] = _trimmed(windows[:, -width:])
+        row += 1
+    return out
+
+
+def _ewma(x: FloatArray, gain: float) -> FloatArray:
+    """Smoothed value after each step (the prediction of the step after it)."""
+    smoothed = np.empty(x.size)
+    level = float(x[0])
+    for i, value in enumerate(x.tolist()):
+        level += gain * (value - level) if i else 0.0
+        smoothed[i] = level
+    return smoothed
+
+
+def _trailing(x: FloatArray, width: int) -> FloatArray:
+    """Row t holds the ``width`` values up to and including x[t], NaN-padded on the left."""
+    padded = np.concatenate([np.full(width - 1, np.nan), x])
+    return np.lib.stride_tricks.sliding_window_view(padded, width)
+
+
+def _trimmed(windows: FloatArray) -> FloatArray:
+    """Per row: mean of the values left after dropping TRIM of each end (NaN-aware)."""
+    ordered = np.sort(windows, axis=1)  # NaN sorts last
+    present = np.sum(~np.isnan(ordered), axis=1)
+    cut = np.floor(TRIM * present).astype(np.int64)
+    index = np.arange(ordered.shape[1])[np.newaxis, :]
+    keep = (index >= cut[:, np.newaxis]) & (index < (present - cut)[:, np.newaxis])
+    sums = np.where(keep, ordered, 0.0).sum(axis=1)
+    return np.asarray(sums / np.maximum(keep.sum(axis=1), 1), dtype=np.float64)
+
+
+def errors(values: Sequence[float] | FloatArray) -> FloatArray:
+    """Absolute one-step errors (predictor, step); step 0 is NaN."""
+    x = np.asarray(values, dtype=np.float64)
+    return np.asarray(np.abs(predictions(x)[:, :-1] - x[np.newaxis, :]), dtype=np.float64)
+
+
+def forecast(values: Sequence[float] | FloatArray, recent: int = RECENT) -> Prediction | None:
+    """The NWS forecast of the next value; None with fewer than MIN_VALUES values."""
+    x = np.asarray(values, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    if x.size < MIN_VALUES:
+        return None
+    table = predictions(x)
+    mae = np.nanmean(errors(x)[:, 1:][:, -recent:], axis=1)
+    best = int(np.nanargmin(mae))
+    return Prediction(
+        value=float(table[best, -1]),
+        error=float(mae[best]),
+        method=PREDICTORS[best],
+        samples=int(x.size),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    """Mean absolute one-step errors of each predictor and of the NWS choice."""
+
+    steps: int
+    single: dict[str, float]
+    chosen: float
+    best_single: str
+
+
+def evaluate(
+    values: Sequence[float] | FloatArray, recent: int = RECENT, warmup: int = 10
+) -> Evaluation:
+    """Replay the series: at each step after ``warmup`` the NWS choice uses only the past."""
+    x = np.asarray(values, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    if x.size <= warmup + 1:
+        raise ValueError(f"need more than {warmup + 1} values, got {x.size}")
+    err = errors(x)
+    picked = []
+    for t in range(warmup, x.size):
+        past = err[:, max(1, t - recent) : t]
+        best = int(np.nanargmin(np.nanmean(past, axis=1)))
+        picked.append(err[best, t])
+    single = {name: float(np.mean(err[i, warmup:])) for i, name in enumerate(PREDICTORS)}
+    return Evaluation(
+        steps=x.size - warmup,
+        single=single,
+        chosen=float(np.mean(picked)),
+        best_single=min(single, key=lambda k: single[k]),
+    )

@@ -1,0 +1,401 @@
+"""Incremental polling: each cycle fetches only points newer than each series' mark.
+
+Per (archive, metadata-key, event-type) the store keeps a high-water mark. A cycle
+discovers series (at most once per ``discover_interval``; the list is kept in the
+store), fetches every series' new points on a bounded per-archive worker pool, and
+commits each page together with the marks it justifies, so ``kill -9`` can never
+leave a mark ahead of its points. Errors stay with their series; at the cycle
+deadline the points fetched so far are kept and the report is marked partial.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from larkps.errors import ArchiveDeadline, ArchiveError
+from larkps.fetch import DEFAULT_EVENT_TYPES, JsonClient, ParsedPage, describe
+from larkps.ingest_store import Commit, IngestStore, StoredSeries
+from larkps.model import FetchProblem, Point, Series
+from larkps.sites import SiteMap
+
+log = logging.getLogger(__name__)
+
+BATCH_POINTS = 20000  # points per transaction, at most
+BATCH_SECONDS = 0.1  # and at most this long gathering them (one fsync per transaction)
+PRUNE_EVERY = 3600
+Progress = Callable[[int, int, int], None]  # (series done, series total, points stored)
+
+
+class PagedSource(Protocol):
+    """What the ingester needs of a source (EsmondSource implements it)."""
+
+    name: str
+    client: JsonClient
+    sites: SiteMap
+
+    def discover(self, event_types: Iterable[str], since: int) -> list[Series]: ...
+
+    def pages(self, series: Series, start: int, end: int) -> Iterator[ParsedPage]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ArchivePlan:
+    """One source and what to take from it."""
+
+    source: PagedSource
+    event_types: tuple[str, ...] = DEFAULT_EVENT_TYPES
+    query: str = ""  # the discovery filters, so a changed filter triggers rediscovery
+
+
+@dataclass(frozen=True, slots=True)
+class IngestOptions:
+    """How a cycle runs. Durations in seconds; ``deadline`` None means no deadline."""
+
+    discover_interval: int = 3600
+    retention: int = 8 * 86400
+    deadline: float | None = None
+    keep_new_points: bool = True  # False for big backfills: count new points, keep none
+
+
+@dataclass(frozen=True, slots=True)
+class IngestReport:
+    """What one ingest cycle did. ``new_points`` holds only points new to the store."""
+
+    series: int
+    points: int
+    requests: int
+    retries: int
+    archives_ok: tuple[str, ...]
+    problems: tuple[FetchProblem, ...]
+    new_points: Mapping[Series, list[Point]]
+    duration_s: float
+    archive_errors: tuple[ArchiveError, ...] = ()
+
+    @property
+    def partial(self) -> bool:
+        return bool(self.problems)
+
+
+@dataclass(frozen=True, slots=True)
+class _Range:
+    start: int
+    end: int
+    backfill: bool
+    cover: bool  # the first commit of this range sets covered_from = start
+
+
+@dataclass(frozen=True, slots=True)
+class _Task:
+    archive: str
+    stored: StoredSeries
+    ranges: tuple[_Range, ...]
+
+
+@dataclass
+class _Done:
+    task: _Task
+    problem: FetchProblem | None
+    rejected: FetchProblem | None = None
+
+
+@dataclass
+class _Tally:
+    new_points: dict[Series, list[Point]] = field(default_factory=dict)
+    problems: list[FetchProblem] = field(default_factory=list)
+    stored: int = 0
+    done: int = 0
+
+
+def plan_ranges(stored: StoredSeries, start: int, end: int) -> tuple[_Range, ...]:
+    """What to fetch so the store covers [start, end]: new points first, then backfill."""
+    hwm, cover = stored.hwm, stored.covered_from
+    if hwm is None or cover is None or hwm + 1 < start:
+        return (_Range(start, end, backfill=False, cover=True),)
+    ranges = []
+    if hwm + 1 <= end:
+        ranges.append(_Range(hwm + 1, end, backfill=False, cover=False))
+    if start < cover:
+        ranges.append(_Range(start, cover - 1, backfill=True, cover=True))
+    return tuple(ranges)
+
+
+class Ingester:
+    """Runs incremental fetch cycles of several archives into one store."""
+
+    def __init__(self, store: IngestStore, options: IngestOptions) -> None:
+        self.store = store
+        self.options = options
+
+    def cycle(
+        self, plans: Sequence[ArchivePlan], now: int, since: int, progress: Progress | None = None
+    ) -> IngestReport:
+        """Fetch what is new in [since, now] for every archive."""
+        started = time.monotonic()
+        deadline = None if self.options.deadline is None else started + self.options.deadline
+        clients = [p.source.client for p in plans]
+        before = [(c.stats.requests, c.stats.retries) for c in clients]
+        for client in clients:
+            client.deadline = deadline
+        try:
+            tasks, problems, ok, errors = self._tasks(plans, now, since)
+            runner = _Runner(self.store, plans, deadline, progress)
+            runner.keep = self.options.keep_new_points
+            tally = runner.run(tasks)
+        finally:
+            for client in clients:
+                client.deadline = None
+        self._maybe_prune(plans, min(now - self.options.retention, since), now)
+        after = [(c.stats.requests, c.stats.retries) for c in clients]
+        return IngestReport(
+            series=len(tasks),
+            points=tally.stored,
+            requests=sum(a[0] - b[0] for a, b in zip(after, before, strict=True)),
+            retries=sum(a[1] - b[1] for a, b in zip(after, before, strict=True)),
+            archives_ok=tuple(ok),
+            problems=tuple(problems + tally.problems),
+            new_points=tally.new_points,
+            duration_s=round(time.monotonic() - started, 3),
+            archive_errors=tuple(errors),
+        )
+
+    def _tasks(
+        self, plans: Sequence[ArchivePlan], now: int, since: int
+    ) -> tuple[list[_Task], list[FetchProblem], list[str], list[ArchiveError]]:
+        tasks, problems, ok, errors = [], [], [], []
+        for plan in plans:
+            name = plan.source.name
+            try:
+                known = self._series(plan, now, since)
+            except ArchiveError as exc:
+                log.warning("%s", exc)
+                problems.append(FetchProblem(name, "metadata", exc.problem))
+                errors.append(exc)
+                known = self.store.series(name, plan.source.sites)  # carry on with what we know
+                if not known:
+                    continue
+            else:
+                ok.append(name)
+                skipped = getattr(plan.source, "skipped_metadata", 0)
+                if skipped:
+                    problem = f"skipped {skipped} malformed metadata objects"
+                    problems.append(FetchProblem(name, "metadata", problem, "bad-values"))
+            wanted = set(plan.event_types)
+            for stored in known:
+                ranges = plan_ranges(stored, since, now)
+                if stored.series.key.event_type in wanted and ranges:
+                    tasks.append(_Task(name, stored, ranges))
+        return tasks, problems, ok, errors
+
+    def _series(self, plan: ArchivePlan, now: int, since: int) -> list[StoredSeries]:
+        name, sites = plan.source.name, plan.source.sites
+        query = json.dumps([sorted(plan.event_types), plan.query])
+        last = self.store.last_discovery(name, query)
+        if last is None or now - last >= self.options.discover_interval or now < last:
+            found = plan.source.discover(plan.event_types, since)
+            self.store.save_discovery(name, query, now, found)
+            return self.store.series(name, sites, seen_since=now)
+        return self.store.series(name, sites, seen_since=last)
+
+    def _maybe_prune(self, plans: Sequence[ArchivePlan], cutoff: int, now: int) -> None:
+        last = self.store.meta("pruned_at")
+        if last is not None and 0 <= now - last < PRUNE_EVERY:
+            return
+        ids = [s.id for p in plans for s in self.store.series(p.source.name, p.source.sites)]
+        deleted = self.store.prune(ids, cutoff)
+        self.store.set_meta("pruned_at", now)
+        if deleted:
+            log.info("pruned %d points older than %d s", deleted, self.options.retention)
+
+    def load_window(
+        self, plans: Sequence[ArchivePlan], start: int, end: int
+    ) -> list[tuple[Series, list[Point]]]:
+        """Every wanted series with its stored points in (start, end]."""
+        data = []
+        for plan in plans:
+            wanted = set(plan.event_types)
+            for stored in self.store.series(plan.source.name, plan.source.sites):
+                if stored.series.key.event_type not in wanted:
+                    continue
+                points = self.store.points(stored.id, start, end)
+                if points or stored.seen_at > start:
+                    data.append((stored.series, points))
+        return data
+
+
+class _Runner:
+    """Fetch tasks on per-archive pools; commit pages from this thread in batches."""
+
+    def __init__(
+        self,
+        store: IngestStore,
+        plans: Sequence[ArchivePlan],
+        deadline: float | None,
+        progress: Progress | None,
+    ) -> None:
+        self.store = store
+        self.sources = {p.source.name: p.source for p in plans}
+        self.deadline = deadline
+        self.progress = progress
+        self.results: queue.Queue[Commit | _Done] = queue.Queue(maxsize=4096)
+        self.cancel = threading.Event()
+        self.owners: dict[int, Series] = {}
+        self.keep = True
+
+    def run(self, tasks: list[_Task]) -> _Tally:
+        tally = _Tally()
+        self.owners = {t.stored.id: t.stored.series for t in tasks}
+        pools = {
+            name: ThreadPoolExecutor(
+                max_workers=max(1, source.client.options.max_connections),
+                thread_name_prefix=f"larkps-fetch-{name}",
+            )
+            for name, source in self.sources.items()
+        }
+        try:
+            for task in tasks:
+                pools[task.archive].submit(self._fetch, task)
+            self._collect(tasks, tally)
+        finally:
+            self.cancel.set()
+            for pool in pools.values():
+                pool.shutdown(wait=False, cancel_futures=True)
+        return tally
+
+    def _collect(self, tasks: list[_Task], tally: _Tally) -> None:
+        pending = {id(t): t for t in tasks}
+        while pending:
+            batch = self._next_batch()
+            if batch is None:  # the deadline passed: keep what was fetched so far
+                self.cancel.set()
+                break
+            commits = [item for item in batch if isinstance(item, Commit)]
+            self._commit(commits, tally)
+            for item in batch:
+                if isinstance(item, _Done):
+                    pending.pop(id(item.task), None)
+                    self._finish(item, tally, len(tasks))
+        self._commit([i for i in self._drain() if isinstance(i, Commit)], tally)
+        for task in pending.values():
+            what = describe(task.stored.series)
+            problem = "cycle deadline reached; fetched in part or not at all"
+            tally.problems.append(FetchProblem(task.archive, what, problem, "deadline"))
+
+    def _next_batch(self) -> list[Commit | _Done] | None:
+        while True:
+            wait = 0.5
+            if self.deadline is not None:
+                wait = min(wait, self.deadline - time.monotonic())
+                if wait <= 0:
+                    return None
+            try:
+                first = self.results.get(timeout=wait)
+            except queue.Empty:
+                continue
+            return self._gather(first)
+
+    def _gather(self, first: Commit | _Done) -> list[Commit | _Done]:
+        """More items for the same transaction: up to BATCH_POINTS or BATCH_SECONDS."""
+        batch, size = [first], 0
+        until = time.monotonic() + BATCH_SECONDS
+        if self.deadline is not None:
+            until = min(until, self.deadline)
+        while size < BATCH_POINTS:
+            try:
+                item = self.results.get(timeout=max(0.0, until - time.monotonic()))
+            except queue.Empty:
+                break
+            batch.append(item)
+            size += len(item.points) if isinstance(item, Commit) else 0
+        return batch
+
+    def _drain(self, limit: int | None = None) -> list[Commit | _Done]:
+        items: list[Commit | _Done] = []
+        size = 0
+        while limit is None or size < limit:
+            try:
+                item = self.results.get_nowait()
+            except queue.Empty:
+                break
+            items.append(item)
+            size += len(item.points) if isinstance(item, Commit) else 0
+        return items
+
+    def _commit(self, commits: list[Commit], tally: _Tally) -> None:
+        if not commits:
+            return
+        for item, fresh in zip(commits, self.store.commit(commits), strict=True):
+            if fresh and self.keep:
+                tally.new_points.setdefault(self.owners[item.series_id], []).extend(fresh)
+            tally.stored += len(fresh)
+
+    def _finish(self, done: _Done, tally: _Tally, total: int) -> None:
+        tally.done += 1
+        for problem in (done.problem, done.rejected):
+            if problem is not None:
+                tally.problems.append(problem)
+                log.warning("archive %s: %s: %s", problem.archive, problem.what, problem.problem)
+        if self.progress is not None:
+            self.progress(tally.done, total, tally.stored)
+
+    # -- worker threads (never touch the store) ------------------------------------------
+    def _fetch(self, task: _Task) -> None:
+        series = task.stored.series
+        rejected: dict[str, int] = {}
+        problem: FetchProblem | None = None
+        try:
+            for fetch_range in task.ranges:
+                self._fetch_range(task, fetch_range, rejected)
+        except ArchiveError as exc:
+            kind = "deadline" if isinstance(exc, ArchiveDeadline) else "error"
+            problem = FetchProblem(task.archive, describe(series), exc.problem, kind)
+        except Exception as exc:
+            log.exception("archive %s: %s: unexpected failure", task.archive, describe(series))
+            problem = FetchProblem(task.archive, describe(series), f"internal error: {exc!r}")
+        self._put(_Done(task, problem, _rejected(task, rejected)))
+
+    def _fetch_range(self, task: _Task, fetch_range: _Range, rejected: dict[str, int]) -> None:
+        source = self.sources[task.archive]
+        cover = fetch_range.cover and not fetch_range.backfill
+        for page in source.pages(task.stored.series, fetch_range.start, fetch_range.end):
+            if self.cancel.is_set():
+                raise ArchiveDeadline(task.archive, "cycle deadline reached")
+            for reason, count in page.rejected.items():
+                rejected[reason] = rejected.get(reason, 0) + count
+            if not page.points:
+                continue
+            self._put(
+                Commit(
+                    task.stored.id,
+                    page.points,
+                    hwm=None if fetch_range.backfill else page.max_ts,
+                    covered_from=fetch_range.start if cover else None,
+                    check_existing=fetch_range.backfill,
+                )
+            )
+            cover = False
+        if fetch_range.backfill:  # complete: the store now covers from its start
+            self._put(Commit(task.stored.id, (), covered_from=fetch_range.start))
+
+    def _put(self, item: Commit | _Done) -> None:
+        while not self.cancel.is_set():
+            try:
+                self.results.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+
+def _rejected(task: _Task, rejected: dict[str, int]) -> FetchProblem | None:
+    if not rejected:
+        return None
+    detail = ", ".join(f"{n} {reason}" for reason, n in sorted(rejected.items()))
+    problem = f"rejected {sum(rejected.values())} points: {detail}"
+    return FetchProblem(task.archive, describe(task.stored.series), problem, "bad-values")

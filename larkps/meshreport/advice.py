@@ -1,0 +1,109 @@
+"""Current throttle advice per path, for the report's detail panel.
+
+Each path gets the decision ``larkps throttle`` would make for transfers over it
+with no previous decision: the path (its bandwidth estimate), the source site's
+egress and the destination site's ingress as candidate bottlenecks (configured capacities
+from ``[throttle.site_capacity]`` win), and a demand of ``[report] bytes_per_job``
+per job within ``[throttle] transfer_time``. Paths of one address family are
+weighed against the sites' paths in the same family.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+
+from larkps.config import Settings, ThrottleSettings
+from larkps.estimates import measured_estimate
+from larkps.meshreport.model import Advice
+from larkps.model import BandwidthEstimate, Family, PathKey, PathStats
+from larkps.throttle import (
+    EGRESS,
+    INGRESS,
+    Demand,
+    ThrottlePolicy,
+    decide,
+    path_capacity,
+    site_capacity,
+)
+
+
+def path_advice(
+    stats: Sequence[PathStats],
+    settings: Settings,
+    estimates: Mapping[PathKey, BandwidthEstimate] | None = None,
+) -> dict[PathKey, Advice]:
+    """Advice for every path between two different sites.
+
+    ``estimates`` are the cycle's bandwidth estimates (forecast or modelled); a path
+    without one is judged by its window median.
+    """
+    given = estimates or {}
+    by_family: dict[Family, list[BandwidthEstimate]] = defaultdict(list)
+    for one in stats:
+        estimate = given.get(one.path) or measured_estimate(one, settings.windows.stale_after)
+        by_family[one.path.family].append(estimate)
+    advice = {}
+    for family in by_family.values():
+        advice.update(_family_advice(family, settings))
+    return advice
+
+
+def _family_advice(estimates: list[BandwidthEstimate], settings: Settings) -> dict[PathKey, Advice]:
+    policy = policy_of(settings.throttle)
+    demand = Demand(
+        bytes_per_job=settings.report.bytes_per_job,
+        transfer_time=settings.throttle.transfer_time,
+    )
+    configured = _configured(settings.throttle)
+    sites = {e.path.source_site for e in estimates} | {e.path.destination_site for e in estimates}
+    egress = {
+        s: site_capacity(s, EGRESS, estimates, policy, configured.get((s, EGRESS))) for s in sites
+    }
+    ingress = {
+        s: site_capacity(s, INGRESS, estimates, policy, configured.get((s, INGRESS))) for s in sites
+    }
+    advice = {}
+    for estimate in estimates:
+        path = estimate.path
+        if path.source_site == path.destination_site:
+            continue
+        capacities = [
+            path_capacity(estimate, policy),
+            egress[path.source_site],
+            ingress[path.destination_site],
+        ]
+        decision = decide(capacities, demand, policy)
+        advice[path] = Advice(
+            jobs=decision.jobs,
+            per_job_bps=decision.per_job_bps,
+            bottleneck=decision.bottleneck,
+            held=decision.held,
+            rationale=decision.rationale,
+            demand=demand.describe(),
+        )
+    return advice
+
+
+def policy_of(throttle: ThrottleSettings) -> ThrottlePolicy:
+    """The throttle policy the configuration describes."""
+    return ThrottlePolicy(
+        target_utilisation=throttle.target_utilisation,
+        safety_factor=throttle.safety_factor,
+        min_jobs=throttle.min_jobs,
+        max_jobs=throttle.max_jobs,
+        max_step_up=throttle.max_step_up,
+        max_step_down=throttle.max_step_down,
+        min_quality=throttle.min_quality,
+        collapse_fraction=throttle.collapse_fraction,
+    )
+
+
+def _configured(throttle: ThrottleSettings) -> dict[tuple[str, str], float]:
+    found = {}
+    for entry in throttle.site_capacity:
+        if entry.ingress is not None:
+            found[(entry.site, INGRESS)] = entry.ingress
+        if entry.egress is not None:
+            found[(entry.site, EGRESS)] = entry.egress
+    return found

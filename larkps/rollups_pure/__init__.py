@@ -1,0 +1,68 @@
+"""Pure rollup arithmetic: hourly partials, their merge and subtraction, window sliding.
+
+No I/O: :mod:`larkps.rollups` persists these in the state store.
+"""
+
+from __future__ import annotations
+
+from larkps.rollups_pure.partial import (
+    EMPTY,
+    HOUR,
+    Partial,
+    first_hour,
+    from_blobs,
+    full_first_hour,
+    hour_of,
+    merge,
+    merge_all,
+    subtract,
+    to_blobs,
+)
+from larkps.rollups_pure.streams import (
+    HISTORY,
+    KIND_OF_METRIC,
+    METRIC_OF_KIND,
+    Kind,
+    StreamKey,
+    StreamState,
+    StreamTests,
+    hourly,
+    stream_tests,
+)
+from larkps.rollups_pure.window import (
+    WindowState,
+    expired_hours,
+    fresh_part,
+    needs_rebuild,
+    rebuild,
+    slide,
+)
+
+__all__ = [
+    "EMPTY",
+    "HISTORY",
+    "HOUR",
+    "KIND_OF_METRIC",
+    "METRIC_OF_KIND",
+    "Kind",
+    "Partial",
+    "StreamKey",
+    "StreamState",
+    "StreamTests",
+    "WindowState",
+    "expired_hours",
+    "first_hour",
+    "fresh_part",
+    "from_blobs",
+    "full_first_hour",
+    "hour_of",
+    "hourly",
+    "merge",
+    "merge_all",
+    "needs_rebuild",
+    "rebuild",
+    "slide",
+    "stream_tests",
+    "subtract",
+    "to_blobs",
+]

@@ -1,0 +1,210 @@
+"""Streams: what rollups are kept for, and the new tests of a cycle turned into partials.
+
+A stream is one measurement of one archive test: (archive, metadata key, kind).
+Loss is one stream built from the two count series (packet-count-lost and -sent)
+of a test, paired by ts. Each stream also keeps a small state between cycles: the
+newest ts taken in (so points seen twice are taken once), the recent gaps between
+tests (its cadence) and the recent per-test values (forecast history).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import numpy as np
+
+from larkps.aggregate.clean import CleanSeries
+from larkps.aggregate.quality import CADENCE_GAPS
+from larkps.aggregate.weighted import (
+    EMPTY_COUNTS,
+    EMPTY_VALUES,
+    FloatArray,
+    IntArray,
+    merge_weighted,
+)
+from larkps.model import Metric, Series
+from larkps.rollups_pure.partial import HOUR, Partial
+
+HISTORY = 128  # per-test values kept for forecasting
+
+
+class Kind(StrEnum):
+    """What a stream measures."""
+
+    THROUGHPUT = "throughput"
+    RETRANSMITS = "retransmits"
+    OWDELAY = "owdelay"
+    RTT = "rtt"
+    LOSS = "loss"
+    CLOCK_ERROR = "clock_error"
+    FAILURE = "failure"
+
+
+KIND_OF_METRIC: dict[Metric, Kind] = {
+    Metric.THROUGHPUT: Kind.THROUGHPUT,
+    Metric.RETRANSMITS: Kind.RETRANSMITS,
+    Metric.OWDELAY: Kind.OWDELAY,
+    Metric.RTT: Kind.RTT,
+    Metric.CLOCK_ERROR: Kind.CLOCK_ERROR,
+    Metric.PACKETS_LOST: Kind.LOSS,
+    Metric.PACKETS_SENT: Kind.LOSS,
+    Metric.FAILURE: Kind.FAILURE,
+}
+METRIC_OF_KIND: dict[Kind, Metric] = {
+    Kind.THROUGHPUT: Metric.THROUGHPUT,
+    Kind.RETRANSMITS: Metric.RETRANSMITS,
+    Kind.OWDELAY: Metric.OWDELAY,
+    Kind.RTT: Metric.RTT,
+    Kind.CLOCK_ERROR: Metric.CLOCK_ERROR,
+}
+HISTOGRAM_KINDS = (Kind.OWDELAY, Kind.RTT)
+
+StreamKey = tuple[str, str, Kind]  # archive, metadata key, kind
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class StreamTests:
+    """Tests of one stream, ascending by ts, ready to be rolled up.
+
+    ``values``: the scalar value; for histograms the test's median (the buckets are
+    ``clean``'s CSR arrays); for loss the lost count (``sent`` the sent count).
+    """
+
+    key: StreamKey
+    series: Series  # endpoints and family of the stream
+    ts: IntArray
+    values: FloatArray
+    sent: FloatArray  # loss only
+    clean: CleanSeries | None = None  # histogram kinds: the buckets
+    rejected: int = 0
+
+    def slice(self, lo: int, hi: int) -> StreamTests:
+        return StreamTests(
+            self.key,
+            self.series,
+            self.ts[lo:hi],
+            self.values[lo:hi],
+            self.sent[lo:hi],
+            None if self.clean is None else self.clean.slice(lo, hi),
+            self.rejected,
+        )
+
+    def after(self, hwm: int | None) -> StreamTests:
+        """Only the tests newer than ``hwm``."""
+        if hwm is None:
+            return self
+        return self.slice(int(np.searchsorted(self.ts, hwm, side="right")), self.ts.size)
+
+    def history_values(self) -> FloatArray:
+        """One value per test for forecasting: the value, histogram median or loss rate."""
+        if self.key[2] is Kind.LOSS:
+            return np.asarray(self.values / self.sent, dtype=np.float64)
+        return self.values
+
+
+def stream_tests(cleaned: Iterable[CleanSeries]) -> list[StreamTests]:
+    """Group cleaned series into streams; loss pairs lost and sent counts by ts."""
+    loss: dict[StreamKey, dict[Metric, CleanSeries]] = defaultdict(dict)
+    out: list[StreamTests] = []
+    for clean in cleaned:
+        series = clean.series
+        kind = KIND_OF_METRIC.get(series.metric)
+        if kind is None:
+            continue
+        key = (series.key.archive, series.key.metadata_key, kind)
+        if kind is Kind.LOSS:
+            loss[key][series.metric] = clean
+            continue
+        nan = np.full(clean.ts.size, np.nan)
+        buckets = clean if kind in HISTOGRAM_KINDS else None
+        out.append(StreamTests(key, series, clean.ts, clean.values, nan, buckets, clean.rejected))
+    out.extend(_paired(key, pair) for key, pair in loss.items() if len(pair) == 2)
+    return out
+
+
+def _paired(key: StreamKey, pair: dict[Metric, CleanSeries]) -> StreamTests:
+    lost, sent = pair[Metric.PACKETS_LOST], pair[Metric.PACKETS_SENT]
+    common, at_lost, at_sent = np.intersect1d(lost.ts, sent.ts, return_indices=True)
+    sent_values = sent.values[at_sent]
+    ok = sent_values > 0
+    lost_values = np.minimum(lost.values[at_lost], sent_values)
+    return StreamTests(
+        key,
+        sent.series,
+        common[ok],
+        lost_values[ok],
+        sent_values[ok],
+        rejected=lost.rejected + sent.rejected,
+    )
+
+
+def hourly(tests: StreamTests) -> dict[int, Partial]:
+    """The partial of each hour the tests fall in."""
+    if tests.ts.size == 0:
+        return {}
+    hours = (tests.ts - 1) // HOUR
+    bounds = np.flatnonzero(np.r_[True, hours[1:] != hours[:-1], True])
+    history = tests.history_values()
+    out: dict[int, Partial] = {}
+    for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+        out[int(hours[lo])] = _partial(tests, lo, hi, history)
+    return out
+
+
+def _partial(tests: StreamTests, lo: int, hi: int, history: FloatArray) -> Partial:
+    kind = tests.key[2]
+    sent = lost = 0
+    values, counts = EMPTY_VALUES, EMPTY_COUNTS
+    if tests.clean is not None:
+        first, last = int(tests.clean.offsets[lo]), int(tests.clean.offsets[hi])
+        values, counts = merge_weighted(
+            tests.clean.bucket_values[first:last], tests.clean.bucket_counts[first:last]
+        )
+    elif kind is Kind.LOSS:
+        sent, lost = int(tests.sent[lo:hi].sum()), int(tests.values[lo:hi].sum())
+    elif kind is not Kind.FAILURE:
+        chunk = tests.values[lo:hi]
+        values, counts = merge_weighted(chunk, np.ones(chunk.size, dtype=np.int64))
+    newest = float(history[hi - 1])
+    return Partial(
+        tests=hi - lo,
+        values=values,
+        counts=counts,
+        sent=sent,
+        lost=lost,
+        latest_ts=int(tests.ts[hi - 1]),
+        latest_value=None if np.isnan(newest) else newest,
+    )
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class StreamState:
+    """What a stream remembers between cycles."""
+
+    hwm: int | None = None  # newest ts taken in
+    gaps: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    history_ts: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    history: FloatArray = field(default_factory=lambda: np.zeros(0, dtype=np.float64))
+
+    def advance(self, tests: StreamTests) -> StreamState:
+        """Take in new tests; ones at or before ``hwm`` (late arrivals) join the history
+        but not the gaps."""
+        if tests.ts.size == 0:
+            return self
+        fresh = tests.ts if self.hwm is None else tests.ts[tests.ts > self.hwm]
+        previous = np.zeros(0, dtype=np.int64) if self.hwm is None else np.array([self.hwm])
+        gaps = np.concatenate([self.gaps, np.diff(np.concatenate([previous, fresh]))])
+        values = tests.history_values()
+        keep = ~np.isnan(values)
+        ts = np.concatenate([self.history_ts, tests.ts[keep]])
+        order = np.argsort(ts, kind="stable")[-HISTORY:]
+        newest = int(tests.ts[-1]) if self.hwm is None else max(self.hwm, int(tests.ts[-1]))
+        return StreamState(
+            hwm=newest,
+            gaps=gaps[-CADENCE_GAPS:].astype(np.int64),
+            history_ts=ts[order],
+            history=np.concatenate([self.history, values[keep]])[order],
+        )

@@ -1,0 +1,28 @@
+"""Archive sources beyond esmond/elmond: perfSONAR 5 OpenSearch and the WLCG ``ps_*`` datastore.
+
+Every source satisfies :class:`~larkps.sources.base.Source` (``discover`` +
+``fetch``), like :class:`larkps.fetch.EsmondSource`; these two also satisfy
+:class:`~larkps.sources.base.SummarySource` (``summaries``: per-pair statistics
+computed by the cluster). Documents become the canonical records of
+:mod:`larkps.model`: :class:`~larkps.model.Series`, :class:`~larkps.model.Point`
+and :class:`~larkps.model.SeriesSummary`.
+"""
+
+from __future__ import annotations
+
+from larkps.sources.base import Source, SummarySource
+from larkps.sources.factory import SEARCH_KINDS, search_source
+from larkps.sources.opensearch import OpenSearchSource
+from larkps.sources.pses import PsEsSource
+from larkps.sources.search import MODES, SearchSource
+
+__all__ = [
+    "MODES",
+    "SEARCH_KINDS",
+    "OpenSearchSource",
+    "PsEsSource",
+    "SearchSource",
+    "Source",
+    "SummarySource",
+    "search_source",
+]

@@ -1,0 +1,57 @@
+"""What the cycle needs from an archive source, whatever the archive.
+
+:class:`~larkps.fetch.EsmondSource` (esmond, elmond, embedded),
+:class:`~larkps.sources.opensearch.OpenSearchSource` and
+:class:`~larkps.sources.pses.PsEsSource` all satisfy :class:`Source`, which is
+also what :class:`larkps.ingest.Ingester` needs (``PagedSource``). The last two
+also satisfy :class:`SummarySource`: per-pair statistics computed server-side.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Protocol, runtime_checkable
+
+from larkps.fetch import JsonClient, ParsedPage
+from larkps.model import Point, Series, SeriesSummary
+from larkps.sites import SiteMap
+
+
+@runtime_checkable
+class Source(Protocol):
+    """Discover series and fetch their points from one archive."""
+
+    name: str
+    client: JsonClient
+    sites: SiteMap
+    event_types: tuple[str, ...]  # what a cycle asks this source for
+
+    @property
+    def filters(self) -> object:
+        """The discovery filters; their ``repr`` changes when the filters do."""
+        ...
+
+    def discover(self, event_types: Iterable[str], since: int) -> list[Series]:
+        """Every series of (or standing in for) the event types with data since `since`."""
+        ...
+
+    def pages(self, series: Series, start: int, end: int) -> Iterator[ParsedPage]:
+        """Points of one series with ``start <= ts <= end``, one archive page at a time."""
+        ...
+
+    def fetch(self, series: Series, start: int, end: int) -> list[Point]:
+        """Points of one series with ``start <= ts <= end``, ascending, one per ts."""
+        ...
+
+
+@runtime_checkable
+class SummarySource(Source, Protocol):
+    """A source whose archive can compute per-pair statistics itself."""
+
+    mode: str  # "raw" or "summary"
+
+    def summaries(
+        self, start: int, end: int, event_types: Iterable[str] | None = None
+    ) -> list[SeriesSummary]:
+        """Per-pair statistics over ``[start, end]`` computed by the archive."""
+        ...

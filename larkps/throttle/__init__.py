@@ -1,0 +1,39 @@
+"""Pure throttle computation: bandwidth estimates in, concurrency N and per-job rate R out.
+
+No I/O, no clock, no pandas. Appliers (larkps.dag, larkps.dagman, larkps.ratelimit)
+do the writing; see docs/throttling.md for the model.
+"""
+
+from __future__ import annotations
+
+from larkps.throttle.arithmetic import concurrency_for, fitting_jobs, transfer_seconds
+from larkps.throttle.capacity import (
+    EGRESS,
+    INGRESS,
+    candidates,
+    distrust,
+    given_capacity,
+    path_capacity,
+    per_site_pair,
+    site_capacity,
+)
+from larkps.throttle.decide import decide
+from larkps.throttle.inputs import Capacity, Demand, ThrottlePolicy
+
+__all__ = [
+    "EGRESS",
+    "INGRESS",
+    "Capacity",
+    "Demand",
+    "ThrottlePolicy",
+    "candidates",
+    "concurrency_for",
+    "decide",
+    "distrust",
+    "fitting_jobs",
+    "given_capacity",
+    "path_capacity",
+    "per_site_pair",
+    "site_capacity",
+    "transfer_seconds",
+]

@@ -1,0 +1,89 @@
+"""The aggregate half of a cycle through run_cycle: direct and incremental (rollups)."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+
+import pytest
+
+from larkps.config import settings_from_dict
+from larkps.embedded import Mesh, MeshConfig
+from larkps.model import Metric, Provenance
+from larkps.pipeline import CycleResult, run_cycle
+from larkps.store import Store
+
+pytestmark = pytest.mark.slow
+DAY = 86400
+MESH = {"sites": 3, "seed": 5}
+
+
+def settings(state_dir: Path | None):
+    document: dict = {
+        "archives": [{"name": "mesh", "kind": "embedded", "embedded": MESH}],
+        "windows": {"list": ["1h", "24h"], "default": "24h"},
+    }
+    if state_dir is not None:
+        document["larkps"] = {"state_dir": str(state_dir)}
+    return settings_from_dict(document)
+
+
+def check_against_truth(result: CycleResult, mesh: Mesh, now: int) -> None:
+    assert {s.window for s in result.windows} == {3600, DAY}
+    for stats in result.windows:
+        p = stats.path
+        for metric in ("throughput", "owdelay", "rtt"):
+            truth = mesh.truth(
+                p.source_site, p.destination_site, p.family.value, metric, now - stats.window, now
+            )
+            got = getattr(stats, metric)
+            assert got.count == truth.count, (p.name, stats.window, metric)
+            if truth.count:
+                assert got.median == pytest.approx(truth.median, rel=1e-9), (p.name, metric)
+                assert got.p90 == pytest.approx(truth.p90, rel=1e-9), (p.name, metric)
+
+
+def check_products(result: CycleResult) -> None:
+    paths = {s.path for s in result.stats}
+    assert {e.path for e in result.estimates} == paths
+    assert all(e.provenance is Provenance.FORECAST for e in result.estimates)
+    assert all(
+        e.forecast_bps and e.error_bps >= 0 and e.method.startswith("nws ")
+        for e in result.estimates
+    )
+    assert {(f.path, f.metric) for f in result.forecasts} >= {(p, Metric.THROUGHPUT) for p in paths}
+    assert {(h.path, h.window) for h in result.health} == {
+        (s.path, s.window) for s in result.windows
+    }
+    assert all(0.0 <= h.health <= 1.0 for h in result.health)
+    sites = [s for s in result.site_stats if s.window == DAY]
+    assert [s.site for s in sites] == ["ALPHA-T2", "BRAVO-T1", "CHARLIE-T2"]
+    for site in sites:
+        outbound = [s.throughput.median for s in result.stats if s.path.source_site == site.site]
+        assert site.outbound_bps == pytest.approx(statistics.median(outbound))
+        assert site.partners == 2 and 0.0 <= site.health <= 1.0
+    assert result.host_pairs and all(h.source_host for h in result.host_pairs)
+
+
+def test_a_direct_cycle_returns_every_product():
+    now = int(time.time())
+    result = run_cycle(settings(None), now, publish=False)
+    mesh = Mesh(MeshConfig(**MESH))
+    check_against_truth(result, mesh, now)
+    check_products(result)
+
+
+def test_incremental_cycles_keep_rollups_that_match_the_truth(tmp_path: Path):
+    now = int(time.time())
+    config = settings(tmp_path / "state")
+    run_cycle(config, now - 3600, publish=False)  # backfills 24 h
+    result = run_cycle(config, now, publish=False)  # a steady cycle: one new hour
+    check_against_truth(result, Mesh(MeshConfig(**MESH)), now)
+    check_products(result)
+    with Store.in_directory(tmp_path / "state") as store:
+        lengths = {
+            r[0] for r in store.connection.execute("SELECT DISTINCT length FROM rollup_windows")
+        }
+        assert lengths == {3600, DAY, 7 * DAY}  # 7 d: the alarms' delay baseline
+        assert store.connection.execute("SELECT count(*) FROM alarm_state").fetchone()[0] >= 0

@@ -1,0 +1,232 @@
+"""DAG files: MAXJOBS rewritten in place of its value only; every other byte stays."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import pytest
+
+from larkps.cli import main
+from larkps.dag import DagError, check_category, parse_dag, set_maxjobs
+from larkps.embedded import EmbeddedArchive, Mesh, MeshConfig
+
+DAG = """\
+# Transfers first, then analysis.
+# MAXJOBS xfer 1   <- a comment, not a command
+JOB  fetch1 fetch.sub
+JOB  fetch2 fetch.sub
+job  fetch3 fetch.sub DIR  sub
+JOB  inline {
+    executable = /bin/true
+    MAXJOBS xfer 99
+}
+JOB analysis analysis.sub
+Category fetch1 xfer
+CATEGORY fetch2 xfer
+category fetch3   xfer
+CATEGORY analysis cpu
+VARS fetch1 url="https://example.org/a" \\
+     size="2GB"
+MaxJobs   xfer   4\t
+MAXJOBS cpu \\
+  10
+SPLICE more more.dag DIR splices
+SUBDAG EXTERNAL nested nested.dag
+MAXJOBS +wan 3
+PARENT fetch1 fetch2 fetch3 CHILD analysis
+"""
+
+
+def changed_lines(before: str, after: str) -> list[tuple[str, str]]:
+    old, new = before.splitlines(keepends=True), after.splitlines(keepends=True)
+    assert len(new) >= len(old)
+    pairs = [(a, b) for a, b in zip(old, new, strict=False) if a != b]
+    return pairs + [("", extra) for extra in new[len(old) :]]
+
+
+def test_parser_understands_the_dag():
+    dag = parse_dag(DAG, "t.dag")
+    assert dag.categories() == {"xfer": ["fetch1", "fetch2", "fetch3"], "cpu": ["analysis"]}
+    assert dag.maxjobs() == {"xfer": 4, "cpu": 10, "+wan": 3}
+    assert dag.splices() == [("more", "more.dag")]
+    assert dag.subdags() == [("nested", "nested.dag")]
+    vars_line = next(s for s in dag.statements if s.keyword == "VARS")
+    assert vars_line.words[-1] == 'size="2GB"' and vars_line.line == 15
+
+
+def test_rewrite_touches_only_the_value_of_the_category():
+    after = set_maxjobs(parse_dag(DAG), "xfer", 12)
+    assert changed_lines(DAG, after) == [("MaxJobs   xfer   4\t\n", "MaxJobs   xfer   12\t\n")]
+    assert after.encode().replace(b"xfer   12", b"xfer   4") == DAG.encode()
+
+
+def test_value_on_a_continuation_line_is_rewritten_in_place():
+    after = set_maxjobs(parse_dag(DAG), "cpu", 7)
+    assert changed_lines(DAG, after) == [("  10\n", "  7\n")]
+
+
+def test_missing_category_line_is_appended_once():
+    after = set_maxjobs(parse_dag(DAG), "+lan", 5)
+    assert changed_lines(DAG, after) == [("", "MAXJOBS +lan 5\n")]
+    assert set_maxjobs(parse_dag(after), "+lan", 5) == after
+
+
+@pytest.mark.parametrize("category", ["xfer", "cpu", "+wan", "+lan"])
+def test_rewriting_twice_gives_the_same_file(category: str):
+    once = set_maxjobs(parse_dag(DAG), category, 9)
+    assert set_maxjobs(parse_dag(once), category, 9) == once
+
+
+def test_every_maxjobs_line_of_a_category_changes_because_the_last_one_wins():
+    text = "JOB a a.sub\nCATEGORY a x\nMAXJOBS x 1\nMAXJOBS x 2\n"
+    assert set_maxjobs(parse_dag(text), "x", 5) == text.replace(" 1\n", " 5\n").replace(
+        " 2\n", " 5\n"
+    )
+
+
+def test_crlf_and_missing_final_newline_are_kept():
+    text = "JOB a a.sub\r\nCATEGORY a x\r\nMAXJOBS x 1"
+    assert set_maxjobs(parse_dag(text), "x", 3) == "JOB a a.sub\r\nCATEGORY a x\r\nMAXJOBS x 3"
+    assert set_maxjobs(parse_dag(text), "y", 3).endswith("MAXJOBS x 1\r\nMAXJOBS y 3\r\n")
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("MAXJOBS x\n", "expected 'MAXJOBS CategoryName Value'"),
+        ("MAXJOBS x 1 2\n", "expected 'MAXJOBS CategoryName Value'"),
+        ("MAXJOBS x -1\n", "non-negative integer"),
+        ("CATEGORY a\n", "expected 'CATEGORY NodeName CategoryName'"),
+        ("SUBDAG nested n.dag\n", "SUBDAG EXTERNAL"),
+    ],
+)
+def test_malformed_lines_are_errors_with_file_and_line(text: str, problem: str):
+    with pytest.raises(DagError, match=problem) as caught:
+        parse_dag("# header\n" + text, "bad.dag")
+    assert str(caught.value).startswith("bad.dag:2: ")
+
+
+@pytest.mark.parametrize("name", ["x y", "x;rm -rf /", "$(id)", "a\nMAXJOBS b 1", "", "+", "-x"])
+def test_hostile_category_names_are_refused(name: str):
+    with pytest.raises(DagError, match="--category"):
+        check_category(name)
+    with pytest.raises(DagError):
+        set_maxjobs(parse_dag(DAG), name, 3)
+
+
+def test_maxjobs_zero_is_refused():
+    with pytest.raises(DagError, match="never run"):
+        set_maxjobs(parse_dag(DAG), "xfer", 0)
+
+
+# --- the command ------------------------------------------------------------------
+
+
+def dag_file(tmp_path: Path) -> Path:
+    path = tmp_path / "work.dag"
+    path.write_bytes(DAG.encode())
+    return path
+
+
+def throttle_dag(path: Path, *extra: str) -> int:
+    base = ["throttle", "dag", str(path), "--category", "xfer", "--source-site", "CERN"]
+    return main([*base, "--per-job-rate", "100Mbit", "--bandwidth", "10Gbit", *extra])
+
+
+def test_stdout_mode_prints_the_dag_and_leaves_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    path = dag_file(tmp_path)
+    assert throttle_dag(path) == 0
+    out, err = capsys.readouterr()
+    # 0.8 x 0.9 x 10G / 100M = 72, but the previous value 4 allows +2 only
+    assert changed_lines(DAG, out) == [("MaxJobs   xfer   4\t\n", "MaxJobs   xfer   6\t\n")]
+    assert "MAXJOBS xfer 6 (was 4)" in err and "N=6 " in err
+    assert path.read_bytes() == DAG.encode()
+
+
+def test_in_place_writes_a_backup_and_is_idempotent_at_steady_state(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    path = dag_file(tmp_path)
+    assert throttle_dag(path, "--in-place") == 0
+    backup = tmp_path / "work.dag.bak"
+    assert backup.read_bytes() == DAG.encode()
+    first = path.read_text()
+    assert changed_lines(DAG, first) == [("MaxJobs   xfer   4\t\n", "MaxJobs   xfer   6\t\n")]
+    for _ in range(40):  # +2 per run up to the target 72, then nothing changes
+        assert throttle_dag(path, "--in-place") == 0
+    settled = path.read_bytes()
+    assert b"MaxJobs   xfer   72\t\n" in settled
+    assert throttle_dag(path, "--in-place") == 0
+    assert path.read_bytes() == settled
+    assert "unchanged" in capsys.readouterr().out.splitlines()[-2]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["work.dag", "work.dag.bak"]
+
+
+def test_unknown_local_category_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    path = dag_file(tmp_path)
+    base = ["throttle", "dag", str(path), "--category", "nope", "--source-site", "CERN"]
+    code = main([*base, "--per-job-rate", "1Gbit", "--bandwidth", "10Gbit"])
+    assert code == 2
+    assert "--category: " in capsys.readouterr().err
+    assert path.read_bytes() == DAG.encode()
+
+
+def test_hostile_category_option_fails_before_reading(capsys: pytest.CaptureFixture[str]):
+    with pytest.raises(SystemExit) as caught:
+        main(["throttle", "dag", "/nonexistent.dag", "--category", "x;rm", "--source-site", "A"])
+    assert caught.value.code == 2
+    assert "argument --category:" in capsys.readouterr().err
+
+
+def test_missing_dag_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    assert throttle_dag(tmp_path / "none.dag") == 2
+    assert "file not found" in capsys.readouterr().err
+
+
+def test_without_bandwidth_or_config_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    base = ["throttle", "dag", str(dag_file(tmp_path)), "--category", "xfer"]
+    assert main([*base, "--source-site", "A", "--per-job-rate", "1Gbit"]) == 2
+    assert "--bandwidth or --config" in capsys.readouterr().err
+
+
+def write_config(path: Path, url: str, mesh: Mesh) -> None:
+    lines = ["[[archives]]", 'name = "t"', 'kind = "esmond"', f'url = "{url}"', ""]
+    for site, entry in sorted(mesh.site_map().items()):
+        lines.append(f'[sites."{site}"]')
+        lines.append("hosts = [" + ", ".join(f'"{h}"' for h in entry["hosts"]) + "]")
+    path.write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.e2e
+def test_measured_bandwidth_drives_maxjobs(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    mesh = Mesh(MeshConfig(sites=3, seed=5))
+    src, dst = mesh.sites[0].name, mesh.sites[1].name
+    path = tmp_path / "m.dag"
+    path.write_text("JOB a a.sub\nCATEGORY a xfer\n")
+    config = tmp_path / "larkps.toml"
+    started = int(time.time())
+    with EmbeddedArchive(mesh) as archive:
+        write_config(config, archive.url, mesh)
+        argv = ["throttle", "dag", str(path), "--category", "xfer", "--source-site", src]
+        argv += ["--dest-site", dst, "--per-job-rate", "100Mbit", "--config", str(config)]
+        assert main([*argv, "--in-place"]) == 0
+    out = capsys.readouterr().out
+    jobs = parse_dag(path.read_text()).maxjobs()["xfer"]
+    assert f"path {src}->{dst}/" in out
+    # A path's lower bound never exceeds the best test the archive really holds in
+    # (a window a little wider than) the 24 h window, so neither can N x R / (u x s).
+    start, end = started - 86400 - 600, int(time.time()) + 600
+    best = max(
+        mesh.truth(src, dst, family, "throughput", start, end).max or 0.0
+        for family in ("ipv4", "ipv6")
+    )
+    assert best > 0
+    assert 1 <= jobs <= max(1, math.floor(0.8 * 0.9 * best / 100e6 * (1 + 1e-9)))

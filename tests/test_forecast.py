@@ -1,0 +1,80 @@
+"""NWS forecasting: each predictor against a plain re-computation, and the choice rule."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from larkps.forecast import PREDICTORS, RECENT, errors, evaluate, forecast, predictions
+
+
+def naive(values: list[float], name: str) -> float:
+    """The prediction of the value after ``values``, written the obvious way."""
+    if name == "last":
+        return values[-1]
+    if name == "mean":
+        return sum(values) / len(values)
+    if name.startswith("ewma_"):
+        gain = float(name.split("_")[1])
+        level = values[0]
+        for v in values[1:]:
+            level = level + gain * (v - level)
+        return level
+    width = int(name.split("_")[1])
+    recent = sorted(values[-width:])
+    if name.startswith("median_"):
+        return float(np.median(recent))
+    cut = int(0.3 * len(recent))
+    kept = recent[cut : len(recent) - cut]
+    return sum(kept) / len(kept)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(-1e6, 1e6), min_size=1, max_size=70))
+def test_every_predictor_matches_its_definition(values):
+    table = predictions(values)
+    assert table.shape == (len(PREDICTORS), len(values) + 1)
+    assert np.isnan(table[:, 0]).all()
+    for row, name in enumerate(PREDICTORS):
+        for t in range(1, len(values) + 1):
+            assert table[row, t] == pytest.approx(naive(values[:t], name), rel=1e-9, abs=1e-6)
+
+
+def test_the_choice_is_the_lowest_recent_mae_and_its_error_is_that_mae():
+    rng = np.random.default_rng(4)
+    values = np.concatenate([rng.normal(100, 1, 60), rng.normal(300, 1, 60)])  # a level shift
+    result = forecast(values)
+    assert result is not None
+    mae = np.nanmean(errors(values)[:, -RECENT:], axis=1)
+    best = int(np.argmin(mae))
+    assert result.method == PREDICTORS[best]
+    assert result.error == pytest.approx(mae[best])
+    assert result.value == pytest.approx(predictions(values)[best, -1])
+    assert abs(result.value - 300) < 5  # a long window would still lag behind the shift
+    assert result.samples == 120
+
+
+def test_a_constant_series_is_forecast_exactly():
+    result = forecast([5.0] * 10)
+    assert result is not None and result.value == 5.0 and result.error == 0.0
+
+
+def test_too_short_or_non_finite_histories_give_no_forecast():
+    assert forecast([]) is None
+    assert forecast([1.0, 2.0]) is None
+    assert forecast([1.0, float("nan"), 2.0]) is None  # NaN is dropped, two are left
+    assert forecast([1.0, float("nan"), 2.0, 3.0]) is not None
+
+
+def test_evaluation_replays_the_choice_using_only_the_past():
+    rng = np.random.default_rng(7)
+    values = 50 + np.cumsum(rng.normal(0, 1, 200))  # a random walk: last value is best
+    result = evaluate(values)
+    assert result.steps == 190
+    assert result.best_single in ("last", "ewma_0.75")
+    assert result.chosen <= 1.2 * result.single[result.best_single]
+    assert result.chosen < result.single["mean"] / 3
+    with pytest.raises(ValueError, match="need more than"):
+        evaluate(values[:5])
