@@ -47,8 +47,12 @@ _UNSCALED = ("count", "latest_ts", "age")
 
 @lru_cache(maxsize=65536)
 def clean_text(text: str, limit: int = 256) -> str:
-    """Remove CR, LF and every other control character; bound the length."""
-    return _CONTROL.sub("", text)[:limit]
+    """Remove CR, LF and every other control character; bound the length.
+
+    Backslashes become ``/``: old syntax does not escape them, and a string that
+    ends in one inside a list makes classad2 drop the whole ad.
+    """
+    return _CONTROL.sub("", text).replace("\\", "/")[:limit]
 
 
 @dataclass(frozen=True, slots=True)

@@ -148,3 +148,31 @@ class CollectorPublisher:
         if done.returncode != 0:
             reason = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
             raise PublishError(f"{where}: {command} failed ({reason})")
+
+
+def query_ads(target: CollectorTarget, my_type: str = "LarkPSPath") -> list[classad2.ClassAd]:
+    """The collector's larkps ads of one type, under the target's deadline."""
+    argv = [
+        sys.executable,
+        "-m",
+        "larkps.publish_worker",
+        "--pool",
+        target.pool,
+        "--command",
+        "QUERY",
+        "--my-type",
+        my_type,
+    ]
+    if target.token_file:
+        argv += ["--token-file", target.token_file]
+    where = f"collector {target.pool}"
+    try:
+        done = subprocess.run(  # noqa: S603 - fixed argv, no shell
+            argv, capture_output=True, text=True, timeout=target.timeout, check=False
+        )
+    except subprocess.TimeoutExpired:
+        raise PublishError(f"{where}: no answer within {target.timeout:g} s") from None
+    if done.returncode != 0:
+        reason = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
+        raise PublishError(f"{where}: query failed ({reason})")
+    return list(classad2.parseAds(done.stdout, classad2.ParserType.Old))

@@ -14,7 +14,8 @@ import argparse
 import sys
 from pathlib import Path
 
-COMMANDS = ("UPDATE_AD_GENERIC", "INVALIDATE_ADS_GENERIC")
+COMMANDS = ("UPDATE_AD_GENERIC", "INVALIDATE_ADS_GENERIC", "QUERY")
+MY_TYPES = ("LarkPSPath", "LarkPSSite")
 
 
 def _parse_args(argv: list[str]) -> argparse.Namespace:
@@ -23,27 +24,46 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--command", choices=COMMANDS, required=True)
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--token-file", type=Path)
+    parser.add_argument("--my-type", choices=MY_TYPES, default="LarkPSPath")
     return parser.parse_args(argv)
 
 
-def _advertise(args: argparse.Namespace, text: str) -> int:
-    import classad2
+def _collector(args: argparse.Namespace) -> object:
     import htcondor2
 
     security = None
     if args.token_file is not None:
         security = htcondor2.SecurityContext(token=args.token_file.read_text().strip())
-    collector = htcondor2.Collector(args.pool, security)
+    return htcondor2.Collector(args.pool, security)
+
+
+def _query(args: argparse.Namespace) -> str:
+    """Old-syntax text of every generic ad of one larkps type in the collector."""
+    import htcondor2
+
+    collector = _collector(args)
+    constraint = f'MyType == "{args.my_type}"'  # a fixed choice, never user text
+    ads = collector.query(htcondor2.AdType.Any, constraint=constraint)  # type: ignore[attr-defined]
+    return "\n".join(ad.printOld() for ad in ads)
+
+
+def _advertise(args: argparse.Namespace, text: str) -> int:
+    import classad2
+
+    collector = _collector(args)
     ads = list(classad2.parseAds(text, classad2.ParserType.Old)) if text.strip() else []
     for first in range(0, len(ads), args.batch):
         batch = list(ads[first : first + args.batch])  # always a list: anything else segfaults
-        collector.advertise(batch, args.command, True)
+        collector.advertise(batch, args.command, True)  # type: ignore[attr-defined]
     return len(ads)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(sys.argv[1:] if argv is None else argv)
     try:
+        if args.command == "QUERY":
+            sys.stdout.write(_query(args))
+            return 0
         sent = _advertise(args, sys.stdin.read())
     except Exception as exc:  # noqa: BLE001 - any failure of the bindings is reported
         sys.stderr.write(f"{type(exc).__name__}: {exc}\n")

@@ -70,7 +70,7 @@ def test_path_ad_has_required_generic_ad_attributes_and_units():
 
 @pytest.mark.parametrize("fmt", ["old", "new", "json"])
 def test_untrusted_names_round_trip_exactly_in_every_format(fmt: str):
-    evil = stats(src=EVIL, dst="BRAVO]", hosts=(EVIL, "ps.bravo.example"))
+    evil = stats(src=EVIL, dst="BRAVO]", hosts=(EVIL, "ends-in-backslash\\", "ps.bravo.example"))
     ads = [path_ad(evil, CONTEXT), path_ad(stats(), CONTEXT)]
     text = render(ads, fmt, CONTEXT.update_time)
     if fmt == "old":
@@ -90,7 +90,8 @@ def test_untrusted_names_round_trip_exactly_in_every_format(fmt: str):
             assert back[key] == pytest.approx(original[key])
     cleaned = parsed[0]["LarkPS_SourceSite"]
     assert "\n" not in cleaned and "\x01" not in cleaned
-    assert cleaned == EVIL.replace("\n", "").replace("\x01", "")
+    assert cleaned == EVIL.replace("\n", "").replace("\x01", "").replace("\\", "/")
+    assert "ends-in-backslash/" in parsed[0]["LarkPS_Hosts"]
 
 
 def test_attribute_names_are_whitelisted():

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from larkps.commands import core, daemon, fetch, ratelimit, report, sites, throttle
+from larkps.commands import advise, core, daemon, fetch, ratelimit, report, sites, throttle
 from larkps.commands.common import Handler
 
-COMMAND_MODULES = (core, daemon, throttle, ratelimit, fetch, sites, report)
+COMMAND_MODULES = (core, daemon, throttle, ratelimit, fetch, sites, report, advise)
 
 __all__ = ["COMMAND_MODULES", "Handler"]

@@ -1,0 +1,170 @@
+"""Commands for execute nodes and workflow authors: startd-cron and advise."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import time
+from collections.abc import Mapping
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import classad2
+
+from larkps.advise import Advice, advise
+from larkps.commands.common import Subparsers, add_command, duration_arg, size_arg
+from larkps.config import CollectorTarget, Settings, load_settings
+from larkps.errors import LarkpsError, UsageError
+from larkps.pathviews import PathView, views_from_ads
+from larkps.publish_advice import submit_lines
+from larkps.publish_collector import query_ads
+from larkps.publish_startd import startd_cron_ad, startd_cron_text
+
+
+def register(commands: Subparsers) -> None:
+    cron = add_command(
+        commands,
+        "startd-cron",
+        cmd_startd_cron,
+        "print this execute node's LarkPS_* machine attributes for STARTD_CRON",
+        "larkps startd-cron --config /etc/larkps/larkps.toml --site UNL",
+    )
+    _add_ad_source(cron)
+    cron.add_argument("--site", help="this node's site (default: from its name and addresses)")
+    adv = add_command(
+        commands,
+        "advise",
+        cmd_advise,
+        "rank execute sites by expected transfer time of a data set; print submit lines",
+        "larkps advise --config /etc/larkps/larkps.toml --data-site UNL --input-size 50GB",
+    )
+    _add_ad_source(adv)
+    adv.add_argument("--data-site", required=True, help="site that holds the input data")
+    adv.add_argument("--input-size", required=True, type=size_arg, help="e.g. 50GB, 500MiB")
+    adv.add_argument("--deadline", type=duration_arg, help="transfer deadline, e.g. 2h")
+    adv.add_argument(
+        "--strict", action="store_true", help="exclude machines without trusted figures"
+    )
+    adv.add_argument("--format", choices=("table", "json"), default="table")
+
+
+def _add_ad_source(sub: argparse.ArgumentParser) -> None:
+    group = sub.add_mutually_exclusive_group(required=True)
+    group.add_argument("--config", type=Path, help="read the ads file named by this config")
+    group.add_argument("--ads", type=Path, help="an old-syntax ads file written by larkps")
+    group.add_argument("--pool", help="query the collector at HOST[:PORT] for LarkPS ads")
+    sub.add_argument(
+        "--stale-after",
+        type=duration_arg,
+        default=None,
+        help="figures older than this are not trusted (default: config or 6h)",
+    )
+    sub.add_argument(
+        "--min-quality",
+        type=float,
+        default=None,
+        help="minimum completeness 0..1 (default: config or 0.5)",
+    )
+
+
+def _load_views(args: argparse.Namespace) -> tuple[list[PathView], Settings | None]:
+    settings = load_settings(args.config) if args.config else None
+    if args.pool:
+        ads: list[Mapping[str, Any]] = list(query_ads(CollectorTarget(pool=args.pool)))
+    else:
+        path = args.ads or _ads_file(settings)
+        try:
+            ads = list(classad2.parseAds(path.read_text(), classad2.ParserType.Old))
+        except OSError as exc:
+            raise LarkpsError(f"cannot read ads file {path}: {exc.strerror}") from None
+    return views_from_ads(ads), settings
+
+
+def _ads_file(settings: Settings | None) -> Path:
+    assert settings is not None
+    if settings.publish.file is not None:
+        return settings.publish.file.path
+    return settings.state_dir / "spool" / "published.ads"
+
+
+def _trust(args: argparse.Namespace, settings: Settings | None) -> tuple[int, float]:
+    stale = args.stale_after or (settings.windows.stale_after if settings else 6 * 3600)
+    quality = args.min_quality
+    if quality is None:
+        quality = settings.throttle.min_quality if settings else 0.5
+    if not 0 <= quality <= 1:
+        raise UsageError("--min-quality: expected a fraction between 0 and 1")
+    return stale, quality
+
+
+def _local_site(settings: Settings | None) -> str:
+    name = socket.getfqdn()
+    addresses = {info[4][0] for info in _addresses(name)}
+    if settings is not None:
+        for ip in sorted(addresses) or [""]:
+            site = settings.sites.site_for(name, str(ip))
+            if site != name:
+                return site
+    raise UsageError(f"--site: cannot derive this host's site from {name!r}; give --site")
+
+
+def _addresses(name: str) -> list[Any]:
+    try:
+        return socket.getaddrinfo(name, None)
+    except OSError:
+        return []
+
+
+def cmd_startd_cron(args: argparse.Namespace) -> int:
+    views, settings = _load_views(args)
+    stale, quality = _trust(args, settings)
+    site = args.site or _local_site(settings)
+    ad = startd_cron_ad(views, site, int(time.time()), stale, quality)
+    print(startd_cron_text(ad), end="")
+    return 0
+
+
+def cmd_advise(args: argparse.Namespace) -> int:
+    views, settings = _load_views(args)
+    stale, quality = _trust(args, settings)
+    result = advise(
+        views, args.data_site, args.input_size, int(time.time()), stale, quality, args.deadline
+    )
+    if args.format == "json":
+        document = asdict(result) | {"submit": submit_lines(result, args.strict)}
+        print(json.dumps(document, indent=1))
+    else:
+        print(advice_table(result))
+        print("\n".join(submit_lines(result, args.strict)))
+    return 0
+
+
+def advice_table(result: Advice) -> str:
+    header = ("rank", "site", "lower Mbps", "transfer", "deadline", "reason")
+    rows = [header] + [
+        (
+            str(r.rank) if r.rank is not None else "-",
+            "".join(c if c.isprintable() else "?" for c in r.site),
+            "-" if r.lower_mbps is None else f"{r.lower_mbps:.0f}",
+            "-" if r.transfer_s is None else _human_seconds(r.transfer_s),
+            "-" if r.meets_deadline is None else ("ok" if r.meets_deadline else "MISS"),
+            r.reason,
+        )
+        for r in result.rows
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
+    )
+
+
+def _human_seconds(seconds: float) -> str:
+    if seconds == float("inf"):
+        return "never"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
