@@ -35,7 +35,7 @@ from larkps.model import (
     Series,
     SiteStats,
 )
-from larkps.publish import AdContext, FilePublisher, PathExtras, path_ads
+from larkps.publish import AdContext, FilePublisher, PathExtras, path_ads, site_ads
 from larkps.publish_collector import CollectorPublisher, Spool
 from larkps.sites import SiteMap, SiteRule
 from larkps.sources import SEARCH_KINDS, Source, search_source
@@ -293,6 +293,7 @@ def run_cycle(
         daemon_start=now if daemon_start is None else daemon_start,
     )
     ads = path_ads(stats, context, extras=ad_extras(analysis, window))
+    ads += site_ads(analysis.sites, context, window)
     outputs: list[str] = []
     publish_problems: list[FetchProblem] = []
     if publish:
@@ -341,11 +342,16 @@ def ad_extras(analysis: Analysis, window: int) -> dict[PathKey, PathExtras]:
     """Health, alarms and the bandwidth estimate of each path, for its ad."""
     health = {h.path: h for h in analysis.health if h.window == window}
     estimates = {e.path: e for e in analysis.estimates}
+    others: dict[PathKey, list[PathStats]] = {}
+    for stats in analysis.windows:
+        if stats.window != window:
+            others.setdefault(stats.path, []).append(stats)
     return {
         path: PathExtras(
             health=health[path].health if path in health else None,
             alarms=tuple(k.value for k in health[path].alarms) if path in health else (),
             estimate=estimates.get(path),
+            other_windows=tuple(sorted(others.get(path, []), key=lambda s: s.window)),
         )
-        for path in set(health) | set(estimates)
+        for path in set(health) | set(estimates) | set(others)
     }

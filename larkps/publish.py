@@ -22,7 +22,15 @@ import classad2
 
 from larkps import __version__
 from larkps.errors import PublishError
-from larkps.model import BandwidthEstimate, LossSummary, PathKey, PathStats, Quality, Summary
+from larkps.model import (
+    BandwidthEstimate,
+    LossSummary,
+    PathKey,
+    PathStats,
+    Quality,
+    SiteStats,
+    Summary,
+)
 from larkps.units import format_duration
 
 PATH_AD_TYPE = "LarkPSPath"
@@ -99,13 +107,13 @@ class PathExtras:
     health: float | None = None
     alarms: tuple[str, ...] = ()
     estimate: BandwidthEstimate | None = None
+    other_windows: tuple[PathStats, ...] = ()  # the same path over the other windows
 
 
 def path_ad(
     stats: PathStats, context: AdContext, extras: PathExtras | None = None
 ) -> classad2.ClassAd:
-    """One generic ad for one path and window."""
-    label = format_duration(stats.window)
+    """One generic ad for one path: its main window, plus `extras`."""
     attributes: dict[str, object] = {
         "MyType": PATH_AD_TYPE,
         "Name": path_ad_name(stats),
@@ -119,12 +127,8 @@ def path_ad(
         "LarkPS_AddressFamily": stats.path.family.value,
         "LarkPS_Hosts": [clean_text(h) for h in stats.hosts],
         "LarkPS_Window": stats.window,
-        f"LarkPS_Failures_{label}_Count": stats.failures,
     }
-    _add_summary(attributes, f"LarkPS_ThroughputMbps_{label}", stats.throughput, 1e-6)
-    _add_summary(attributes, f"LarkPS_OneWayDelayMs_{label}", stats.owdelay)
-    _add_summary(attributes, f"LarkPS_RttMs_{label}", stats.rtt)
-    _add_loss(attributes, f"LarkPS_Loss_{label}", stats.loss)
+    _add_window(attributes, stats)
     if extras is not None:
         _add_extras(attributes, extras)
     return classad2.ClassAd(attributes)
@@ -144,7 +148,19 @@ def _add_quality(
         attributes[f"{prefix}_ClockError"] = quality.clock_error
 
 
+def _add_window(attributes: dict[str, object], stats: PathStats) -> None:
+    """Every figure of one window, under attribute names that carry its label."""
+    label = format_duration(stats.window)
+    _add_summary(attributes, f"LarkPS_ThroughputMbps_{label}", stats.throughput, 1e-6)
+    _add_summary(attributes, f"LarkPS_OneWayDelayMs_{label}", stats.owdelay)
+    _add_summary(attributes, f"LarkPS_RttMs_{label}", stats.rtt)
+    _add_loss(attributes, f"LarkPS_Loss_{label}", stats.loss)
+    attributes[f"LarkPS_Failures_{label}_Count"] = stats.failures
+
+
 def _add_extras(attributes: dict[str, object], extras: PathExtras) -> None:
+    for other in extras.other_windows:
+        _add_window(attributes, other)
     if extras.health is not None:
         attributes["LarkPS_Health"] = extras.health
     attributes["LarkPS_Alarms"] = list(extras.alarms)
@@ -206,6 +222,63 @@ def _checked(names: tuple[str, ...]) -> tuple[str, ...]:
         if not ATTRIBUTE_NAME.match(name):
             raise PublishError(f"refusing attribute name {name!r}")
     return names
+
+
+SITE_AD_TYPE = "LarkPSSite"
+
+
+def site_ad(windows: Sequence[SiteStats], context: AdContext) -> classad2.ClassAd:
+    """One generic ad per site: its figures over every window (first = main window)."""
+    main = windows[0]
+    attributes: dict[str, object] = {
+        "MyType": SITE_AD_TYPE,
+        "Name": clean_text(f"{main.site}@larkps", limit=512),
+        "ClassAdLifetime": context.lifetime,
+        "UpdateSequenceNumber": context.sequence,
+        "DaemonStartTime": context.daemon_start,
+        "LarkPS_UpdateTime": context.update_time,
+        "LarkPS_Version": __version__,
+        "LarkPS_Site": clean_text(main.site),
+        "LarkPS_Window": main.window,
+        "LarkPS_Health": round(main.health, 4),
+        "LarkPS_Alarms": [kind.value for kind in main.alarms],
+    }
+    for stats in windows:
+        _add_site_window(attributes, stats)
+    return classad2.ClassAd(attributes)
+
+
+def _add_site_window(attributes: dict[str, object], stats: SiteStats) -> None:
+    label = format_duration(stats.window)
+    figures = {
+        "OutboundMbps": None if stats.outbound_bps is None else stats.outbound_bps * 1e-6,
+        "InboundMbps": None if stats.inbound_bps is None else stats.inbound_bps * 1e-6,
+        "OutboundLoss": stats.outbound_loss,
+        "InboundLoss": stats.inbound_loss,
+        "OutboundDelayMs": stats.outbound_owdelay_ms,
+        "InboundDelayMs": stats.inbound_owdelay_ms,
+        "Partners": stats.partners,
+        "FreshPartners": stats.fresh_partners,
+        "Health": round(stats.health, 4),
+    }
+    for name, value in figures.items():
+        if value is not None:
+            attributes[f"LarkPS_{name}_{label}"] = value
+
+
+def site_ads(
+    sites: Iterable[SiteStats], context: AdContext, main_window: int
+) -> list[classad2.ClassAd]:
+    """Site ads, the main window's figures first in each."""
+    by_site: dict[str, list[SiteStats]] = {}
+    for stats in sites:
+        by_site.setdefault(stats.site, []).append(stats)
+    ads = []
+    for site in sorted(by_site):
+        windows = sorted(by_site[site], key=lambda s: (s.window != main_window, s.window))
+        if windows[0].window == main_window:
+            ads.append(site_ad(windows, context))
+    return ads
 
 
 def path_ads(

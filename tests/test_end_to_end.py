@@ -41,8 +41,9 @@ def run_larkps(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def read_ads(path: Path) -> list[classad2.ClassAd]:
-    return list(classad2.parseAds(path.read_text(), classad2.ParserType.Old))
+def read_ads(path: Path, my_type: str = "LarkPSPath") -> list[classad2.ClassAd]:
+    ads = classad2.parseAds(path.read_text(), classad2.ParserType.Old)
+    return [ad for ad in ads if ad["MyType"] == my_type]
 
 
 def expected_paths(mesh: Mesh) -> set[tuple[str, str, str]]:
@@ -57,17 +58,19 @@ def expected_paths(mesh: Mesh) -> set[tuple[str, str, str]]:
     }
 
 
-def check_against_truth(ad: classad2.ClassAd, mesh: Mesh) -> int:
-    """Compare every figure of one ad with the mesh's truth; return figures compared."""
+def check_against_truth(
+    ad: classad2.ClassAd, mesh: Mesh, label: str = "24h", seconds: int = DAY
+) -> int:
+    """Compare every figure of one ad's window with the mesh's truth; return figures compared."""
     src, dst = ad["LarkPS_SourceSite"], ad["LarkPS_DestinationSite"]
     family, end = ad["LarkPS_AddressFamily"], ad["LarkPS_UpdateTime"]
     compared = 0
     for metric, prefix, scale in (
-        ("throughput", "LarkPS_ThroughputMbps_24h", 1e-6),
-        ("owdelay", "LarkPS_OneWayDelayMs_24h", 1.0),
-        ("rtt", "LarkPS_RttMs_24h", 1.0),
+        ("throughput", f"LarkPS_ThroughputMbps_{label}", 1e-6),
+        ("owdelay", f"LarkPS_OneWayDelayMs_{label}", 1.0),
+        ("rtt", f"LarkPS_RttMs_{label}", 1.0),
     ):
-        truth = mesh.truth(src, dst, family, metric, end - DAY, end)
+        truth = mesh.truth(src, dst, family, metric, end - seconds, end)
         assert ad[f"{prefix}_Count"] == truth.count, (src, dst, family, metric)
         if truth.count:
             for stat in ("median", "p10", "p90"):
@@ -76,9 +79,11 @@ def check_against_truth(ad: classad2.ClassAd, mesh: Mesh) -> int:
                 assert got == pytest.approx(want, rel=0.01, abs=1e-6), (src, dst, metric, stat)
             assert ad[f"{prefix}_LatestTime"] == truth.latest_ts
             compared += 1
-    loss = mesh.truth(src, dst, family, "loss", end - DAY, end)
-    assert ad["LarkPS_Loss_24h_PacketsSent"] == loss.packets_sent
-    assert ad["LarkPS_Loss_24h_Fraction"] == pytest.approx(loss.fraction, rel=0.01, abs=1e-9)
+    loss = mesh.truth(src, dst, family, "loss", end - seconds, end)
+    assert ad[f"LarkPS_Loss_{label}_PacketsSent"] == loss.packets_sent
+    if loss.fraction is not None:
+        got = ad[f"LarkPS_Loss_{label}_Fraction"]
+        assert got == pytest.approx(loss.fraction, rel=0.01, abs=1e-9)
     return compared + 1
 
 
@@ -92,8 +97,12 @@ def test_once_through_the_cli_matches_ground_truth(tmp_path: Path, flavour: str)
         done = run_larkps("once", "--config", str(config))
         assert archive.requests_served > 0
     assert done.returncode == 0, done.stderr
-    assert f"wrote {len(expected_paths(mesh))} ads to {ads_file}" in done.stdout
+    sites = len(mesh.sites)
+    assert f"wrote {len(expected_paths(mesh)) + sites} ads to {ads_file}" in done.stdout
     ads = read_ads(ads_file)
+    site_ads = read_ads(ads_file, "LarkPSSite")
+    assert sorted(a["LarkPS_Site"] for a in site_ads) == sorted(s.name for s in mesh.sites)
+    assert all(0 <= a["LarkPS_Health"] <= 1 for a in site_ads)
     names = {
         (a["LarkPS_SourceSite"], a["LarkPS_DestinationSite"], a["LarkPS_AddressFamily"])
         for a in ads
@@ -101,7 +110,8 @@ def test_once_through_the_cli_matches_ground_truth(tmp_path: Path, flavour: str)
     assert names == expected_paths(mesh)
     assert len({a["Name"] for a in ads}) == len(ads)
     compared = sum(check_against_truth(ad, mesh) for ad in ads)
-    assert compared >= 3 * len(ads)
+    compared += sum(check_against_truth(ad, mesh, "1h", 3600) for ad in ads)
+    assert compared >= 5 * len(ads)
     for ad in ads:
         assert ad["MyType"] == "LarkPSPath"
         assert ad["ClassAdLifetime"] == 900
@@ -137,5 +147,8 @@ def test_stats_json_and_ads_formats_against_a_live_archive():
     assert all(r.split(",")[0].startswith(("ps-lat.", "ps-bw.")) for r in rows)
     assert new.returncode == 0, new.stderr
     parsed = [classad2.ClassAd(line) for line in new.stdout.splitlines()]
-    assert len(parsed) == len(rows)
+    paths = [ad for ad in parsed if ad["MyType"] == "LarkPSPath"]
+    assert len(paths) == len(rows)
+    hosts = {r.split(",")[0] for r in rows} | {r.split(",")[1] for r in rows}
+    assert {ad["LarkPS_Site"] for ad in parsed if ad["MyType"] == "LarkPSSite"} == hosts
     assert all(ad["LarkPS_Window"] == 3600 for ad in parsed)
