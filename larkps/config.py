@@ -100,6 +100,7 @@ class CollectorTarget:
     token_file: str | None = None
     batch_size: int = 500
     timeout: float = 10.0
+    retries: int = 2  # tries per cycle; what fails stays in the spool for the next cycle
 
 
 @dataclass(frozen=True, slots=True)
@@ -389,6 +390,7 @@ def _collector(section: Section) -> CollectorTarget:
         token_file=section.existing_file("token_file"),
         batch_size=section.integer("batch_size", 500, minimum=1, maximum=100000),
         timeout=float(section.duration("timeout", "10s")),
+        retries=section.integer("retries", 2, minimum=1, maximum=10),
     )
 
 

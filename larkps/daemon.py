@@ -26,6 +26,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from larkps import runlog
 from larkps.config import Settings, load_settings
 from larkps.errors import LarkpsError
+from larkps.memory import release_free_memory
 from larkps.metrics import DaemonMetrics
 from larkps.pipeline import CycleResult, run_cycle
 from larkps.publish_collector import CollectorPublisher, Spool
@@ -152,6 +153,7 @@ class Daemon:
             document = runlog.report_document(report, started, error)
             self._record(settings, document)
             self.cycles_done += 1
+            release_free_memory()
             return document
 
     def _record(self, settings: Settings, document: dict[str, Any]) -> None:

@@ -25,6 +25,12 @@ class DaemonMetrics:
             "larkps_source_errors", "Errors by archive", ["archive"], registry=self.registry
         )
         self.ads = Counter("larkps_ads_published", "Ads published", registry=self.registry)
+        self.stage_seconds = Gauge(
+            "larkps_stage_duration_seconds",
+            "Wall time of each stage of the last cycle",
+            ["stage"],
+            registry=self.registry,
+        )
         self.last_success = Gauge(
             "larkps_last_success_timestamp_seconds",
             "Start time of the last successful cycle",
@@ -40,6 +46,8 @@ class DaemonMetrics:
         self.ads.inc(int(document.get("ads_written", 0)))
         for problem in document.get("problems", []):
             self.errors.labels(archive=str(problem["archive"])).inc()
+        for stage, seconds in document.get("stages", []):
+            self.stage_seconds.labels(stage=str(stage)).set(float(seconds))
         if document["ok"]:
             self.last_success.set(float(document["started"]))
 

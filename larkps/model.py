@@ -310,6 +310,8 @@ class RunReport:
     outputs: tuple[str, ...] = ()
     problems: tuple[FetchProblem, ...] = field(default=())
     duration_s: float = 0.0
+    stages: tuple[tuple[str, float], ...] = ()  # (stage, seconds): fetch, aggregate, publish
+    ads_spooled: int = 0  # ads left in the collector spool after a failed delivery
 
     @property
     def partial(self) -> bool:

@@ -252,7 +252,9 @@ def publish_ads(
         outputs.append(FilePublisher(settings.publish.file.path).publish(ads, now))
     target = settings.publish.collector
     if target is not None:
-        publisher = CollectorPublisher(target, Spool(settings.state_dir / "spool"))
+        publisher = CollectorPublisher(
+            target, Spool(settings.state_dir / "spool"), retries=target.retries, backoff=0.5
+        )
         try:
             delivery = publisher.publish(ads, now)
             outputs.append(f"collector {target.pool} ({delivery.invalidated} invalidated)")
@@ -284,8 +286,10 @@ def run_cycle(
         fetched = fetch_cycle(settings, sources, now, window)
     if not fetched.archives_ok:
         raise fetched.archive_errors[0]
+    fetched_at = time.monotonic()
     analysis = analyse_fetched(settings, fetched, now, window)
     stats = analysis.window(window)
+    analysed_at = time.monotonic()
     context = AdContext(
         update_time=now,
         lifetime=settings.publish.ad_lifetime,
@@ -309,6 +313,12 @@ def run_cycle(
         outputs=tuple(outputs),
         problems=tuple(fetched.problems) + tuple(publish_problems),
         duration_s=round(time.monotonic() - started, 3),
+        stages=(
+            ("fetch", round(fetched_at - started, 3)),
+            ("aggregate", round(analysed_at - fetched_at, 3)),
+            ("publish", round(time.monotonic() - analysed_at, 3)),
+        ),
+        ads_spooled=len(ads) if publish_problems else 0,
     )
     histories = path_history(fetched.data, now, window) if history else {}
     return CycleResult(

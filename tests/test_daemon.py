@@ -77,6 +77,7 @@ def test_daemon_cycles_reloads_and_stops_cleanly(tmp_path: Path):
         wait_for(lambda: len(cycles(state)) >= 2, 60, "two cycles")
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
         assert b'larkps_cycles_total{outcome="ok"}' in metrics
+        assert b'larkps_stage_duration_seconds{stage="fetch"}' in metrics
         config.write_text("this is [not toml")
         daemon.send_signal(signal.SIGHUP)
         seen = len(cycles(state))
@@ -97,6 +98,9 @@ def test_daemon_cycles_reloads_and_stops_cleanly(tmp_path: Path):
     assert any(m.startswith("configuration reloaded") for m in messages)
     cycle_lines = [json.loads(m[len("cycle ") :]) for m in messages if m.startswith("cycle {")]
     assert cycle_lines and all(c["ok"] for c in cycle_lines)
+    assert all(
+        [s for s, _ in c["stages"]] == ["fetch", "aggregate", "publish"] for c in cycle_lines
+    )
     # one ad per path plus one per site (3 sites)
     assert all(c["paths"] > 0 and c["ads_written"] == c["paths"] + 3 for c in cycle_lines)
     assert (state / "larkps.ads").exists()
