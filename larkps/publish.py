@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
+from operator import attrgetter
 from pathlib import Path
 
 import classad2
@@ -51,6 +52,7 @@ SUMMARY_FIELDS = (
     ("Age", "age"),
 )
 _UNSCALED = ("count", "latest_ts", "age")
+_SUMMARY_VALUES = attrgetter(*(field_name for _, field_name in SUMMARY_FIELDS))
 
 
 @lru_cache(maxsize=65536)
@@ -178,10 +180,10 @@ def _add_extras(attributes: dict[str, object], extras: PathExtras) -> None:
 def _add_summary(
     attributes: dict[str, object], prefix: str, summary: Summary, scale: float = 1.0
 ) -> None:
-    for name, field_name, scaled in _summary_names(prefix):
-        value = getattr(summary, field_name)
+    names = _summary_names(prefix)
+    for (name, _, scaled), value in zip(names, _SUMMARY_VALUES(summary), strict=True):
         if value is not None:
-            attributes[name] = float(value) * scale if scaled else value
+            attributes[name] = value * scale if scaled else value
     _add_quality(attributes, prefix, summary.quality, clock=prefix.startswith("LarkPS_OneWay"))
 
 
