@@ -21,6 +21,7 @@ from larkps.errors import LarkpsError, UsageError
 from larkps.estimates import measured_estimate
 from larkps.model import BandwidthEstimate, Family, ThrottleDecision
 from larkps.pipeline import run_cycle
+from larkps.policies import throttle_policy
 from larkps.publish import write_atomically
 from larkps.throttle import (
     EGRESS,
@@ -205,7 +206,7 @@ def compute_decision(
     """Policy from --config (or defaults), demand from the options, capacities measured or given."""
     settings = load_settings(args.config) if args.config else None
     throttle = settings.throttle if settings else ThrottleSettings()
-    policy = policy_from(throttle)
+    policy = throttle_policy(throttle)
     try:
         demand = Demand(
             per_job_bps=args.per_job_rate,
@@ -216,19 +217,6 @@ def compute_decision(
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     return decide(_capacities(args, settings, throttle, policy), demand, policy, previous)
-
-
-def policy_from(throttle: ThrottleSettings) -> ThrottlePolicy:
-    return ThrottlePolicy(
-        target_utilisation=throttle.target_utilisation,
-        safety_factor=throttle.safety_factor,
-        min_jobs=throttle.min_jobs,
-        max_jobs=throttle.max_jobs,
-        max_step_up=throttle.max_step_up,
-        max_step_down=throttle.max_step_down,
-        min_quality=throttle.min_quality,
-        collapse_fraction=throttle.collapse_fraction,
-    )
 
 
 def _capacities(

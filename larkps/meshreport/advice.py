@@ -17,11 +17,11 @@ from larkps.config import Settings, ThrottleSettings
 from larkps.estimates import measured_estimate
 from larkps.meshreport.model import Advice
 from larkps.model import BandwidthEstimate, Family, PathKey, PathStats
+from larkps.policies import throttle_policy
 from larkps.throttle import (
     EGRESS,
     INGRESS,
     Demand,
-    ThrottlePolicy,
     decide,
     path_capacity,
     site_capacity,
@@ -50,7 +50,7 @@ def path_advice(
 
 
 def _family_advice(estimates: list[BandwidthEstimate], settings: Settings) -> dict[PathKey, Advice]:
-    policy = policy_of(settings.throttle)
+    policy = throttle_policy(settings.throttle)
     demand = Demand(
         bytes_per_job=settings.report.bytes_per_job,
         transfer_time=settings.throttle.transfer_time,
@@ -83,20 +83,6 @@ def _family_advice(estimates: list[BandwidthEstimate], settings: Settings) -> di
             demand=demand.describe(),
         )
     return advice
-
-
-def policy_of(throttle: ThrottleSettings) -> ThrottlePolicy:
-    """The throttle policy the configuration describes."""
-    return ThrottlePolicy(
-        target_utilisation=throttle.target_utilisation,
-        safety_factor=throttle.safety_factor,
-        min_jobs=throttle.min_jobs,
-        max_jobs=throttle.max_jobs,
-        max_step_up=throttle.max_step_up,
-        max_step_down=throttle.max_step_down,
-        min_quality=throttle.min_quality,
-        collapse_fraction=throttle.collapse_fraction,
-    )
 
 
 def _configured(throttle: ThrottleSettings) -> dict[tuple[str, str], float]:
