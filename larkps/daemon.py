@@ -81,7 +81,7 @@ class Daemon:
         try:
             delivery = publisher.resend_pending()
         except LarkpsError as exc:
-            log.warning("spooled ads not delivered yet: %s", exc)
+            log.warning("spooled ads not delivered yet: %s", str(exc))
             return
         if delivery.sent:
             log.info("resent %d spooled ads to %s", delivery.sent, target.pool)
@@ -128,7 +128,7 @@ class Daemon:
         try:
             settings = load_settings(self.config_path)
         except LarkpsError as exc:
-            log.error("reload refused, keeping the running configuration: %s", exc)
+            log.error("reload refused, keeping the running configuration: %s", str(exc))
             return
         self.settings = settings
         self._schedule()
@@ -163,4 +163,4 @@ class Daemon:
             with Store.in_directory(settings.state_dir) as store:
                 runlog.record(store, document)
         except LarkpsError as exc:
-            log.error("cannot record the run report: %s", exc)
+            log.error("cannot record the run report: %s", str(exc))

@@ -175,7 +175,7 @@ class Ingester:
             try:
                 known = self._series(plan, now, since)
             except ArchiveError as exc:
-                log.warning("%s", exc)
+                log.warning("%s", str(exc))  # a str: records must not keep tracebacks
                 problems.append(FetchProblem(name, "metadata", exc.problem))
                 errors.append(exc)
                 known = self.store.series(name, plan.source.sites)  # carry on with what we know

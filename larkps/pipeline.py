@@ -212,7 +212,7 @@ def fetch_window(sources: Sequence[Source], start: int, end: int) -> _Fetched:
         except ArchiveError as exc:
             problems.append(FetchProblem(source.name, "metadata", exc.problem))
             archive_errors.append(exc)
-            log.info("%s", exc)  # reported in the run report; the CLI prints it once
+            log.info("%s", str(exc))  # reported in the run report; the CLI prints it once
             continue
         archives_ok.append(source.name)
         fetched, failed = _fetch_series(source, series, start, end)
@@ -234,7 +234,7 @@ def _fetch_series(
             except ArchiveError as exc:
                 what = f"{one.key.metadata_key}/{one.key.event_type}"
                 problems.append(FetchProblem(source.name, what, exc.problem))
-                log.warning("%s (series %s)", exc, what)
+                log.warning("%s (series %s)", str(exc), what)
     return fetched, problems
 
 
@@ -260,7 +260,7 @@ def publish_ads(
             outputs.append(f"collector {target.pool} ({delivery.invalidated} invalidated)")
         except PublishError as exc:
             problems.append(FetchProblem(f"collector {target.pool}", "publish", str(exc)))
-            log.warning("%s; ads kept in the spool", exc)
+            log.warning("%s; ads kept in the spool", str(exc))  # a str: no traceback kept
     return outputs, problems
 
 

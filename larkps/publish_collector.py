@@ -115,7 +115,7 @@ class CollectorPublisher:
                 if attempt == self.retries:
                     raise
                 delay = self.backoff * 2 ** (attempt - 1) * (1 + random.random())
-                log.warning("%s; retrying in %.1f s", exc, delay)
+                log.warning("%s; retrying in %.1f s", str(exc), delay)
                 self.sleep(delay)
         raise AssertionError("unreachable")
 

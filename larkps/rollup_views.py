@@ -105,7 +105,12 @@ def window_stats(
     ensure_schema(store)
     policy = policy or QualityPolicy()
     db = store.connection
-    streams = load_streams(db, now - max(windows, default=0))
+    # paths (or host pairs) with a test in the longest window, with all their streams:
+    # an older stream still says how many tests the path should have had
+    every = load_streams(db, -(2**62))
+    cutoff = now - max(windows, default=0)
+    recent = {i.group(by_host) for i in every if i.state.hwm is not None and i.state.hwm > cutoff}
+    streams = [i for i in every if i.group(by_host) in recent]
     out: list[PathStats] = []
     for length in windows:
         first = full_first_hour(length, now)

@@ -185,7 +185,6 @@ def test_200_cycles_with_random_faults(tmp_path: Path, capsys: pytest.CaptureFix
             f"{memory[0]:.0f} MiB at cycle {WARM_UP}, {memory[1]:.0f} at {MIDDLE}, "
             f"{memory[2]:.0f} at the end ({early:+.0f} then {late:+.0f} MiB)"
         )
-    # Reported, not yet flat: the archive and the fault front share this process, and
-    # growth of ~5 MiB/cycle under faults is still being isolated (see docs/benchmarks.md).
-    # This bound only catches a runaway.
-    assert memory[2] < 3072, (seed, memory)
+    # Log records must not hold exceptions (their tracebacks pinned every cycle's data
+    # while pytest kept the records). What remains includes the archive in this process.
+    assert late < 200, (seed, memory)

@@ -135,7 +135,7 @@ class EsmondSource:
                     parsed = parse_metadata(obj, self.name, self.url, self.sites)
                 except ArchiveFormatError as exc:
                     self.skipped_metadata += 1
-                    log.warning("%s (metadata object skipped)", exc)
+                    log.warning("%s (metadata object skipped)", str(exc))
                     continue
                 for series in parsed:
                     if series.key.event_type in wanted and self.filters.accepts(series):
