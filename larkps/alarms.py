@@ -31,36 +31,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from numpy.typing import NDArray
 
-from larkps.model import Alarm, AlarmKind, PathKey, PathStats
-
-
-@dataclass(frozen=True, slots=True)
-class AlarmPolicy:
-    """Thresholds and windows of the alarm rules (settings: [alarms])."""
-
-    bandwidth_z: float = -2.0
-    bandwidth_drop: float = 0.5
-    bandwidth_window: int = 86400
-    bandwidth_baseline: int = 21 * 86400
-    loss: float = 0.02
-    loss_window: int = 86400
-    delay_p95_factor: float = 1.5
-    delay_iqr_factor: float = 2.0
-    delay_window: int = 3600
-    delay_baseline: int = 7 * 86400
-    delay_min_tests: int = 10
-    clock_offset_ms: float = 100.0
-    clock_window: int = 86400
-    site_paths: int = 5
-    clear_after: int = 3
-    forget_after: int = 7 * 86400
-
-    @property
-    def windows(self) -> tuple[int, ...]:
-        """The statistics windows the rules read."""
-        return tuple(
-            sorted({self.loss_window, self.delay_window, self.delay_baseline, self.clock_window})
-        )
+from larkps.model import Alarm, AlarmKind, AlarmPolicy, PathKey, PathStats
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,15 +22,17 @@ from larkps.aggregate.history import History, point_histories
 from larkps.aggregate.paths import path_stats, path_stats_windows
 from larkps.aggregate.sites import path_health, site_stats
 from larkps.alarm_store import load_alarms, save_alarms
-from larkps.alarms import AlarmPolicy, AlarmRecord, evaluate, to_alarm
+from larkps.alarms import AlarmRecord, evaluate, to_alarm
 from larkps.config import Settings
-from larkps.estimates import ModelPolicy, bandwidth_estimates
+from larkps.estimates import bandwidth_estimates
 from larkps.forecast import Prediction, forecast
 from larkps.model import (
     Alarm,
+    AlarmPolicy,
     BandwidthEstimate,
     Forecast,
     Metric,
+    ModelPolicy,
     PathHealth,
     PathKey,
     PathStats,
@@ -102,8 +104,8 @@ class Policies:
             windows=tuple(sorted({*windows.windows, chosen})),
             default=chosen,
             quality=QualityPolicy(windows.stale_after, **dataclasses.asdict(settings.quality)),
-            alarms=AlarmPolicy(**dataclasses.asdict(settings.alarms)),
-            model=ModelPolicy(**dataclasses.asdict(settings.model)),
+            alarms=settings.alarms,
+            model=settings.model,
             capacities=capacities,
         )
 

@@ -18,13 +18,14 @@ from urllib.parse import urlsplit
 from larkps.config_fetch import ArchiveFetch, FetchSettings, archive_fetch, fetch_settings
 from larkps.config_reader import Section
 from larkps.config_report import ReportSettings, report_settings
-from larkps.config_stats import AlarmSettings, ModelSettings, QualitySettings, stats_settings
+from larkps.config_stats import QualitySettings, stats_settings
 from larkps.credentials import (
     Credentials,
     password_from_environment,
     password_from_file,
 )
 from larkps.errors import ConfigError
+from larkps.model import AlarmPolicy, ModelPolicy
 from larkps.sites import SiteMap, SiteRule
 
 ARCHIVE_KINDS = ("esmond", "embedded", "opensearch", "ps-es")
@@ -162,8 +163,8 @@ class Settings:
     daemon: DaemonSettings = DaemonSettings()
     fetch: FetchSettings = field(default_factory=FetchSettings)  # incremental, deadline
     quality: QualitySettings = field(default_factory=QualitySettings)  # [quality]
-    alarms: AlarmSettings = field(default_factory=AlarmSettings)  # [alarms]
-    model: ModelSettings = field(default_factory=ModelSettings)  # [model]
+    alarms: AlarmPolicy = field(default_factory=AlarmPolicy)  # [alarms]
+    model: ModelPolicy = field(default_factory=ModelPolicy)  # [model]
     report: ReportSettings = field(default_factory=ReportSettings)  # larkps report
 
 

@@ -1,8 +1,8 @@
 """The statistics sections of the config file: [quality], [alarms] and [model].
 
-Field names match the pure policies they feed (``larkps.aggregate.QualityPolicy``,
-``larkps.alarms.AlarmPolicy``, ``larkps.estimates.ModelPolicy``); the pipeline maps
-one onto the other.
+[alarms] and [model] are read straight into the policies of ``larkps.model``
+(``AlarmPolicy``, ``ModelPolicy``); [quality] feeds ``larkps.aggregate.QualityPolicy``
+together with ``[windows] stale_after``.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from larkps.config_reader import Section
+from larkps.model import AlarmPolicy, ModelPolicy
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,37 +20,6 @@ class QualitySettings:
 
     min_completeness: float = 0.5
     clock_error_ms: float = 10.0
-
-
-@dataclass(frozen=True, slots=True)
-class AlarmSettings:
-    """Alarm rules (docs/statistics.md); windows in seconds."""
-
-    bandwidth_z: float = -2.0
-    bandwidth_drop: float = 0.5
-    bandwidth_window: int = 86400
-    bandwidth_baseline: int = 21 * 86400
-    loss: float = 0.02
-    loss_window: int = 86400
-    delay_p95_factor: float = 1.5
-    delay_iqr_factor: float = 2.0
-    delay_window: int = 3600
-    delay_baseline: int = 7 * 86400
-    delay_min_tests: int = 10
-    clock_offset_ms: float = 100.0
-    clock_window: int = 86400
-    site_paths: int = 5
-    clear_after: int = 3
-    forget_after: int = 7 * 86400
-
-
-@dataclass(frozen=True, slots=True)
-class ModelSettings:
-    """The TCP (Mathis) model for paths without throughput tests."""
-
-    mss_bytes: int = 1448
-    mathis_constant: float = 1.2247
-    path_capacity_bps: float = 10e9
 
 
 def stats_settings(root: Section) -> dict[str, Any]:
@@ -70,8 +40,8 @@ def _quality(section: Section) -> QualitySettings:
     return result
 
 
-def _alarms(section: Section) -> AlarmSettings:
-    result = AlarmSettings(
+def _alarms(section: Section) -> AlarmPolicy:
+    result = AlarmPolicy(
         bandwidth_z=section.number("bandwidth_z", -2.0, -100.0, 0.0),
         bandwidth_drop=section.fraction("bandwidth_drop", 0.5),
         bandwidth_window=section.duration("bandwidth_window", "24h"),
@@ -99,9 +69,9 @@ def _alarms(section: Section) -> AlarmSettings:
     return result
 
 
-def _model(section: Section) -> ModelSettings:
+def _model(section: Section) -> ModelPolicy:
     capacity = section.rate("path_capacity")
-    result = ModelSettings(
+    result = ModelPolicy(
         mss_bytes=section.integer("mss", 1448, minimum=500, maximum=65535),
         mathis_constant=section.number("mathis_constant", 1.2247, 0.1, 10.0),
         path_capacity_bps=10e9 if capacity is None else capacity,

@@ -19,19 +19,16 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 
 from larkps.forecast import Prediction
-from larkps.model import BandwidthEstimate, PathKey, PathStats, Provenance, Summary
-
-
-@dataclass(frozen=True, slots=True)
-class ModelPolicy:
-    """TCP model constants (settings: [model])."""
-
-    mss_bytes: int = 1448
-    mathis_constant: float = math.sqrt(1.5)  # C: periodic loss, no delayed ACKs
-    path_capacity_bps: float = 10e9  # cap when no site capacity is configured
+from larkps.model import (
+    BandwidthEstimate,
+    ModelPolicy,
+    PathKey,
+    PathStats,
+    Provenance,
+    Summary,
+)
 
 
 def measured_estimate(stats: PathStats, stale_after: int) -> BandwidthEstimate:

@@ -11,7 +11,6 @@ import pytest
 from larkps.aggregate.sites import ALARM_FACTORS, path_health, site_stats
 from larkps.alarm_store import load_alarms, save_alarms
 from larkps.alarms import (
-    AlarmPolicy,
     bandwidth_finding,
     clock_findings,
     delay_finding,
@@ -23,6 +22,7 @@ from larkps.alarms import (
 )
 from larkps.model import (
     AlarmKind,
+    AlarmPolicy,
     Family,
     LossSummary,
     PathKey,

@@ -47,7 +47,6 @@ def test_old_or_missing_data_is_stale_and_has_no_lower_bound():
 import math  # noqa: E402
 
 from larkps.estimates import (  # noqa: E402
-    ModelPolicy,
     bandwidth_estimate,
     bandwidth_estimates,
     calibration,
@@ -56,7 +55,10 @@ from larkps.estimates import (  # noqa: E402
     model_bps,
 )
 from larkps.forecast import Prediction  # noqa: E402
-from larkps.model import Quality  # noqa: E402
+from larkps.model import (  # noqa: E402
+    ModelPolicy,
+    Quality,
+)
 
 POLICY = ModelPolicy(mss_bytes=1448, mathis_constant=math.sqrt(1.5), path_capacity_bps=10e9)
 FRESH = Quality(samples=12, expected=12, completeness=1.0, age=600, stale=False)
