@@ -8,11 +8,11 @@ place; ``config`` calls :func:`archive_fetch` for each ``[[archives]]`` table an
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from larkps.config_reader import Section
-from larkps.fetch.esmond import DATA_PAGE, DEFAULT_EVENT_TYPES, DNS_MATCH_RULES
-from larkps.model import EVENT_TYPE_METRICS
+from larkps.fetch.esmond import DATA_PAGE, DEFAULT_EVENT_TYPES, DNS_MATCH_RULES, MetadataFilters
+from larkps.model import EVENT_TYPE_METRICS, Family
 from larkps.units import parse_size
 
 ESMOND_KINDS = ("esmond", "embedded")
@@ -30,22 +30,6 @@ PARAM_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,63}$")
 
 
 @dataclass(frozen=True, slots=True)
-class FilterSettings:
-    """``[archives.filters]``: esmond metadata filters (see MetadataFilters)."""
-
-    source: str | None = None
-    destination: str | None = None
-    measurement_agent: str | None = None
-    input_source: str | None = None
-    input_destination: str | None = None
-    tool_name: str | None = None
-    dns_match_rule: str | None = None
-    time_range: int | None = None
-    families: tuple[str, ...] = ()
-    params: tuple[tuple[str, str], ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
 class ArchiveFetch:
     """Per-archive transport and esmond options."""
 
@@ -55,7 +39,7 @@ class ArchiveFetch:
     redirect_hosts: tuple[str, ...] = ()
     event_types: tuple[str, ...] = DEFAULT_EVENT_TYPES
     page_size: int = DATA_PAGE
-    filters: FilterSettings = FilterSettings()
+    filters: MetadataFilters = field(default_factory=MetadataFilters)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +94,7 @@ def _event_types(section: Section) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
-def _filters(section: Section) -> FilterSettings:
+def _filters(section: Section) -> MetadataFilters:
     what = "a host name, IP address or tool name"
     values = {
         key: section.pattern(key, HOST_PATTERN, what) if key in section.data else None
@@ -134,7 +118,7 @@ def _filters(section: Section) -> FilterSettings:
         params.append((name, params_section.pattern(name, HOST_PATTERN, "a plain value")))
     params_section.finish()
     section.finish()
-    return FilterSettings(
+    return MetadataFilters(
         source=values["source"],
         destination=values["destination"],
         measurement_agent=values["measurement_agent"],
@@ -143,7 +127,7 @@ def _filters(section: Section) -> FilterSettings:
         tool_name=values["tool_name"],
         dns_match_rule=rule,
         time_range=time_range,
-        families=tuple(families),
+        families=tuple(Family(name) for name in families),
         params=tuple(params),
     )
 

@@ -17,14 +17,13 @@ from typing import Any
 from larkps.analysis import Analysis, Policies, RawWindow, analyse
 from larkps.config import ArchiveSettings, Settings
 from larkps.errors import ArchiveError, PublishError
-from larkps.fetch import EsmondSource, HttpOptions, JsonClient, MetadataFilters
+from larkps.fetch import EsmondSource, HttpOptions, JsonClient
 from larkps.history import PathHistory, path_history
 from larkps.ingest import ArchivePlan, Ingester, IngestOptions, IngestReport, Progress
 from larkps.ingest_store import IngestStore
 from larkps.model import (
     Alarm,
     BandwidthEstimate,
-    Family,
     FetchProblem,
     Forecast,
     PathHealth,
@@ -133,26 +132,13 @@ def _http_options(archive: ArchiveSettings) -> HttpOptions:
 def _esmond_source(
     archive: ArchiveSettings, url: str, client: JsonClient, sites: SiteMap
 ) -> EsmondSource:
-    f = archive.fetch.filters
-    filters = MetadataFilters(
-        source=f.source,
-        destination=f.destination,
-        measurement_agent=f.measurement_agent,
-        input_source=f.input_source,
-        input_destination=f.input_destination,
-        tool_name=f.tool_name,
-        dns_match_rule=f.dns_match_rule,
-        time_range=f.time_range,
-        families=tuple(Family(name) for name in f.families),
-        params=f.params,
-    )
     return EsmondSource(
         archive.name,
         url,
         client,
         sites,
         data_page=archive.fetch.page_size,
-        filters=filters,
+        filters=archive.fetch.filters,
         event_types=archive.fetch.event_types,
     )
 

@@ -67,6 +67,9 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     archive: FakeArchive
 
+    def handle_error(self, request: object, client_address: object) -> None:
+        """Clients that give up mid-answer (timeouts, size caps) are what the tests do."""
+
 
 class FakeArchive:
     """Serve ``metadata`` and ``points`` ({data path: [{"ts", "val"}]}) on 127.0.0.1."""
