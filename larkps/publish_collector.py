@@ -120,38 +120,12 @@ class CollectorPublisher:
         raise AssertionError("unreachable")
 
     def _call(self, command: str, text: str) -> None:
-        argv = [
-            sys.executable,
-            "-m",
-            "larkps.publish_worker",
-            "--pool",
-            self.target.pool,
-            "--command",
-            command,
-            "--batch",
-            str(self.target.batch_size),
-        ]
-        if self.target.token_file:
-            argv += ["--token-file", self.target.token_file]
-        where = f"collector {self.target.pool}"
-        try:
-            done = subprocess.run(  # noqa: S603 - fixed argv, no shell
-                argv,
-                input=text,
-                capture_output=True,
-                text=True,
-                timeout=self.target.timeout,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            raise PublishError(f"{where}: no answer within {self.target.timeout:g} s") from None
-        if done.returncode != 0:
-            reason = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
-            raise PublishError(f"{where}: {command} failed ({reason})")
+        extra = ["--batch", str(self.target.batch_size)]
+        run_worker(self.target, command, extra, text)
 
 
-def query_ads(target: CollectorTarget, my_type: str = "LarkPSPath") -> list[classad2.ClassAd]:
-    """The collector's larkps ads of one type, under the target's deadline."""
+def run_worker(target: CollectorTarget, command: str, extra: list[str], text: str = "") -> str:
+    """Run one publish_worker command against `target` under its deadline; its stdout."""
     argv = [
         sys.executable,
         "-m",
@@ -159,20 +133,25 @@ def query_ads(target: CollectorTarget, my_type: str = "LarkPSPath") -> list[clas
         "--pool",
         target.pool,
         "--command",
-        "QUERY",
-        "--my-type",
-        my_type,
+        command,
+        *extra,
     ]
     if target.token_file:
         argv += ["--token-file", target.token_file]
     where = f"collector {target.pool}"
     try:
         done = subprocess.run(  # noqa: S603 - fixed argv, no shell
-            argv, capture_output=True, text=True, timeout=target.timeout, check=False
+            argv, input=text, capture_output=True, text=True, timeout=target.timeout, check=False
         )
     except subprocess.TimeoutExpired:
         raise PublishError(f"{where}: no answer within {target.timeout:g} s") from None
     if done.returncode != 0:
         reason = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
-        raise PublishError(f"{where}: query failed ({reason})")
-    return list(classad2.parseAds(done.stdout, classad2.ParserType.Old))
+        raise PublishError(f"{where}: {command} failed ({reason})")
+    return done.stdout
+
+
+def query_ads(target: CollectorTarget, my_type: str = "LarkPSPath") -> list[classad2.ClassAd]:
+    """The collector's larkps ads of one type, under the target's deadline."""
+    text = run_worker(target, "QUERY", ["--my-type", my_type])
+    return list(classad2.parseAds(text, classad2.ParserType.Old))
