@@ -25,34 +25,34 @@ from larkps import __version__
 from larkps.errors import PublishError
 from larkps.model import (
     BandwidthEstimate,
-    LossSummary,
     PathKey,
     PathStats,
     Quality,
     SiteStats,
-    Summary,
 )
 from larkps.units import format_duration
 
 PATH_AD_TYPE = "LarkPSPath"
 ATTRIBUTE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-SUMMARY_FIELDS = (
+SUMMARY_FIELDS = (  # (attribute suffix, Summary field): unscaled first, then scaled
     ("Count", "count"),
+    ("LatestTime", "latest_ts"),
+    ("Age", "age"),
     ("Median", "median"),
     ("P10", "p10"),
     ("P90", "p90"),
     ("Mean", "mean"),
     ("Min", "minimum"),
     ("Max", "maximum"),
-    ("LatestTime", "latest_ts"),
     ("P95", "p95"),
     ("StdDev", "std"),
     ("LatestValue", "latest_value"),
-    ("Age", "age"),
 )
-_UNSCALED = ("count", "latest_ts", "age")
+_UNSCALED = 3  # the first three fields are counts and times, never scaled
 _SUMMARY_VALUES = attrgetter(*(field_name for _, field_name in SUMMARY_FIELDS))
+_SCALED_VALUES = attrgetter(*(field_name for _, field_name in SUMMARY_FIELDS[_UNSCALED:]))
+_UNSCALED_VALUES = attrgetter(*(field_name for _, field_name in SUMMARY_FIELDS[:_UNSCALED]))
 
 
 @lru_cache(maxsize=65536)
@@ -116,48 +116,102 @@ def path_ad(
     stats: PathStats, context: AdContext, extras: PathExtras | None = None
 ) -> classad2.ClassAd:
     """One generic ad for one path: its main window, plus `extras`."""
+    return classad2.ClassAd(path_attributes(stats, context, extras))
+
+
+def path_attributes(
+    stats: PathStats, context: AdContext, extras: PathExtras | None = None
+) -> dict[str, object]:
+    """The attributes of :func:`path_ad`, as the dict handed to ``classad2.ClassAd``."""
+    name, source, destination, family = _path_identity(stats.path)
     attributes: dict[str, object] = {
         "MyType": PATH_AD_TYPE,
-        "Name": path_ad_name(stats),
+        "Name": name,
         "ClassAdLifetime": context.lifetime,
         "UpdateSequenceNumber": context.sequence,
         "DaemonStartTime": context.daemon_start,
         "LarkPS_UpdateTime": context.update_time,
         "LarkPS_Version": __version__,
-        "LarkPS_SourceSite": clean_text(stats.path.source_site),
-        "LarkPS_DestinationSite": clean_text(stats.path.destination_site),
-        "LarkPS_AddressFamily": stats.path.family.value,
+        "LarkPS_SourceSite": source,
+        "LarkPS_DestinationSite": destination,
+        "LarkPS_AddressFamily": family,
         "LarkPS_Hosts": [clean_text(h) for h in stats.hosts],
         "LarkPS_Window": stats.window,
     }
     _add_window(attributes, stats)
     if extras is not None:
         _add_extras(attributes, extras)
-    return classad2.ClassAd(attributes)
-
-
-def _add_quality(
-    attributes: dict[str, object], prefix: str, quality: Quality | None, clock: bool = False
-) -> None:
-    """Completeness, stale flag (and clock-error flag for one-way delay) of a figure."""
-    if quality is None:
-        return
-    if quality.completeness is not None:
-        attributes[f"{prefix}_Completeness"] = round(quality.completeness, 4)
-    attributes[f"{prefix}_Stale"] = quality.stale
-    attributes[f"{prefix}_LowQuality"] = quality.low
-    if clock:
-        attributes[f"{prefix}_ClockError"] = quality.clock_error
+    return attributes
 
 
 def _add_window(attributes: dict[str, object], stats: PathStats) -> None:
-    """Every figure of one window, under attribute names that carry its label."""
-    label = format_duration(stats.window)
-    _add_summary(attributes, f"LarkPS_ThroughputMbps_{label}", stats.throughput, 1e-6)
-    _add_summary(attributes, f"LarkPS_OneWayDelayMs_{label}", stats.owdelay)
-    _add_summary(attributes, f"LarkPS_RttMs_{label}", stats.rtt)
-    _add_loss(attributes, f"LarkPS_Loss_{label}", stats.loss)
-    attributes[f"LarkPS_Failures_{label}_Count"] = stats.failures
+    """Every figure of one window, under attribute names that carry its label.
+
+    Names come from one cached tuple per window and values from one flat tuple, so an
+    ad costs a few C-level calls per window rather than one Python step per attribute.
+    """
+    names = _window_names(stats.window)
+    values = _window_values(stats)
+    attributes.update({n: v for n, v in zip(names, values, strict=True) if v is not None})
+
+
+def _window_values(stats: PathStats) -> tuple[object, ...]:
+    """Values in the order of :func:`_window_names`; None where a figure is missing."""
+    throughput, owdelay, rtt, loss = stats.throughput, stats.owdelay, stats.rtt, stats.loss
+    scaled = _SCALED_VALUES(throughput)
+    if None in scaled:
+        scaled = tuple(None if v is None else v * 1e-6 for v in scaled)
+    else:
+        scaled = tuple([v * 1e-6 for v in scaled])
+    delay_quality = owdelay.quality
+    return (
+        *_UNSCALED_VALUES(throughput),
+        *scaled,
+        *_quality_values(throughput.quality),
+        *_SUMMARY_VALUES(owdelay),
+        *_quality_values(delay_quality),
+        None if delay_quality is None else delay_quality.clock_error,
+        *_SUMMARY_VALUES(rtt),
+        *_quality_values(rtt.quality),
+        loss.count,
+        loss.fraction,
+        loss.packets_sent,
+        loss.packets_lost,
+        loss.latest_ts,
+        *_quality_values(loss.quality),
+        stats.failures,
+    )
+
+
+def _quality_values(quality: Quality | None) -> tuple[float | bool | None, ...]:
+    """Completeness (rounded), stale flag and low-quality flag of one figure."""
+    if quality is None:
+        return (None, None, None)
+    completeness = quality.completeness
+    return (
+        None if completeness is None else round(completeness, 4),
+        quality.stale,
+        quality.low,
+    )
+
+
+@lru_cache(maxsize=64)
+def _window_names(window: int) -> tuple[str, ...]:
+    """Attribute names of one window's figures, in the order of :func:`_window_values`."""
+    label = format_duration(window)
+    quality = ("Completeness", "Stale", "LowQuality")
+    summary = tuple(suffix for suffix, _ in SUMMARY_FIELDS)
+    loss = ("Count", "Fraction", "PacketsSent", "PacketsLost", "LatestTime")
+    parts = (
+        (f"LarkPS_ThroughputMbps_{label}", summary + quality),
+        (f"LarkPS_OneWayDelayMs_{label}", summary + quality + ("ClockError",)),
+        (f"LarkPS_RttMs_{label}", summary + quality),
+        (f"LarkPS_Loss_{label}", loss + quality),
+        (f"LarkPS_Failures_{label}", ("Count",)),
+    )
+    return _checked(
+        tuple(f"{prefix}_{suffix}" for prefix, suffixes in parts for suffix in suffixes)
+    )
 
 
 def _add_extras(attributes: dict[str, object], extras: PathExtras) -> None:
@@ -177,45 +231,19 @@ def _add_extras(attributes: dict[str, object], extras: PathExtras) -> None:
     attributes["LarkPS_ExpectedQuality"] = round(estimate.quality, 4)
 
 
-def _add_summary(
-    attributes: dict[str, object], prefix: str, summary: Summary, scale: float = 1.0
-) -> None:
-    names = _summary_names(prefix)
-    for (name, _, scaled), value in zip(names, _SUMMARY_VALUES(summary), strict=True):
-        if value is not None:
-            attributes[name] = value * scale if scaled else value
-    _add_quality(attributes, prefix, summary.quality, clock=prefix.startswith("LarkPS_OneWay"))
-
-
-def _add_loss(attributes: dict[str, object], prefix: str, loss: LossSummary) -> None:
-    values = (loss.count, loss.fraction, loss.packets_sent, loss.packets_lost, loss.latest_ts)
-    for name, value in zip(_loss_names(prefix), values, strict=True):
-        if value is not None:
-            attributes[name] = value
-    _add_quality(attributes, prefix, loss.quality)
-
-
 def path_ad_name(stats: PathStats) -> str:
     """Stable unique Name: one ad per path (the window is part of the attributes)."""
-    return clean_text(f"{stats.path.name}@larkps", limit=512)
+    return _path_identity(stats.path)[0]
 
 
-@lru_cache(maxsize=1024)
-def _summary_names(prefix: str) -> tuple[tuple[str, str, bool], ...]:
-    names = _checked(tuple(f"{prefix}_{suffix}" for suffix, _ in SUMMARY_FIELDS))
-    return tuple(
-        (name, field_name, field_name not in _UNSCALED)
-        for name, (_, field_name) in zip(names, SUMMARY_FIELDS, strict=True)
-    )
-
-
-@lru_cache(maxsize=1024)
-def _loss_names(prefix: str) -> tuple[str, ...]:
-    return _checked(
-        tuple(
-            f"{prefix}_{s}"
-            for s in ("Count", "Fraction", "PacketsSent", "PacketsLost", "LatestTime")
-        )
+@lru_cache(maxsize=65536)
+def _path_identity(path: PathKey) -> tuple[str, str, str, str]:
+    """Cleaned Name, source site, destination site and family of one path's ad."""
+    return (
+        clean_text(f"{path.name}@larkps", limit=512),
+        clean_text(path.source_site),
+        clean_text(path.destination_site),
+        path.family.value,
     )
 
 
@@ -292,15 +320,20 @@ def path_ads(
     return [path_ad(s, context, extras.get(s.path)) for s in stats]
 
 
-def render_old(ads: Sequence[classad2.ClassAd], generated: int) -> str:
-    """Old syntax, blank-line separated, for ``condor_advertise -multiple``."""
+def render_old(ads: Iterable[classad2.ClassAd], generated: int) -> str:
+    """Old syntax, blank-line separated, for ``condor_advertise -multiple``.
+
+    `ads` may be a generator: each ad is printed and can be freed before the next is
+    built, which is cheaper than holding thousands of ads at once.
+    """
+    texts = [ad.printOld() for ad in ads]
     stamp = datetime.fromtimestamp(generated, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     header = (
-        f"# larkps {__version__}: {len(ads)} ads generated {stamp}\n"
+        f"# larkps {__version__}: {len(texts)} ads generated {stamp}\n"
         "# send with: condor_advertise -multiple UPDATE_AD_GENERIC <this file>\n"
     )
     # No blank line after the header: classad2 then reads an empty first ad.
-    return header + "\n".join(ad.printOld() for ad in ads)
+    return header + "\n".join(texts)
 
 
 def render_new(ads: Sequence[classad2.ClassAd]) -> str:
@@ -363,5 +396,9 @@ class FilePublisher:
         self.path = path
 
     def publish(self, ads: Sequence[classad2.ClassAd], generated: int) -> str:
-        write_atomically(self.path, render_old(ads, generated))
+        return self.publish_text(render_old(ads, generated))
+
+    def publish_text(self, text: str) -> str:
+        """Write ads already rendered by :func:`render_old`."""
+        write_atomically(self.path, text)
         return str(self.path)

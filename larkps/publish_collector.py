@@ -89,7 +89,11 @@ class CollectorPublisher:
 
     def publish(self, ads: Sequence[classad2.ClassAd], generated: int) -> Delivery:
         """Spool this cycle's ads, then deliver them (and invalidate vanished ones)."""
-        self.spool.hold(render_old(ads, generated))
+        return self.publish_text(render_old(ads, generated))
+
+    def publish_text(self, text: str) -> Delivery:
+        """As :meth:`publish`, for ads already rendered by :func:`render_old`."""
+        self.spool.hold(text)
         return self.resend_pending()
 
     def resend_pending(self) -> Delivery:
