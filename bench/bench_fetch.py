@@ -1,17 +1,21 @@
 """Fetch benchmark: larkps's incremental ingest against aiohttp on the same requests.
 
-The embedded archive runs in its own process (its clock pinned, its block cache big
-enough to hold the whole mesh) and is warmed once. Then, each in a fresh process so
-that peak RSS is its own:
+The embedded archive runs in its own process (its clock pinned, hour-long blocks,
+its block cache big enough to hold the window of the whole mesh) and is warmed once:
+``warm`` discovers the series and GETs every data URL once (JsonClient, nothing
+stored), so the archive has generated every block before anything is timed. Then,
+each in a fresh process so that peak RSS is its own:
 
 * ``ingest``: discovery, then a cold backfill of ``--window`` into an empty store
   (parse + SQLite, everything larkps does);
 * ``transport``: the same data requests through larkps's JsonClient only (threads);
 * ``aiohttp``: the same data requests with aiohttp (ClientSession, TCPConnector limit
   = connections) and ``json.loads``, nothing stored;
-* ``steady``: the archive clock moves 5 minutes; one incremental cycle on that store.
+* ``steady``: the archive clock moves 5 minutes; one incremental cycle on that store
+  (twice: +5 and +10 minutes).
 
-The archive's CPU time in each phase shows whether the server is the bottleneck.
+The archive's CPU time in each phase shows whether the server is the bottleneck;
+``cpu_s`` is the client process's own CPU time (imports and discovery included).
 
     .venv/bin/pip install -e '.[bench]'
     .venv/bin/python bench/bench_fetch.py --sites 25 --sites 101
@@ -43,7 +47,9 @@ CONNECTIONS = 16
 def serve(sites: int, clock: Any, ready: Any, stop: Any) -> None:
     from larkps.embedded import EmbeddedArchive, Mesh, MeshConfig
 
-    mesh = Mesh(MeshConfig(sites=sites, seed=1, cache_blocks=4 * sites * sites))
+    # Hour blocks: a 1 h window at noon needs 2 per series (day blocks: 12x the work).
+    config = MeshConfig(sites=sites, seed=1, cache_blocks=4 * sites * sites, block_seconds=3600)
+    mesh = Mesh(config)
     with EmbeddedArchive(mesh, clock=lambda: clock.value) as archive:
         ready.send(archive.url)
         stop.wait()
@@ -65,7 +71,23 @@ def sources(url: str):
     return EsmondSource("bench", url, client, SiteMap(), filters=filters, event_types=EVENTS)
 
 
-def phase_ingest(url: str, state: str, now: int, window: int, urls_file: str) -> dict[str, Any]:
+def phase_warm(url: str, now: int, window: int, urls_file: str) -> dict[str, Any]:
+    """Discover, write the data URLs, GET each once: the archive generates its blocks."""
+    source = sources(url)
+    started = time.monotonic()
+    found = source.discover(EVENTS, now - window)
+    discovery = time.monotonic() - started
+    urls = [
+        f"{source.url.rstrip('/')}{s.data_uri[len('/esmond/perfsonar/archive') :]}"
+        f"?time-start={now - window}&time-end={now}&limit=10000"
+        for s in found
+    ]
+    Path(urls_file).write_text("\n".join(urls))
+    result = phase_transport(urls_file)
+    return result | {"discovery_s": round(discovery, 2), "series": len(found)}
+
+
+def phase_ingest(url: str, state: str, now: int, window: int) -> dict[str, Any]:
     from larkps.ingest import ArchivePlan, Ingester, IngestOptions
     from larkps.ingest_store import IngestStore
     from larkps.store import Store
@@ -81,14 +103,7 @@ def phase_ingest(url: str, state: str, now: int, window: int, urls_file: str) ->
         started = time.monotonic()
         report = Ingester(ingest, IngestOptions()).cycle([plan], now, now - window)
         wall = time.monotonic() - started
-    Path(urls_file).write_text(
-        "\n".join(
-            f"{source.url.rstrip('/')}{s.data_uri[len('/esmond/perfsonar/archive') :]}"
-            f"?time-start={now - window}&time-end={now}&limit=10000"
-            for s in found
-        )
-    )
-    return _result(report.requests, report.points, wall, discovery=discovery, series=len(found))
+    return _result(report.requests, report.points, wall, discovery_s=round(discovery, 2))
 
 
 def phase_steady(url: str, state: str, now: int, window: int) -> dict[str, Any]:
@@ -143,7 +158,8 @@ def phase_aiohttp(urls_file: str) -> dict[str, Any]:
 
 
 def _result(requests: int, points: int, wall: float, **extra: Any) -> dict[str, Any]:
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    rss = usage.ru_maxrss / 1024
     return {
         "requests": requests,
         "points": points,
@@ -151,6 +167,7 @@ def _result(requests: int, points: int, wall: float, **extra: Any) -> dict[str, 
         "req_per_s": round(requests / wall, 1),
         "points_per_s": round(points / wall, 1),
         "peak_rss_mib": round(rss, 1),
+        "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),  # the whole process, imports too
         **extra,
     }
 
@@ -171,30 +188,34 @@ def bench_mesh(sites: int, window: int) -> None:
     server.start()
     url = ready.recv()
     with tempfile.TemporaryDirectory() as tmp:
-        urls = f"{tmp}/urls.txt"
-        args = (url, "{state}", str(T), str(window), urls)
-        warm = run_phase("ingest", *[a.format(state=f"{tmp}/warm") for a in args])
-        print(f"sites={sites}: {warm['series']} series; warm-up (generates the mesh) {warm}")
+        urls, state = f"{tmp}/urls.txt", f"{tmp}/state"
+        warm = measured(server, "warm", url, str(T), str(window), urls)
+        print(f"sites={sites}: {warm['series']} series; warm-up (generates the blocks) {warm}")
         results = {}
-        for name, phase_args in (
-            ("ingest", [a.format(state=f"{tmp}/state") for a in args]),
+        for name, args in (
+            ("ingest", [url, state, str(T), str(window)]),
             ("transport", [urls]),
             ("aiohttp", [urls]),
         ):
-            before = cpu_seconds(server.pid or 0)
-            results[name] = run_phase(name, *phase_args)
-            results[name]["archive_cpu_s"] = round(cpu_seconds(server.pid or 0) - before, 2)
+            results[name] = measured(server, name, *args)
             print(f"  {name:9s} {results[name]}")
-        clock.value = float(T + 300)
-        before = cpu_seconds(server.pid or 0)
-        steady = run_phase("steady", url, f"{tmp}/state", str(T + 300), str(window))
-        steady["archive_cpu_s"] = round(cpu_seconds(server.pid or 0) - before, 2)
-        print(f"  steady    {steady}")
+        for step in (300, 600):
+            clock.value = float(T + step)
+            steady = measured(server, "steady", url, state, str(T + step), str(window))
+            print(f"  steady +{step // 60} min {steady}")
     base = results["aiohttp"]["req_per_s"]
     for name in ("ingest", "transport"):
         print(f"  ratio {name}/aiohttp (req/s): {results[name]['req_per_s'] / base:.2f}")
     stop.set()
     server.join(10)
+
+
+def measured(server: mp.Process, *args: str) -> dict[str, Any]:
+    """Run one phase; add the archive's CPU time during it."""
+    before = cpu_seconds(server.pid or 0)
+    result = run_phase(*args)
+    result["archive_cpu_s"] = round(cpu_seconds(server.pid or 0) - before, 2)
+    return result
 
 
 def main() -> None:
@@ -206,7 +227,8 @@ def main() -> None:
     if args.phase:
         name, *rest = args.phase
         phases = {
-            "ingest": lambda: phase_ingest(rest[0], rest[1], int(rest[2]), int(rest[3]), rest[4]),
+            "warm": lambda: phase_warm(rest[0], int(rest[1]), int(rest[2]), rest[3]),
+            "ingest": lambda: phase_ingest(rest[0], rest[1], int(rest[2]), int(rest[3])),
             "steady": lambda: phase_steady(rest[0], rest[1], int(rest[2]), int(rest[3])),
             "transport": lambda: phase_transport(rest[0]),
             "aiohttp": lambda: phase_aiohttp(rest[0]),

@@ -110,9 +110,13 @@ def loss_findings(stats: PathStats, policy: AlarmPolicy) -> list[Finding]:
     if fraction is None:
         return []
     path = stats.path
-    complete = stats.loss.packets_lost >= stats.loss.packets_sent
+    complete = fraction >= 1.0  # lost is capped at sent: every packet lost
     lossy = not complete and fraction >= policy.loss
-    detail = f"{stats.loss.packets_lost} of {stats.loss.packets_sent} packets lost"
+    detail = (
+        f"{stats.loss.packets_lost} of {stats.loss.packets_sent} packets lost"
+        if stats.loss.rate is None
+        else f"mean loss rate of {stats.loss.count} tests (no packet counts)"
+    )
     return [
         Finding(
             kind, path.name, path.source_site, bad, fraction, limit, detail, path.destination_site

@@ -20,6 +20,7 @@ import numpy as np
 from larkps.aggregate import QualityPolicy
 from larkps.aggregate.history import History, point_histories
 from larkps.aggregate.paths import path_stats, path_stats_windows
+from larkps.aggregate.series_summaries import SummaryStats, raw_first
 from larkps.aggregate.sites import path_health, site_stats
 from larkps.alarm_store import load_alarms, save_alarms
 from larkps.alarms import AlarmRecord, evaluate, to_alarm
@@ -130,11 +131,14 @@ def analyse(
     store: Store | None = None,
     all_new: bool = False,
     raw: RawWindow | None = None,
+    summarised: SummaryStats | None = None,
 ) -> Analysis:
     """One cycle's aggregate half (see the module docstring).
 
     ``raw``: points of a recent window at hand (say the published window loaded back
     from the store); rollup windows whose oldest hour lies inside it are exact.
+    ``summarised``: statistics of summary-mode archives, merged in (a path the raw
+    data has keeps its raw figures); they have no history, so no forecast.
     """
     update = None
     if store is not None:
@@ -153,6 +157,9 @@ def analyse(
         hosts = path_stats(data, policies.default, now, policies.quality, by_host=True)
         history = point_histories(data, now)
         previous = {}
+    if summarised is not None:
+        stats = raw_first(stats, summarised.windows)
+        hosts = raw_first(hosts, summarised.host_pairs)
     records = _alarms(stats, history, previous, now, policies)
     if store is not None:
         save_alarms(store, records)

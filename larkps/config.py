@@ -15,7 +15,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from larkps.config_fetch import ArchiveFetch, FetchSettings, archive_fetch, fetch_settings
+from larkps.config_fetch import (
+    ArchiveFetch,
+    FetchSettings,
+    archive_fetch,
+    check_intervals,
+    fetch_settings,
+)
 from larkps.config_reader import Section
 from larkps.config_report import ReportSettings, report_settings
 from larkps.config_stats import QualitySettings, stats_settings
@@ -195,7 +201,7 @@ def settings_from_dict(data: dict[str, Any], source: str = "<config>") -> Settin
         source=source,
         state_dir=state_dir,
         interval=interval,
-        archives=_archives(root),
+        archives=_archives(root, interval),
         sites=_sites(root.section("sites")),
         windows=_windows(root.section("windows")),
         publish=_publish(root.section("publish"), state_dir),
@@ -205,15 +211,16 @@ def settings_from_dict(data: dict[str, Any], source: str = "<config>") -> Settin
     )
     longest = max(settings.windows.windows)
     fetch = fetch_settings(root.section("fetch"), state_dir_given, interval, longest)
+    check_intervals(source, [(a.fetch.interval, _summary(a)) for a in settings.archives], fetch)
     settings = replace(settings, fetch=fetch)
     settings = replace(settings, **stats_settings(root))
     root.finish()
     return settings
 
 
-def _archives(root: Section) -> tuple[ArchiveSettings, ...]:
+def _archives(root: Section, interval: int) -> tuple[ArchiveSettings, ...]:
     sections = root.section_list("archives", required=True)
-    archives = tuple(_archive(s) for s in sections)
+    archives = tuple(_archive(s, interval) for s in sections)
     seen: set[str] = set()
     for index, archive in enumerate(archives):
         if archive.name in seen:
@@ -224,7 +231,7 @@ def _archives(root: Section) -> tuple[ArchiveSettings, ...]:
     return archives
 
 
-def _archive(section: Section) -> ArchiveSettings:
+def _archive(section: Section, interval: int) -> ArchiveSettings:
     kind = section.choice("kind", ARCHIVE_KINDS)
     name = section.pattern("name", NAME_PATTERN, "a name of letters, digits, '.', '_' or '-'")
     url = section.url("url", required=kind != "embedded")
@@ -247,10 +254,14 @@ def _archive(section: Section) -> ArchiveSettings:
         embedded=embedded,
         credentials=_credentials(section, kind, url),
         search=_search(section, kind),
-        fetch=archive_fetch(section, kind),
+        fetch=archive_fetch(section, kind, interval),  # also the archive's own interval
     )
     section.finish()
     return archive
+
+
+def _summary(archive: ArchiveSettings) -> bool:
+    return archive.search is not None and archive.search.mode == "summary"
 
 
 def _credentials(section: Section, kind: str, url: str | None) -> Credentials | None:

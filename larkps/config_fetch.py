@@ -8,12 +8,14 @@ place; ``config`` calls :func:`archive_fetch` for each ``[[archives]]`` table an
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from larkps.config_reader import Section
+from larkps.errors import ConfigError
 from larkps.fetch.esmond import DATA_PAGE, DEFAULT_EVENT_TYPES, DNS_MATCH_RULES, MetadataFilters
 from larkps.model import EVENT_TYPE_METRICS, Family
-from larkps.units import parse_size
+from larkps.units import format_duration, parse_size
 
 ESMOND_KINDS = ("esmond", "embedded")
 FAMILIES = ("ipv4", "ipv6")
@@ -40,6 +42,7 @@ class ArchiveFetch:
     event_types: tuple[str, ...] = DEFAULT_EVENT_TYPES
     page_size: int = DATA_PAGE
     filters: MetadataFilters = field(default_factory=MetadataFilters)
+    interval: int | None = None  # own cadence (s) in `larkps run`; None: every cycle
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,8 +55,9 @@ class FetchSettings:
     discover_interval: int = 3600
 
 
-def archive_fetch(section: Section, kind: str) -> ArchiveFetch:
-    """Read the fetch keys of one ``[[archives]]`` table."""
+def archive_fetch(section: Section, kind: str, cycle_interval: int) -> ArchiveFetch:
+    """Read the fetch keys of one ``[[archives]]`` table; ``cycle_interval`` is
+    ``[larkps] interval``, the shortest own ``interval`` an archive may have."""
     esmond_only = ("event_types", "page_size", "filters")
     if kind not in ESMOND_KINDS:
         for key in esmond_only:
@@ -67,7 +71,20 @@ def archive_fetch(section: Section, kind: str) -> ArchiveFetch:
         event_types=_event_types(section),
         page_size=section.integer("page_size", DATA_PAGE, minimum=1, maximum=10000),
         filters=_filters(section.section("filters")),
+        interval=_interval(section, cycle_interval),
     )
+
+
+def _interval(section: Section, cycle_interval: int) -> int | None:
+    if "interval" not in section.data:
+        return None
+    interval = section.duration("interval")
+    if interval < cycle_interval:
+        shortest, given = format_duration(cycle_interval), format_duration(interval)
+        raise section.error(
+            "interval", f"expected at least [larkps] interval ({shortest}), got {given}"
+        )
+    return interval
 
 
 def _size(section: Section, key: str, default: str) -> int:
@@ -147,3 +164,22 @@ def fetch_settings(
         raise section.error("retention", "retention must cover the longest of windows.list")
     section.finish()
     return result
+
+
+def check_intervals(
+    source: str, archives: Sequence[tuple[int | None, bool]], fetch: FetchSettings
+) -> None:
+    """Own archive intervals skip fetches, so the store must keep the skipped archive's
+    points: ``archives`` holds (own interval, summary mode) per ``[[archives]]`` table."""
+    for index, (interval, summary) in enumerate(archives):
+        if interval is None:
+            continue
+        if not fetch.incremental:
+            problem = (
+                "an archive's own interval needs incremental fetching "
+                "(set [larkps] state_dir or [fetch] incremental = true)"
+            )
+            raise ConfigError(source, f"archives[{index}].interval", problem)
+        if summary:
+            problem = "a summary-mode archive keeps nothing in the store; it is read every cycle"
+            raise ConfigError(source, f"archives[{index}].interval", problem)

@@ -5,7 +5,8 @@ A thin shell around :func:`larkps.pipeline.run_cycle`. One APScheduler interval 
 thread; the main thread waits for signals. SIGTERM/SIGINT stop scheduling, wait up
 to ``daemon.shutdown_timeout`` for the running cycle and exit 0. SIGHUP reloads the
 configuration; an invalid file keeps the old settings running and logs why. A cycle
-that fails is logged and recorded; the daemon itself carries on.
+that fails is logged and recorded; the daemon itself carries on. Archives with their
+own ``interval`` are fetched only in the cycles they are due (larkps.cadence).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from larkps.publish_collector import CollectorPublisher, Spool
 from larkps.store import Store
 
 log = logging.getLogger(__name__)
-Cycle = Callable[..., CycleResult]  # (settings, now, *, sequence, daemon_start)
+Cycle = Callable[..., CycleResult]  # (settings, now, *, sequence, daemon_start, cadence)
 JOB_ID = "larkps-cycle"
 
 
@@ -143,7 +144,11 @@ class Daemon:
             report, error = None, None
             try:
                 report = self.cycle(
-                    settings, started, sequence=self.cycles_done, daemon_start=self.started_at
+                    settings,
+                    started,
+                    sequence=self.cycles_done,
+                    daemon_start=self.started_at,
+                    cadence=True,
                 ).report
             except LarkpsError as exc:
                 error = str(exc)

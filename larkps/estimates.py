@@ -62,10 +62,11 @@ def _completeness(summary: Summary) -> float:
 
 
 def mathis_bps(rtt_ms: float, loss: float, packets_sent: int, policy: ModelPolicy) -> float | None:
-    """Mathis et al. bound in bits/s; loss floored at 1/packets_sent. None if undefined."""
-    if not (rtt_ms > 0 and packets_sent > 0 and math.isfinite(rtt_ms)):
+    """Mathis et al. bound in bits/s; loss floored at 1/packets_sent (no floor without
+    packet counts: per-test rates only). None if undefined."""
+    p = max(loss, 1.0 / packets_sent) if packets_sent > 0 else loss
+    if not (rtt_ms > 0 and p > 0 and math.isfinite(rtt_ms)):
         return None
-    p = max(loss, 1.0 / packets_sent)
     return policy.mss_bytes * 8.0 / (rtt_ms / 1000.0) * policy.mathis_constant / math.sqrt(p)
 
 

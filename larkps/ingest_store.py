@@ -10,13 +10,18 @@ Tables (in the one SQLite file of :class:`larkps.store.Store`):
   packed little-endian: n float64 bucket values (ms), then n uint32 counts.
 * ``discoveries``: when each archive's series were last listed, and with which
   query, so discovery runs once per ``discover_interval``, not every cycle.
+* ``attempts``: when each archive was last asked for new points, so an archive with
+  its own ``interval`` is not fetched early after a restart (larkps.cadence).
 
 Points of a page and the marks that cover them are written in one transaction.
 """
 
 from __future__ import annotations
 
+import sqlite3
 import struct
+import sys
+from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -60,9 +65,22 @@ CREATE TABLE IF NOT EXISTS discoveries (
 CREATE TABLE IF NOT EXISTS ingest_meta (
     name TEXT PRIMARY KEY,
     value INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS attempts (
+    archive TEXT PRIMARY KEY,
+    at INTEGER NOT NULL
 )
 """
 _MAX_COUNT = 2**32 - 1
+_UINT32 = next(code for code in "IL" if array(code).itemsize == 4)
+_INSERT = "INSERT OR IGNORE INTO points VALUES (?, ?, ?, ?, ?)"
+# Rows of one kind bind fewer parameters (and no NULLs, which sqlite3 adapts slowly).
+_INSERT_HISTOGRAM = "INSERT OR IGNORE INTO points (series_id, ts, histogram) VALUES (?, ?, ?)"
+_INSERT_VALUE = "INSERT OR IGNORE INTO points (series_id, ts, value) VALUES (?, ?, ?)"
+_UPDATE_MARKS = (
+    "UPDATE series SET hwm = max(coalesce(hwm, ?1), coalesce(?1, hwm)), "
+    "covered_from = coalesce(?2, covered_from) WHERE id = ?3"
+)
 _SELECT_SERIES = (
     "SELECT id, archive, metadata_key, event_type, source_host, source_ip, destination_host, "
     "destination_ip, family, metric, tool, data_uri, bucket_width, hwm, covered_from, seen_at "
@@ -98,6 +116,17 @@ class Commit:
 
 def encode_histogram(histogram: Histogram) -> bytes:
     values, counts = zip(*histogram, strict=True)
+    try:  # arrays pack a column in one call; counts out of uint32 range take struct
+        packed_values, packed_counts = array("d", values), array(_UINT32, counts)
+    except OverflowError:
+        return _encode_slowly(values, counts)
+    if sys.byteorder != "little":
+        packed_values.byteswap()
+        packed_counts.byteswap()
+    return packed_values.tobytes() + packed_counts.tobytes()
+
+
+def _encode_slowly(values: tuple[float, ...], counts: tuple[int, ...]) -> bytes:
     if max(counts) > _MAX_COUNT:
         counts = tuple(min(c, _MAX_COUNT) for c in counts)
     return struct.pack(f"<{len(values)}d{len(values)}I", *values, *counts)
@@ -107,6 +136,30 @@ def decode_histogram(blob: bytes) -> Histogram:
     n = len(blob) // 12
     numbers = struct.unpack(f"<{n}d{n}I", blob)
     return tuple(zip(numbers[:n], numbers[n:], strict=True))
+
+
+def _insert(db: sqlite3.Connection, series_id: int, points: Sequence[Point]) -> None:
+    """INSERT OR IGNORE the points of one series, in order (the first of a ts wins).
+
+    A page of one kind (histograms only, or values only) binds three parameters a row
+    and no NULL (sqlite3 adapts None slowly); a mixed page takes the full row."""
+    histograms, values = [], []
+    for point in points:
+        if point.note is not None:
+            break
+        if point.histogram and point.value is None:
+            histograms.append((series_id, point.ts, encode_histogram(point.histogram)))
+        elif point.histogram is None and point.value is not None:
+            values.append((series_id, point.ts, point.value))
+        else:
+            break
+    else:
+        if not (histograms and values):
+            rows = histograms or values
+            if rows:
+                db.executemany(_INSERT_HISTOGRAM if histograms else _INSERT_VALUE, rows)
+            return
+    db.executemany(_INSERT, [_row(series_id, p) for p in points])
 
 
 def _row(series_id: int, point: Point) -> tuple[int, int, float | None, bytes | None, str | None]:
@@ -164,25 +217,37 @@ class IngestStore:
         )
         return [_stored(row, sites) for row in rows]
 
+    # -- fetch attempts ----------------------------------------------------------------
+    def attempts(self) -> dict[str, int]:
+        """When each archive was last asked for new points."""
+        return {str(a): int(at) for a, at in self.db.execute("SELECT archive, at FROM attempts")}
+
+    def save_attempts(self, archives: Iterable[str], now: int) -> None:
+        """Record an attempted fetch of each archive at ``now`` (a clock that went back
+        overwrites a later time)."""
+        with self.store.transaction() as db:
+            db.executemany(
+                "INSERT INTO attempts (archive, at) VALUES (?, ?) "
+                "ON CONFLICT (archive) DO UPDATE SET at = excluded.at",
+                [(name, now) for name in archives],
+            )
+
     # -- points ------------------------------------------------------------------------
     def commit(self, commits: Sequence[Commit]) -> list[list[Point]]:
         """Write every page and its marks in one transaction; return the points that
         were new to the store, per commit."""
         fresh_per_commit = []
+        marks = [
+            (item.hwm, item.covered_from, item.series_id)
+            for item in commits
+            if item.hwm is not None or item.covered_from is not None
+        ]
         with self.store.transaction() as db:
             for item in commits:
                 fresh = self._new_points(item) if item.check_existing else list(item.points)
-                db.executemany(
-                    "INSERT OR IGNORE INTO points VALUES (?, ?, ?, ?, ?)",
-                    [_row(item.series_id, p) for p in fresh],
-                )
-                if item.hwm is not None or item.covered_from is not None:
-                    db.execute(
-                        "UPDATE series SET hwm = max(coalesce(hwm, ?1), coalesce(?1, hwm)), "
-                        "covered_from = coalesce(?2, covered_from) WHERE id = ?3",
-                        (item.hwm, item.covered_from, item.series_id),
-                    )
+                _insert(db, item.series_id, fresh)
                 fresh_per_commit.append(fresh)
+            db.executemany(_UPDATE_MARKS, marks)  # in commit order, in the same transaction
         return fresh_per_commit
 
     def _new_points(self, item: Commit) -> list[Point]:

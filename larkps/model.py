@@ -144,6 +144,18 @@ class PathKey:
         return f"{self.source_site}->{self.destination_site}/{self.family.value}"
 
 
+class Basis(StrEnum):
+    """What a delay or loss figure is computed from, best first (docs/statistics.md)."""
+
+    HISTOGRAMS = "histograms"  # every packet of the window's merged latency histograms
+    TEST_MEDIANS = "test-medians"  # per-test median delays: the archive keeps no histograms
+    TEST_MEANS = "test-means"  # per-test mean delays
+    COUNTS = "counts"  # sum(lost) / sum(sent) of one-way packet counts
+    COUNTS_BIDIR = "counts-bidir"  # the same from round-trip (ping) packet counts
+    RATES = "rates"  # mean of per-test one-way loss fractions: an approximation
+    RATES_BIDIR = "rates-bidir"  # mean of per-test round-trip loss fractions
+
+
 @dataclass(frozen=True, slots=True)
 class Quality:
     """How far one figure can be trusted (docs/statistics.md).
@@ -194,23 +206,32 @@ class Summary:
     p25: float | None = None
     p75: float | None = None
     quality: Quality | None = None
+    basis: Basis | None = None  # delays with tests: histograms or per-test scalars
 
 
 @dataclass(frozen=True, slots=True)
 class LossSummary:
-    """Packet loss over one window: sum(lost) / sum(sent), never a mean of fractions."""
+    """Packet loss over one window: sum(lost) / sum(sent) from packet counts.
+
+    An archive that keeps only per-test loss fractions (WLCG ``ps_packetloss``) has
+    no counts: ``rate`` is then the mean of those fractions (an approximation, see
+    docs/statistics.md) and ``packets_sent`` is 0.
+    """
 
     count: int
     packets_sent: int = 0
     packets_lost: int = 0
     latest_ts: int | None = None
     quality: Quality | None = None
+    rate: float | None = None  # mean per-test fraction; only without packet counts
+    basis: Basis | None = None  # counts or rates (one-way or round trip), when count > 0
 
     @property
     def fraction(self) -> float | None:
-        if self.packets_sent <= 0:
-            return None
-        return self.packets_lost / self.packets_sent
+        """sum(lost) / sum(sent); without packet counts the mean per-test rate (or None)."""
+        if self.packets_sent > 0:
+            return self.packets_lost / self.packets_sent
+        return self.rate
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,6 +277,8 @@ class SeriesSummary:
     percentiles: tuple[tuple[float, float], ...] = ()  # (quantile 0..1, value)
     latest_ts: int | None = None
     total: float | None = None  # sum of the values: packet counts (loss = sum lost / sum sent)
+    first_ts: int | None = None  # the pair's oldest document in [start, end]
+    documents: int | None = None  # the pair's documents in [start, end], failed runs included
 
 
 class Provenance(StrEnum):
@@ -313,6 +336,7 @@ class RunReport:
     duration_s: float = 0.0
     stages: tuple[tuple[str, float], ...] = ()  # (stage, seconds): fetch, aggregate, publish
     ads_spooled: int = 0  # ads left in the collector spool after a failed delivery
+    skipped: tuple[str, ...] = ()  # archives not due this cycle (their own interval)
 
     @property
     def partial(self) -> bool:

@@ -8,13 +8,15 @@ from __future__ import annotations
 import ipaddress
 import logging
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from larkps.aggregate.series_summaries import summary_stats
 from larkps.analysis import Analysis, Policies, RawWindow, analyse
+from larkps.cadence import not_due, slack_for
 from larkps.config import ArchiveSettings, Settings
 from larkps.errors import ArchiveError, PublishError
 from larkps.fetch import EsmondSource, HttpOptions, JsonClient
@@ -34,10 +36,24 @@ from larkps.model import (
     Series,
     SiteStats,
 )
-from larkps.publish import AdContext, FilePublisher, PathExtras, path_ads, site_ads
+from larkps.publish import (
+    AdContext,
+    FilePublisher,
+    PathExtras,
+    path_ads,
+    render_old,
+    site_ads,
+)
 from larkps.publish_collector import CollectorPublisher, Spool
 from larkps.sites import SiteMap, SiteRule
-from larkps.sources import SEARCH_KINDS, Source, search_source
+from larkps.sources import (
+    SEARCH_KINDS,
+    Collected,
+    Source,
+    collect_summaries,
+    search_source,
+    split_modes,
+)
 from larkps.store import Store
 
 log = logging.getLogger(__name__)
@@ -68,6 +84,7 @@ class _Fetched:
     archives_ok: list[str]
     archive_errors: list[ArchiveError]
     ingest: IngestReport | None = None  # incremental cycles: new points per series, counters
+    skipped: tuple[str, ...] = ()  # archives not due (own interval): stored points only
 
 
 @contextmanager
@@ -143,9 +160,15 @@ def _esmond_source(
     )
 
 
-def fetch_cycle(settings: Settings, sources: Sequence[Source], now: int, window: int) -> _Fetched:
+def fetch_cycle(
+    settings: Settings, sources: Sequence[Source], now: int, window: int, cadence: bool = False
+) -> _Fetched:
     """The fetch half of a cycle: incremental through the state store when configured
-    (``[fetch] incremental``), else the whole window from the archives."""
+    (``[fetch] incremental``), else the whole window from the archives.
+
+    With ``cadence`` (daemon cycles), archives whose own ``interval`` has not passed
+    since their last attempt are not fetched; their stored points are still loaded.
+    """
     if not settings.fetch.incremental:
         deadline = settings.fetch.deadline
         for source in sources:
@@ -153,12 +176,33 @@ def fetch_cycle(settings: Settings, sources: Sequence[Source], now: int, window:
         return fetch_window(sources, now - window, now)
     # Fetch what the cycle's window needs; older points come from the store (or from
     # `larkps fetch --since`), so a cold start does not pull the longest window.
+    skipped = _not_due(settings, sources, now) if cadence else ()
     report, data = ingest(
-        settings, sources, now, now - window, settings.fetch.deadline, window=window
+        settings, sources, now, now - window, settings.fetch.deadline, window=window, skip=skipped
     )
     return _Fetched(
-        data, list(report.problems), list(report.archives_ok), list(report.archive_errors), report
+        data,
+        list(report.problems),
+        list(report.archives_ok),
+        list(report.archive_errors),
+        report,
+        skipped,
     )
+
+
+def _not_due(settings: Settings, sources: Sequence[Source], now: int) -> tuple[str, ...]:
+    """Sources whose own interval has not passed since their last attempted fetch."""
+    names = {s.name for s in sources}
+    intervals = [(a.name, a.fetch.interval) for a in settings.archives if a.name in names]
+    if all(interval is None for _, interval in intervals):
+        return ()
+    with Store.in_directory(settings.state_dir) as store:
+        attempts = IngestStore(store).attempts()
+    slack = slack_for(settings.interval, settings.daemon.misfire_grace)
+    skipped = not_due(intervals, attempts, now, slack)
+    if skipped:
+        log.info("not due this cycle (own interval): %s", ", ".join(skipped))
+    return skipped
 
 
 def ingest(
@@ -169,9 +213,13 @@ def ingest(
     deadline: float | None,
     progress: Progress | None = None,
     window: int | None = None,
+    skip: Collection[str] = (),
 ) -> tuple[IngestReport, list[tuple[Series, list[Point]]]]:
     """Fetch what is new in [since, now] into the state store; with ``window``, also
-    load that window's points back from the store."""
+    load that window's points back from the store (of ``skip``ped sources too).
+
+    Records the attempt time of every source it fetched (larkps.cadence).
+    """
     options = IngestOptions(
         discover_interval=settings.fetch.discover_interval,
         retention=max(settings.fetch.retention, now - since),
@@ -180,8 +228,10 @@ def ingest(
     )
     plans = [ArchivePlan(s, s.event_types, repr(s.filters)) for s in sources]
     with Store.in_directory(settings.state_dir) as store:
-        ingester = Ingester(IngestStore(store), options)
-        report = ingester.cycle(plans, now, since, progress)
+        state = IngestStore(store)
+        ingester = Ingester(state, options)
+        report = ingester.cycle(plans, now, since, progress, skip=skip)
+        state.save_attempts([s.name for s in sources if s.name not in skip], now)
         data = [] if window is None else ingester.load_window(plans, now - window, now)
     return report, data
 
@@ -234,15 +284,16 @@ def publish_ads(
     """
     outputs = []
     problems = []
+    text = render_old(ads, now)  # once, for every target
     if settings.publish.file is not None:
-        outputs.append(FilePublisher(settings.publish.file.path).publish(ads, now))
+        outputs.append(FilePublisher(settings.publish.file.path).publish_text(text))
     target = settings.publish.collector
     if target is not None:
         publisher = CollectorPublisher(
             target, Spool(settings.state_dir / "spool"), retries=target.retries, backoff=0.5
         )
         try:
-            delivery = publisher.publish(ads, now)
+            delivery = publisher.publish_text(text)
             outputs.append(f"collector {target.pool} ({delivery.invalidated} invalidated)")
         except PublishError as exc:
             problems.append(FetchProblem(f"collector {target.pool}", "publish", str(exc)))
@@ -258,10 +309,13 @@ def run_cycle(
     sequence: int = 0,
     daemon_start: int | None = None,
     history: bool = False,
+    cadence: bool = False,
 ) -> CycleResult:
     """One full cycle: fetch the window, aggregate, build ads and publish them.
 
     With `history`, the result also holds each path's hourly history (larkps.history).
+    With `cadence` (`larkps run`), archives with their own `interval` are fetched only
+    when due (larkps.cadence); one-shot commands fetch every archive.
 
     `sequence` and `daemon_start` become the ads' UpdateSequenceNumber and
     DaemonStartTime (a one-shot run is sequence 0 of a process started `now`).
@@ -269,11 +323,15 @@ def run_cycle(
     started = time.monotonic()
     window = window or settings.windows.default
     with open_sources(settings) as sources:
-        fetched = fetch_cycle(settings, sources, now, window)
-    if not fetched.archives_ok:
-        raise fetched.archive_errors[0]
+        raw_sources, summary_sources = split_modes(sources)  # summary mode: nothing stored
+        fetched = fetch_cycle(settings, raw_sources, now, window, cadence)
+        needed = Policies.from_settings(settings, window).needed
+        summaries = collect_summaries(summary_sources, now, needed, settings.fetch.deadline)
+    archives_ok = fetched.archives_ok + summaries.archives_ok
+    if not archives_ok and not fetched.skipped:
+        raise (fetched.archive_errors + summaries.archive_errors)[0]
     fetched_at = time.monotonic()
-    analysis = analyse_fetched(settings, fetched, now, window)
+    analysis = analyse_fetched(settings, fetched, now, window, summaries)
     stats = analysis.window(window)
     analysed_at = time.monotonic()
     context = AdContext(
@@ -291,13 +349,13 @@ def run_cycle(
     report = RunReport(
         started=now,
         window=window,
-        archives=tuple(fetched.archives_ok),
-        series=len(fetched.data),
+        archives=tuple(archives_ok),
+        series=len(fetched.data) + summaries.series,
         points=sum(len(points) for _, points in fetched.data),
         paths=len(stats),
         ads_written=len(ads) if outputs else 0,
         outputs=tuple(outputs),
-        problems=tuple(fetched.problems) + tuple(publish_problems),
+        problems=tuple(fetched.problems + summaries.problems + publish_problems),
         duration_s=round(time.monotonic() - started, 3),
         stages=(
             ("fetch", round(fetched_at - started, 3)),
@@ -305,6 +363,7 @@ def run_cycle(
             ("publish", round(time.monotonic() - analysed_at, 3)),
         ),
         ads_spooled=len(ads) if publish_problems else 0,
+        skipped=fetched.skipped,
     )
     histories = path_history(fetched.data, now, window) if history else {}
     return CycleResult(
@@ -322,16 +381,27 @@ def run_cycle(
     )
 
 
-def analyse_fetched(settings: Settings, fetched: _Fetched, now: int, window: int) -> Analysis:
+def analyse_fetched(
+    settings: Settings,
+    fetched: _Fetched,
+    now: int,
+    window: int,
+    summaries: Collected | None = None,
+) -> Analysis:
     """The aggregate half: rollups in the state store after an incremental fetch,
-    else every window straight from the fetched points."""
+    else every window straight from the fetched points; summary-mode archives'
+    statistics merged in (raw figures win on a path both have)."""
     policies = Policies.from_settings(settings, window)
+    summarised = None
+    if summaries is not None and summaries.archives_ok:
+        by_window = summaries.by_window
+        summarised = summary_stats(by_window, now, policies.quality, policies.default)
     if fetched.ingest is None:
-        return analyse(fetched.data, now, policies)
+        return analyse(fetched.data, now, policies, summarised=summarised)
     new = list(fetched.ingest.new_points.items())
     raw = RawWindow(fetched.data, now - window, now)  # the window loaded back from the store
     with Store.in_directory(settings.state_dir) as store:
-        return analyse(new, now, policies, store, all_new=True, raw=raw)
+        return analyse(new, now, policies, store, all_new=True, raw=raw, summarised=summarised)
 
 
 def ad_extras(analysis: Analysis, window: int) -> dict[PathKey, PathExtras]:

@@ -135,7 +135,7 @@ def path_attributes(
         "LarkPS_SourceSite": source,
         "LarkPS_DestinationSite": destination,
         "LarkPS_AddressFamily": family,
-        "LarkPS_Hosts": [clean_text(h) for h in stats.hosts],
+        "LarkPS_Hosts": list(_clean_hosts(stats.hosts)),
         "LarkPS_Window": stats.window,
     }
     _add_window(attributes, stats)
@@ -175,8 +175,8 @@ def _window_values(stats: PathStats) -> tuple[object, ...]:
         *_quality_values(rtt.quality),
         loss.count,
         loss.fraction,
-        loss.packets_sent,
-        loss.packets_lost,
+        loss.packets_sent if loss.rate is None else None,  # rates only: no packet counts
+        loss.packets_lost if loss.rate is None else None,
         loss.latest_ts,
         *_quality_values(loss.quality),
         stats.failures,
@@ -234,6 +234,11 @@ def _add_extras(attributes: dict[str, object], extras: PathExtras) -> None:
 def path_ad_name(stats: PathStats) -> str:
     """Stable unique Name: one ad per path (the window is part of the attributes)."""
     return _path_identity(stats.path)[0]
+
+
+@lru_cache(maxsize=65536)
+def _clean_hosts(hosts: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(clean_text(h) for h in hosts)
 
 
 @lru_cache(maxsize=65536)

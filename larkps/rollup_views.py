@@ -33,6 +33,7 @@ from larkps.rollups import (
 from larkps.rollups_pure import (
     HISTORY,
     HOUR,
+    LOSS_KINDS,
     METRIC_OF_KIND,
     Kind,
     Partial,
@@ -205,8 +206,8 @@ def _add(
     if kind is Kind.FAILURE:
         figures.failures += merged.tests
         return
-    if kind is Kind.LOSS:
-        loss = figures.loss
+    if kind in LOSS_KINDS:
+        loss = figures.loss if kind is Kind.LOSS else figures.loss_bidir
         loss.tests, loss.sent, loss.lost = merged.tests, merged.sent, merged.lost
         loss.latest_ts = merged.latest_ts if merged.tests else None
         loss.cadences.extend(cadences)

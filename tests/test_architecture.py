@@ -17,6 +17,7 @@ PURE = (
     "rollups_pure",
     "units",
     "history",
+    "cadence",
 )
 IO_MODULES = {
     "requests",

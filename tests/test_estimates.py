@@ -90,7 +90,10 @@ def test_mathis_bound_and_its_loss_floor():
     floor = 1448 * 8 / 0.05 * math.sqrt(1.5) / math.sqrt(1 / 864000)
     assert mathis_bps(50.0, 0.0, 864000, POLICY) == pytest.approx(floor)
     assert mathis_bps(0.0, 0.01, 1000, POLICY) is None
-    assert mathis_bps(50.0, 0.01, 0, POLICY) is None
+    # per-test rates only (no packets counted): no floor, and no bound without loss
+    unfloored = 1448 * 8 / 0.05 * math.sqrt(1.5) / math.sqrt(0.01)
+    assert mathis_bps(50.0, 0.01, 0, POLICY) == pytest.approx(unfloored)
+    assert mathis_bps(50.0, 0.0, 0, POLICY) is None
 
 
 def test_model_is_capped_by_the_path_capacity_and_falls_back_to_twice_the_owd():

@@ -27,6 +27,13 @@ EVENTS = {
     Metric.PACKETS_SENT: "packet-count-sent",
     Metric.FAILURE: "failures",
     Metric.CLOCK_ERROR: "time-error-estimates",
+    Metric.OWDELAY_MEDIAN: "owdelay-median",
+    Metric.OWDELAY_MEAN: "owdelay-mean",
+    Metric.RTT_MEAN: "rtt-mean",
+    Metric.RTT_MIN: "rtt-min",
+    Metric.LOSS_RATE: "packet-loss-rate",
+    Metric.LOSS_RATE_BIDIR: "packet-loss-rate-bidir",
+    Metric.PACKETS_LOST_BIDIR: "packet-count-lost-bidir",
 }
 
 
@@ -70,8 +77,39 @@ def test_hours_and_window_edges():
 
 
 # A small mesh of points: throughput every ~2 h, delay histograms, loss counts,
-# failures, on two paths, over three days ending at T0.
+# failures, on two paths, over three days ending at T0; and the per-test scalars of
+# archives without histograms or packet counts (ps_owd medians and means, ps_packetloss
+# rates, OpenSearch rtt means and round-trip counts) on A->B and on C->D.
 point_ts = st.integers(T0 - 3 * 86400 + 1, T0)
+scalars = st.lists(st.tuples(point_ts, st.integers(-20, 400)), max_size=25)
+fractions = st.lists(st.tuples(point_ts, st.integers(0, 600)), max_size=25)
+
+
+def scalar_points(pairs: list[tuple[int, int]], scale: float) -> list[Point]:
+    return [Point(ts, value=v * scale) for ts, v in pairs]
+
+
+def fallback_data(draw: st.DrawFn) -> list[tuple[Series, list[Point]]]:
+    """Series that only reach delay and loss through the scalar fallbacks."""
+    medians, means, rates = draw(scalars), draw(scalars), draw(fractions)
+    rtt = draw(st.lists(st.tuples(point_ts, st.integers(1, 400)), max_size=25))
+    bidir = draw(
+        st.lists(st.tuples(point_ts, st.integers(0, 10)), max_size=25, unique_by=lambda x: x[0])
+    )
+    return [
+        (series(Metric.OWDELAY_MEDIAN, "owd"), scalar_points(medians, 0.1)),
+        (series(Metric.OWDELAY_MEAN, "owd"), scalar_points(means, 0.1)),
+        (series(Metric.LOSS_RATE, "pl"), scalar_points(rates, 1 / 600)),
+        (series(Metric.OWDELAY_MEAN, "owd2", "C", "D"), scalar_points(means, 0.1)),
+        (series(Metric.RTT_MEAN, "rtt", "C", "D"), scalar_points(rtt, 0.5)),
+        (series(Metric.RTT_MIN, "rtt", "C", "D"), scalar_points(rtt, 0.25)),
+        (series(Metric.LOSS_RATE_BIDIR, "rtt", "C", "D"), scalar_points(rates, 1 / 600)),
+        (
+            series(Metric.PACKETS_LOST_BIDIR, "rtt", "C", "D"),
+            [Point(ts, value=float(lost)) for ts, lost in bidir],
+        ),
+        (series(Metric.PACKETS_SENT, "rtt", "C", "D"), [Point(ts, value=10.0) for ts, _ in bidir]),
+    ]
 
 
 def mesh_data(draw: st.DrawFn) -> list[tuple[Series, list[Point]]]:
@@ -105,6 +143,7 @@ def mesh_data(draw: st.DrawFn) -> list[tuple[Series, list[Point]]]:
             series(Metric.THROUGHPUT, "bw2", src="B", dst="A"),
             [Point(ts, value=v) for ts, v in tp[:7]],
         ),
+        *fallback_data(draw),
     ]
 
 
@@ -116,13 +155,14 @@ def close(x: float | None, y: float | None) -> bool:
 
 def same_figures(a: PathStats, b: PathStats) -> None:
     assert a.path == b.path
-    for name in ("throughput", "owdelay"):
+    for name in ("throughput", "owdelay", "rtt"):
         x, y = getattr(a, name), getattr(b, name)
-        assert (x.count, x.latest_ts, x.minimum, x.maximum) == (
+        assert (x.count, x.latest_ts, x.minimum, x.maximum, x.basis) == (
             y.count,
             y.latest_ts,
             y.minimum,
             y.maximum,
+            y.basis,
         ), name
         for stat in ("median", "p10", "p25", "p75", "p90", "p95", "mean", "std", "latest_value"):
             assert close(getattr(x, stat), getattr(y, stat)), (name, stat)
@@ -138,6 +178,8 @@ def same_figures(a: PathStats, b: PathStats) -> None:
         b.loss.packets_lost,
         b.loss.latest_ts,
     )
+    assert a.loss.basis == b.loss.basis and close(a.loss.rate, b.loss.rate)
+    assert a.owdelay.quality.clock_error == b.owdelay.quality.clock_error
     assert a.failures == b.failures
 
 
@@ -175,6 +217,7 @@ def test_rollups_equal_direct_statistics_on_all_points(data, cuts, offset):
                 same_figures(got[one.path], one)
             else:  # rollups list only paths with a test; direct lists every given series
                 assert one.throughput.count == one.owdelay.count == one.loss.count == 0
+                assert one.rtt.count == 0
 
 
 def test_feeding_the_same_window_twice_counts_it_once(tmp_path: Path):

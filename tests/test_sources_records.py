@@ -98,6 +98,17 @@ def test_requested_event_types_map_to_what_an_index_offers():
     assert wanted(["throughput"], owd) == ()
 
 
+def test_round_trip_loss_is_fetched_for_rtt_indices_by_default():
+    """pscheduler_rtt has no one-way counts: its round-trip ones stand in for loss."""
+    from larkps.fetch.esmond import DEFAULT_EVENT_TYPES
+    from larkps.sources.specs import OPENSEARCH_INDICES
+
+    rtt = next(i for i in OPENSEARCH_INDICES if i.name == "rtt")
+    chosen = wanted(DEFAULT_EVENT_TYPES, (f.event_type for f in rtt.fields))
+    assert "packet-count-lost-bidir" in chosen
+    assert "packet-count-sent" in chosen
+
+
 def answer(hits: list[dict[str, Any]]) -> dict[str, Any]:
     return {"hits": {"hits": hits}}
 

@@ -1,7 +1,10 @@
 """Figures -> PathStats: the one place a path's summaries and their quality are built.
 
 Direct windows (points) and rollups (hourly partials) both reduce a path to one
-:class:`Figure` per metric and a :class:`LossFigure`, then call :func:`assemble`.
+:class:`Figure` per metric and a :class:`LossFigure` per kind of packet count, then
+call :func:`assemble`. Delay and loss have several bases (histograms or per-test
+scalars; packet counts or per-test rates): :func:`assemble` takes, per path and
+window, the first basis with a test in the window (docs/statistics.md).
 """
 
 from __future__ import annotations
@@ -11,15 +14,20 @@ from dataclasses import dataclass, field
 from larkps.aggregate.quality import QualityPolicy, assess, expected_tests
 from larkps.aggregate.summaries import summary_of
 from larkps.aggregate.weighted import Described
-from larkps.model import LossSummary, Metric, PathKey, PathStats, Summary
+from larkps.model import Basis, LossSummary, Metric, PathKey, PathStats, Quality, Summary
 
-FIGURE_METRICS = (
-    Metric.THROUGHPUT,
-    Metric.RETRANSMITS,
-    Metric.OWDELAY,
-    Metric.RTT,
-    Metric.CLOCK_ERROR,
-)
+FIGURE_METRICS = (Metric.THROUGHPUT, Metric.RETRANSMITS, Metric.CLOCK_ERROR)
+#: per delay figure, its bases best first: the metric's histograms, then per-test scalars
+DELAY_BASES: dict[Metric, tuple[tuple[Metric, Basis], ...]] = {
+    Metric.OWDELAY: (
+        (Metric.OWDELAY, Basis.HISTOGRAMS),
+        (Metric.OWDELAY_MEDIAN, Basis.TEST_MEDIANS),
+        (Metric.OWDELAY_MEAN, Basis.TEST_MEANS),
+    ),
+    Metric.RTT: ((Metric.RTT, Basis.HISTOGRAMS), (Metric.RTT_MEAN, Basis.TEST_MEANS)),
+}
+#: per-test loss fractions, the loss bases after the packet counts
+RATE_BASES = ((Metric.LOSS_RATE, Basis.RATES), (Metric.LOSS_RATE_BIDIR, Basis.RATES_BIDIR))
 
 
 @dataclass
@@ -46,15 +54,24 @@ class LossFigure:
 
 @dataclass
 class PathFigures:
-    """Everything :func:`assemble` needs for one path (or host pair)."""
+    """Everything :func:`assemble` needs for one path (or host pair).
+
+    ``figures`` holds a Figure for every metric the path has series of (with or
+    without tests in the window); a LossFigure with no cadences has no series.
+    """
 
     figures: dict[Metric, Figure] = field(default_factory=dict)
-    loss: LossFigure = field(default_factory=LossFigure)
+    loss: LossFigure = field(default_factory=LossFigure)  # one-way packet counts
+    loss_bidir: LossFigure = field(default_factory=LossFigure)  # round-trip packet counts
     failures: int = 0
     hosts: set[str] = field(default_factory=set)
 
     def figure(self, metric: Metric) -> Figure:
         return self.figures.setdefault(metric, Figure())
+
+    def counts(self, metric: Metric) -> LossFigure:
+        """The LossFigure of the packet counts paired with ``metric`` (a lost count)."""
+        return self.loss_bidir if metric is Metric.PACKETS_LOST_BIDIR else self.loss
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,42 +87,94 @@ class Span:
         return self.end - self.start
 
 
-def _summary(fig: Figure, span: Span, policy: QualityPolicy, clock_error: bool) -> Summary:
-    latest_ts = fig.latest[0] if fig.latest else None
-    cadences = [c for c, _ in fig.cadences if c is not None]
-    quality = assess(
-        fig.tests,
-        expected_tests(span.seconds, fig.cadences),
-        latest_ts if fig.tests else None,
+def _quality(
+    tests: int,
+    cadences: list[tuple[int | None, int]],
+    latest_ts: int | None,
+    span: Span,
+    policy: QualityPolicy,
+    clock_error: bool = False,
+    rejected: int = 0,
+) -> Quality:
+    known = [c for c, _ in cadences if c is not None]
+    return assess(
+        tests,
+        expected_tests(span.seconds, cadences),
+        latest_ts if tests else None,
         span.end,
         policy,
         clock_error=clock_error,
-        cadence=min(cadences) if cadences else None,
-        rejected=fig.rejected,
+        cadence=min(known) if known else None,
+        rejected=rejected,
     )
-    return summary_of(fig.described, fig.tests, fig.latest, span.end, quality)
 
 
-def _loss(fig: LossFigure, span: Span, policy: QualityPolicy) -> LossSummary:
-    cadences = [c for c, _ in fig.cadences if c is not None]
-    quality = assess(
-        fig.tests,
-        expected_tests(span.seconds, fig.cadences),
-        fig.latest_ts if fig.tests else None,
-        span.end,
-        policy,
-        cadence=min(cadences) if cadences else None,
-    )
+def _summary(
+    fig: Figure,
+    span: Span,
+    policy: QualityPolicy,
+    clock_error: bool = False,
+    basis: Basis | None = None,
+) -> Summary:
+    latest_ts = fig.latest[0] if fig.latest else None
+    quality = _quality(fig.tests, fig.cadences, latest_ts, span, policy, clock_error, fig.rejected)
+    return summary_of(fig.described, fig.tests, fig.latest, span.end, quality, basis)
+
+
+def delay_figure(figures: PathFigures, metric: Metric) -> tuple[Figure, Basis | None]:
+    """The basis of a delay figure: the first with a test in the window, else the first
+    the path has series of (for its quality), else none."""
+    present: list[tuple[Figure, Basis | None]] = [
+        (figures.figures[m], b) for m, b in DELAY_BASES[metric] if m in figures.figures
+    ]
+    with_tests = [(fig, basis) for fig, basis in present if fig.tests > 0]
+    return (with_tests or present or [(Figure(), None)])[0]
+
+
+def _counted(fig: LossFigure, span: Span, policy: QualityPolicy, basis: Basis) -> LossSummary:
+    quality = _quality(fig.tests, fig.cadences, fig.latest_ts, span, policy)
     if fig.tests == 0 or fig.sent <= 0:
         return LossSummary(count=0, quality=quality)
-    return LossSummary(fig.tests, fig.sent, min(fig.lost, fig.sent), fig.latest_ts, quality)
+    lost = min(fig.lost, fig.sent)
+    return LossSummary(fig.tests, fig.sent, lost, fig.latest_ts, quality, basis=basis)
 
 
-def clock_trouble(figures: PathFigures, policy: QualityPolicy) -> bool:
+def _rated(fig: Figure, span: Span, policy: QualityPolicy, basis: Basis) -> LossSummary:
+    latest_ts = fig.latest[0] if fig.latest else None
+    quality = _quality(fig.tests, fig.cadences, latest_ts, span, policy, rejected=fig.rejected)
+    if fig.tests == 0 or fig.described is None:
+        return LossSummary(count=0, quality=quality)
+    return LossSummary(
+        fig.tests, latest_ts=latest_ts, quality=quality, rate=fig.described.mean, basis=basis
+    )
+
+
+def loss_summary(figures: PathFigures, span: Span, policy: QualityPolicy) -> LossSummary:
+    """Loss from the first basis with a test in the window: one-way counts, round-trip
+    counts, one-way rates, round-trip rates; else the quality of the first present."""
+    counted = [
+        (fig, basis)
+        for fig, basis in ((figures.loss, Basis.COUNTS), (figures.loss_bidir, Basis.COUNTS_BIDIR))
+        if fig.cadences
+    ]
+    rated = [(figures.figures[m], b) for m, b in RATE_BASES if m in figures.figures]
+    for fig, basis in counted:
+        if fig.tests > 0 and fig.sent > 0:
+            return _counted(fig, span, policy, basis)
+    for rate, basis in rated:
+        if rate.tests > 0:
+            return _rated(rate, span, policy, basis)
+    if counted:  # no test in the window: empty, with the quality of the first basis
+        return _counted(counted[0][0], span, policy, counted[0][1])
+    if rated:
+        return _rated(rated[0][0], span, policy, rated[0][1])
+    return _counted(LossFigure(), span, policy, Basis.COUNTS)
+
+
+def clock_trouble(owd: Figure, figures: PathFigures, policy: QualityPolicy) -> bool:
     """Negative one-way delays, or time-error estimates above the policy limit."""
-    owd = figures.figures.get(Metric.OWDELAY)
     errors = figures.figures.get(Metric.CLOCK_ERROR)
-    negative = owd is not None and owd.described is not None and owd.described.minimum < 0
+    negative = owd.described is not None and owd.described.minimum < 0
     large = (
         errors is not None
         and errors.described is not None
@@ -122,19 +191,17 @@ def assemble(
     hosts: tuple[str | None, str | None] = (None, None),
 ) -> PathStats:
     """PathStats of one path (or host pair when ``hosts`` is given)."""
-    clock = clock_trouble(figures, policy)
-    summaries = {
-        m: _summary(figures.figure(m), span, policy, clock and m is Metric.OWDELAY)
-        for m in FIGURE_METRICS
-    }
+    owd, owd_basis = delay_figure(figures, Metric.OWDELAY)
+    rtt, rtt_basis = delay_figure(figures, Metric.RTT)
+    summaries = {m: _summary(figures.figure(m), span, policy) for m in FIGURE_METRICS}
     return PathStats(
         path=key,
         window=span.window,
         window_end=span.end,
         throughput=summaries[Metric.THROUGHPUT],
-        owdelay=summaries[Metric.OWDELAY],
-        rtt=summaries[Metric.RTT],
-        loss=_loss(figures.loss, span, policy),
+        owdelay=_summary(owd, span, policy, clock_trouble(owd, figures, policy), owd_basis),
+        rtt=_summary(rtt, span, policy, basis=rtt_basis),
+        loss=loss_summary(figures, span, policy),
         failures=figures.failures,
         hosts=tuple(sorted(figures.hosts)),
         retransmits=summaries[Metric.RETRANSMITS],

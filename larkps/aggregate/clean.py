@@ -5,7 +5,8 @@ Rules (shared by direct windows and rollups, so both see the same samples):
 * points after ``now`` are ignored; two points of one series at the same ts are one
   test reported twice: the last one wins;
 * scalar values must be finite and inside the metric's plausible range, else they
-  are dropped and counted in ``rejected``;
+  are dropped and counted in ``rejected`` (per-test delays within +-100 s, loss
+  fractions within 0..1);
 * histogram buckets with non-finite values, delays beyond +-100 s or counts <= 0 are
   dropped (their samples counted in ``rejected``); an empty histogram is no test.
 
@@ -15,7 +16,7 @@ Histograms are kept in CSR form: all buckets of all tests in two flat arrays, wi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from itertools import chain, pairwise
 
@@ -40,7 +41,15 @@ SCALAR_LIMITS: dict[Metric, tuple[float, float]] = {
     Metric.PACKETS_LOST: (0.0, 1e12),
     Metric.PACKETS_SENT: (0.0, 1e12),
     Metric.LOSS_RATE: (0.0, 1.0),
+    Metric.LOSS_RATE_BIDIR: (0.0, 1.0),
+    Metric.PACKETS_LOST_BIDIR: (0.0, 1e12),
+    Metric.OWDELAY_MEDIAN: (-DELAY_LIMIT_MS, DELAY_LIMIT_MS),  # negative: a bad clock
+    Metric.OWDELAY_MEAN: (-DELAY_LIMIT_MS, DELAY_LIMIT_MS),
+    Metric.RTT_MEAN: (0.0, DELAY_LIMIT_MS),
+    Metric.RTT_MIN: (0.0, DELAY_LIMIT_MS),
 }
+#: the lost counts a test's packet-count-sent pairs with, in order of preference
+LOST_COUNTS = (Metric.PACKETS_LOST, Metric.PACKETS_LOST_BIDIR)
 _NO_OFFSETS = np.zeros(1, dtype=np.int64)
 
 
@@ -81,6 +90,13 @@ class CleanSeries:
     def window(self, start: int) -> CleanSeries:
         """The tests with ts > start."""
         return self.slice(int(np.searchsorted(self.ts, start, side="right")), self.ts.size)
+
+
+def lost_metric(metrics: Collection[Metric]) -> Metric | None:
+    """The lost count one test's series pair with its sent count: one-way, else round trip."""
+    if Metric.PACKETS_SENT not in metrics:
+        return None
+    return next((m for m in LOST_COUNTS if m in metrics), None)
 
 
 def clean_series(series: Series, points: Sequence[Point], now: int) -> CleanSeries:

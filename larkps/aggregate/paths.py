@@ -14,13 +14,24 @@ from dataclasses import dataclass
 import numpy as np
 
 from larkps.aggregate.assemble import Figure, PathFigures, Span, assemble, sort_key
-from larkps.aggregate.clean import HISTOGRAM_METRICS, CleanSeries, clean_series
+from larkps.aggregate.clean import HISTOGRAM_METRICS, CleanSeries, clean_series, lost_metric
 from larkps.aggregate.columnar import grouped_stats
 from larkps.aggregate.quality import QualityPolicy, cadence_of, recent_gaps
 from larkps.aggregate.weighted import QUANTILES, Described, describe, merge_weighted
 from larkps.model import Metric, PathKey, PathStats, Point, Series
 
-SCALAR_FIGURES = (Metric.THROUGHPUT, Metric.RETRANSMITS, Metric.CLOCK_ERROR)
+#: per-test scalar series, each its own Figure (delay and loss scalars are fallbacks)
+SCALAR_FIGURES = (
+    Metric.THROUGHPUT,
+    Metric.RETRANSMITS,
+    Metric.CLOCK_ERROR,
+    Metric.OWDELAY_MEDIAN,
+    Metric.OWDELAY_MEAN,
+    Metric.RTT_MEAN,
+    Metric.LOSS_RATE,
+    Metric.LOSS_RATE_BIDIR,
+)
+COUNT_METRICS = (Metric.PACKETS_LOST, Metric.PACKETS_LOST_BIDIR, Metric.PACKETS_SENT)
 GroupKey = tuple[PathKey, str | None, str | None]
 
 
@@ -74,7 +85,7 @@ def _one_window(
     span = Span(window, now, now - window)
     groups: dict[GroupKey, PathFigures] = defaultdict(PathFigures)
     scalars: list[tuple[GroupKey, Metric, _Cleaned]] = []
-    loss: dict[tuple[GroupKey, str], dict[Metric, _Cleaned]] = defaultdict(dict)
+    loss: dict[tuple[GroupKey, str, str], dict[Metric, _Cleaned]] = defaultdict(dict)
     histograms: dict[tuple[GroupKey, Metric], list[_Cleaned]] = defaultdict(list)
     for item in cleaned:
         series = item.clean.series
@@ -85,14 +96,14 @@ def _one_window(
             scalars.append((item.key, metric, item))
         elif metric in HISTOGRAM_METRICS:
             histograms[(item.key, metric)].append(item)
-        elif metric in (Metric.PACKETS_LOST, Metric.PACKETS_SENT):
-            loss[(item.key, series.key.metadata_key)][metric] = item
+        elif metric in COUNT_METRICS:
+            loss[(item.key, series.key.archive, series.key.metadata_key)][metric] = item
         elif metric is Metric.FAILURE:
             figures.failures += int(item.clean.window(span.start).ts.size)
     _add_scalars(groups, scalars, span)
     for (key, metric), parts in histograms.items():
         _add_histograms(groups[key].figure(metric), parts, span)
-    for (key, _), pair in loss.items():
+    for (key, _, _), pair in loss.items():
         _add_loss(groups[key], pair, span)
     ordered = sorted(groups, key=lambda k: (*sort_key(k[0]), k[1] or "", k[2] or ""))
     return [assemble(k[0], groups[k], span, policy, (k[1], k[2])) for k in ordered]
@@ -157,10 +168,12 @@ def _add_histograms(figure: Figure, parts: list[_Cleaned], span: Span) -> None:
 
 
 def _add_loss(figures: PathFigures, pair: dict[Metric, _Cleaned], span: Span) -> None:
-    lost, sent = pair.get(Metric.PACKETS_LOST), pair.get(Metric.PACKETS_SENT)
-    if lost is None or sent is None:
+    """One test's lost and sent counts (one-way, else round trip), matched by ts."""
+    which = lost_metric(pair)
+    if which is None:
         return
-    fig = figures.loss
+    lost, sent = pair[which], pair[Metric.PACKETS_SENT]
+    fig = figures.counts(which)
     fig.cadences.append((sent.cadence, 0))
     lost_in, sent_in = lost.clean.window(span.start), sent.clean.window(span.start)
     common, at_lost, at_sent = np.intersect1d(lost_in.ts, sent_in.ts, return_indices=True)

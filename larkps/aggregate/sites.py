@@ -92,9 +92,15 @@ def _median(values: Sequence[float | None]) -> float | None:
 
 
 def _pooled_loss(paths: Sequence[PathStats]) -> float | None:
+    """Σlost / Σsent over the paths with packet counts; with none, the mean per-test
+    rate over the paths with rates only (weighted by their tests)."""
     sent = sum(p.loss.packets_sent for p in paths)
     lost = sum(p.loss.packets_lost for p in paths)
-    return lost / sent if sent > 0 else None
+    if sent > 0:
+        return lost / sent
+    rated = [(p.loss.rate, p.loss.count) for p in paths if p.loss.rate is not None]
+    tests = sum(count for _, count in rated)
+    return sum(rate * count for rate, count in rated) / tests if tests > 0 else None
 
 
 def site_stats(

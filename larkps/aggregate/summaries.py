@@ -19,7 +19,7 @@ from larkps.aggregate.weighted import (
     merge_weighted,
     weighted_median,
 )
-from larkps.model import Histogram, LossSummary, Quality, Summary
+from larkps.model import Basis, Histogram, LossSummary, Quality, Summary
 
 #: delays beyond +-100 s are measurement garbage (sand-ci's "bad owd" limit)
 DELAY_LIMIT_MS = 100_000.0
@@ -31,6 +31,7 @@ def summary_of(
     latest: tuple[int, float | None] | None,
     end: int | None = None,
     quality: Quality | None = None,
+    basis: Basis | None = None,
 ) -> Summary:
     """A Summary from multiset statistics, the test count and the newest (ts, value)."""
     if described is None or tests <= 0:
@@ -53,6 +54,7 @@ def summary_of(
         p25=described.at(0.25),
         p75=described.at(0.75),
         quality=quality,
+        basis=basis,
     )
 
 

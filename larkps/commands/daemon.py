@@ -72,4 +72,7 @@ def status_lines(documents: list[dict[str, Any]], last_ok: int | None) -> list[s
         problems = documents[0].get("problems", [])
         lines.append("failing sources in the last cycle:" if problems else "no failing sources")
         lines += [f"  {p['archive']} ({p['what']}): {p['problem']}" for p in problems]
+        skipped = documents[0].get("skipped", [])
+        if skipped:
+            lines.append(f"not due in the last cycle (own interval): {', '.join(skipped)}")
     return lines

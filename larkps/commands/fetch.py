@@ -12,6 +12,7 @@ from larkps.commands.common import Subparsers, add_command, duration_arg
 from larkps.config import load_settings
 from larkps.ingest import IngestReport
 from larkps.pipeline import ingest, open_sources
+from larkps.sources import split_modes
 
 BAR_WIDTH = 30
 MAX_PROBLEMS_SHOWN = 20
@@ -63,8 +64,9 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     now = int(time.time())
     bar = None if args.quiet else ProgressBar(sys.stderr)
     with open_sources(settings) as sources:
+        raw, _ = split_modes(sources)  # summary-mode archives store nothing
         report, _ = ingest(
-            settings, sources, now, now - args.since, args.deadline, bar.update if bar else None
+            settings, raw, now, now - args.since, args.deadline, bar.update if bar else None
         )
     if bar is not None:
         bar.update(report.series, report.series, report.points, final=True)

@@ -23,7 +23,11 @@ class MeshConfig:
     powstream sample size, ``rtt_packets`` the ping count. ``failure_rate`` is the share
     of failed throughput tests, ``burst_probability`` the chance that a path has a loss
     burst in a given hour, ``clock_offset_ms`` the clock error of one latency host and
-    ``retention_days`` how far back the archive keeps data.
+    ``retention_days`` how far back the archive keeps data. Data are generated and
+    cached in blocks of ``block_seconds`` (whole hours dividing a day; the data are the
+    same whatever the span): short blocks cost less memory and time for short windows
+    over big meshes, day blocks less per point for long windows. ``cache_blocks``
+    bounds the cache.
     """
 
     sites: int = 4
@@ -39,6 +43,7 @@ class MeshConfig:
     clock_offset_ms: float = 22.5
     retention_days: int = 30
     cache_blocks: int = 128
+    block_seconds: int = _DAY
 
     def __post_init__(self) -> None:
         _check(3 <= self.sites <= MAX_SITES, f"sites must be between 3 and {MAX_SITES}")
@@ -54,3 +59,8 @@ class MeshConfig:
         _check(abs(self.clock_offset_ms) < 1000.0, "clock_offset_ms must be within +/-1000")
         _check(1 <= self.retention_days <= 400, "retention_days must be 1..400")
         _check(self.cache_blocks >= 1, "cache_blocks must be at least 1")
+        whole_hours = self.block_seconds > 0 and self.block_seconds % 3600 == 0
+        _check(
+            whole_hours and _DAY % self.block_seconds == 0,
+            "block_seconds must be a whole number of hours that divides a day",
+        )

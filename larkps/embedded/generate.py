@@ -1,8 +1,9 @@
-"""Generate one day of one series (a "block") as numpy arrays.
+"""Generate the runs of one series in a span of time (a "block") as numpy arrays.
 
-A block holds every run whose start time falls in the UTC day, minus runs lost to host
-outages. Values depend only on (seed, series index, day), so blocks can be generated in
-any order and cached.
+A block holds every run whose start time falls in its span, minus runs lost to host
+outages. Runs are generated an hour (a CHUNK) at a time, each chunk from its own
+random stream: values depend only on (seed, series index, hour), so blocks of any
+whole number of hours hold the same runs, and can be generated in any order and cached.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from numpy.typing import NDArray
 from larkps.embedded._rand import Stream, block_rng, hash_u01, hash_u01_array
 from larkps.embedded.histo import Hist, concat, from_samples
 from larkps.embedded.series import Series
-from larkps.embedded.world import DAY, PathModel, World
+from larkps.embedded.world import PathModel, World
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
+CHUNK = 3600  # seconds generated from one random stream; block spans are multiples of it
 
 
 @dataclass(frozen=True)
@@ -42,10 +44,10 @@ class Block:
     hist: Hist | None
 
 
-def grid(series: Series, day: int) -> IntArray:
-    """Grid indices k whose timestamp lies in ``day``."""
-    lo = -((series.phase - day * DAY) // series.interval)
-    hi = -((series.phase - (day + 1) * DAY) // series.interval)
+def grid(series: Series, start: int, end: int) -> IntArray:
+    """Grid indices k whose timestamp lies in [start, end)."""
+    lo = -((series.phase - start) // series.interval)
+    hi = -((series.phase - end) // series.interval)
     return np.arange(lo, hi, dtype=np.int64)
 
 
@@ -64,13 +66,21 @@ def _failed(params: GenParams, series: Series, k: IntArray) -> NDArray[np.bool_]
     return out
 
 
-def make_block(params: GenParams, world: World, series: Series, day: int) -> Block:
-    """Generate the block of ``series`` for ``day``."""
-    k = grid(series, day)
+def make_block(params: GenParams, world: World, series: Series, start: int, end: int) -> Block:
+    """Generate the block of ``series`` for [start, end) (multiples of CHUNK)."""
+    if start % CHUNK or end % CHUNK or end <= start:
+        raise ValueError(f"a block spans whole hours, not [{start}, {end})")
+    chunks = [_chunk(params, world, series, hour) for hour in range(start // CHUNK, end // CHUNK)]
+    return chunks[0] if len(chunks) == 1 else concat_blocks(chunks)
+
+
+def _chunk(params: GenParams, world: World, series: Series, hour: int) -> Block:
+    """The runs of ``series`` in one hour, from that hour's own random stream."""
+    k = grid(series, hour * CHUNK, (hour + 1) * CHUNK)
     ts = k * series.interval + series.phase
     up = ~(world.down_mask(series.src_host, ts) | world.down_mask(series.dst_host, ts))
     k, ts = k[up], ts[up]
-    rng = block_rng(params.seed, Stream.BLOCK, series.index, day)
+    rng = block_rng(params.seed, Stream.BLOCK, series.index, hour)
     path = world.path(series.src.index, series.dst.index, series.family)
     load = world.path_load(series.src.index, series.dst.index, ts)
     burst = world.burst_loss(series.src.index, series.dst.index, ts)

@@ -25,8 +25,9 @@ __all__ = ["Mesh", "MeshClock", "MeshConfig"]
 class Mesh:
     """A full mesh of sites whose measurements are generated on demand.
 
-    Building a mesh is cheap; data is generated per (series, day) block when first
-    asked for and kept in a bounded LRU cache.
+    Building a mesh is cheap; data is generated per (series, block) when first asked
+    for (a block spans ``block_seconds``, a day by default) and kept in a bounded LRU
+    cache. The data do not depend on the block span (see larkps.embedded.generate).
     """
 
     def __init__(self, config: MeshConfig | None = None) -> None:
@@ -134,26 +135,31 @@ class Mesh:
         scale = 10 if bucket_width(series, self.shape) < 0.001 else 1
         return RenderCtx(self.config.seed, self.config.flavour, scale)
 
-    def block(self, series: Series, day: int) -> Block:
-        """The (cached) block of ``series`` for UTC ``day``."""
-        key = (series.index, day)
+    def block(self, series: Series, index: int) -> Block:
+        """The (cached) block of ``series`` that starts at ``index * block_seconds``."""
+        key = (series.index, index)
         with self._lock:
             hit = self._cache.get(key)
             if hit is not None:
                 self._cache.move_to_end(key)
                 return hit
-        block = make_block(self.gen, self.world, series, day)
+        span = self.config.block_seconds
+        block = make_block(self.gen, self.world, series, index * span, (index + 1) * span)
         with self._lock:
             self._cache[key] = block
             while len(self._cache) > self.config.cache_blocks:
                 self._cache.popitem(last=False)
         return block
 
+    def _blocks(self, lo: int, hi: int) -> range:
+        """Indices of the blocks that hold lo <= ts <= hi (ts >= 0)."""
+        span = self.config.block_seconds
+        return range(max(lo, 0) // span, max(hi, 0) // span + 1)
+
     def collect(self, series: Series, lo: int, hi: int) -> Block:
         """All runs of ``series`` with lo <= ts <= hi, as one block."""
         _check_span(lo, hi)
-        days = range(max(lo, 0) // DAY, max(hi, 0) // DAY + 1)
-        parts = [self.block(series, d) for d in days]
+        parts = [self.block(series, b) for b in self._blocks(lo, hi)]
         merged = concat_blocks(parts)
         return select(merged, (merged.ts >= lo) & (merged.ts <= hi))
 
@@ -174,8 +180,8 @@ class Mesh:
         ctx = self.render_ctx(series)
         out: list[dict[str, object]] = []
         skip = offset
-        for day in range(max(start, 0) // DAY, end // DAY + 1):
-            block = self.block(series, day)
+        for index in self._blocks(start, end):
+            block = self.block(series, index)
             rows = event_rows(series, event_type, block)
             if rows is None:
                 return []

@@ -121,6 +121,7 @@ class EsmondSource:
         self.filters = filters or MetadataFilters()
         self.event_types = tuple(event_types)
         self.skipped_metadata = 0  # malformed metadata objects in the last discovery
+        self._data_urls: dict[str, str] = {}
 
     def discover(self, event_types: Iterable[str], since: int) -> list[Series]:
         """Every series of the given event types that has data since `since`."""
@@ -165,12 +166,15 @@ class EsmondSource:
 
         A page too large for the byte cap is asked again with a smaller ``limit``.
         """
-        url = urljoin(self.url, series.data_uri)
+        url = self._data_urls.get(series.data_uri)
+        if url is None:  # urljoin costs as much as parsing a small page: once per series
+            url = self._data_urls[series.data_uri] = urljoin(self.url, series.data_uri)
         cursor, limit = start, self.data_page
+        separator = "&" if "?" in url else "?"
         for _ in range(MAX_PAGES):
-            params: dict[str, str | int] = {"time-start": cursor, "time-end": end, "limit": limit}
+            query = f"time-start={cursor}&time-end={end}&limit={limit}"  # = urlencode's
             try:
-                page = self.client.get(url, params)
+                page = self.client.get(f"{url}{separator}{query}")
             except ResponseTooLarge:
                 if limit <= 1:
                     raise

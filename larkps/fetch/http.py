@@ -21,8 +21,11 @@ import time
 import zlib
 from base64 import b64encode
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlencode, urljoin, urlsplit
+
+import orjson
 
 from larkps.errors import ArchiveDeadline, ArchiveFormatError, ArchiveUnavailable
 
@@ -73,12 +76,16 @@ class _Target:
 
     @classmethod
     def parse(cls, url: str) -> _Target:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        base, _, query = url.partition("?")
+        if "#" in url or not query.isprintable():  # urlsplit drops these: let it
+            base, query = url, ""
+        origin = _split_origin(base)
+        if origin is None:
             raise ValueError(f"not an http(s) URL: {url!r}")
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        return cls(parts.scheme, parts.hostname, port, path)
+        scheme, host, port, path = origin
+        if query:
+            path = f"{path}?{query}"
+        return cls(scheme, host, port, path)
 
     @property
     def origin(self) -> tuple[str, str, int]:
@@ -144,6 +151,18 @@ class _Pool:
             self.idle.clear()
         for conn in conns:
             conn.close()
+
+
+@lru_cache(maxsize=4096)
+def _split_origin(url: str) -> tuple[str, str, int, str] | None:
+    """(scheme, host, port, path with query) of an http(s) URL, else None; cached, since
+    a cycle asks the same data URIs with new query strings."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return parts.scheme, parts.hostname, port, path
 
 
 def _tls_context(options: HttpOptions) -> ssl.SSLContext:
@@ -347,11 +366,22 @@ class JsonClient:
 
     def _decode(self, url: str, payload: bytes) -> Any:
         try:
-            return json.loads(payload)
+            return loads(payload)
         except ValueError as exc:
             raise ArchiveFormatError(
                 self.name, f"response from {url} is not JSON ({exc})"
             ) from None
+
+
+def loads(payload: bytes) -> Any:
+    """``json.loads``, about 3x faster: orjson reads what it can (UTF-8, standard JSON),
+    the standard library the rest (NaN, Infinity, UTF-16, lone surrogates) and gives
+    the errors. One difference: an integer beyond 64 bits, which no archive sends,
+    comes back as the nearest float."""
+    try:
+        return orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return json.loads(payload)
 
 
 def _bare(url: str) -> str:

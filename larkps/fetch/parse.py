@@ -11,8 +11,12 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import math
+import operator
+import sys
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 from larkps.errors import ArchiveFormatError
@@ -47,6 +51,8 @@ BUCKET_RANGE: dict[Metric, tuple[float, float]] = {
 FUTURE_SLACK = 300  # seconds a point may lie after the end of the requested range
 MILLISECONDS = 10**11  # a "seconds" timestamp this large is year 5138: it is in ms
 NOTE_LIMIT = 500
+LABEL_CACHE = 1 << 15  # histogram labels whose float value is kept
+_LABELS: dict[Any, float] = {}
 
 
 @dataclass
@@ -128,21 +134,39 @@ def parse_page(page: object, series: Series, archive: str, latest: int) -> Parse
     if not isinstance(page, list):
         raise ArchiveFormatError(archive, f"data for {series.key.metadata_key} is not a list")
     parsed = ParsedPage(raw_count=len(page))
+    points, rejected = parsed.points, parsed.rejected
+    limit = latest + FUTURE_SLACK
+    exact = min(limit, 2**53)  # ints up to this need no float round trip
+    parse_value = _value_parser(series)
     seen: set[int] = set()
+    last = -1
+    ordered = True
     for item in page:
-        outcome = _parse_point(item, series, latest + FUTURE_SLACK)
+        ts = item.get("ts") if type(item) is dict else None
+        if type(ts) is not int or not 0 <= ts <= exact:  # the common case skips this
+            ts = _timestamp(item, limit)
+            if isinstance(ts, str):
+                rejected[ts] += 1
+                continue
+        outcome = parse_value(ts, item.get("val"))
         if isinstance(outcome, str):
-            parsed.rejected[outcome] += 1
-            continue
-        if outcome.ts in seen:
-            parsed.rejected["duplicate timestamp"] += 1
-            continue
-        seen.add(outcome.ts)
-        parsed.points.append(outcome)
-    parsed.points.sort(key=lambda p: p.ts)
-    if parsed.points:
-        parsed.max_ts = parsed.points[-1].ts
+            rejected[outcome] += 1
+        elif ts in seen:
+            rejected["duplicate timestamp"] += 1
+        else:
+            seen.add(ts)
+            points.append(outcome)
+            ordered = ordered and ts > last
+            last = ts
+    if not ordered:
+        points.sort(key=_ts_of)
+    if points:
+        parsed.max_ts = points[-1].ts
     return parsed
+
+
+def _ts_of(point: Point) -> int:
+    return point.ts
 
 
 def parse_points(page: object, series: Series, archive: str) -> list[Point]:
@@ -150,8 +174,8 @@ def parse_points(page: object, series: Series, archive: str) -> list[Point]:
     return parse_page(page, series, archive, MILLISECONDS - FUTURE_SLACK - 1).points
 
 
-def _parse_point(item: object, series: Series, latest: int) -> Point | str:
-    """A Point, or the reason it was rejected."""
+def _timestamp(item: object, latest: int) -> int | str:
+    """The point's timestamp, or the reason it was rejected."""
     if not isinstance(item, dict):
         return "malformed point"
     ts = _number(item.get("ts"))
@@ -159,40 +183,64 @@ def _parse_point(item: object, series: Series, latest: int) -> Point | str:
         return "bad timestamp"
     if ts > latest:
         return "timestamp in milliseconds" if ts >= MILLISECONDS else "timestamp in the future"
-    return _parse_value(int(ts), item.get("val"), series)
+    return int(ts)
 
 
-def _parse_value(ts: int, value: object, series: Series) -> Point | str:
+ValueParser = Callable[[int, object], Point | str]
+
+
+def _value_parser(series: Series) -> ValueParser:
+    """The parser of one value of ``series``: a Point, or the reason it was rejected."""
     metric = series.metric
     if metric is Metric.FAILURE:
-        note = value.get("error") if isinstance(value, dict) else value
-        return Point(ts, note=_printable(str(note))[:NOTE_LIMIT])
+        return _failure_point
     if metric in BUCKET_RANGE:
-        return _histogram_point(ts, value, series)
+        return _histogram_parser(series)
     if metric is Metric.PATH:
-        return _trace_point(ts, value)
-    if isinstance(value, float) and not math.isfinite(value):
-        return "non-finite value"
-    number = _number(value)
-    if number is None:
-        return "non-numeric value"
-    if number < 0:
-        return "negative value"
-    if number > UPPER_BOUNDS.get(metric, math.inf):
-        return "implausible value"
-    return Point(ts, value=number)
+        return _trace_point
+    return _scalar_parser(UPPER_BOUNDS.get(metric, math.inf))
 
 
-def _histogram_point(ts: int, value: object, series: Series) -> Point | str:
-    if not isinstance(value, dict) or not value:
-        return "bad histogram"
-    histogram = parse_histogram(value, series.bucket_width)
-    if not histogram:
-        return "bad histogram"
+def _failure_point(ts: int, value: object) -> Point:
+    note = value.get("error") if isinstance(value, dict) else value
+    return Point(ts, note=_printable(str(note))[:NOTE_LIMIT])
+
+
+def _scalar_parser(upper: float) -> ValueParser:
+    finite = min(upper, sys.float_info.max)
+
+    def parse(ts: int, value: object) -> Point | str:
+        if type(value) is float and 0.0 <= value <= finite:  # the common case
+            return Point(ts, value)
+        if isinstance(value, float) and not math.isfinite(value):
+            return "non-finite value"
+        number = _number(value)
+        if number is None:
+            return "non-numeric value"
+        if number < 0:
+            return "negative value"
+        if number > upper:
+            return "implausible value"
+        return Point(ts, number)
+
+    return parse
+
+
+def _histogram_parser(series: Series) -> ValueParser:
     low, high = BUCKET_RANGE[series.metric]
-    if histogram[0][0] < low or histogram[-1][0] > high:
-        return "implausible value"
-    return Point(ts, histogram=histogram)
+    scale = _label_scale(series.bucket_width)
+
+    def parse(ts: int, value: object) -> Point | str:
+        if not isinstance(value, dict) or not value:
+            return "bad histogram"
+        histogram = _histogram(value, scale)
+        if not histogram:
+            return "bad histogram"
+        if histogram[0][0] < low or histogram[-1][0] > high:
+            return "implausible value"
+        return Point(ts, None, histogram)
+
+    return parse
 
 
 def _trace_point(ts: int, value: object) -> Point | str:
@@ -226,19 +274,42 @@ def parse_histogram(value: object, bucket_width: float | None) -> Histogram:
     """
     if not isinstance(value, dict):
         return ()
-    scale = 1.0
+    return _histogram(value, _label_scale(bucket_width))
+
+
+def _label_scale(bucket_width: float | None) -> float:
     if bucket_width is not None and not math.isclose(bucket_width, 0.001):
-        scale = bucket_width * 1000.0
+        return bucket_width * 1000.0
+    return 1.0
+
+
+def _histogram(value: dict[Any, Any], scale: float) -> Histogram:
     try:  # the common case in one pass per column; anything odd takes the slow path
-        labels = [float(label) for label in value]
-        counts = [int(count) for count in value.values()]
+        labels = _labels(value)
+        counts = list(map(int, value.values()))
     except (TypeError, ValueError, OverflowError):
         return _histogram_slowly(value, scale)
     if not labels or not math.isfinite(sum(labels)) or min(counts) <= 0:
         return _histogram_slowly(value, scale)
     if scale != 1.0:
         labels = [round(label * scale, 9) for label in labels]
+    if all(map(operator.lt, labels, islice(labels, 1, None))):  # already in order
+        return tuple(zip(labels, counts, strict=True))
     return tuple(sorted(zip(labels, counts, strict=True)))
+
+
+def _labels(value: dict[Any, Any]) -> list[float]:
+    """``float(label)`` of every key; labels repeat across points, so they are cached
+    (float(str) is most of the cost of a histogram, and equal labels share a float)."""
+    try:
+        return list(map(_LABELS.__getitem__, value))
+    except KeyError:
+        pass
+    labels = list(map(float, value))
+    if len(_LABELS) > LABEL_CACHE:
+        _LABELS.clear()
+    _LABELS.update(zip(value, labels, strict=True))
+    return labels
 
 
 def _histogram_slowly(value: dict[Any, Any], scale: float) -> Histogram:

@@ -60,7 +60,9 @@ def path_figures(
             loss.latest_ts,
             "loss measurements",
             f"loss {_percent(loss.fraction)} ({loss.packets_lost} of {loss.packets_sent} "
-            f"packets in {loss.count} tests)",
+            f"packets in {loss.count} tests)"
+            if loss.rate is None
+            else f"loss {_percent(loss.fraction)} (mean rate of {loss.count} tests)",
         ),
         ReportMetric.OWDELAY: _Raw(
             delay.median,

@@ -21,6 +21,7 @@ from larkps.rollups_pure.partial import (
 from larkps.rollups_pure.streams import (
     HISTORY,
     KIND_OF_METRIC,
+    LOSS_KINDS,
     METRIC_OF_KIND,
     Kind,
     StreamKey,
@@ -43,6 +44,7 @@ __all__ = [
     "HISTORY",
     "HOUR",
     "KIND_OF_METRIC",
+    "LOSS_KINDS",
     "METRIC_OF_KIND",
     "Kind",
     "Partial",

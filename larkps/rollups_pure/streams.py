@@ -1,10 +1,12 @@
 """Streams: what rollups are kept for, and the new tests of a cycle turned into partials.
 
 A stream is one measurement of one archive test: (archive, metadata key, kind).
-Loss is one stream built from the two count series (packet-count-lost and -sent)
-of a test, paired by ts. Each stream also keeps a small state between cycles: the
-newest ts taken in (so points seen twice are taken once), the recent gaps between
-tests (its cadence) and the recent per-test values (forecast history).
+Loss is one stream built from the two count series (packet-count-lost, or
+packet-count-lost-bidir for round-trip tests, and -sent) of a test, paired by ts.
+Per-test delay and loss-rate scalars (archives without histograms or counts) are
+streams of their own, like throughput. Each stream also keeps a small state between
+cycles: the newest ts taken in (so points seen twice are taken once), the recent
+gaps between tests (its cadence) and the recent per-test values (forecast history).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from enum import StrEnum
 
 import numpy as np
 
-from larkps.aggregate.clean import CleanSeries
+from larkps.aggregate.clean import CleanSeries, lost_metric
 from larkps.aggregate.quality import CADENCE_GAPS
 from larkps.aggregate.weighted import (
     EMPTY_COUNTS,
@@ -41,26 +43,41 @@ class Kind(StrEnum):
     LOSS = "loss"
     CLOCK_ERROR = "clock_error"
     FAILURE = "failure"
+    LOSS_BIDIR = "loss_bidir"  # round-trip lost and sent counts
+    OWDELAY_MEDIAN = "owdelay_median"
+    OWDELAY_MEAN = "owdelay_mean"
+    RTT_MEAN = "rtt_mean"
+    LOSS_RATE = "loss_rate"
+    LOSS_RATE_BIDIR = "loss_rate_bidir"
 
 
-KIND_OF_METRIC: dict[Metric, Kind] = {
+#: per-test scalar kinds, each rolled up like throughput (values with count 1)
+_SCALAR_KINDS: dict[Metric, Kind] = {
     Metric.THROUGHPUT: Kind.THROUGHPUT,
     Metric.RETRANSMITS: Kind.RETRANSMITS,
+    Metric.CLOCK_ERROR: Kind.CLOCK_ERROR,
+    Metric.OWDELAY_MEDIAN: Kind.OWDELAY_MEDIAN,
+    Metric.OWDELAY_MEAN: Kind.OWDELAY_MEAN,
+    Metric.RTT_MEAN: Kind.RTT_MEAN,
+    Metric.LOSS_RATE: Kind.LOSS_RATE,
+    Metric.LOSS_RATE_BIDIR: Kind.LOSS_RATE_BIDIR,
+}
+KIND_OF_METRIC: dict[Metric, Kind] = {
+    **_SCALAR_KINDS,
     Metric.OWDELAY: Kind.OWDELAY,
     Metric.RTT: Kind.RTT,
-    Metric.CLOCK_ERROR: Kind.CLOCK_ERROR,
     Metric.PACKETS_LOST: Kind.LOSS,
+    Metric.PACKETS_LOST_BIDIR: Kind.LOSS,  # paired with packets sent, then LOSS_BIDIR
     Metric.PACKETS_SENT: Kind.LOSS,
     Metric.FAILURE: Kind.FAILURE,
 }
 METRIC_OF_KIND: dict[Kind, Metric] = {
-    Kind.THROUGHPUT: Metric.THROUGHPUT,
-    Kind.RETRANSMITS: Metric.RETRANSMITS,
+    **{kind: metric for metric, kind in _SCALAR_KINDS.items()},
     Kind.OWDELAY: Metric.OWDELAY,
     Kind.RTT: Metric.RTT,
-    Kind.CLOCK_ERROR: Metric.CLOCK_ERROR,
 }
 HISTOGRAM_KINDS = (Kind.OWDELAY, Kind.RTT)
+LOSS_KINDS = (Kind.LOSS, Kind.LOSS_BIDIR)
 
 StreamKey = tuple[str, str, Kind]  # archive, metadata key, kind
 
@@ -100,13 +117,14 @@ class StreamTests:
 
     def history_values(self) -> FloatArray:
         """One value per test for forecasting: the value, histogram median or loss rate."""
-        if self.key[2] is Kind.LOSS:
+        if self.key[2] in LOSS_KINDS:
             return np.asarray(self.values / self.sent, dtype=np.float64)
         return self.values
 
 
 def stream_tests(cleaned: Iterable[CleanSeries]) -> list[StreamTests]:
-    """Group cleaned series into streams; loss pairs lost and sent counts by ts."""
+    """Group cleaned series into streams; loss pairs lost and sent counts by ts
+    (one-way lost counts when a test has them, else round-trip ones)."""
     loss: dict[StreamKey, dict[Metric, CleanSeries]] = defaultdict(dict)
     out: list[StreamTests] = []
     for clean in cleaned:
@@ -121,12 +139,16 @@ def stream_tests(cleaned: Iterable[CleanSeries]) -> list[StreamTests]:
         nan = np.full(clean.ts.size, np.nan)
         buckets = clean if kind in HISTOGRAM_KINDS else None
         out.append(StreamTests(key, series, clean.ts, clean.values, nan, buckets, clean.rejected))
-    out.extend(_paired(key, pair) for key, pair in loss.items() if len(pair) == 2)
+    for key, pair in loss.items():
+        which = lost_metric(pair)
+        if which is not None:
+            out.append(_paired(key, pair[which], pair[Metric.PACKETS_SENT]))
     return out
 
 
-def _paired(key: StreamKey, pair: dict[Metric, CleanSeries]) -> StreamTests:
-    lost, sent = pair[Metric.PACKETS_LOST], pair[Metric.PACKETS_SENT]
+def _paired(key: StreamKey, lost: CleanSeries, sent: CleanSeries) -> StreamTests:
+    if lost.series.metric is Metric.PACKETS_LOST_BIDIR:
+        key = (key[0], key[1], Kind.LOSS_BIDIR)
     common, at_lost, at_sent = np.intersect1d(lost.ts, sent.ts, return_indices=True)
     sent_values = sent.values[at_sent]
     ok = sent_values > 0
@@ -163,7 +185,7 @@ def _partial(tests: StreamTests, lo: int, hi: int, history: FloatArray) -> Parti
         values, counts = merge_weighted(
             tests.clean.bucket_values[first:last], tests.clean.bucket_counts[first:last]
         )
-    elif kind is Kind.LOSS:
+    elif kind in LOSS_KINDS:
         sent, lost = int(tests.sent[lo:hi].sum()), int(tests.values[lo:hi].sum())
     elif kind is not Kind.FAILURE:
         chunk = tests.values[lo:hi]

@@ -11,6 +11,7 @@ and :class:`~larkps.model.SeriesSummary`.
 from __future__ import annotations
 
 from larkps.sources.base import Source, SummarySource
+from larkps.sources.collect import Collected, collect_summaries, split_modes
 from larkps.sources.factory import SEARCH_KINDS, search_source
 from larkps.sources.opensearch import OpenSearchSource
 from larkps.sources.pses import PsEsSource
@@ -19,10 +20,13 @@ from larkps.sources.search import MODES, SearchSource
 __all__ = [
     "MODES",
     "SEARCH_KINDS",
+    "Collected",
     "OpenSearchSource",
     "PsEsSource",
     "SearchSource",
     "Source",
     "SummarySource",
+    "collect_summaries",
     "search_source",
+    "split_modes",
 ]

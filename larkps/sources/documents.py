@@ -95,12 +95,15 @@ def summary_for(
 ) -> SeriesSummary | None:
     """The server-side statistics of one field in one composite bucket, in larkps units."""
     name = aggregation_name(spec)
-    latest = _value(bucket, "latest")
+    latest, earliest = _value(bucket, "latest"), _value(bucket, "earliest")
+    documents = number(bucket.get("doc_count"))
     common: dict[str, Any] = {
         "series": series,
         "start": window[0],
         "end": window[1],
         "latest_ts": None if latest is None else int(latest // 1000),
+        "first_ts": None if earliest is None else int(earliest // 1000),
+        "documents": None if documents is None else int(documents),
     }
     if spec.kind is Kind.FAILURE:
         failed = number(_get(bucket, f"{name}__n", "doc_count"))

@@ -154,7 +154,11 @@ PSES_INDICES = (
 EQUIVALENTS: dict[str, tuple[str, ...]] = {
     "histogram-owdelay": ("owdelay-median", "owdelay-mean"),
     "histogram-rtt": ("rtt-mean", "rtt-min"),
-    "packet-count-lost": ("packet-loss-rate",),
+    "packet-count-lost": (
+        "packet-loss-rate",
+        "packet-count-lost-bidir",
+        "packet-loss-rate-bidir",
+    ),
 }
 
 

@@ -3,7 +3,7 @@
 One composite aggregation per index, paged with ``after_key``; each bucket (one
 host pair and address family) carries avg, min, max, value_count and
 percentiles of every value field, sums of packet counts, the failed-run count,
-the newest start time and the newest document (for endpoints). larkps
+the oldest and newest start times and the newest document (for endpoints). larkps
 downloads one bucket per pair instead of every point, so the cost of a cycle
 no longer grows with the number of tests in the window.
 """
@@ -44,6 +44,7 @@ def summary_request(
     aggregations: dict[str, Any] = {
         "newest": query.newest_hit(source.time_field, source.identity_fields()),
         "latest": {"max": {"field": source.time_field}},
+        "earliest": {"min": {"field": source.time_field}},
     }
     for spec in fields:
         aggregations.update(statistics(spec))
