@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from event_types import EVENTS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -20,21 +21,6 @@ from larkps.store import Store
 
 HOUR = 3600
 T0 = 1_700_000_000 // HOUR * HOUR  # on the hour
-EVENTS = {
-    Metric.THROUGHPUT: "throughput",
-    Metric.OWDELAY: "histogram-owdelay",
-    Metric.PACKETS_LOST: "packet-count-lost",
-    Metric.PACKETS_SENT: "packet-count-sent",
-    Metric.FAILURE: "failures",
-    Metric.CLOCK_ERROR: "time-error-estimates",
-    Metric.OWDELAY_MEDIAN: "owdelay-median",
-    Metric.OWDELAY_MEAN: "owdelay-mean",
-    Metric.RTT_MEAN: "rtt-mean",
-    Metric.RTT_MIN: "rtt-min",
-    Metric.LOSS_RATE: "packet-loss-rate",
-    Metric.LOSS_RATE_BIDIR: "packet-loss-rate-bidir",
-    Metric.PACKETS_LOST_BIDIR: "packet-count-lost-bidir",
-}
 
 
 def series(metric: Metric, key: str, src: str = "A", dst: str = "B") -> Series:

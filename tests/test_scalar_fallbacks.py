@@ -16,6 +16,7 @@ from typing import Any
 import classad2
 import numpy as np
 import pytest
+from event_types import EVENTS
 from pytest_httpserver import HTTPServer
 from search_pages import serve_empty
 from werkzeug import Request, Response
@@ -48,18 +49,6 @@ from larkps.store import Store
 
 NOW = 1_735_775_999  # 2025-01-01T23:59:59Z
 HOUR, DAY = 3600, 86400
-EVENTS = {
-    Metric.OWDELAY: "histogram-owdelay",
-    Metric.OWDELAY_MEDIAN: "owdelay-median",
-    Metric.OWDELAY_MEAN: "owdelay-mean",
-    Metric.RTT_MEAN: "rtt-mean",
-    Metric.RTT_MIN: "rtt-min",
-    Metric.LOSS_RATE: "packet-loss-rate",
-    Metric.LOSS_RATE_BIDIR: "packet-loss-rate-bidir",
-    Metric.PACKETS_LOST: "packet-count-lost",
-    Metric.PACKETS_LOST_BIDIR: "packet-count-lost-bidir",
-    Metric.PACKETS_SENT: "packet-count-sent",
-}
 
 
 def series(metric: Metric, key: str) -> Series:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from larkps.aggregate.quality import QualityPolicy, assess, expected_tests
+from larkps.aggregate.quality import QualityPolicy, figure_quality
 from larkps.aggregate.summaries import summary_of
 from larkps.aggregate.weighted import Described
 from larkps.model import Basis, LossSummary, Metric, PathKey, PathStats, Quality, Summary
@@ -96,15 +96,14 @@ def _quality(
     clock_error: bool = False,
     rejected: int = 0,
 ) -> Quality:
-    known = [c for c, _ in cadences if c is not None]
-    return assess(
+    return figure_quality(
         tests,
-        expected_tests(span.seconds, cadences),
-        latest_ts if tests else None,
+        cadences,
+        latest_ts,
+        span.seconds,
         span.end,
         policy,
         clock_error=clock_error,
-        cadence=min(known) if known else None,
         rejected=rejected,
     )
 

@@ -7,7 +7,7 @@ it. A figure built from several series expects the sum.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -82,5 +82,30 @@ def assess(
         low=completeness is not None and completeness < policy.min_completeness,
         clock_error=clock_error,
         cadence=cadence,
+        rejected=rejected,
+    )
+
+
+def figure_quality(
+    tests: int,
+    cadences: Sequence[tuple[int | None, int]],
+    latest_ts: int | None,
+    span: int,
+    end: int,
+    policy: QualityPolicy,
+    *,
+    clock_error: bool = False,
+    rejected: int = 0,
+) -> Quality:
+    """The Quality of a figure made of series with these (cadence, tests) pairs."""
+    known = [c for c, _ in cadences if c is not None]
+    return assess(
+        tests,
+        expected_tests(span, cadences),
+        latest_ts if tests else None,
+        end,
+        policy,
+        clock_error=clock_error,
+        cadence=min(known) if known else None,
         rejected=rejected,
     )

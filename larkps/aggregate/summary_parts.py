@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from larkps.aggregate.paths import GroupKey, group_key
-from larkps.aggregate.quality import QualityPolicy, assess, expected_tests
+from larkps.aggregate.quality import QualityPolicy, figure_quality
 from larkps.model import Basis, LossSummary, Metric, Quality, SeriesKey, SeriesSummary
 
 Key = tuple[str, str, str]  # a SeriesKey as a plain tuple: cheap to hash in the loops
@@ -96,15 +96,8 @@ class WindowView:
     ) -> Quality:
         """The Quality of a figure of ``keys`` (shared rules: ``assess``)."""
         counts = [(self.cadences.get(k), s.count if (s := self.this.get(k)) else 0) for k in keys]
-        known = [c for c, _ in counts if c is not None]
-        return assess(
-            tests,
-            expected_tests(self.window, counts),
-            latest if tests else None,
-            self.end,
-            self.policy,
-            clock_error=clock_error,
-            cadence=min(known) if known else None,
+        return figure_quality(
+            tests, counts, latest, self.window, self.end, self.policy, clock_error=clock_error
         )
 
 
