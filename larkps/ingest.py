@@ -16,8 +16,8 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 
 BATCH_POINTS = 20000  # points per transaction, at most
 BATCH_SECONDS = 0.1  # and at most this long gathering them (one fsync per transaction)
+GATHER_POLL = 0.005  # while gathering, look for new results this often (not per result)
+QUEUED_ITEMS = 4096  # fetch threads wait while this many results await a commit
 PRUNE_EVERY = 3600
 GC_THRESHOLDS = (5000, 10, 100)  # gc thresholds during a cycle (the default is 700, 10, 10)
 Progress = Callable[[int, int, int], None]  # (series done, series total, points stored)
@@ -286,7 +288,9 @@ class _Runner:
         self.sources = {p.source.name: p.source for p in plans}
         self.deadline = deadline
         self.progress = progress
-        self.results: queue.Queue[Commit | _Done] = queue.Queue(maxsize=4096)
+        # A SimpleQueue: put and get are C calls, and the committer polls it while
+        # gathering a batch instead of waking once per result (~2 results a series).
+        self.results: queue.SimpleQueue[Commit | _Done] = queue.SimpleQueue()
         self.cancel = threading.Event()
         self.owners: dict[int, Series] = {}
         self.keep = True
@@ -294,27 +298,29 @@ class _Runner:
     def run(self, tasks: list[_Task]) -> _Tally:
         tally = _Tally()
         self.owners = {t.stored.id: t.stored.series for t in tasks}
-        pools = {
-            name: ThreadPoolExecutor(
-                max_workers=max(1, source.client.options.max_connections),
-                thread_name_prefix=f"larkps-fetch-{name}",
-            )
-            for name, source in self.sources.items()
-        }
+        todo: dict[str, deque[_Task]] = {name: deque() for name in self.sources}
+        for task in tasks:
+            todo[task.archive].append(task)
         try:
-            for task in tasks:
-                pools[task.archive].submit(self._fetch, task)
+            for name, source in self.sources.items():
+                self._start_workers(name, todo[name], source.client.options.max_connections)
             self._collect(tasks, tally)
         finally:
-            self.cancel.set()
-            for pool in pools.values():
-                pool.shutdown(wait=False, cancel_futures=True)
+            self.cancel.set()  # workers finish the task in hand and stop
         return tally
+
+    def _start_workers(self, archive: str, todo: deque[_Task], connections: int) -> None:
+        """One thread per connection of the archive, taking tasks in order (a plain
+        deque: an executor's future, locks and wake-ups per task cost more than the
+        small request of a steady cycle)."""
+        for i in range(min(max(1, connections), len(todo))):
+            name = f"larkps-fetch-{archive}_{i}"
+            threading.Thread(target=self._work, args=(todo,), name=name).start()
 
     def _collect(self, tasks: list[_Task], tally: _Tally) -> None:
         pending = {id(t): t for t in tasks}
         while pending:
-            batch = self._next_batch()
+            batch = self._next_batch(len(pending))
             if batch is None:  # the deadline passed: keep what was fetched so far
                 self.cancel.set()
                 break
@@ -330,7 +336,7 @@ class _Runner:
             problem = "cycle deadline reached; fetched in part or not at all"
             tally.problems.append(FetchProblem(task.archive, what, problem, "deadline"))
 
-    def _next_batch(self) -> list[Commit | _Done] | None:
+    def _next_batch(self, pending: int) -> list[Commit | _Done] | None:
         while True:
             wait = 0.5
             if self.deadline is not None:
@@ -341,21 +347,31 @@ class _Runner:
                 first = self.results.get(timeout=wait)
             except queue.Empty:
                 continue
-            return self._gather(first)
+            return self._gather(first, pending)
 
-    def _gather(self, first: Commit | _Done) -> list[Commit | _Done]:
-        """More items for the same transaction: up to BATCH_POINTS or BATCH_SECONDS."""
-        batch, size = [first], 0
+    def _gather(self, first: Commit | _Done, pending: int) -> list[Commit | _Done]:
+        """More items for the same transaction: up to BATCH_POINTS or BATCH_SECONDS, or
+        until every pending task has reported done."""
+        batch = [first]
+        size = len(first.points) if isinstance(first, Commit) else 0
+        done = 0 if isinstance(first, Commit) else 1
         until = time.monotonic() + BATCH_SECONDS
         if self.deadline is not None:
             until = min(until, self.deadline)
-        while size < BATCH_POINTS:
-            try:
-                item = self.results.get(timeout=max(0.0, until - time.monotonic()))
-            except queue.Empty:
-                break
-            batch.append(item)
-            size += len(item.points) if isinstance(item, Commit) else 0
+        while size < BATCH_POINTS and done < pending:
+            items = self._drain(BATCH_POINTS - size)
+            if not items:
+                left = until - time.monotonic()
+                if left <= 0:
+                    break
+                time.sleep(min(GATHER_POLL, left))
+                continue
+            batch.extend(items)
+            for item in items:
+                if isinstance(item, Commit):
+                    size += len(item.points)
+                else:
+                    done += 1
         return batch
 
     def _drain(self, limit: int | None = None) -> list[Commit | _Done]:
@@ -388,6 +404,14 @@ class _Runner:
             self.progress(tally.done, total, tally.stored)
 
     # -- worker threads (never touch the store) ------------------------------------------
+    def _work(self, todo: deque[_Task]) -> None:
+        while not self.cancel.is_set():
+            try:
+                task = todo.popleft()
+            except IndexError:
+                return
+            self._fetch(task)
+
     def _fetch(self, task: _Task) -> None:
         series = task.stored.series
         rejected: dict[str, int] = {}
@@ -427,12 +451,12 @@ class _Runner:
             self._put(Commit(task.stored.id, (), covered_from=fetch_range.start))
 
     def _put(self, item: Commit | _Done) -> None:
-        while not self.cancel.is_set():
-            try:
-                self.results.put(item, timeout=0.2)
-                return
-            except queue.Full:
-                continue
+        """Hand a result to the committer; wait while too many are queued (a big
+        backfill fetches faster than SQLite stores); dropped once cancelled."""
+        while self.results.qsize() >= QUEUED_ITEMS and not self.cancel.is_set():
+            time.sleep(GATHER_POLL)
+        if not self.cancel.is_set():
+            self.results.put(item)
 
 
 def _rejected(task: _Task, rejected: dict[str, int]) -> FetchProblem | None:

@@ -86,6 +86,8 @@ class FakeArchive:
         self.hits: Counter[str] = Counter()
         self.active = 0
         self.max_active = 0
+        self.sleeping = 0
+        self.max_sleeping = 0
         self.lock = threading.Lock()
         self.server = _Server(("127.0.0.1", 0), Handler)
         self.server.archive = self
@@ -174,8 +176,21 @@ def throughput_metadata(key: str, source: str, destination: str) -> dict[str, ob
 
 
 def sleeper(seconds: float) -> Behaviour:
+    """Answer [] after a pause; the pauses that overlap are counted in ``max_sleeping``.
+
+    The count drops before the answer is sent, so a client that waits for an answer
+    before its next request can never be seen over its limit (``max_active`` can: a
+    handler leaves only after its answer is out).
+    """
+
     def behaviour(handler: Handler, params: dict[str, str]) -> None:
+        archive = handler.server.archive
+        with archive.lock:
+            archive.sleeping += 1
+            archive.max_sleeping = max(archive.max_sleeping, archive.sleeping)
         time.sleep(seconds)
+        with archive.lock:
+            archive.sleeping -= 1
         handler.send_json([])
 
     return behaviour

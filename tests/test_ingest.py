@@ -158,7 +158,7 @@ def test_per_archive_connection_limit_is_kept(tmp_path: Path):
         for key in keys:
             archive.behaviours[key] = sleeper(0.1)
         run(tmp_path, archive.url, T, T - 7200, ("throughput",), max_connections=3)
-    assert 1 < archive.max_active <= 3
+    assert 1 < archive.max_sleeping <= 3
 
 
 def test_5xx_is_retried_with_backoff_and_4xx_is_not(tmp_path: Path):

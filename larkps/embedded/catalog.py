@@ -135,6 +135,9 @@ COUNT_EVENTS = frozenset(
 LOSS_EVENTS = frozenset({"packet-loss-rate", "packet-loss-rate-bidir"})
 DELAY_HISTOGRAMS = frozenset({"histogram-owdelay", "histogram-rtt"})
 ALL_EVENT_TYPES = frozenset(et for events in ESMOND_EVENTS.values() for et, _ in events)
+KIND_EVENT_TYPES = {
+    kind: frozenset(et for et, _ in events) for kind, events in ESMOND_EVENTS.items()
+}  # esmond's event types of each test kind (what a series can hold)
 
 
 def event_types(kind: str, flavour: str) -> tuple[tuple[str, tuple[Summary, ...]], ...]:

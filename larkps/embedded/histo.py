@@ -52,12 +52,20 @@ class Hist:
 
     def take(self, rows: NDArray[np.int64]) -> Hist:
         """The histograms at ``rows`` (ascending indices)."""
+        if rows.size and int(rows[-1]) - int(rows[0]) == rows.size - 1:
+            return self._span(int(rows[0]), int(rows[-1]) + 1)
         lengths = np.diff(self.offsets)[rows]
         starts = self.offsets[:-1][rows]
         idx = np.repeat(starts - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths)
         idx = idx + np.arange(int(lengths.sum()), dtype=np.int64)
         offsets = np.concatenate(([0], np.cumsum(lengths))).astype(np.int64)
         return Hist(self.values[idx], self.counts[idx], offsets)
+
+    def _span(self, first: int, stop: int) -> Hist:
+        """Rows ``first`` to ``stop - 1``, as :meth:`take` gives them (arrays copied)."""
+        offsets = self.offsets[first : stop + 1]
+        lo, hi = int(offsets[0]), int(offsets[-1])
+        return Hist(self.values[lo:hi].copy(), self.counts[lo:hi].copy(), offsets - lo)
 
     def expand(self) -> NDArray[np.int32]:
         """Every sample of every row, as one flat array."""

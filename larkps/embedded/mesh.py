@@ -7,13 +7,13 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from larkps.embedded import summaries
-from larkps.embedded.catalog import event_types
+from larkps.embedded.catalog import KIND_EVENT_TYPES
 from larkps.embedded.config import MeshConfig
 from larkps.embedded.directory import Directory
 from larkps.embedded.generate import Block, GenParams, concat_blocks, is_failed, make_block, select
 from larkps.embedded.hosts import FAMILIES, Host, Site, build_sites, roles_for
 from larkps.embedded.metadata import Shape, bucket_width
-from larkps.embedded.render import RenderCtx, event_rows, presence, values
+from larkps.embedded.render import IntArray, RenderCtx, event_rows, presence, values
 from larkps.embedded.series import Cadence, Series, enumerate_series
 from larkps.embedded.truth import METRIC_KIND, METRICS, Truth, compute_truth
 from larkps.embedded.world import DAY, Outage, Physics, World
@@ -60,7 +60,8 @@ class Mesh:
         self._series: list[Series] | None = None
         self._by_key: dict[str, Series] = {}
         self._pairs: dict[tuple[int, int], tuple[int, int]] = {}
-        self._cache: OrderedDict[tuple[int, int], Block] = OrderedDict()
+        self._cache: OrderedDict[tuple[int, int], _Cached] = OrderedDict()
+        self._ctx: dict[int, RenderCtx] = {}
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -70,14 +71,18 @@ class Mesh:
     @property
     def series(self) -> list[Series]:
         """Every series, in index order (built on first use)."""
+        built = self._series  # set last, once everything else is in place
+        if built is not None:
+            return built
         with self._lock:
             if self._series is None:
                 cfg = self.config
-                self._series = enumerate_series(cfg.seed, self.sites, self._cadence, cfg.flavour)
-                self._by_key = {s.key: s for s in self._series}
-                for s in self._series:
+                series = enumerate_series(cfg.seed, self.sites, self._cadence, cfg.flavour)
+                self._by_key = {s.key: s for s in series}
+                for s in series:
                     lo, _ = self._pairs.get((s.src.index, s.dst.index), (s.index, s.index))
                     self._pairs[(s.src.index, s.dst.index)] = (lo, s.index + 1)
+                self._series = series
             return self._series
 
     def series_by_key(self, key: str) -> Series | None:
@@ -132,11 +137,17 @@ class Mesh:
     # -- data --------------------------------------------------------------------------
     def render_ctx(self, series: Series) -> RenderCtx:
         """How values of ``series`` are written (label scale 10 for 0.0001 buckets)."""
-        scale = 10 if bucket_width(series, self.shape) < 0.001 else 1
-        return RenderCtx(self.config.seed, self.config.flavour, scale)
+        ctx = self._ctx.get(series.index)
+        if ctx is None:
+            scale = 10 if bucket_width(series, self.shape) < 0.001 else 1
+            ctx = self._ctx[series.index] = RenderCtx(self.config.seed, self.config.flavour, scale)
+        return ctx
 
     def block(self, series: Series, index: int) -> Block:
         """The (cached) block of ``series`` that starts at ``index * block_seconds``."""
+        return self._cached(series, index).block
+
+    def _cached(self, series: Series, index: int) -> _Cached:
         key = (series.index, index)
         with self._lock:
             hit = self._cache.get(key)
@@ -144,12 +155,12 @@ class Mesh:
                 self._cache.move_to_end(key)
                 return hit
         span = self.config.block_seconds
-        block = make_block(self.gen, self.world, series, index * span, (index + 1) * span)
+        made = _Cached(make_block(self.gen, self.world, series, index * span, (index + 1) * span))
         with self._lock:
-            self._cache[key] = block
+            self._cache[key] = made
             while len(self._cache) > self.config.cache_blocks:
                 self._cache.popitem(last=False)
-        return block
+        return made
 
     def _blocks(self, lo: int, hi: int) -> range:
         """Indices of the blocks that hold lo <= ts <= hi (ts >= 0)."""
@@ -181,20 +192,18 @@ class Mesh:
         out: list[dict[str, object]] = []
         skip = offset
         for index in self._blocks(start, end):
-            block = self.block(series, index)
-            rows = event_rows(series, event_type, block)
-            if rows is None:
+            cached = self._cached(series, index)
+            found = cached.event_rows(series, event_type)
+            if found is None:
                 return []
-            ts = block.ts[rows]
-            rows = rows[(ts >= start) & (ts <= end)]
-            drop = min(skip, rows.size)
-            rows, skip = rows[drop:], skip - drop
+            rows, ts = found
+            a, b = int(ts.searchsorted(start)), int(ts.searchsorted(end, side="right"))
+            drop = min(skip, b - a)
+            a, skip = a + drop, skip - drop
             if limit is not None:
-                rows = rows[: limit - len(out)]
-            vals = values(ctx, series, event_type, block, rows)
-            out.extend(
-                {"ts": t, "val": v} for t, v in zip(block.ts[rows].tolist(), vals, strict=True)
-            )
+                b = min(b, a + limit - len(out))
+            vals = values(ctx, series, event_type, cached.block, rows[a:b])
+            out.extend({"ts": t, "val": v} for t, v in zip(ts[a:b].tolist(), vals, strict=True))
             if limit is not None and len(out) >= limit:
                 break
         return out
@@ -241,7 +250,7 @@ class Mesh:
 
     def _may_have(self, series: Series, event: str) -> bool:
         """False when ``series`` can never have a point of ``event``."""
-        if not any(et == event for et, _ in event_types(series.kind, "esmond")):
+        if event not in KIND_EVENT_TYPES[series.kind]:
             return False
         failures_possible = series.kind == "throughput" and self.gen.failure_rate > 0.0
         return presence(event) != "failed" or failures_possible
@@ -275,6 +284,24 @@ class Mesh:
         if metric in ("owdelay", "rtt") and data.hist is not None:
             data = select(data, data.hist.totals > 0)
         return compute_truth(metric, [data] if data.ts.size else [])
+
+
+class _Cached:
+    """A cached block and, per event type, its rows carrying a point and their ``ts``."""
+
+    def __init__(self, block: Block) -> None:
+        self.block = block
+        self._rows: dict[str, tuple[IntArray, IntArray] | None] = {}
+
+    def event_rows(self, series: Series, event: str) -> tuple[IntArray, IntArray] | None:
+        """(rows, ts ascending) of ``event``; None when ``series`` has no such event."""
+        try:
+            return self._rows[event]
+        except KeyError:
+            rows = event_rows(series, event, self.block)
+            found = None if rows is None else (rows, self.block.ts[rows])
+            self._rows[event] = found
+            return found
 
 
 @dataclass(frozen=True)

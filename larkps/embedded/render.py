@@ -5,12 +5,13 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from numpy.typing import NDArray
 
 from larkps.embedded._rand import Stream, block_rng, hash_int, uuid_hex
-from larkps.embedded.catalog import event_types
+from larkps.embedded.catalog import KIND_EVENT_TYPES
 from larkps.embedded.generate import Block
 from larkps.embedded.histo import Hist
 from larkps.embedded.series import Series
@@ -58,7 +59,7 @@ class RenderCtx:
 
 def event_rows(series: Series, event: str, block: Block) -> IntArray | None:
     """Indices of the block rows that carry a point of ``event`` (None: no such event)."""
-    if not any(et == event for et, _ in event_types(series.kind, "esmond")):
+    if event not in KIND_EVENT_TYPES[series.kind]:
         return None
     n = block.ts.size
     if event == "failures":
@@ -86,14 +87,43 @@ def label_formatter(flavour: str, event: str, scale: int) -> Formatter:
     return lambda v: repr(v * scale / 100)
 
 
-def histogram_dicts(hist: Hist, fmt: Formatter) -> list[dict[str, int]]:
-    """One ``{label: count}`` dict per histogram row."""
-    uniq, inverse = np.unique(hist.values, return_inverse=True)
-    labels = [fmt(int(v)) for v in uniq]
-    names = [labels[i] for i in inverse.tolist()]
-    counts = hist.counts.tolist()
-    offsets = hist.offsets.tolist()
-    return [dict(zip(names[a:b], counts[a:b], strict=True)) for a, b in itertools.pairwise(offsets)]
+class Labels:
+    """Bucket label texts of one (flavour, event, scale), memoised by bucket value."""
+
+    def __init__(self, fmt: Formatter) -> None:
+        self._fmt = fmt
+        self._memo: dict[int, str] = {}
+
+    def of(self, buckets: list[int]) -> list[str]:
+        """The label of every bucket value in ``buckets``."""
+        memo = self._memo
+        try:
+            return [memo[v] for v in buckets]
+        except KeyError:
+            for v in buckets:
+                if v not in memo:
+                    memo[v] = self._fmt(v)
+            return [memo[v] for v in buckets]
+
+
+@lru_cache(maxsize=64)
+def labels_for(flavour: str, event: str, scale: int) -> Labels:
+    """The shared :class:`Labels` of ``label_formatter(flavour, event, scale)``."""
+    return Labels(label_formatter(flavour, event, scale))
+
+
+def histogram_dicts(
+    hist: Hist, labels: Labels, first: int = 0, stop: int | None = None
+) -> list[dict[str, int]]:
+    """One ``{label: count}`` dict per histogram row (rows ``first`` to ``stop - 1``)."""
+    offsets = hist.offsets[first : (hist.rows if stop is None else stop) + 1].tolist()
+    lo, hi = offsets[0], offsets[-1]
+    names = labels.of(hist.values[lo:hi].tolist())
+    counts = hist.counts[lo:hi].tolist()
+    return [
+        dict(zip(names[a - lo : b - lo], counts[a - lo : b - lo], strict=True))
+        for a, b in itertools.pairwise(offsets)
+    ]
 
 
 def _uuid(*parts: int) -> str:
@@ -162,6 +192,8 @@ def values(
         got = (block.num["sent"][rows] - block.num["lost"][rows]).tolist()
         return [{str(t): g} for t, g in zip(ttl, got, strict=True)]
     assert block.hist is not None
-    return list(
-        histogram_dicts(block.hist.take(rows), label_formatter(ctx.flavour, event, ctx.label_scale))
-    )
+    labels = labels_for(ctx.flavour, event, ctx.label_scale)
+    first = int(rows[0]) if rows.size else 0
+    if rows.size and int(rows[-1]) - first == rows.size - 1:  # a run of rows: no copy
+        return list(histogram_dicts(block.hist, labels, first, first + rows.size))
+    return list(histogram_dicts(block.hist.take(rows), labels))

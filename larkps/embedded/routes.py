@@ -45,7 +45,11 @@ class Request:
     @property
     def params(self) -> dict[str, str]:
         """Query parameters (the last value wins, as Django's QueryDict.get does)."""
-        return dict(parse_qsl(self.query, keep_blank_values=True))
+        if "%" in self.query or "+" in self.query:
+            return dict(parse_qsl(self.query, keep_blank_values=True))
+        # nothing to unquote: parse_qsl's split, without its per-field unquote calls
+        pairs = (field.partition("=") for field in self.query.split("&") if field)
+        return {name: value for name, _, value in pairs}
 
     @property
     def url(self) -> str:

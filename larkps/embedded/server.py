@@ -1,29 +1,32 @@
 """EmbeddedArchive: an esmond/elmond-compatible HTTP server over a :class:`Mesh`.
 
-Stdlib only: a ``ThreadingHTTPServer`` speaking HTTP/1.1 with keep-alive, bound to
-loopback by default, serving on a daemon thread.
+A ``ThreadingHTTPServer`` speaking HTTP/1.1 with keep-alive, bound to loopback by
+default, serving on a daemon thread; requests are parsed and answered lean
+(larkps.embedded.wire).
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import socket
 import sys
 import threading
 import time
 from collections.abc import Callable
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 
 from larkps.embedded.mesh import Mesh
 from larkps.embedded.metadata import ARCHIVE_PATH
 from larkps.embedded.routes import ArchiveApp, Request, Response
+from larkps.embedded.wire import HeaderError, json_body, read_headers, response_head
 
 log = logging.getLogger(__name__)
 _MAX_BODY = 1 << 20
 _POLL_SECONDS = 0.05
+_PLAIN_VERSIONS = (b"HTTP/1.1", b"HTTP/1.0")
 
 
 class _Server(ThreadingHTTPServer):
@@ -44,10 +47,17 @@ class _Server(ThreadingHTTPServer):
 
 
 class _Handler(BaseHTTPRequestHandler):
+    """http.server's request loop, with a lean parser for plain HTTP/1.x requests.
+
+    ``fields`` holds the request's headers (lower-cased names), whichever parser ran.
+    """
+
     protocol_version = "HTTP/1.1"
     server_version = "larkps-embedded-archive/1"
     timeout = 60
     server: _Server
+    raw_requestline: bytes
+    fields: dict[str, str]
 
     def setup(self) -> None:
         super().setup()
@@ -59,6 +69,39 @@ class _Handler(BaseHTTPRequestHandler):
         with self.server.conn_lock:
             self.server.connections.discard(self.connection)
         super().finish()
+
+    def parse_request(self) -> bool:
+        """``METHOD path HTTP/1.x`` in ASCII read here; any other request line by http.server."""
+        raw = self.raw_requestline
+        words = raw.split()
+        if len(words) != 3 or words[2] not in _PLAIN_VERSIONS or not raw.isascii():
+            return self._parse_as_stdlib()
+        command, path, version = (word.decode("ascii") for word in words)
+        self.command, self.request_version = command, version
+        self.requestline = raw.decode("ascii").rstrip("\r\n")
+        self.path = "/" + path.lstrip("/") if path.startswith("//") else path
+        self.close_connection = True
+        try:
+            self.fields = read_headers(self.rfile)
+        except HeaderError as err:
+            self.send_error(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, err.message, err.explain)
+            return False
+        connection = self.fields.get("connection", "").lower()
+        self.close_connection = connection == "close" or (
+            version != "HTTP/1.1" and connection != "keep-alive"
+        )
+        expect = self.fields.get("expect", "").lower()
+        if expect == "100-continue" and version == "HTTP/1.1":
+            return self.handle_expect_100()
+        return True
+
+    def _parse_as_stdlib(self) -> bool:
+        ok = super().parse_request()
+        if ok:
+            self.fields = {}
+            for name, value in self.headers.items():
+                self.fields.setdefault(name.lower(), value)
+        return ok
 
     def do_GET(self) -> None:
         self._serve(head=False)
@@ -73,7 +116,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _drain(self) -> None:
         """Consume a request body so the next request on this connection parses."""
         try:
-            length = int(self.headers.get("Content-Length") or 0)
+            length = int(self.fields.get("content-length") or 0)
         except ValueError:
             length = -1
         if 0 <= length <= _MAX_BODY:
@@ -86,7 +129,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self, head: bool) -> None:
         self._drain()
         path, _, query = self.path.partition("?")
-        host = self.headers.get("Host") or self.server.archive.authority
+        host = self.fields.get("host") or self.server.archive.authority
         request = Request(path=path, query=query, root=f"http://{host}")
         try:
             response = self.server.archive.app.handle(request)
@@ -96,19 +139,16 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(response, head)
 
     def _send(self, response: Response, head: bool) -> None:
-        sort = self.server.archive.mesh.config.flavour == "elmond"
-        body = json.dumps(
-            response.body, separators=(",", ":"), sort_keys=sort, allow_nan=False
-        ).encode()
-        self.send_response(response.status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in response.headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.server.archive.count_request()
-        if not head:
-            self.wfile.write(body)
+        """Write status line, headers and (unless ``head``) body in one ``sendall``."""
+        archive = self.server.archive
+        body = json_body(response.body, archive.sort_keys)
+        out = b""
+        if self.request_version != "HTTP/0.9":
+            out = response_head(response.status, self.version_string(), len(body), response.headers)
+        if log.isEnabledFor(logging.DEBUG):
+            self.log_request(response.status)
+        archive.count_request()
+        self.wfile.write(out if head else out + body)
 
     def log_message(self, format: str, *args: object) -> None:
         log.debug("%s %s", self.address_string(), format % args)
@@ -132,6 +172,7 @@ class EmbeddedArchive:
         self.host = host
         self.port = port
         self.app = ArchiveApp(mesh, clock)
+        self.sort_keys = mesh.config.flavour == "elmond"  # elmond's JSON has sorted keys
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._served = 0

@@ -9,7 +9,7 @@ from larkps.embedded.catalog import DELAY_HISTOGRAMS, LOSS_EVENTS
 from larkps.embedded.generate import Block
 from larkps.embedded.histo import Hist, merge_groups, modes, stats
 from larkps.embedded.query import BadRequest
-from larkps.embedded.render import NUM_FIELD, RenderCtx, histogram_dicts, label_formatter
+from larkps.embedded.render import NUM_FIELD, RenderCtx, histogram_dicts, labels_for
 
 IntArray = NDArray[np.int64]
 Point = dict[str, object]
@@ -106,8 +106,8 @@ def aggregate_histograms(
     assert block.hist is not None
     starts, inv = _groups(block.ts[rows], window)
     _, merged = merge_groups(block.hist.take(rows), inv)
-    fmt = label_formatter(ctx.flavour, event, ctx.label_scale)
-    return _points(starts, list(histogram_dicts(merged, fmt)))
+    labels = labels_for(ctx.flavour, event, ctx.label_scale)
+    return _points(starts, list(histogram_dicts(merged, labels)))
 
 
 def compute(

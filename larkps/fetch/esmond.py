@@ -122,6 +122,8 @@ class EsmondSource:
         self.event_types = tuple(event_types)
         self.skipped_metadata = 0  # malformed metadata objects in the last discovery
         self._data_urls: dict[str, str] = {}
+        parts = urlsplit(self.url)
+        self._origin = f"{parts.scheme}://{parts.netloc}"
 
     def discover(self, event_types: Iterable[str], since: int) -> list[Series]:
         """Every series of the given event types that has data since `since`."""
@@ -168,7 +170,7 @@ class EsmondSource:
         """
         url = self._data_urls.get(series.data_uri)
         if url is None:  # urljoin costs as much as parsing a small page: once per series
-            url = self._data_urls[series.data_uri] = urljoin(self.url, series.data_uri)
+            url = self._data_urls[series.data_uri] = self._join(series.data_uri)
         cursor, limit = start, self.data_page
         separator = "&" if "?" in url else "?"
         for _ in range(MAX_PAGES):
@@ -188,6 +190,14 @@ class EsmondSource:
                 problem = f"a full page from {url} has no usable point at or after {cursor}"
                 raise ArchiveFormatError(self.name, problem)
             cursor = parsed.max_ts + 1
+
+    def _join(self, uri: str) -> str:
+        """``urljoin(self.url, uri)``; a plain absolute path (the usual ``base-uri``)
+        is appended to the origin without parsing."""
+        plain = uri.startswith("/") and not uri.startswith("//") and uri.isprintable()
+        if plain and " " not in uri and "#" not in uri and "/." not in uri:
+            return self._origin + uri
+        return urljoin(self.url, uri)
 
     def fetch(self, series: Series, start: int, end: int) -> list[Point]:
         """Points of one series with start <= ts <= end (rejected points are logged)."""

@@ -1,4 +1,4 @@
-"""The only HTTP code of larkps: :class:`JsonClient` over pooled ``http.client`` connections.
+"""The only HTTP code of larkps: :class:`JsonClient` over pooled keep-alive connections.
 
 Per archive, at most ``max_connections`` requests are in flight (a bounded pool of
 keep-alive connections). Connection errors and HTTP 5xx are retried with exponential
@@ -6,12 +6,11 @@ backoff and jitter; 4xx never. Every request honours the connect and read timeou
 and, when set, the client's cycle ``deadline``. Bodies are streamed with a byte cap,
 so a huge or endless response costs at most ``max_response_bytes`` of memory.
 Redirects are followed only to the same host (or a configured one), never from
-https to http.
+https to http. The wire protocol is :mod:`larkps.fetch.wire` (a lean HTTP/1.1 reader).
 """
 
 from __future__ import annotations
 
-import http.client
 import json
 import logging
 import random
@@ -28,12 +27,12 @@ from urllib.parse import urlencode, urljoin, urlsplit
 import orjson
 
 from larkps.errors import ArchiveDeadline, ArchiveFormatError, ArchiveUnavailable
+from larkps.fetch.wire import Connection, ProtocolError, Response
 
 log = logging.getLogger(__name__)
 
 MAX_REDIRECTS = 5
 CHUNK = 1 << 16
-Connection = http.client.HTTPConnection
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +78,7 @@ class _Target:
         base, _, query = url.partition("?")
         if "#" in url or not query.isprintable():  # urlsplit drops these: let it
             base, query = url, ""
-        origin = _split_origin(base)
+        origin = _split_fast(base) or _split_origin(base)
         if origin is None:
             raise ValueError(f"not an http(s) URL: {url!r}")
         scheme, host, port, path = origin
@@ -111,38 +110,45 @@ class ClientStats:
 class _Pool:
     """Idle keep-alive connections per origin, and a bound on those in use."""
 
-    def __init__(self, options: HttpOptions) -> None:
+    def __init__(self, options: HttpOptions, headers: tuple[str, ...]) -> None:
         self.options = options
-        self.slots = threading.BoundedSemaphore(options.max_connections)
+        self.headers = headers
         self.idle: dict[tuple[str, str, int], list[Connection]] = {}
         self.lock = threading.Lock()
+        self.freed = threading.Condition(self.lock)
+        self.in_use = 0
         self.closed = False
         self.tls = _tls_context(options)
 
     def acquire(self, target: _Target, wait: float) -> tuple[Connection, bool]:
         """A connection to ``target`` and whether it was reused."""
-        if not self.slots.acquire(timeout=max(wait, 0.0)):
-            raise ArchiveDeadline("", "cycle deadline reached waiting for a connection")
         with self.lock:
+            if self.in_use >= self.options.max_connections:
+                self._wait_for_slot(wait)
+            self.in_use += 1
             idle = self.idle.get(target.origin)
             if idle:
                 return idle.pop(), True
-        if target.scheme == "https":
-            conn: Connection = http.client.HTTPSConnection(
-                target.host, target.port, context=self.tls
-            )
-        else:
-            conn = http.client.HTTPConnection(target.host, target.port)
-        return conn, False
+            tls = self.tls if target.scheme == "https" else None
+        return Connection(target.host, target.port, tls, self.headers), False
+
+    def _wait_for_slot(self, wait: float) -> None:
+        until = time.monotonic() + max(wait, 0.0)
+        while self.in_use >= self.options.max_connections:
+            if not self.freed.wait(max(until - time.monotonic(), 0.0)):
+                if self.in_use < self.options.max_connections:
+                    return
+                raise ArchiveDeadline("", "cycle deadline reached waiting for a connection")
 
     def release(self, target: _Target, conn: Connection, reusable: bool) -> None:
         with self.lock:
             if reusable and not self.closed:
                 self.idle.setdefault(target.origin, []).append(conn)
                 conn = None  # type: ignore[assignment]
+            self.in_use -= 1
+            self.freed.notify()
         if conn is not None:
             conn.close()
-        self.slots.release()
 
     def close(self) -> None:
         with self.lock:
@@ -151,6 +157,18 @@ class _Pool:
             self.idle.clear()
         for conn in conns:
             conn.close()
+
+
+def _split_fast(url: str) -> tuple[str, str, int, str] | None:
+    """``_split_origin`` of a plain ``http(s)://netloc/path`` URL without parsing the
+    path (a cycle asks thousands of data URIs of a few origins); None otherwise."""
+    if not url.startswith(("http://", "https://")) or not url.isprintable() or " " in url:
+        return None
+    slash = url.find("/", 8)
+    if slash < 0 or "#" in url or "?" in url[:slash]:
+        return None
+    origin = _split_origin(url[:slash])
+    return None if origin is None else (*origin[:3], url[slash:])
 
 
 @lru_cache(maxsize=4096)
@@ -187,15 +205,11 @@ class JsonClient:
         self.options = options
         self.deadline: float | None = None
         self.stats = ClientStats()
-        self._pool = _Pool(options)
-        self._headers = {
-            "User-Agent": "larkps",
-            "Accept": "application/json",
-            "Accept-Encoding": "gzip",
-        }
+        headers = ["User-Agent: larkps", "Accept: application/json", "Accept-Encoding: gzip"]
         if options.auth is not None:
             token = b64encode(f"{options.auth[0]}:{options.auth[1]}".encode()).decode()
-            self._headers["Authorization"] = f"Basic {token}"
+            headers.append(f"Authorization: Basic {token}")
+        self._pool = _Pool(options, tuple(headers))
 
     def close(self) -> None:
         self._pool.close()
@@ -288,9 +302,9 @@ class JsonClient:
         return status, payload, location
 
     def _connect(self, conn: Connection, url: str) -> None:
-        conn.timeout = self._timeout(self.options.connect_timeout)
+        timeout = self._timeout(self.options.connect_timeout)
         try:
-            conn.connect()
+            conn.connect(timeout)
         except ssl.SSLError as exc:
             problem = f"TLS verification failed for {_bare(url)} ({_reason(exc)})"
             raise ArchiveUnavailable(self.name, problem) from None
@@ -308,30 +322,25 @@ class JsonClient:
         body: bytes | None,
         reused: bool,
     ) -> tuple[int, bytes, str | None, bool]:
-        headers = dict(self._headers)
-        if body is not None:
-            headers["Content-Type"] = "application/json"
         assert conn.sock is not None
         conn.sock.settimeout(self._timeout(self.options.read_timeout))
         try:
-            conn.request(method, target.path, body=body, headers=headers)
-            response = conn.getresponse()
+            response = conn.request(method, target.path, body, "application/json")
             return self._handle(response, url)
         except TimeoutError:
             raise ArchiveUnavailable(self.name, f"timed out reading {_bare(url)}") from None
-        except (http.client.HTTPException, ConnectionError) as exc:
+        except (ProtocolError, ConnectionError) as exc:
             error = ArchiveUnavailable(self.name, f"connection to {url} failed ({_reason(exc)})")
             raise _Retry(error, fresh=not reused) from None
         except OSError as exc:
             raise ArchiveUnavailable(self.name, f"error reading {url} ({_reason(exc)})") from None
 
-    def _handle(
-        self, response: http.client.HTTPResponse, url: str
-    ) -> tuple[int, bytes, str | None, bool]:
+    def _handle(self, response: Response, url: str) -> tuple[int, bytes, str | None, bool]:
         status = response.status
-        if 300 <= status < 400 and response.getheader("Location"):
+        location = response.header("location")
+        if 300 <= status < 400 and location:
             _discard(response)
-            return status, b"", response.getheader("Location"), False
+            return status, b"", location, False
         if status != 200:
             snippet = _snippet(_drain(response, 4096))
             error = ArchiveUnavailable(self.name, f"HTTP {status} from {_bare(url)}{snippet}")
@@ -339,15 +348,16 @@ class JsonClient:
                 raise _Retry(error, fresh=True, wait=_retry_after(response))
             raise error
         payload = self._read_body(response, url)
-        return status, payload, None, not response.will_close
+        reusable = response.complete and not response.will_close and not response.conn.rest
+        return status, payload, None, reusable
 
-    def _read_body(self, response: http.client.HTTPResponse, url: str) -> bytes:
+    def _read_body(self, response: Response, url: str) -> bytes:
         cap = self.options.max_response_bytes
-        length = response.getheader("Content-Length")
+        length = response.header("content-length")
         if length and length.isdigit() and int(length) > cap:
             _discard(response)
             raise ResponseTooLarge(self.name, _too_large(url, cap))
-        gzipped = (response.getheader("Content-Encoding") or "").lower() == "gzip"
+        gzipped = (response.header("content-encoding") or "").lower() == "gzip"
         inflate = zlib.decompressobj(wbits=31) if gzipped else None
         parts: list[bytes] = []
         total = 0
@@ -393,18 +403,23 @@ def _too_large(url: str, cap: int) -> str:
     return f"response from {url} is larger than {cap} bytes"
 
 
-def _discard(response: http.client.HTTPResponse) -> None:
+def _discard(response: Response) -> None:
     """Give up on a body we will not read (the connection is not reused)."""
     response.close()
 
 
-def _drain(response: http.client.HTTPResponse, limit: int) -> bytes:
+def _drain(response: Response, limit: int) -> bytes:
+    """Up to ``limit`` bytes of an error body, for the message; the connection closes."""
+    parts: list[bytes] = []
     try:
-        return response.read(limit)
-    except (OSError, http.client.HTTPException):
-        return b""
+        while limit > 0 and (part := response.read(limit)):
+            parts.append(part)
+            limit -= len(part)
+    except (OSError, ProtocolError):
+        pass
     finally:
         response.close()
+    return b"".join(parts)
 
 
 def _snippet(body: bytes) -> str:
@@ -413,8 +428,8 @@ def _snippet(body: bytes) -> str:
     return f": {text}" if text else ""
 
 
-def _retry_after(response: http.client.HTTPResponse) -> float:
-    value = response.getheader("Retry-After") or ""
+def _retry_after(response: Response) -> float:
+    value = response.header("retry-after") or ""
     return min(float(value), 60.0) if value.isdigit() else 0.0
 
 
