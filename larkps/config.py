@@ -33,6 +33,7 @@ from larkps.credentials import (
 from larkps.errors import ConfigError
 from larkps.model import AlarmPolicy, ModelPolicy
 from larkps.sites import SiteMap, SiteRule
+from larkps.throttle import ThrottlePolicy
 
 ARCHIVE_KINDS = ("esmond", "embedded", "opensearch", "ps-es")
 #: Kinds read through a search API, and the index families each can rename.
@@ -132,14 +133,7 @@ class SiteCapacity:
 class ThrottleSettings:
     """Policy for turning bandwidth into concurrency limits."""
 
-    target_utilisation: float = 0.8
-    safety_factor: float = 0.9
-    min_jobs: int = 1
-    max_jobs: int = 200
-    max_step_up: int = 2
-    max_step_down: int = 1
-    min_quality: float = 0.5
-    collapse_fraction: float = 0.5
+    policy: ThrottlePolicy = field(default_factory=ThrottlePolicy)  # read straight in
     transfer_time: int = 600
     site_capacity: tuple[SiteCapacity, ...] = ()
 
@@ -422,20 +416,25 @@ def _daemon(section: Section) -> DaemonSettings:
 
 
 def _throttle(section: Section) -> ThrottleSettings:
-    result = ThrottleSettings(
+    min_jobs = section.integer("min_jobs", 1, minimum=0)
+    max_jobs = section.integer("max_jobs", 200, minimum=1)
+    if min_jobs > max_jobs:
+        raise section.error("min_jobs", "min_jobs must not exceed max_jobs")
+    policy = ThrottlePolicy(
         target_utilisation=section.fraction("target_utilisation", 0.8),
         safety_factor=section.fraction("safety_factor", 0.9),
-        min_jobs=section.integer("min_jobs", 1, minimum=0),
-        max_jobs=section.integer("max_jobs", 200, minimum=1),
+        min_jobs=min_jobs,
+        max_jobs=max_jobs,
         max_step_up=section.integer("max_step_up", 2, minimum=1),
         max_step_down=section.integer("max_step_down", 1, minimum=1),
         min_quality=section.fraction("min_quality", 0.5),
         collapse_fraction=section.fraction("collapse_fraction", 0.5),
+    )
+    result = ThrottleSettings(
+        policy=policy,
         transfer_time=section.duration("transfer_time", "10m"),
         site_capacity=_site_capacities(section.section("site_capacity")),
     )
-    if result.min_jobs > result.max_jobs:
-        raise section.error("min_jobs", "min_jobs must not exceed max_jobs")
     section.finish()
     return result
 

@@ -83,6 +83,7 @@ class IngestReport:
     new_points: Mapping[Series, list[Point]]
     duration_s: float
     archive_errors: tuple[ArchiveError, ...] = ()
+    skipped: tuple[str, ...] = ()  # archives left out of this cycle (not due)
 
     @property
     def partial(self) -> bool:
@@ -177,6 +178,7 @@ class Ingester:
             new_points=tally.new_points,
             duration_s=round(time.monotonic() - started, 3),
             archive_errors=tuple(errors),
+            skipped=tuple(p.source.name for p in all_plans if p.source.name in skip),
         )
 
     def _tasks(

@@ -8,7 +8,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import time
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -84,7 +84,11 @@ class _Fetched:
     archives_ok: list[str]
     archive_errors: list[ArchiveError]
     ingest: IngestReport | None = None  # incremental cycles: new points per series, counters
-    skipped: tuple[str, ...] = ()  # archives not due (own interval): stored points only
+
+    @property
+    def skipped(self) -> tuple[str, ...]:
+        """Archives not due (own interval): only their stored points are in ``data``."""
+        return self.ingest.skipped if self.ingest is not None else ()
 
 
 @contextmanager
@@ -169,37 +173,31 @@ def fetch_cycle(
     With ``cadence`` (daemon cycles), archives whose own ``interval`` has not passed
     since their last attempt are not fetched; their stored points are still loaded.
     """
+    deadline = settings.fetch.deadline
     if not settings.fetch.incremental:
-        deadline = settings.fetch.deadline
         for source in sources:
             source.client.deadline = None if deadline is None else time.monotonic() + deadline
         return fetch_window(sources, now - window, now)
     # Fetch what the cycle's window needs; older points come from the store (or from
     # `larkps fetch --since`), so a cold start does not pull the longest window.
-    skipped = _not_due(settings, sources, now) if cadence else ()
     report, data = ingest(
-        settings, sources, now, now - window, settings.fetch.deadline, window=window, skip=skipped
+        settings, sources, now, now - window, deadline, window=window, cadence=cadence
     )
     return _Fetched(
-        data,
-        list(report.problems),
-        list(report.archives_ok),
-        list(report.archive_errors),
-        report,
-        skipped,
+        data, list(report.problems), list(report.archives_ok), list(report.archive_errors), report
     )
 
 
-def _not_due(settings: Settings, sources: Sequence[Source], now: int) -> tuple[str, ...]:
+def _not_due(
+    settings: Settings, sources: Sequence[Source], now: int, state: IngestStore
+) -> tuple[str, ...]:
     """Sources whose own interval has not passed since their last attempted fetch."""
     names = {s.name for s in sources}
     intervals = [(a.name, a.fetch.interval) for a in settings.archives if a.name in names]
     if all(interval is None for _, interval in intervals):
         return ()
-    with Store.in_directory(settings.state_dir) as store:
-        attempts = IngestStore(store).attempts()
     slack = slack_for(settings.interval, settings.daemon.misfire_grace)
-    skipped = not_due(intervals, attempts, now, slack)
+    skipped = not_due(intervals, state.attempts(), now, slack)
     if skipped:
         log.info("not due this cycle (own interval): %s", ", ".join(skipped))
     return skipped
@@ -213,12 +211,13 @@ def ingest(
     deadline: float | None,
     progress: Progress | None = None,
     window: int | None = None,
-    skip: Collection[str] = (),
+    cadence: bool = False,
 ) -> tuple[IngestReport, list[tuple[Series, list[Point]]]]:
     """Fetch what is new in [since, now] into the state store; with ``window``, also
-    load that window's points back from the store (of ``skip``ped sources too).
+    load that window's points back from the store (of skipped sources too).
 
-    Records the attempt time of every source it fetched (larkps.cadence).
+    With ``cadence``, sources whose own interval has not passed are skipped
+    (larkps.cadence); the attempt time of every source fetched is recorded.
     """
     options = IngestOptions(
         discover_interval=settings.fetch.discover_interval,
@@ -229,6 +228,7 @@ def ingest(
     plans = [ArchivePlan(s, s.event_types, repr(s.filters)) for s in sources]
     with Store.in_directory(settings.state_dir) as store:
         state = IngestStore(store)
+        skip = _not_due(settings, sources, now, state) if cadence else ()
         ingester = Ingester(state, options)
         report = ingester.cycle(plans, now, since, progress, skip=skip)
         state.save_attempts([s.name for s in sources if s.name not in skip], now)
@@ -325,13 +325,15 @@ def run_cycle(
     with open_sources(settings) as sources:
         raw_sources, summary_sources = split_modes(sources)  # summary mode: nothing stored
         fetched = fetch_cycle(settings, raw_sources, now, window, cadence)
-        needed = Policies.from_settings(settings, window).needed
-        summaries = collect_summaries(summary_sources, now, needed, settings.fetch.deadline)
+        policies = Policies.from_settings(settings, window)
+        summaries = collect_summaries(
+            summary_sources, now, policies.needed, settings.fetch.deadline
+        )
     archives_ok = fetched.archives_ok + summaries.archives_ok
     if not archives_ok and not fetched.skipped:
         raise (fetched.archive_errors + summaries.archive_errors)[0]
     fetched_at = time.monotonic()
-    analysis = analyse_fetched(settings, fetched, now, window, summaries)
+    analysis = analyse_fetched(settings, fetched, now, policies, summaries)
     stats = analysis.window(window)
     analysed_at = time.monotonic()
     context = AdContext(
@@ -385,13 +387,13 @@ def analyse_fetched(
     settings: Settings,
     fetched: _Fetched,
     now: int,
-    window: int,
+    policies: Policies,
     summaries: Collected | None = None,
 ) -> Analysis:
     """The aggregate half: rollups in the state store after an incremental fetch,
     else every window straight from the fetched points; summary-mode archives'
     statistics merged in (raw figures win on a path both have)."""
-    policies = Policies.from_settings(settings, window)
+    window = policies.default
     summarised = None
     if summaries is not None and summaries.archives_ok:
         by_window = summaries.by_window

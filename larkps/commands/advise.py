@@ -93,7 +93,7 @@ def _trust(args: argparse.Namespace, settings: Settings | None) -> tuple[int, fl
     stale = args.stale_after or (settings.windows.stale_after if settings else 6 * 3600)
     quality = args.min_quality
     if quality is None:
-        quality = settings.throttle.min_quality if settings else 0.5
+        quality = settings.throttle.policy.min_quality if settings else 0.5
     if not 0 <= quality <= 1:
         raise UsageError("--min-quality: expected a fraction between 0 and 1")
     return stale, quality

@@ -21,7 +21,6 @@ from larkps.errors import LarkpsError, UsageError
 from larkps.estimates import measured_estimate
 from larkps.model import BandwidthEstimate, Family, ThrottleDecision
 from larkps.pipeline import run_cycle
-from larkps.policies import throttle_policy
 from larkps.publish import write_atomically
 from larkps.throttle import (
     EGRESS,
@@ -206,7 +205,7 @@ def compute_decision(
     """Policy from --config (or defaults), demand from the options, capacities measured or given."""
     settings = load_settings(args.config) if args.config else None
     throttle = settings.throttle if settings else ThrottleSettings()
-    policy = throttle_policy(throttle)
+    policy = throttle.policy
     try:
         demand = Demand(
             per_job_bps=args.per_job_rate,

@@ -17,7 +17,6 @@ from larkps.config import Settings, ThrottleSettings
 from larkps.estimates import measured_estimate
 from larkps.meshreport.model import Advice
 from larkps.model import BandwidthEstimate, Family, PathKey, PathStats
-from larkps.policies import throttle_policy
 from larkps.throttle import (
     EGRESS,
     INGRESS,
@@ -50,7 +49,7 @@ def path_advice(
 
 
 def _family_advice(estimates: list[BandwidthEstimate], settings: Settings) -> dict[PathKey, Advice]:
-    policy = throttle_policy(settings.throttle)
+    policy = settings.throttle.policy
     demand = Demand(
         bytes_per_job=settings.report.bytes_per_job,
         transfer_time=settings.throttle.transfer_time,
