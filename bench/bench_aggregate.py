@@ -96,6 +96,7 @@ def worker_duckdb(args: argparse.Namespace) -> dict[str, object]:
 
 def latency_points(index: int, start: int, end: int):
     """One-minute 20-bucket histograms of 600 packets for stream ``index`` in (start, end]."""
+    from larkps.histogram import histogram_of
     from larkps.model import Point
 
     rng = np.random.default_rng(index * 1_000_003 + start)
@@ -109,9 +110,7 @@ def latency_points(index: int, start: int, end: int):
         centre = base + 0.5 * np.sin(minute / 240.0) + rng.normal(0, 0.05)
         values = np.round(centre + 0.01 * np.arange(20) + rng.normal(0, 0.02), 2)
         counts = rng.multinomial(600, np.full(20, 1 / 20))
-        buckets = tuple(
-            sorted((float(v), int(c)) for v, c in zip(values, counts, strict=True) if c)
-        )
+        buckets = histogram_of(zip(values.tolist(), counts.tolist(), strict=True))
         owd.append(Point(ts, histogram=buckets))
         dropped = int(rng.poisson(0.3))
         lost.append(Point(ts, value=float(dropped)))

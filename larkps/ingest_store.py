@@ -19,11 +19,10 @@ Points of a page and the marks that cover them are written in one transaction.
 from __future__ import annotations
 
 import sqlite3
-import struct
-import sys
-from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache, partial
+from itertools import chain
 
 from larkps.model import Endpoint, Family, Histogram, Metric, Point, Series, SeriesKey
 from larkps.sites import SiteMap
@@ -71,16 +70,14 @@ CREATE TABLE IF NOT EXISTS attempts (
     at INTEGER NOT NULL
 )
 """
-_MAX_COUNT = 2**32 - 1
-_UINT32 = next(code for code in "IL" if array(code).itemsize == 4)
-_INSERT = "INSERT OR IGNORE INTO points VALUES (?, ?, ?, ?, ?)"
-# Rows of one kind bind fewer parameters (and no NULLs, which sqlite3 adapts slowly).
-_INSERT_HISTOGRAM = "INSERT OR IGNORE INTO points (series_id, ts, histogram) VALUES (?, ?, ?)"
-_INSERT_VALUE = "INSERT OR IGNORE INTO points (series_id, ts, value) VALUES (?, ?, ?)"
-_UPDATE_MARKS = (
-    "UPDATE series SET hwm = max(coalesce(hwm, ?1), coalesce(?1, hwm)), "
-    "covered_from = coalesce(?2, covered_from) WHERE id = ?3"
-)
+# The columns each kind of row binds: a page of one kind binds fewer parameters (and
+# no NULLs, which sqlite3 adapts slowly); a mixed series takes the full row.
+_COLUMNS = {
+    "histogram": "series_id, ts, histogram",
+    "value": "series_id, ts, value",
+    "full": "series_id, ts, value, histogram, note",
+}
+_CHUNK_ROWS = 4096  # rows per INSERT statement, at most (a power of two)
 _SELECT_SERIES = (
     "SELECT id, archive, metadata_key, event_type, source_host, source_ip, destination_host, "
     "destination_ip, family, metric, tool, data_uri, bucket_width, hwm, covered_from, seen_at "
@@ -114,61 +111,113 @@ class Commit:
     check_existing: bool = False  # backfill: some points may be stored already
 
 
-def encode_histogram(histogram: Histogram) -> bytes:
-    values, counts = zip(*histogram, strict=True)
-    try:  # arrays pack a column in one call; counts out of uint32 range take struct
-        packed_values, packed_counts = array("d", values), array(_UINT32, counts)
-    except OverflowError:
-        return _encode_slowly(values, counts)
-    if sys.byteorder != "little":
-        packed_values.byteswap()
-        packed_counts.byteswap()
-    return packed_values.tobytes() + packed_counts.tobytes()
+Row = tuple[object, ...]
 
 
-def _encode_slowly(values: tuple[float, ...], counts: tuple[int, ...]) -> bytes:
-    if max(counts) > _MAX_COUNT:
-        counts = tuple(min(c, _MAX_COUNT) for c in counts)
-    return struct.pack(f"<{len(values)}d{len(values)}I", *values, *counts)
-
-
-def decode_histogram(blob: bytes) -> Histogram:
-    n = len(blob) // 12
-    numbers = struct.unpack(f"<{n}d{n}I", blob)
-    return tuple(zip(numbers[:n], numbers[n:], strict=True))
-
-
-def _insert(db: sqlite3.Connection, series_id: int, points: Sequence[Point]) -> None:
-    """INSERT OR IGNORE the points of one series, in order (the first of a ts wins).
-
-    A page of one kind (histograms only, or values only) binds three parameters a row
-    and no NULL (sqlite3 adapts None slowly); a mixed page takes the full row."""
-    histograms, values = [], []
+def _page_rows(series_id: int, points: Sequence[Point]) -> tuple[str, list[Row]]:
+    """The kind of one page (a key of _COLUMNS) and its rows, in page order."""
+    histograms: list[Row] = []
+    values: list[Row] = []
     for point in points:
         if point.note is not None:
             break
         if point.histogram and point.value is None:
-            histograms.append((series_id, point.ts, encode_histogram(point.histogram)))
+            histograms.append((series_id, point.ts, point.histogram))
         elif point.histogram is None and point.value is not None:
             values.append((series_id, point.ts, point.value))
         else:
             break
     else:
         if not (histograms and values):
-            rows = histograms or values
-            if rows:
-                db.executemany(_INSERT_HISTOGRAM if histograms else _INSERT_VALUE, rows)
-            return
-    db.executemany(_INSERT, [_row(series_id, p) for p in points])
+            return ("histogram", histograms) if histograms else ("value", values)
+    return "full", [_full_row(series_id, p) for p in points]
 
 
-def _row(series_id: int, point: Point) -> tuple[int, int, float | None, bytes | None, str | None]:
-    blob = encode_histogram(point.histogram) if point.histogram else None
-    return (series_id, point.ts, point.value, blob, point.note)
+def _full_row(series_id: int, point: Point) -> Row:
+    return (series_id, point.ts, point.value, point.histogram or None, point.note)
+
+
+def _widened(kind: str, row: Row) -> Row:
+    """A row of ``kind`` as a full row."""
+    if kind == "histogram":
+        return (row[0], row[1], None, row[2], None)
+    if kind == "value":
+        return (row[0], row[1], row[2], None, None)
+    return row
+
+
+def _rows_by_kind(pages: Sequence[tuple[int, str, list[Row]]]) -> dict[str, list[Row]]:
+    """Group the rows of many pages by kind. A series whose pages are of more than one
+    kind goes whole into the full rows, so each series' rows stay in page order (for
+    INSERT OR IGNORE, the first row of a (series, ts) wins)."""
+    kinds: dict[int, set[str]] = {}
+    for series_id, kind, rows in pages:
+        if rows:
+            kinds.setdefault(series_id, set()).add(kind)
+    groups: dict[str, list[Row]] = {kind: [] for kind in _COLUMNS}
+    for series_id, kind, rows in pages:
+        if rows and len(kinds[series_id]) > 1:
+            groups["full"].extend(_widened(kind, row) for row in rows)
+        elif rows:
+            groups[kind].extend(rows)
+    return groups
+
+
+@lru_cache(maxsize=64)
+def _insert_sql(kind: str, rows: int) -> str:
+    columns = _COLUMNS[kind]
+    one_row = "(" + ",".join("?" * (columns.count(",") + 1)) + ")"
+    head = f"INSERT OR IGNORE INTO points ({columns}) VALUES "  # noqa: S608 (fixed columns)
+    return head + ",".join([one_row] * rows)
+
+
+@lru_cache(maxsize=32)
+def _marks_sql(rows: int) -> str:
+    values = ",".join(["(?,?,?)"] * rows)
+    return (
+        f"WITH marks (new_hwm, new_from, sid) AS (VALUES {values}) "  # noqa: S608 (only ?s)
+        "UPDATE series SET hwm = max(coalesce(hwm, new_hwm), coalesce(new_hwm, hwm)), "
+        "covered_from = coalesce(new_from, covered_from) FROM marks WHERE id = sid"
+    )
+
+
+def _in_chunks(
+    db: sqlite3.Connection, sql: Callable[[int], str], rows: Sequence[Row], most: int
+) -> None:
+    """Run ``sql(n)`` over n rows at a time, n a power of two <= ``most``.
+
+    One statement binds many rows: sqlite3 lets go of the GIL once per statement step,
+    and while fetch threads parse, getting it back can take milliseconds, so
+    ``executemany`` (a step per row) stalled a 600-pair ingest for ~1.4 s. Powers of
+    two keep the distinct statements (and sqlite3's statement cache) small.
+    """
+    flat = list(chain.from_iterable(rows))
+    width = len(rows[0]) if rows else 0
+    done = 0
+    while done < len(rows):
+        size = min(most, 1 << ((len(rows) - done).bit_length() - 1))
+        db.execute(sql(size), flat[done * width : (done + size) * width])
+        done += size
+
+
+def _merged_marks(commits: Sequence[Commit]) -> list[Row]:
+    """One (hwm, covered_from, series id) per series: the largest hwm and the last
+    covered_from, as applying the commits' marks in order would leave them."""
+    merged: dict[int, tuple[int | None, int | None]] = {}
+    for item in commits:
+        if item.hwm is None and item.covered_from is None:
+            continue
+        hwm, covered_from = merged.get(item.series_id, (None, None))
+        if item.hwm is not None:
+            hwm = item.hwm if hwm is None else max(hwm, item.hwm)
+        if item.covered_from is not None:
+            covered_from = item.covered_from
+        merged[item.series_id] = (hwm, covered_from)
+    return [(hwm, covered_from, sid) for sid, (hwm, covered_from) in merged.items()]
 
 
 def _point(ts: int, value: float | None, blob: bytes | None, note: str | None) -> Point:
-    return Point(ts, value, decode_histogram(blob) if blob is not None else None, note)
+    return Point(ts, value, None if blob is None else Histogram(blob), note)
 
 
 class IngestStore:
@@ -178,6 +227,8 @@ class IngestStore:
         self.store = store
         store.ensure_schema(SCHEMA)
         self.db = store.connection
+        variables = self.db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+        self.chunk_rows = _power_of_two_at_most(min(_CHUNK_ROWS, variables // 5))
 
     # -- discovery ---------------------------------------------------------------------
     def last_discovery(self, archive: str, query: str) -> int | None:
@@ -237,17 +288,15 @@ class IngestStore:
         """Write every page and its marks in one transaction; return the points that
         were new to the store, per commit."""
         fresh_per_commit = []
-        marks = [
-            (item.hwm, item.covered_from, item.series_id)
-            for item in commits
-            if item.hwm is not None or item.covered_from is not None
-        ]
+        pages = []
         with self.store.transaction() as db:
             for item in commits:
                 fresh = self._new_points(item) if item.check_existing else list(item.points)
-                _insert(db, item.series_id, fresh)
+                pages.append((item.series_id, *_page_rows(item.series_id, fresh)))
                 fresh_per_commit.append(fresh)
-            db.executemany(_UPDATE_MARKS, marks)  # in commit order, in the same transaction
+            for kind, rows in _rows_by_kind(pages).items():
+                _in_chunks(db, partial(_insert_sql, kind), rows, self.chunk_rows)
+            _in_chunks(db, _marks_sql, _merged_marks(commits), self.chunk_rows)
         return fresh_per_commit
 
     def _new_points(self, item: Commit) -> list[Point]:
@@ -301,6 +350,10 @@ class IngestStore:
                 "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
                 (name, value),
             )
+
+
+def _power_of_two_at_most(n: int) -> int:
+    return 1 << (max(1, n).bit_length() - 1)
 
 
 def _series_row(s: Series, now: int) -> tuple[object, ...]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import NewType
 
 
 class Family(StrEnum):
@@ -117,13 +118,14 @@ class Series:
         return METRIC_UNITS[self.metric]
 
 
-Histogram = tuple[tuple[float, int], ...]
-"""Sorted (bucket value, count) pairs; bucket values already in ms."""
+Histogram = NewType("Histogram", bytes)
+"""Delay buckets, packed: n little-endian float64 values (ms, ascending), then n uint32
+counts. Made and read by larkps.histogram."""
 
 
 @dataclass(frozen=True, slots=True)
 class Point:
-    """One measurement: a scalar value or a histogram, at ts."""
+    """One measurement: a scalar value or a histogram (packed, see larkps.histogram), at ts."""
 
     ts: int
     value: float | None = None

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from larkps.aggregate import histogram_summary, loss_summary, path_stats, weighted_percentiles
+from larkps.histogram import EMPTY, histogram_of
 from larkps.model import Endpoint, Family, Metric, Point, Series, SeriesKey
 
 NOW = 1_700_086_400
@@ -47,8 +48,8 @@ def test_weighted_percentiles_equal_numpy_on_expanded_samples(buckets, quantiles
 
 
 def test_histogram_summary_merges_histograms():
-    first = ((10.0, 3), (11.0, 1))
-    second = ((9.5, 2), (12.0, 4))
+    first = histogram_of([(10.0, 3), (11.0, 1)])
+    second = histogram_of([(9.5, 2), (12.0, 4)])
     summary = histogram_summary([(100, first), (160, second)])
     samples = np.repeat([10.0, 11.0, 9.5, 12.0], [3, 1, 2, 4])
     assert summary.count == 2
@@ -60,7 +61,7 @@ def test_histogram_summary_merges_histograms():
 
 def test_empty_histograms_give_count_zero():
     assert histogram_summary([]).count == 0
-    assert histogram_summary([(1, ())]).median is None
+    assert histogram_summary([(1, EMPTY)]).median is None
 
 
 def test_loss_is_sum_of_lost_over_sum_of_sent_not_mean_of_fractions():
@@ -86,7 +87,7 @@ def test_path_stats_window_is_exclusive_at_start_inclusive_at_end():
 
 def test_path_stats_group_series_of_a_site_pair_and_count_failures():
     tp = [Point(NOW - 3600 * i, value=float(i) * 1e8) for i in range(1, 7)]
-    owd = [Point(NOW - 60 * i, histogram=((5.0 + i, 600),)) for i in range(10)]
+    owd = [Point(NOW - 60 * i, histogram=histogram_of([(5.0 + i, 600)])) for i in range(10)]
     lost = [Point(NOW - 60 * i, value=float(i % 2)) for i in range(10)]
     sent = [Point(NOW - 60 * i, value=600.0) for i in range(10)]
     data = [
@@ -200,7 +201,10 @@ def test_summary_carries_p95_std_latest_value_and_age():
 
 
 def test_histogram_latest_value_is_the_newest_tests_median():
-    owd = [Point(NOW - 60, histogram=((5.0, 3), (9.0, 1))), Point(NOW, histogram=((7.0, 2),))]
+    owd = [
+        Point(NOW - 60, histogram=histogram_of([(5.0, 3), (9.0, 1)])),
+        Point(NOW, histogram=histogram_of([(7.0, 2)])),
+    ]
     (stats,) = path_stats([(series(Metric.OWDELAY), owd)], 3600, NOW)
     assert stats.owdelay.latest_value == 7.0
     assert stats.owdelay.count == 2
@@ -261,7 +265,9 @@ def test_all_nan_and_absurd_values_are_rejected_and_counted():
 
 def test_garbage_histogram_buckets_are_dropped():
     bad = ((float("nan"), 3), (5.0, 10), (2e6, 4), (6.0, 0), (7.0, -2))
-    (stats,) = path_stats([(series(Metric.OWDELAY), [Point(NOW, histogram=bad)])], 3600, NOW)
+    (stats,) = path_stats(
+        [(series(Metric.OWDELAY), [Point(NOW, histogram=histogram_of(bad))])], 3600, NOW
+    )
     assert stats.owdelay.count == 1 and stats.owdelay.median == 5.0
     assert stats.owdelay.quality.rejected == 7  # 3 NaN + 4 beyond 100 s
 
@@ -274,16 +280,16 @@ def test_duplicate_timestamps_are_one_test_the_last_reported_wins():
 
 
 def test_negative_delays_are_kept_and_flag_clock_error():
-    owd = [Point(NOW - 60 * i, histogram=((-3.0, 500), (1.0, 100))) for i in range(5)]
+    owd = [Point(NOW - 60 * i, histogram=histogram_of([(-3.0, 500), (1.0, 100)])) for i in range(5)]
     (stats,) = path_stats([(series(Metric.OWDELAY), owd)], 3600, NOW)
     assert stats.owdelay.median == -3.0 and stats.owdelay.minimum == -3.0
     assert stats.owdelay.quality.clock_error
 
 
 def test_large_time_error_estimates_flag_the_delays_not_the_rtt():
-    owd = [Point(NOW - 60 * i, histogram=((12.0, 600),)) for i in range(5)]
+    owd = [Point(NOW - 60 * i, histogram=histogram_of([(12.0, 600)])) for i in range(5)]
     terr = [Point(NOW - 60 * i, value=30.0) for i in range(5)]
-    rtt = [Point(NOW - 60 * i, histogram=((24.0, 10),)) for i in range(5)]
+    rtt = [Point(NOW - 60 * i, histogram=histogram_of([(24.0, 10)])) for i in range(5)]
     data = [
         (series(Metric.OWDELAY, "lat"), owd),
         (series(Metric.CLOCK_ERROR, "lat"), terr),
@@ -342,5 +348,5 @@ def test_retransmits_per_test_and_per_host_pair_statistics():
 
 def test_clean_series_keeps_histograms_sorted_per_test():
     h = ((9.0, 1), (3.0, 2))  # unsorted input
-    clean = clean_series(series(Metric.OWDELAY), [Point(NOW, histogram=h)], NOW)
+    clean = clean_series(series(Metric.OWDELAY), [Point(NOW, histogram=histogram_of(h))], NOW)
     assert clean.bucket_values.tolist() == [3.0, 9.0] and clean.values.tolist() == [3.0]

@@ -24,6 +24,7 @@ from larkps.fetch import (
     path_fingerprint,
     trace_hops,
 )
+from larkps.histogram import EMPTY, histogram_pairs
 from larkps.model import Family, Metric
 from larkps.sites import SiteMap, SiteRule
 
@@ -150,8 +151,13 @@ def test_histogram_labels_are_rescaled_when_bucket_width_is_not_a_millisecond(
     source = make_source(httpserver)
     points = source.fetch(_series(source, "histogram-owdelay", uri, "0.0001"), 0, 1700001000)
     assert [p.ts for p in points] == [1700000060, 1700000120, 1700000180]
-    assert points[0].histogram == ((34.4, 506), (34.5, 85), (34.6, 5), (34.7, 4))
-    assert points[2].histogram is not None and points[2].histogram[0] == (34.3, 1)
+    assert histogram_pairs(points[0].histogram or EMPTY) == (
+        (34.4, 506),
+        (34.5, 85),
+        (34.6, 5),
+        (34.7, 4),
+    )
+    assert histogram_pairs(points[2].histogram or EMPTY)[0] == (34.3, 1)
 
 
 def test_failures_keep_their_message(httpserver: HTTPServer):
@@ -173,8 +179,8 @@ def test_bad_points_are_skipped_not_stored(httpserver: HTTPServer):
 
 def test_parse_histogram_ignores_garbage_buckets():
     value = {"12.5": 3, "x": 4, "13.0": -1, "NaN": 2, "12.0": "7"}
-    assert parse_histogram(value, None) == ((12.0, 7), (12.5, 3))
-    assert parse_histogram("not a histogram", None) == ()
+    assert histogram_pairs(parse_histogram(value, None)) == ((12.0, 7), (12.5, 3))
+    assert parse_histogram("not a histogram", None) == EMPTY
 
 
 @pytest.mark.parametrize("status", [404, 500, 503])

@@ -17,8 +17,9 @@ import pytest
 
 from larkps.fetch import parse_histogram, parse_metadata, parse_page
 from larkps.fetch.http import loads
+from larkps.histogram import EMPTY, histogram_of, histogram_pairs, pack_histogram
 from larkps.ingest import GC_THRESHOLDS, fewer_collections
-from larkps.ingest_store import Commit, IngestStore, decode_histogram, encode_histogram
+from larkps.ingest_store import Commit, IngestStore
 from larkps.model import Point
 from larkps.sites import SiteMap
 from larkps.store import Store
@@ -38,14 +39,18 @@ def series_of(event_type: str, width: float | None = None):  # type: ignore[no-u
     return series
 
 
+def pairs(value: object, width: float | None) -> tuple[tuple[float, int], ...]:
+    return histogram_pairs(parse_histogram(value, width))
+
+
 def test_histogram_labels_in_any_order_and_repeated_labels() -> None:
-    assert parse_histogram({"1.5": 2, "0.5": 1, "1.0": 4}, None) == ((0.5, 1), (1.0, 4), (1.5, 2))
+    assert pairs({"1.5": 2, "0.5": 1, "1.0": 4}, None) == ((0.5, 1), (1.0, 4), (1.5, 2))
     # "1" and "1.0" are one bucket value: both pairs stay, ordered by count, as sorted() does
-    assert parse_histogram({"1.0": 9, "1": 3, "0.5": 1}, None) == ((0.5, 1), (1.0, 3), (1.0, 9))
+    assert pairs({"1.0": 9, "1": 3, "0.5": 1}, None) == ((0.5, 1), (1.0, 3), (1.0, 9))
     # the same labels again (now cached) give the same floats
-    assert parse_histogram({"0.5": 7, "1.5": 1}, None) == ((0.5, 7), (1.5, 1))
+    assert pairs({"0.5": 7, "1.5": 1}, None) == ((0.5, 7), (1.5, 1))
     # a width of 0.0001 s: labels are tenths of a ms
-    assert parse_histogram({"12": 1, "3": 2}, 0.0001) == ((0.3, 2), (1.2, 1))
+    assert pairs({"12": 1, "3": 2}, 0.0001) == ((0.3, 2), (1.2, 1))
 
 
 def test_out_of_order_and_duplicate_timestamps() -> None:
@@ -90,15 +95,15 @@ def test_histogram_pages_check_buckets_against_the_metric() -> None:
         {"ts": LATEST - 10, "val": {"x": 1}},
     ]
     parsed = parse_page(page, series_of("histogram-owdelay"), "t", LATEST)
-    assert parsed.points == [Point(LATEST - 60, None, ((1.25, 1), (2.5, 3)))]
+    assert parsed.points == [Point(LATEST - 60, None, histogram_of([(1.25, 1), (2.5, 3)]))]
     assert parsed.rejected == {"bad histogram": 2, "implausible value": 1}
 
 
 def test_histogram_encoding_is_little_endian_doubles_then_uint32_counts() -> None:
-    histogram = ((-1.5, 1), (0.25, 2**32 - 1), (7.0, 2**40))
-    blob = encode_histogram(histogram)
+    blob = pack_histogram([-1.5, 0.25, 7.0], [1, 2**32 - 1, 2**40])
     assert blob == struct.pack("<3d3I", -1.5, 0.25, 7.0, 1, 2**32 - 1, 2**32 - 1)  # clipped
-    assert decode_histogram(encode_histogram(histogram[:2])) == histogram[:2]
+    two = histogram_of([(-1.5, 1), (0.25, 2**32 - 1)])
+    assert histogram_pairs(two) == ((-1.5, 1), (0.25, 2**32 - 1))
 
 
 def stored(db: sqlite3.Connection) -> list[tuple[object, ...]]:
@@ -106,7 +111,7 @@ def stored(db: sqlite3.Connection) -> list[tuple[object, ...]]:
 
 
 def test_pages_of_one_kind_and_mixed_pages_store_the_same_rows(tmp_path: Path) -> None:
-    hist = ((1.0, 2),)
+    hist = histogram_of([(1.0, 2)])
     blob = struct.pack("<1d1I", 1.0, 2)
     with Store.in_directory(tmp_path) as store:
         ingest = IngestStore(store)
@@ -115,7 +120,7 @@ def test_pages_of_one_kind_and_mixed_pages_store_the_same_rows(tmp_path: Path) -
             Commit(1, [Point(30, 0.5), Point(40, 0.0)]),
             Commit(1, [Point(50, 1.0), Point(50, None, hist), Point(60, None, None, "x")]),
             Commit(1, [Point(70, None, hist), Point(70, 2.0)]),  # the first of a ts wins
-            Commit(1, [Point(80, 3.0, hist), Point(90, None, ())]),
+            Commit(1, [Point(80, 3.0, hist), Point(90, None, EMPTY)]),
         ]
         fresh = ingest.commit(commits)
         assert [len(f) for f in fresh] == [2, 2, 3, 2, 2]

@@ -11,8 +11,9 @@ from archive_fake import ARCHIVE_PATH, FakeArchive, Handler, sleeper, throughput
 
 from larkps.embedded import EmbeddedArchive, Mesh, MeshConfig
 from larkps.fetch import EsmondSource, HttpOptions, JsonClient
+from larkps.histogram import histogram_of, histogram_pairs
 from larkps.ingest import ArchivePlan, Ingester, IngestOptions, IngestReport
-from larkps.ingest_store import IngestStore, decode_histogram, encode_histogram
+from larkps.ingest_store import IngestStore
 from larkps.model import Family, Metric, Point
 from larkps.sites import SiteMap
 from larkps.store import Store
@@ -59,7 +60,8 @@ def assert_matches_archive(mesh: Mesh, data: list, start: int, end: int) -> int:
         for point, raw in zip(points, want, strict=True):
             if series.metric is Metric.OWDELAY:
                 assert point.histogram is not None
-                assert sum(c for _, c in point.histogram) == sum(raw["val"].values())  # type: ignore[union-attr]
+                counts = (c for _, c in histogram_pairs(point.histogram))
+                assert sum(counts) == sum(raw["val"].values())  # type: ignore[union-attr]
             elif series.metric is not Metric.FAILURE:
                 assert point.value == pytest.approx(float(raw["val"]))  # type: ignore[arg-type]
         total += len(points)
@@ -114,11 +116,11 @@ def test_every_record_carries_family_sites_and_units(tmp_path: Path):
         )
 
 
-def test_histograms_are_stored_compactly_and_exactly():
-    histogram = ((-1.25, 3), (12.34, 500), (12.35, 97))
-    blob = encode_histogram(histogram)
-    assert len(blob) == 12 * len(histogram)
-    assert decode_histogram(blob) == histogram
+def test_histograms_are_packed_compactly_and_exactly():
+    buckets = ((12.35, 97), (-1.25, 3), (12.34, 500), (13.0, 0))  # unsorted; an empty bucket
+    packed = histogram_of(buckets)
+    assert len(packed) == 12 * 3
+    assert histogram_pairs(packed) == ((-1.25, 3), (12.34, 500), (12.35, 97))
 
 
 def throughput_archive(keys: list[str]) -> FakeArchive:

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from larkps.aggregate import path_stats
 from larkps.aggregate.weighted import merge_weighted
+from larkps.histogram import histogram_of
 from larkps.model import Endpoint, Family, Metric, PathStats, Point, Series, SeriesKey
 from larkps.rollup_views import window_stats
 from larkps.rollups import update_rollups
@@ -116,7 +117,7 @@ def mesh_data(draw: st.DrawFn) -> list[tuple[Series, list[Point]]]:
     )
     fails = draw(st.lists(point_ts, max_size=5))
     hist = [
-        Point(ts, histogram=tuple(sorted({v / 100.0: c for v, c in buckets}.items())))
+        Point(ts, histogram=histogram_of({v / 100.0: c for v, c in buckets}.items()))
         for ts, buckets in owd
     ]
     return [

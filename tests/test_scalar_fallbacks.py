@@ -25,6 +25,7 @@ from larkps.aggregate import path_stats
 from larkps.aggregate.sites import site_stats
 from larkps.alarms import loss_findings
 from larkps.config import settings_from_dict
+from larkps.histogram import histogram_of
 from larkps.model import (
     AlarmKind,
     AlarmPolicy,
@@ -117,7 +118,10 @@ def test_owd_medians_stand_in_for_histograms_and_means_are_the_last_resort():
 
 def test_histograms_win_where_the_window_has_them_and_medians_fill_in_elsewhere():
     old = NOW - 3 * HOUR  # the only histogram test: in the day, not in the last hour
-    histogram = (series(Metric.OWDELAY, "lat"), [Point(old, histogram=((10.0, 3), (20.0, 1)))])
+    histogram = (
+        series(Metric.OWDELAY, "lat"),
+        [Point(old, histogram=histogram_of([(10.0, 3), (20.0, 1)]))],
+    )
     medians = (series(Metric.OWDELAY_MEDIAN, "owd"), spread(MEDIANS))
     day = one([histogram, medians])
     assert day.owdelay.basis is Basis.HISTOGRAMS and day.owdelay.count == 1
@@ -227,7 +231,10 @@ def with_loss(loss: LossSummary) -> PathStats:
 def test_rollups_pick_the_same_basis_per_window(tmp_path: Path):
     old = NOW - 3 * HOUR
     data = [
-        (series(Metric.OWDELAY, "lat"), [Point(old, histogram=((10.0, 3), (20.0, 1)))]),
+        (
+            series(Metric.OWDELAY, "lat"),
+            [Point(old, histogram=histogram_of([(10.0, 3), (20.0, 1)]))],
+        ),
         (series(Metric.OWDELAY_MEDIAN, "owd"), spread(MEDIANS)),
         (series(Metric.OWDELAY_MEAN, "owd"), spread(MEANS)),
         (series(Metric.RTT_MEAN, "rtt"), spread(MEANS)),

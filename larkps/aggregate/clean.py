@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from itertools import chain, pairwise
+from itertools import pairwise
 
 import numpy as np
 
@@ -30,7 +30,8 @@ from larkps.aggregate.weighted import (
     IntArray,
     csr_percentile,
 )
-from larkps.model import Metric, Point, Series
+from larkps.histogram import BUCKET_BYTES, EMPTY
+from larkps.model import Histogram, Metric, Point, Series
 
 HISTOGRAM_METRICS = (Metric.OWDELAY, Metric.RTT)
 #: plausible (low, high) per scalar metric; outside is garbage
@@ -114,6 +115,20 @@ def clean_series(series: Series, points: Sequence[Point], now: int) -> CleanSeri
     return _scalars(series, ordered)
 
 
+def unpacked(histograms: Sequence[Histogram]) -> tuple[FloatArray, IntArray, IntArray]:
+    """Bucket values, counts and bucket counts of packed histograms, concatenated.
+
+    Each histogram is 8n bytes of values then 4n bytes of counts: one byte mask over
+    the joined blobs splits every histogram's two columns at once."""
+    sizes = np.fromiter(map(len, histograms), np.int64, len(histograms)) // BUCKET_BYTES
+    raw = np.frombuffer(b"".join(histograms), np.uint8)
+    lengths = np.column_stack((8 * sizes, 4 * sizes)).ravel()
+    is_value = np.repeat(np.tile(np.array([True, False]), len(histograms)), lengths)
+    values = raw[is_value].view("<f8").astype(np.float64)
+    counts = raw[~is_value].view("<u4").astype(np.int64)
+    return values, counts, sizes
+
+
 def _scalars(series: Series, points: list[Point]) -> CleanSeries:
     present = [p for p in points if p.value is not None]
     ts = np.fromiter((p.ts for p in present), dtype=np.int64, count=len(present))
@@ -125,10 +140,7 @@ def _scalars(series: Series, points: list[Point]) -> CleanSeries:
 
 def _histograms(series: Series, points: list[Point]) -> CleanSeries:
     present = [p for p in points if p.histogram]
-    sizes = np.fromiter((len(p.histogram or ()) for p in present), np.int64, len(present))
-    flat = chain.from_iterable(chain.from_iterable(p.histogram or () for p in present))
-    pairs = np.fromiter(flat, dtype=np.float64, count=2 * int(sizes.sum())).reshape(-1, 2)
-    values, counts = pairs[:, 0], pairs[:, 1].astype(np.int64)
+    values, counts, sizes = unpacked([p.histogram or EMPTY for p in present])
     owner = np.repeat(np.arange(len(present), dtype=np.int64), sizes)
     ok = np.isfinite(values) & (np.abs(values) <= DELAY_LIMIT_MS) & (counts > 0)
     rejected = int(counts[~ok & (counts > 0)].sum())

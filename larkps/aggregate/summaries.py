@@ -19,6 +19,7 @@ from larkps.aggregate.weighted import (
     merge_weighted,
     weighted_median,
 )
+from larkps.histogram import bucket_count
 from larkps.model import Basis, Histogram, LossSummary, Quality, Summary
 
 #: delays beyond +-100 s are measurement garbage (sand-ci's "bad owd" limit)
@@ -62,8 +63,10 @@ def histogram_arrays(histogram: Histogram) -> tuple[FloatArray, IntArray]:
     """A histogram as (values, counts) arrays, garbage buckets dropped."""
     if not histogram:
         return EMPTY_VALUES, EMPTY_COUNTS
-    pairs = np.asarray(histogram, dtype=np.float64).reshape(-1, 2)
-    values, counts, _ = clean_weighted(pairs[:, 0], pairs[:, 1].astype(np.int64), DELAY_LIMIT_MS)
+    n = bucket_count(histogram)
+    raw_values = np.frombuffer(histogram, "<f8", n)
+    raw_counts = np.frombuffer(histogram, "<u4", n, offset=8 * n).astype(np.int64)
+    values, counts, _ = clean_weighted(raw_values, raw_counts, DELAY_LIMIT_MS)
     return values, counts
 
 

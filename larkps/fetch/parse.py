@@ -20,6 +20,7 @@ from itertools import islice
 from typing import Any
 
 from larkps.errors import ArchiveFormatError
+from larkps.histogram import EMPTY, pack_histogram
 from larkps.model import (
     EVENT_TYPE_METRICS,
     Endpoint,
@@ -233,12 +234,13 @@ def _histogram_parser(series: Series) -> ValueParser:
     def parse(ts: int, value: object) -> Point | str:
         if not isinstance(value, dict) or not value:
             return "bad histogram"
-        histogram = _histogram(value, scale)
-        if not histogram:
+        columns = _histogram_columns(value, scale)
+        if columns is None:
             return "bad histogram"
-        if histogram[0][0] < low or histogram[-1][0] > high:
+        values, counts = columns
+        if values[0] < low or values[-1] > high:
             return "implausible value"
-        return Point(ts, None, histogram)
+        return Point(ts, None, pack_histogram(values, counts))
 
     return parse
 
@@ -266,15 +268,14 @@ def _printable(text: str) -> str:
 
 
 def parse_histogram(value: object, bucket_width: float | None) -> Histogram:
-    """Parse ``{"<bucket>": count}`` into sorted (ms, count) pairs.
+    """Parse ``{"<bucket>": count}`` into a packed histogram (values in ms, sorted).
 
     Bucket labels are delay / bucket-width; with the default width of 0.001 s that
     is milliseconds, otherwise they are rescaled (label * width * 1000).
     Buckets with a non-numeric label or a non-positive count are dropped.
     """
-    if not isinstance(value, dict):
-        return ()
-    return _histogram(value, _label_scale(bucket_width))
+    columns = _histogram_columns(value, _label_scale(bucket_width)) if value else None
+    return EMPTY if columns is None else pack_histogram(*columns)
 
 
 def _label_scale(bucket_width: float | None) -> float:
@@ -283,19 +284,26 @@ def _label_scale(bucket_width: float | None) -> float:
     return 1.0
 
 
-def _histogram(value: dict[Any, Any], scale: float) -> Histogram:
+Columns = tuple[list[float], list[int]]
+
+
+def _histogram_columns(value: object, scale: float) -> Columns | None:
+    """Bucket values (ms, ascending) and their counts; None if no bucket is usable."""
+    if not isinstance(value, dict):
+        return None
     try:  # the common case in one pass per column; anything odd takes the slow path
         labels = _labels(value)
         counts = list(map(int, value.values()))
     except (TypeError, ValueError, OverflowError):
-        return _histogram_slowly(value, scale)
+        return _columns_slowly(value, scale)
     if not labels or not math.isfinite(sum(labels)) or min(counts) <= 0:
-        return _histogram_slowly(value, scale)
+        return _columns_slowly(value, scale)
     if scale != 1.0:
         labels = [round(label * scale, 9) for label in labels]
     if all(map(operator.lt, labels, islice(labels, 1, None))):  # already in order
-        return tuple(zip(labels, counts, strict=True))
-    return tuple(sorted(zip(labels, counts, strict=True)))
+        return labels, counts
+    ordered = sorted(zip(labels, counts, strict=True))
+    return [v for v, _ in ordered], [c for _, c in ordered]
 
 
 def _labels(value: dict[Any, Any]) -> list[float]:
@@ -312,7 +320,7 @@ def _labels(value: dict[Any, Any]) -> list[float]:
     return labels
 
 
-def _histogram_slowly(value: dict[Any, Any], scale: float) -> Histogram:
+def _columns_slowly(value: dict[Any, Any], scale: float) -> Columns | None:
     """Bucket by bucket, dropping bad labels and non-positive counts."""
     buckets = []
     for label, count in value.items():
@@ -320,8 +328,10 @@ def _histogram_slowly(value: dict[Any, Any], scale: float) -> Histogram:
         if bucket is None or weight is None or weight <= 0:
             continue
         buckets.append((round(bucket * scale, 9), int(weight)))
+    if not buckets:
+        return None
     buckets.sort()
-    return tuple(buckets)
+    return [v for v, _ in buckets], [c for _, c in buckets]
 
 
 def trace_hops(value: object) -> list[tuple[int, tuple[str, ...]]]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from larkps.histogram import EMPTY, histogram_of
 from larkps.model import Histogram, Metric, Point, Series, SeriesSummary
 from larkps.sources.records import Quality, dig, number, scale_factor, text
 from larkps.sources.specs import FieldSpec, Kind
@@ -68,7 +69,7 @@ def parse_histogram(raw: object, factor: float) -> Histogram:
     elif isinstance(raw, dict):
         pairs = list(raw.items())
     else:
-        return ()
+        return EMPTY
     merged: dict[float, int] = {}
     for label, count in pairs[:MAX_BUCKETS]:
         bucket, weight = number(label), number(count)
@@ -76,7 +77,7 @@ def parse_histogram(raw: object, factor: float) -> Histogram:
             continue
         key = round(bucket * factor, 9)
         merged[key] = merged.get(key, 0) + int(weight)
-    return tuple(sorted(merged.items()))
+    return histogram_of(merged.items())
 
 
 def _trace_point(hops: object, ts: int) -> Point | None:
