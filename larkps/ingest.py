@@ -24,7 +24,7 @@ from typing import Protocol
 
 from larkps.errors import ArchiveDeadline, ArchiveError
 from larkps.fetch import DEFAULT_EVENT_TYPES, JsonClient, ParsedPage, describe
-from larkps.ingest_store import Commit, IngestStore, StoredSeries
+from larkps.ingest_store import Commit, IngestStore, StoredSeries, page_rows
 from larkps.model import FetchProblem, Point, Series
 from larkps.sites import SiteMap
 
@@ -223,7 +223,7 @@ class Ingester:
         last = self.store.meta("pruned_at")
         if last is not None and 0 <= now - last < PRUNE_EVERY:
             return
-        ids = [s.id for p in plans for s in self.store.series(p.source.name, p.source.sites)]
+        ids = [i for plan in plans for i in self.store.series_ids(plan.source.name)]
         deleted = self.store.prune(ids, cutoff)
         self.store.set_meta("pruned_at", now)
         if deleted:
@@ -439,13 +439,15 @@ class _Runner:
                 rejected[reason] = rejected.get(reason, 0) + count
             if not page.points:
                 continue
+            series_id = task.stored.id
             self._put(
                 Commit(
-                    task.stored.id,
+                    series_id,
                     page.points,
                     hwm=None if fetch_range.backfill else page.max_ts,
                     covered_from=fetch_range.start if cover else None,
                     check_existing=fetch_range.backfill,
+                    rows=None if fetch_range.backfill else page_rows(series_id, page.points),
                 )
             )
             cover = False

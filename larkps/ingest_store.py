@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache, partial
 from itertools import chain
+from typing import Any
 
 from larkps.model import Endpoint, Family, Histogram, Metric, Point, Series, SeriesKey
 from larkps.sites import SiteMap
@@ -109,57 +110,71 @@ class Commit:
     hwm: int | None = None
     covered_from: int | None = None
     check_existing: bool = False  # backfill: some points may be stored already
+    rows: PageRows | None = None  # the points' rows (made when absent; not for backfills)
 
 
 Row = tuple[object, ...]
 
 
-def _page_rows(series_id: int, points: Sequence[Point]) -> tuple[str, list[Row]]:
-    """The kind of one page (a key of _COLUMNS) and its rows, in page order."""
-    histograms: list[Row] = []
-    values: list[Row] = []
-    for point in points:
-        if point.note is not None:
-            break
-        if point.histogram and point.value is None:
-            histograms.append((series_id, point.ts, point.histogram))
-        elif point.histogram is None and point.value is not None:
-            values.append((series_id, point.ts, point.value))
-        else:
-            break
-    else:
-        if not (histograms and values):
-            return ("histogram", histograms) if histograms else ("value", values)
-    return "full", [_full_row(series_id, p) for p in points]
+@dataclass(frozen=True, slots=True)
+class PageRows:
+    """One page's rows, ready to bind: their kind (a key of _COLUMNS) and their values
+    flattened in column order. Fetch threads make them, so that the one committing
+    thread, the busiest of a big cycle, only binds and steps."""
+
+    kind: str
+    flat: list[object]
+
+
+def page_rows(series_id: int, points: Sequence[Point]) -> PageRows:
+    """The rows of one page of one series, in page order."""
+    n = len(points)
+    values = [p.value for p in points]
+    histograms = [p.histogram for p in points]
+    plain = all(p.note is None for p in points)
+    if plain and values.count(None) == n and all(histograms):
+        return PageRows("histogram", _interleaved(series_id, [p.ts for p in points], histograms))
+    if plain and histograms.count(None) == n and None not in values:
+        return PageRows("value", _interleaved(series_id, [p.ts for p in points], values))
+    return PageRows("full", list(chain.from_iterable(_full_row(series_id, p) for p in points)))
+
+
+def _interleaved(series_id: int, ts: list[int], column: list[Any]) -> list[object]:
+    """(series_id, ts, column) rows flattened, by slice assignment (no tuple a row)."""
+    flat: list[object] = [series_id] * (3 * len(ts))
+    flat[1::3] = ts
+    flat[2::3] = column
+    return flat
 
 
 def _full_row(series_id: int, point: Point) -> Row:
     return (series_id, point.ts, point.value, point.histogram or None, point.note)
 
 
-def _widened(kind: str, row: Row) -> Row:
-    """A row of ``kind`` as a full row."""
-    if kind == "histogram":
-        return (row[0], row[1], None, row[2], None)
-    if kind == "value":
-        return (row[0], row[1], row[2], None, None)
-    return row
+def _widened(page: PageRows) -> list[object]:
+    """The flattened rows of ``page`` as full rows."""
+    if page.kind == "full":
+        return page.flat
+    rows = zip(*[iter(page.flat)] * 3, strict=True)
+    if page.kind == "histogram":
+        return [x for sid, ts, blob in rows for x in (sid, ts, None, blob, None)]
+    return [x for sid, ts, value in rows for x in (sid, ts, value, None, None)]
 
 
-def _rows_by_kind(pages: Sequence[tuple[int, str, list[Row]]]) -> dict[str, list[Row]]:
-    """Group the rows of many pages by kind. A series whose pages are of more than one
-    kind goes whole into the full rows, so each series' rows stay in page order (for
-    INSERT OR IGNORE, the first row of a (series, ts) wins)."""
+def _rows_by_kind(pages: Sequence[tuple[int, PageRows]]) -> dict[str, list[object]]:
+    """The flattened rows of many pages by kind. A series whose pages are of more than
+    one kind goes whole into the full rows, so each series' rows stay in page order
+    (for INSERT OR IGNORE, the first row of a (series, ts) wins)."""
     kinds: dict[int, set[str]] = {}
-    for series_id, kind, rows in pages:
-        if rows:
-            kinds.setdefault(series_id, set()).add(kind)
-    groups: dict[str, list[Row]] = {kind: [] for kind in _COLUMNS}
-    for series_id, kind, rows in pages:
-        if rows and len(kinds[series_id]) > 1:
-            groups["full"].extend(_widened(kind, row) for row in rows)
-        elif rows:
-            groups[kind].extend(rows)
+    for series_id, page in pages:
+        if page.flat:
+            kinds.setdefault(series_id, set()).add(page.kind)
+    groups: dict[str, list[object]] = {kind: [] for kind in _COLUMNS}
+    for series_id, page in pages:
+        if page.flat and len(kinds[series_id]) > 1:
+            groups["full"].extend(_widened(page))
+        elif page.flat:
+            groups[page.kind].extend(page.flat)
     return groups
 
 
@@ -182,25 +197,28 @@ def _marks_sql(rows: int) -> str:
 
 
 def _in_chunks(
-    db: sqlite3.Connection, sql: Callable[[int], str], rows: Sequence[Row], most: int
+    db: sqlite3.Connection, sql: Callable[[int], str], flat: list[object], width: int, most: int
 ) -> None:
-    """Run ``sql(n)`` over n rows at a time, n a power of two <= ``most``.
+    """Run ``sql(n)`` over the rows in ``flat`` (``width`` values each), n rows at a time.
 
-    One statement binds many rows: sqlite3 lets go of the GIL once per statement step,
-    and while fetch threads parse, getting it back can take milliseconds, so
-    ``executemany`` (a step per row) stalled a 600-pair ingest for ~1.4 s. Powers of
-    two keep the distinct statements (and sqlite3's statement cache) small.
+    One statement binds many rows: sqlite3 lets go of the GIL for every statement it
+    steps, and while fetch threads parse, getting it back can take milliseconds, so
+    ``executemany`` (a step per row) stalled a 600-pair ingest for ~1.4 s. n is
+    ``most`` or, for the rest, the next power of two, padded with copies of the last
+    row (an INSERT OR IGNORE or a mark update that repeats a row changes nothing), so
+    a batch takes a statement or two per kind and few distinct statements are cached.
     """
-    flat = list(chain.from_iterable(rows))
-    width = len(rows[0]) if rows else 0
+    rows = len(flat) // width
     done = 0
-    while done < len(rows):
-        size = min(most, 1 << ((len(rows) - done).bit_length() - 1))
-        db.execute(sql(size), flat[done * width : (done + size) * width])
+    while done < rows:
+        size = min(most, 1 << (rows - done - 1).bit_length())
+        part = flat[done * width : (done + size) * width]
+        part += flat[-width:] * (size - len(part) // width)
+        db.execute(sql(size), part)
         done += size
 
 
-def _merged_marks(commits: Sequence[Commit]) -> list[Row]:
+def _merged_marks(commits: Sequence[Commit]) -> list[object]:
     """One (hwm, covered_from, series id) per series: the largest hwm and the last
     covered_from, as applying the commits' marks in order would leave them."""
     merged: dict[int, tuple[int | None, int | None]] = {}
@@ -213,7 +231,7 @@ def _merged_marks(commits: Sequence[Commit]) -> list[Row]:
         if item.covered_from is not None:
             covered_from = item.covered_from
         merged[item.series_id] = (hwm, covered_from)
-    return [(hwm, covered_from, sid) for sid, (hwm, covered_from) in merged.items()]
+    return [x for sid, (hwm, cover) in merged.items() for x in (hwm, cover, sid)]
 
 
 def _point(ts: int, value: float | None, blob: bytes | None, note: str | None) -> Point:
@@ -268,6 +286,11 @@ class IngestStore:
         )
         return [_stored(row, sites) for row in rows]
 
+    def series_ids(self, archive: str) -> list[int]:
+        """Row ids of every series of one archive (no Series built: pruning needs ids)."""
+        rows = self.db.execute("SELECT id FROM series WHERE archive = ? ORDER BY id", (archive,))
+        return [int(i) for (i,) in rows]
+
     # -- fetch attempts ----------------------------------------------------------------
     def attempts(self) -> dict[str, int]:
         """When each archive was last asked for new points."""
@@ -291,12 +314,18 @@ class IngestStore:
         pages = []
         with self.store.transaction() as db:
             for item in commits:
-                fresh = self._new_points(item) if item.check_existing else list(item.points)
-                pages.append((item.series_id, *_page_rows(item.series_id, fresh)))
+                if item.check_existing:
+                    fresh = self._new_points(item)
+                    rows = page_rows(item.series_id, fresh)
+                else:
+                    fresh = list(item.points)
+                    rows = item.rows or page_rows(item.series_id, fresh)
+                pages.append((item.series_id, rows))
                 fresh_per_commit.append(fresh)
-            for kind, rows in _rows_by_kind(pages).items():
-                _in_chunks(db, partial(_insert_sql, kind), rows, self.chunk_rows)
-            _in_chunks(db, _marks_sql, _merged_marks(commits), self.chunk_rows)
+            for kind, flat in _rows_by_kind(pages).items():
+                width = _COLUMNS[kind].count(",") + 1
+                _in_chunks(db, partial(_insert_sql, kind), flat, width, self.chunk_rows)
+            _in_chunks(db, _marks_sql, _merged_marks(commits), 3, self.chunk_rows)
         return fresh_per_commit
 
     def _new_points(self, item: Commit) -> list[Point]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import NewType
+from typing import NamedTuple, NewType
 
 
 class Family(StrEnum):
@@ -123,9 +123,12 @@ Histogram = NewType("Histogram", bytes)
 counts. Made and read by larkps.histogram."""
 
 
-@dataclass(frozen=True, slots=True)
-class Point:
-    """One measurement: a scalar value or a histogram (packed, see larkps.histogram), at ts."""
+class Point(NamedTuple):
+    """One measurement: a scalar value or a histogram, at ts.
+
+    A named tuple rather than a frozen dataclass: a big cycle makes a million of them,
+    and a tuple is made in half the time (no ``object.__setattr__`` per field).
+    """
 
     ts: int
     value: float | None = None
