@@ -43,6 +43,15 @@ def test_a_packed_histogram_is_sorted_and_reads_back_as_arrays(
     assert counts.tolist() == [c for _, c in sorted(buckets)]
 
 
+def test_a_torn_blob_is_cut_to_whole_buckets_and_spares_the_others() -> None:
+    whole = histogram_of([(1.0, 2), (3.0, 4)])
+    torn = histogram_of([(5.0, 6), (7.0, 8)])[:-5]  # 19 bytes: one whole bucket's value
+    values, counts, sizes = unpacked([whole, torn])  # type: ignore[list-item]
+    assert sizes.tolist() == [2, 1]
+    assert values.tolist()[:2] == [1.0, 3.0] and counts.tolist()[:2] == [2, 4]
+    assert values.size == counts.size == 3
+
+
 def test_non_positive_counts_are_dropped_when_packing() -> None:
     assert histogram_pairs(histogram_of([(3.0, 0), (1.0, -4), (2.0, 5)])) == ((2.0, 5),)
 

@@ -120,6 +120,8 @@ def unpacked(histograms: Sequence[Histogram]) -> tuple[FloatArray, IntArray, Int
 
     Each histogram is 8n bytes of values then 4n bytes of counts: one byte mask over
     the joined blobs splits every histogram's two columns at once."""
+    if any(len(h) % BUCKET_BYTES for h in histograms):  # torn blobs: cut, not a crash
+        histograms = [Histogram(h[: len(h) - len(h) % BUCKET_BYTES]) for h in histograms]
     sizes = np.fromiter(map(len, histograms), np.int64, len(histograms)) // BUCKET_BYTES
     raw = np.frombuffer(b"".join(histograms), np.uint8)
     lengths = np.column_stack((8 * sizes, 4 * sizes)).ravel()

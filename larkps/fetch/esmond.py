@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from larkps.errors import ArchiveFormatError
+from larkps.fetch.gate import cpu_gate
 from larkps.fetch.http import JsonClient, ResponseTooLarge
 from larkps.fetch.parse import ParsedPage, parse_metadata, parse_page
 from larkps.model import EVENT_TYPE_METRICS, Family, Point, Series, SeriesKey
@@ -182,7 +183,8 @@ class EsmondSource:
                     raise
                 limit = max(1, limit // 10)
                 continue
-            parsed = parse_page(page, series, self.name, end)
+            with cpu_gate:
+                parsed = parse_page(page, series, self.name, end)
             yield parsed
             if parsed.raw_count < limit:
                 return

@@ -27,6 +27,7 @@ from urllib.parse import urlencode, urljoin, urlsplit
 import orjson
 
 from larkps.errors import ArchiveDeadline, ArchiveFormatError, ArchiveUnavailable
+from larkps.fetch.gate import cpu_gate
 from larkps.fetch.wire import Connection, ProtocolError, Response
 
 log = logging.getLogger(__name__)
@@ -376,7 +377,8 @@ class JsonClient:
 
     def _decode(self, url: str, payload: bytes) -> Any:
         try:
-            return loads(payload)
+            with cpu_gate:
+                return loads(payload)
         except ValueError as exc:
             raise ArchiveFormatError(
                 self.name, f"response from {url} is not JSON ({exc})"
