@@ -5,7 +5,7 @@
    min, max, p10/p25/p50/p75/p90/p95, newest ts and its value per pair, with
    larkps's columnar core (``larkps.aggregate.grouped_stats``, the code path of
    every scalar figure) and with DuckDB on the same rows (native table, SQL with
-   ``quantile_cont``), 1 and 2 threads. Goal: larkps <= 1.5x DuckDB.
+   ``quantile_cont``), each engine on 1 and 2 threads. Goal: larkps <= 1.5x DuckDB.
 2. Steady-state cycle: rollups in a SQLite store holding 7 days of synthetic latency
    (one-minute 20-bucket delay histograms, loss counts) and throughput streams; the
    time of one 5-minute cycle (``update_rollups`` + ``window_stats``) with a 7-day
@@ -62,7 +62,10 @@ def worker_larkps(args: argparse.Namespace) -> dict[str, object]:
     from larkps.aggregate import grouped_stats
 
     group, ts, value = make_rows(args.pairs, args.minutes)
-    seconds, stats = timed(args.repeat, lambda: grouped_stats(group, ts, value, END - DAY, END))
+    threads = int(args.threads)
+    seconds, stats = timed(
+        args.repeat, lambda: grouped_stats(group, ts, value, END - DAY, END, threads=threads)
+    )
     median_sum = float(stats.quantiles[:, 2].sum())  # type: ignore[attr-defined]
     p95_sum = float(stats.quantiles[:, 5].sum())  # type: ignore[attr-defined]
     return {"seconds": seconds, "groups": len(stats), "median_sum": median_sum, "p95_sum": p95_sum}
@@ -227,8 +230,9 @@ def main() -> None:
 def groupby(args: argparse.Namespace) -> None:
     rows = args.pairs * args.minutes
     print(f"group-by over 24 h: {rows:,} rows, {args.pairs:,} pairs, median of {args.repeat}")
-    ours = run_worker("larkps", args)
-    results = {"larkps (numpy, 1 thread)": ours}
+    results = {}
+    for threads in (1, 2):
+        results[f"larkps (numpy, {threads} threads)"] = run_worker("larkps", args, threads=threads)
     for threads in (1, 2):
         results[f"duckdb ({threads} threads)"] = run_worker("duckdb", args, threads=threads)
     base = results["duckdb (2 threads)"]["seconds"]

@@ -116,7 +116,13 @@ def test_no_points_gives_empty_statistics_not_an_error():
 
 # --- issue #4: more statistics, the columnar core, CSR percentiles, quality, edge cases ---
 
-from larkps.aggregate import QualityPolicy, describe, grouped_stats, merge_weighted  # noqa: E402
+from larkps.aggregate import (  # noqa: E402
+    QualityPolicy,
+    columnar,
+    describe,
+    grouped_stats,
+    merge_weighted,
+)
 from larkps.aggregate.clean import clean_series  # noqa: E402
 from larkps.aggregate.weighted import QUANTILES, csr_percentile  # noqa: E402
 
@@ -350,3 +356,24 @@ def test_clean_series_keeps_histograms_sorted_per_test():
     h = ((9.0, 1), (3.0, 2))  # unsorted input
     clean = clean_series(series(Metric.OWDELAY), [Point(NOW, histogram=histogram_of(h))], NOW)
     assert clean.bucket_values.tolist() == [3.0, 9.0] and clean.values.tolist() == [3.0]
+
+
+@pytest.mark.parametrize("rows", [5_000, 250_000])
+def test_grouped_stats_on_several_threads_equal_one_thread(rows, monkeypatch):
+    """Split into runs of whole groups (also where one group spans the middle), the
+    statistics are the same arrays, bit for bit."""
+    monkeypatch.setattr(columnar, "PARALLEL_MIN_ROWS", 1)
+    rng = np.random.default_rng(rows)
+    group = rng.integers(0, 60, rows)
+    group[rows // 3 : rows // 3 * 2] = 7  # one group across the middle cut
+    ts = rng.integers(0, 1000, rows)
+    value = rng.normal(10, 3, rows)
+    value[::97] = np.nan
+    one = grouped_stats(group, ts, value, 100, 900, threads=1)
+    for threads in (2, 3):
+        many = grouped_stats(group, ts, value, 100, 900, threads=threads)
+        for name in ("groups", "count", "mean", "std", "minimum", "maximum", "quantiles"):
+            assert np.array_equal(getattr(one, name), getattr(many, name)), name
+        assert np.array_equal(one.latest_ts, many.latest_ts)
+        assert np.array_equal(one.latest_value, many.latest_value)
+    assert int(one.count.sum()) == int((~np.isnan(value) & (ts > 100) & (ts <= 900)).sum())

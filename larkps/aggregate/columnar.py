@@ -9,7 +9,9 @@ global lexsort by a wide margin (docs/benchmarks.md).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, fields
+from itertools import pairwise
 
 import numpy as np
 from numpy.typing import NDArray
@@ -18,6 +20,8 @@ from larkps.aggregate.weighted import QUANTILES, FloatArray, IntArray
 
 # Below this many rows per group on average a global lexsort is cheaper than a loop.
 _LOOP_MIN_ROWS = 48
+# Below this many rows one thread is as quick (a thread pool costs ~0.2 ms).
+PARALLEL_MIN_ROWS = 200_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,8 +48,14 @@ def grouped_stats(
     value: NDArray[np.floating],
     start: int,
     end: int,
+    threads: int = 2,
 ) -> GroupStats:
-    """Statistics per group over rows with ``start < ts <= end`` and finite values."""
+    """Statistics per group over rows with ``start < ts <= end`` and finite values.
+
+    Above PARALLEL_MIN_ROWS rows the groups are split in ``threads`` contiguous runs
+    computed at once: the work is numpy calls that let go of the GIL (sorts,
+    reductions, gathers), so two threads use two cores. The result does not depend on
+    ``threads``."""
     keep = (ts > start) & (ts <= end) & np.isfinite(value)
     g = np.asarray(group[keep], dtype=np.int64)
     t = np.asarray(ts[keep], dtype=np.int64)
@@ -53,10 +63,30 @@ def grouped_stats(
     if g.size and not bool(np.all(g[1:] >= g[:-1])):
         order = np.argsort(g, kind="stable")
         g, t, v = g[order], t[order], v[order]
-    starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]]) if g.size else g
-    counts = np.diff(np.r_[starts, g.size]).astype(np.int64)
     if g.size == 0:
         return _empty()
+    cuts = _group_cuts(g, threads if g.size >= PARALLEL_MIN_ROWS else 1)
+    if len(cuts) == 2:
+        return _sorted_stats(g, t, v)
+    runs = [(g[a:b], t[a:b], v[a:b]) for a, b in pairwise(cuts)]
+    with ThreadPoolExecutor(len(runs)) as pool:
+        return _joined(list(pool.map(lambda run: _sorted_stats(*run), runs)))
+
+
+def _group_cuts(g: IntArray, parts: int) -> list[int]:
+    """Row offsets splitting sorted ``g`` into about ``parts`` runs of whole groups."""
+    cuts = [0]
+    for k in range(1, max(1, parts)):
+        at = int(np.searchsorted(g, g[g.size * k // parts], side="left"))
+        if cuts[-1] < at < g.size:
+            cuts.append(at)
+    return [*cuts, int(g.size)]
+
+
+def _sorted_stats(g: IntArray, t: IntArray, v: FloatArray) -> GroupStats:
+    """The statistics of rows already sorted by group (at least one row)."""
+    starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
+    counts = np.diff(np.r_[starts, g.size]).astype(np.int64)
     mean = np.add.reduceat(v, starts) / counts
     centred = v - np.repeat(mean, counts)
     std = np.sqrt(np.add.reduceat(centred * centred, starts) / counts)
@@ -73,6 +103,13 @@ def grouped_stats(
         quantiles=_quantiles(ordered, starts, counts),
         latest_ts=latest_ts,
         latest_value=latest_value,
+    )
+
+
+def _joined(parts: list[GroupStats]) -> GroupStats:
+    """Runs of whole groups, in order, as one GroupStats."""
+    return GroupStats(
+        *(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(GroupStats))
     )
 
 
