@@ -9,8 +9,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from larkps.aggregate.clean import unpacked
-from larkps.aggregate.summaries import histogram_arrays
+from larkps.aggregate.summaries import histogram_arrays, unpacked
 from larkps.histogram import bucket_count, histogram_of, histogram_pairs
 from larkps.ingest_store import Commit, IngestStore
 from larkps.model import Point

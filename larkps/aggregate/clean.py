@@ -22,7 +22,7 @@ from itertools import pairwise
 
 import numpy as np
 
-from larkps.aggregate.summaries import DELAY_LIMIT_MS
+from larkps.aggregate.summaries import DELAY_LIMIT_MS, unpacked
 from larkps.aggregate.weighted import (
     EMPTY_COUNTS,
     EMPTY_VALUES,
@@ -30,8 +30,8 @@ from larkps.aggregate.weighted import (
     IntArray,
     csr_percentile,
 )
-from larkps.histogram import BUCKET_BYTES, EMPTY
-from larkps.model import Histogram, Metric, Point, Series
+from larkps.histogram import EMPTY
+from larkps.model import Metric, Point, Series
 
 HISTOGRAM_METRICS = (Metric.OWDELAY, Metric.RTT)
 #: plausible (low, high) per scalar metric; outside is garbage
@@ -113,22 +113,6 @@ def clean_series(series: Series, points: Sequence[Point], now: int) -> CleanSeri
         ts = np.fromiter((p.ts for p in ordered), dtype=np.int64, count=len(ordered))
         return CleanSeries(series, ts, np.full(ts.size, np.nan))
     return _scalars(series, ordered)
-
-
-def unpacked(histograms: Sequence[Histogram]) -> tuple[FloatArray, IntArray, IntArray]:
-    """Bucket values, counts and bucket counts of packed histograms, concatenated.
-
-    Each histogram is 8n bytes of values then 4n bytes of counts: one byte mask over
-    the joined blobs splits every histogram's two columns at once."""
-    if any(len(h) % BUCKET_BYTES for h in histograms):  # torn blobs: cut, not a crash
-        histograms = [Histogram(h[: len(h) - len(h) % BUCKET_BYTES]) for h in histograms]
-    sizes = np.fromiter(map(len, histograms), np.int64, len(histograms)) // BUCKET_BYTES
-    raw = np.frombuffer(b"".join(histograms), np.uint8)
-    lengths = np.column_stack((8 * sizes, 4 * sizes)).ravel()
-    is_value = np.repeat(np.tile(np.array([True, False]), len(histograms)), lengths)
-    values = raw[is_value].view("<f8").astype(np.float64)
-    counts = raw[~is_value].view("<u4").astype(np.int64)
-    return values, counts, sizes
 
 
 def _scalars(series: Series, points: list[Point]) -> CleanSeries:

@@ -19,7 +19,7 @@ from larkps.aggregate.weighted import (
     merge_weighted,
     weighted_median,
 )
-from larkps.histogram import bucket_count
+from larkps.histogram import BUCKET_BYTES
 from larkps.model import Basis, Histogram, LossSummary, Quality, Summary
 
 #: delays beyond +-100 s are measurement garbage (sand-ci's "bad owd" limit)
@@ -63,11 +63,25 @@ def histogram_arrays(histogram: Histogram) -> tuple[FloatArray, IntArray]:
     """A histogram as (values, counts) arrays, garbage buckets dropped."""
     if not histogram:
         return EMPTY_VALUES, EMPTY_COUNTS
-    n = bucket_count(histogram)
-    raw_values = np.frombuffer(histogram, "<f8", n)
-    raw_counts = np.frombuffer(histogram, "<u4", n, offset=8 * n).astype(np.int64)
+    raw_values, raw_counts, _ = unpacked([histogram])
     values, counts, _ = clean_weighted(raw_values, raw_counts, DELAY_LIMIT_MS)
     return values, counts
+
+
+def unpacked(histograms: Sequence[Histogram]) -> tuple[FloatArray, IntArray, IntArray]:
+    """Bucket values, counts and bucket counts of packed histograms, concatenated.
+
+    Each histogram is 8n bytes of values then 4n bytes of counts: one byte mask over
+    the joined blobs splits every histogram's two columns at once."""
+    if any(len(h) % BUCKET_BYTES for h in histograms):  # torn blobs: cut, not a crash
+        histograms = [Histogram(h[: len(h) - len(h) % BUCKET_BYTES]) for h in histograms]
+    sizes = np.fromiter(map(len, histograms), np.int64, len(histograms)) // BUCKET_BYTES
+    raw = np.frombuffer(b"".join(histograms), np.uint8)
+    lengths = np.column_stack((8 * sizes, 4 * sizes)).ravel()
+    is_value = np.repeat(np.tile(np.array([True, False]), len(histograms)), lengths)
+    values = raw[is_value].view("<f8").astype(np.float64)
+    counts = raw[~is_value].view("<u4").astype(np.int64)
+    return values, counts, sizes
 
 
 def merged_histograms(
