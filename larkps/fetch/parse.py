@@ -20,6 +20,7 @@ from itertools import islice
 from typing import Any
 
 from larkps.errors import ArchiveFormatError
+from larkps.fetch.buckets import label_values, pack_page
 from larkps.histogram import EMPTY, pack_histogram
 from larkps.model import (
     EVENT_TYPE_METRICS,
@@ -52,8 +53,6 @@ BUCKET_RANGE: dict[Metric, tuple[float, float]] = {
 FUTURE_SLACK = 300  # seconds a point may lie after the end of the requested range
 MILLISECONDS = 10**11  # a "seconds" timestamp this large is year 5138: it is in ms
 NOTE_LIMIT = 500
-LABEL_CACHE = 1 << 15  # histogram labels whose float value is kept
-_LABELS: dict[Any, float] = {}
 
 
 @dataclass
@@ -136,20 +135,11 @@ def parse_page(page: object, series: Series, archive: str, latest: int) -> Parse
         raise ArchiveFormatError(archive, f"data for {series.key.metadata_key} is not a list")
     parsed = ParsedPage(raw_count=len(page))
     points, rejected = parsed.points, parsed.rejected
-    limit = latest + FUTURE_SLACK
-    exact = min(limit, 2**53)  # ints up to this need no float round trip
-    parse_value = _value_parser(series)
+    stamps, values = _stamped(page, latest + FUTURE_SLACK, rejected)
     seen: set[int] = set()
     last = -1
     ordered = True
-    for item in page:
-        ts = item.get("ts") if type(item) is dict else None
-        if type(ts) is not int or not 0 <= ts <= exact:  # the common case skips this
-            ts = _timestamp(item, limit)
-            if isinstance(ts, str):
-                rejected[ts] += 1
-                continue
-        outcome = parse_value(ts, item.get("val"))
+    for ts, outcome in zip(stamps, _values_parser(series)(stamps, values), strict=True):
         if isinstance(outcome, str):
             rejected[outcome] += 1
         elif ts in seen:
@@ -164,6 +154,22 @@ def parse_page(page: object, series: Series, archive: str, latest: int) -> Parse
     if points:
         parsed.max_ts = points[-1].ts
     return parsed
+
+
+def _stamped(page: list[Any], limit: int, rejected: Counter[str]) -> tuple[list[int], list[Any]]:
+    """The timestamps and values of the points whose timestamp is acceptable."""
+    exact = min(limit, 2**53)  # ints up to this need no float round trip
+    stamps, values = [], []
+    for item in page:
+        ts = item.get("ts") if type(item) is dict else None
+        if type(ts) is not int or not 0 <= ts <= exact:  # the common case skips this
+            ts = _timestamp(item, limit)
+            if isinstance(ts, str):
+                rejected[ts] += 1
+                continue
+        stamps.append(ts)
+        values.append(item.get("val"))
+    return stamps, values
 
 
 def _ts_of(point: Point) -> int:
@@ -188,6 +194,35 @@ def _timestamp(item: object, latest: int) -> int | str:
 
 
 ValueParser = Callable[[int, object], Point | str]
+ValuesParser = Callable[[list[int], list[Any]], list[Point | str]]
+
+
+def _values_parser(series: Series) -> ValuesParser:
+    """The parser of a page's values of ``series``: a Point or a rejection reason each."""
+    parse_value = _value_parser(series)
+    if series.metric in BUCKET_RANGE:
+        return _histograms_parser(series, parse_value)
+
+    def parse(stamps: list[int], values: list[Any]) -> list[Point | str]:
+        return list(map(parse_value, stamps, values))
+
+    return parse
+
+
+def _histograms_parser(series: Series, careful: ValueParser) -> ValuesParser:
+    """A page of histograms at once (larkps.fetch.buckets); what that cannot vouch
+    for goes through ``careful``, the parser of one value."""
+    low, high = BUCKET_RANGE[series.metric]
+    scale = _label_scale(series.bucket_width)
+
+    def parse(stamps: list[int], values: list[Any]) -> list[Point | str]:
+        packed = pack_page(values, low, high, scale)
+        return [
+            careful(ts, value) if histogram is None else Point(ts, None, histogram)
+            for ts, value, histogram in zip(stamps, values, packed, strict=True)
+        ]
+
+    return parse
 
 
 def _value_parser(series: Series) -> ValueParser:
@@ -292,32 +327,16 @@ def _histogram_columns(value: object, scale: float) -> Columns | None:
     if not isinstance(value, dict):
         return None
     try:  # the common case in one pass per column; anything odd takes the slow path
-        labels = _labels(value)
+        labels = label_values(value, scale)
         counts = list(map(int, value.values()))
     except (TypeError, ValueError, OverflowError):
         return _columns_slowly(value, scale)
     if not labels or not math.isfinite(sum(labels)) or min(counts) <= 0:
         return _columns_slowly(value, scale)
-    if scale != 1.0:
-        labels = [round(label * scale, 9) for label in labels]
     if all(map(operator.lt, labels, islice(labels, 1, None))):  # already in order
         return labels, counts
     ordered = sorted(zip(labels, counts, strict=True))
     return [v for v, _ in ordered], [c for _, c in ordered]
-
-
-def _labels(value: dict[Any, Any]) -> list[float]:
-    """``float(label)`` of every key; labels repeat across points, so they are cached
-    (float(str) is most of the cost of a histogram, and equal labels share a float)."""
-    try:
-        return list(map(_LABELS.__getitem__, value))
-    except KeyError:
-        pass
-    labels = list(map(float, value))
-    if len(_LABELS) > LABEL_CACHE:
-        _LABELS.clear()
-    _LABELS.update(zip(value, labels, strict=True))
-    return labels
 
 
 def _columns_slowly(value: dict[Any, Any], scale: float) -> Columns | None:
