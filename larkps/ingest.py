@@ -25,6 +25,7 @@ from typing import Protocol
 from larkps.errors import ArchiveDeadline, ArchiveError
 from larkps.fetch import DEFAULT_EVENT_TYPES, JsonClient, ParsedPage, describe
 from larkps.ingest_store import Commit, IngestStore, StoredSeries, page_rows
+from larkps.ingest_writer import WriterProcess
 from larkps.model import FetchProblem, Point, Series
 from larkps.sites import SiteMap
 
@@ -34,9 +35,17 @@ BATCH_POINTS = 20000  # points per transaction, at most
 BATCH_SECONDS = 0.1  # and at most this long gathering them (one fsync per transaction)
 GATHER_POLL = 0.005  # while gathering, look for new results this often (not per result)
 QUEUED_ITEMS = 4096  # fetch threads wait while this many results await a commit
+ROOM_WAIT = 0.1  # a waiting fetch thread looks for cancellation this often
 PRUNE_EVERY = 3600
+WRITER_PROCESS_TASKS = 2000  # cycles of this many series commit from a writer process
 GC_THRESHOLDS = (5000, 10, 100)  # gc thresholds during a cycle (the default is 700, 10, 10)
 Progress = Callable[[int, int, int], None]  # (series done, series total, points stored)
+
+
+class Committer(Protocol):
+    """What commits pages: the store itself, or a writer process."""
+
+    def commit(self, commits: Sequence[Commit]) -> list[list[Point]]: ...
 
 
 class PagedSource(Protocol):
@@ -68,6 +77,7 @@ class IngestOptions:
     retention: int = 8 * 86400
     deadline: float | None = None
     keep_new_points: bool = True  # False for big backfills: count new points, keep none
+    writer_process: bool | None = None  # commit from a second process; None: for big cycles
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,9 +169,9 @@ class Ingester:
             client.deadline = deadline
         try:
             tasks, problems, ok, errors = self._tasks(plans, now, since)
-            runner = _Runner(self.store, plans, deadline, progress)
-            runner.keep = self.options.keep_new_points
-            with fewer_collections():
+            with self._committer(len(tasks)) as committer, fewer_collections():
+                runner = _Runner(committer, plans, deadline, progress)
+                runner.keep = self.options.keep_new_points
                 tally = runner.run(tasks)
         finally:
             for client in clients:
@@ -180,6 +190,20 @@ class Ingester:
             archive_errors=tuple(errors),
             skipped=tuple(p.source.name for p in all_plans if p.source.name in skip),
         )
+
+    @contextmanager
+    def _committer(self, tasks: int) -> Iterator[Committer]:
+        """Where pages are committed: a writer process for a cycle of many series (and
+        a state file), this process otherwise (larkps.ingest_writer)."""
+        wanted = self.options.writer_process
+        if wanted is None:
+            wanted = tasks >= WRITER_PROCESS_TASKS
+        path = self.store.store.path
+        if not wanted or str(path) == ":memory:":
+            yield self.store
+            return
+        with WriterProcess(path) as writer:
+            yield writer
 
     def _tasks(
         self, plans: Sequence[ArchivePlan], now: int, since: int
@@ -281,7 +305,7 @@ class _Runner:
 
     def __init__(
         self,
-        store: IngestStore,
+        store: Committer,
         plans: Sequence[ArchivePlan],
         deadline: float | None,
         progress: Progress | None,
@@ -293,6 +317,9 @@ class _Runner:
         # A SimpleQueue: put and get are C calls, and the committer polls it while
         # gathering a batch instead of waking once per result (~2 results a series).
         self.results: queue.SimpleQueue[Commit | _Done] = queue.SimpleQueue()
+        # Room in the queue: a fetch thread finding it full blocks on this semaphore
+        # (it used to poll the queue's size every 5 ms).
+        self.room = threading.Semaphore(QUEUED_ITEMS)
         self.cancel = threading.Event()
         self.owners: dict[int, Series] = {}
         self.keep = True
@@ -349,6 +376,7 @@ class _Runner:
                 first = self.results.get(timeout=wait)
             except queue.Empty:
                 continue
+            self.room.release()
             return self._gather(first, pending)
 
     def _gather(self, first: Commit | _Done, pending: int) -> list[Commit | _Done]:
@@ -386,6 +414,8 @@ class _Runner:
                 break
             items.append(item)
             size += len(item.points) if isinstance(item, Commit) else 0
+        if items:
+            self.room.release(len(items))
         return items
 
     def _commit(self, commits: list[Commit], tally: _Tally) -> None:
@@ -457,8 +487,9 @@ class _Runner:
     def _put(self, item: Commit | _Done) -> None:
         """Hand a result to the committer; wait while too many are queued (a big
         backfill fetches faster than SQLite stores); dropped once cancelled."""
-        while self.results.qsize() >= QUEUED_ITEMS and not self.cancel.is_set():
-            time.sleep(GATHER_POLL)
+        while not self.room.acquire(timeout=ROOM_WAIT):
+            if self.cancel.is_set():
+                return
         if not self.cancel.is_set():
             self.results.put(item)
 

@@ -139,6 +139,41 @@ def page_rows(series_id: int, points: Sequence[Point]) -> PageRows:
     return PageRows("full", list(chain.from_iterable(_full_row(series_id, p) for p in points)))
 
 
+@dataclass(frozen=True, slots=True)
+class RowCommit:
+    """A :class:`Commit` as the writer needs it: rows, not points (cheap to pickle for
+    a writer process). ``stamps``: each row's timestamp, when stored points must be
+    looked for (a backfill); None when every row is new."""
+
+    series_id: int
+    rows: PageRows
+    hwm: int | None = None
+    covered_from: int | None = None
+    stamps: list[int] | None = None
+
+
+def row_commit(commit: Commit) -> RowCommit:
+    """The rows of ``commit`` (made now unless a fetch thread made them)."""
+    rows = commit.rows or page_rows(commit.series_id, commit.points)
+    stamps = [p.ts for p in commit.points] if commit.check_existing else None
+    return RowCommit(commit.series_id, rows, commit.hwm, commit.covered_from, stamps)
+
+
+def fresh_points(commits: Sequence[Commit], fresh: Sequence[list[int] | None]) -> list[list[Point]]:
+    """The new points of each commit, from :meth:`IngestStore.commit_rows`'s answer."""
+    return [
+        list(c.points) if kept is None else [c.points[i] for i in kept]
+        for c, kept in zip(commits, fresh, strict=True)
+    ]
+
+
+def _subset(rows: PageRows, kept: Sequence[int]) -> PageRows:
+    """The rows at the indices ``kept``, in their order."""
+    width = _COLUMNS[rows.kind].count(",") + 1
+    flat = rows.flat
+    return PageRows(rows.kind, [x for i in kept for x in flat[i * width : (i + 1) * width]])
+
+
 def _interleaved(series_id: int, ts: list[int], column: list[Any]) -> list[object]:
     """(series_id, ts, column) rows flattened, by slice assignment (no tuple a row)."""
     flat: list[object] = [series_id] * (3 * len(ts))
@@ -218,7 +253,7 @@ def _in_chunks(
         done += size
 
 
-def _merged_marks(commits: Sequence[Commit]) -> list[object]:
+def _merged_marks(commits: Sequence[Commit | RowCommit]) -> list[object]:
     """One (hwm, covered_from, series id) per series: the largest hwm and the last
     covered_from, as applying the commits' marks in order would leave them."""
     merged: dict[int, tuple[int | None, int | None]] = {}
@@ -310,37 +345,39 @@ class IngestStore:
     def commit(self, commits: Sequence[Commit]) -> list[list[Point]]:
         """Write every page and its marks in one transaction; return the points that
         were new to the store, per commit."""
-        fresh_per_commit = []
+        return fresh_points(commits, self.commit_rows([row_commit(c) for c in commits]))
+
+    def commit_rows(self, batch: Sequence[RowCommit]) -> list[list[int] | None]:
+        """Write every page's rows and its marks in one transaction. For each commit
+        that checks for stored points, the indices of its rows that were new (the
+        others were all new: None)."""
+        fresh = []
         pages = []
         with self.store.transaction() as db:
-            for item in commits:
-                if item.check_existing:
-                    fresh = self._new_points(item)
-                    rows = page_rows(item.series_id, fresh)
-                else:
-                    fresh = list(item.points)
-                    rows = item.rows or page_rows(item.series_id, fresh)
+            for item in batch:
+                rows, kept = item.rows, None
+                if item.stamps is not None:
+                    kept = self._new_indices(item.series_id, item.stamps)
+                    rows = _subset(rows, kept)
                 pages.append((item.series_id, rows))
-                fresh_per_commit.append(fresh)
+                fresh.append(kept)
             for kind, flat in _rows_by_kind(pages).items():
                 width = _COLUMNS[kind].count(",") + 1
                 _in_chunks(db, partial(_insert_sql, kind), flat, width, self.chunk_rows)
-            _in_chunks(db, _marks_sql, _merged_marks(commits), 3, self.chunk_rows)
-        return fresh_per_commit
+            _in_chunks(db, _marks_sql, _merged_marks(batch), 3, self.chunk_rows)
+        return fresh
 
-    def _new_points(self, item: Commit) -> list[Point]:
-        if not item.points:
+    def _new_indices(self, series_id: int, stamps: Sequence[int]) -> list[int]:
+        if not stamps:
             return []
-        low = min(p.ts for p in item.points)
-        high = max(p.ts for p in item.points)
         stored = {
             int(ts)
             for (ts,) in self.db.execute(
                 "SELECT ts FROM points WHERE series_id = ? AND ts BETWEEN ? AND ?",
-                (item.series_id, low, high),
+                (series_id, min(stamps), max(stamps)),
             )
         }
-        return [p for p in item.points if p.ts not in stored]
+        return [i for i, ts in enumerate(stamps) if ts not in stored]
 
     def points(self, series_id: int, start: int, end: int) -> list[Point]:
         """Stored points with start < ts <= end, by ts."""
