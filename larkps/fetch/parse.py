@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import Any
+from typing import Any, cast
 
 from larkps.errors import ArchiveFormatError
 from larkps.fetch.buckets import label_values, pack_page
@@ -134,12 +134,28 @@ def parse_page(page: object, series: Series, archive: str, latest: int) -> Parse
     if not isinstance(page, list):
         raise ArchiveFormatError(archive, f"data for {series.key.metadata_key} is not a list")
     parsed = ParsedPage(raw_count=len(page))
+    stamps, values = _stamped(page, latest + FUTURE_SLACK, parsed.rejected)
+    outcomes = _values_parser(series)(stamps, values)
+    if str in map(type, outcomes) or not _ascending(stamps):
+        _accept(parsed, stamps, outcomes)
+    else:  # the common case: every value good, timestamps in order (so no repeats)
+        parsed.points = cast(list[Point], outcomes)
+    if parsed.points:
+        parsed.max_ts = parsed.points[-1].ts
+    return parsed
+
+
+def _ascending(stamps: list[int]) -> bool:
+    return all(map(operator.lt, stamps, islice(stamps, 1, None)))
+
+
+def _accept(parsed: ParsedPage, stamps: list[int], outcomes: list[Point | str]) -> None:
+    """Keep the points, the first of each timestamp, sorted; count what is rejected."""
     points, rejected = parsed.points, parsed.rejected
-    stamps, values = _stamped(page, latest + FUTURE_SLACK, rejected)
     seen: set[int] = set()
     last = -1
     ordered = True
-    for ts, outcome in zip(stamps, _values_parser(series)(stamps, values), strict=True):
+    for ts, outcome in zip(stamps, outcomes, strict=True):
         if isinstance(outcome, str):
             rejected[outcome] += 1
         elif ts in seen:
@@ -151,9 +167,6 @@ def parse_page(page: object, series: Series, archive: str, latest: int) -> Parse
             last = ts
     if not ordered:
         points.sort(key=_ts_of)
-    if points:
-        parsed.max_ts = points[-1].ts
-    return parsed
 
 
 def _stamped(page: list[Any], limit: int, rejected: Counter[str]) -> tuple[list[int], list[Any]]:
