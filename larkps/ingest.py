@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from larkps.errors import ArchiveDeadline, ArchiveError
+from larkps.errors import ArchiveDeadline, ArchiveError, StateError
 from larkps.fetch import DEFAULT_EVENT_TYPES, JsonClient, ParsedPage, describe
 from larkps.ingest_store import Commit, IngestStore, StoredSeries, page_rows
 from larkps.ingest_writer import WriterProcess
@@ -202,7 +202,13 @@ class Ingester:
         if not wanted or str(path) == ":memory:":
             yield self.store
             return
-        with WriterProcess(path) as writer:
+        try:
+            writer = WriterProcess(path)
+        except StateError as exc:  # no second process here: commit from this one
+            log.warning("%s; committing from this process", exc)
+            yield self.store
+            return
+        with writer:
             yield writer
 
     def _tasks(

@@ -171,3 +171,15 @@ def _alive(pid: int) -> bool:
         return False
     except OSError:
         return os.path.exists(f"/proc/{pid}")
+
+
+def test_without_a_second_process_the_cycle_commits_from_this_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    mesh = Mesh(MeshConfig(sites=3, seed=22))
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "no-such-python"))
+    with EmbeddedArchive(mesh, clock=Clock(T)) as archive:
+        report, data = run(tmp_path, archive.url, T, T - 3600, writer_process=True)
+    assert report.problems == () and report.points > 0
+    assert_matches_archive(mesh, data, T - 3600, T)
+    assert "cannot start the store writer process" in caplog.text
