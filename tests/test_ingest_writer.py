@@ -183,3 +183,21 @@ def test_without_a_second_process_the_cycle_commits_from_this_one(
     assert report.problems == () and report.points > 0
     assert_matches_archive(mesh, data, T - 3600, T)
     assert "cannot start the store writer process" in caplog.text
+
+
+def test_only_big_cycles_commit_from_a_writer_process() -> None:
+    from larkps.ingest import LONG_RANGE, WRITER_PROCESS_TASKS, _big, _Range, _Task
+
+    def tasks(ranges: tuple[_Range, ...], n: int) -> list[_Task]:
+        return [_Task("a", None, ranges)] * n  # type: ignore[arg-type]
+
+    cold = (_Range(0, LONG_RANGE, backfill=False, cover=True),)
+    steady = (_Range(0, LONG_RANGE - 1, backfill=False, cover=False),)
+    new_and_older = (
+        _Range(LONG_RANGE // 2, LONG_RANGE, backfill=False, cover=False),
+        _Range(0, LONG_RANGE // 2, backfill=True, cover=True),
+    )
+    assert _big(tasks(cold, WRITER_PROCESS_TASKS))
+    assert _big(tasks(new_and_older, WRITER_PROCESS_TASKS))
+    assert not _big(tasks(cold, WRITER_PROCESS_TASKS - 1))
+    assert not _big(tasks(steady, 5 * WRITER_PROCESS_TASKS))
