@@ -3,8 +3,9 @@
 Per (archive, metadata-key, event-type) the store keeps a high-water mark. A cycle
 discovers series (at most once per ``discover_interval``; the list is kept in the
 store), fetches every series' new points on a bounded per-archive worker pool, and
-commits each page together with the marks it justifies, so ``kill -9`` can never
-leave a mark ahead of its points. Errors stay with their series; at the cycle
+commits each page together with the marks it justifies (from a writer process in a
+big cycle: larkps.ingest_writer), so ``kill -9`` can never leave a mark ahead of its
+points. Errors stay with their series; at the cycle
 deadline the points fetched so far are kept and the report is marked partial.
 """
 
