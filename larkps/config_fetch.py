@@ -53,6 +53,7 @@ class FetchSettings:
     deadline: int | None = 240
     retention: int = 8 * 86400
     discover_interval: int = 3600
+    writer: str = "auto"  # where pages are committed: "auto", "process" or "thread"
 
 
 def archive_fetch(section: Section, kind: str, cycle_interval: int) -> ArchiveFetch:
@@ -149,6 +150,9 @@ def _filters(section: Section) -> MetadataFilters:
     )
 
 
+WRITERS = ("auto", "process", "thread")
+
+
 def fetch_settings(
     section: Section, state_dir_given: bool, interval: int, longest_window: int
 ) -> FetchSettings:
@@ -159,6 +163,7 @@ def fetch_settings(
         deadline=section.duration("deadline", deadline_default),
         retention=section.duration("retention", longest_window + 3600),
         discover_interval=section.duration("discover_interval", "1h"),
+        writer=section.choice("writer", WRITERS, "auto"),
     )
     if result.retention < longest_window:
         raise section.error("retention", "retention must cover the longest of windows.list")

@@ -224,6 +224,7 @@ def ingest(
         retention=max(settings.fetch.retention, now - since),
         deadline=deadline,
         keep_new_points=window is not None,  # a backfill only counts them
+        writer_process={"process": True, "thread": False}.get(settings.fetch.writer),
     )
     plans = [ArchivePlan(s, s.event_types, repr(s.filters)) for s in sources]
     with Store.in_directory(settings.state_dir) as store:

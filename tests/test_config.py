@@ -65,6 +65,7 @@ FAILURES = [
     ("fetch_big_page", "archives[0].page_size", "<= 10000"),
     ("fetch_event_types_on_search", "archives[0].event_types", 'only archives of kind "esmond"'),
     ("fetch_short_retention", "fetch.retention", "longest of windows.list"),
+    ("fetch_bad_writer", "fetch.writer", 'expected one of "auto", "process", "thread"'),
     ("cadence_shorter_than_cycle", "archives[1].interval", "at least [larkps] interval (5m)"),
     ("cadence_bad_duration", "archives[0].interval", "duration"),
     ("cadence_not_incremental", "archives[0].interval", "needs incremental fetching"),

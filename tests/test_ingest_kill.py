@@ -4,7 +4,9 @@ The child backfills from the embedded archive (served by this process, its clock
 pinned) in small pages. It is killed several times at random points; after each
 kill the store must hold no duplicates and, for every series, exactly the
 archive's points between the start of its covered range and its high-water mark.
-A last run then completes the backfill.
+A last run then completes the backfill. It runs twice: committing from the fetching
+process, and from a writer process (`[fetch] writer = "process"`), which must never
+outlive a killed fetcher.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ KILLS = 4
 SINCE = 6 * 3600
 
 
-def write_config(path: Path, url: str, state: Path) -> None:
+def write_config(path: Path, url: str, state: Path, writer: str) -> None:
     path.write_text(
         "[larkps]\n"
         f'state_dir = "{state}"\n'
@@ -37,7 +39,23 @@ def write_config(path: Path, url: str, state: Path) -> None:
         "max_connections = 3\n"
         "page_size = 10\n"
         'event_types = ["histogram-owdelay", "packet-count-lost", "throughput"]\n'
+        f'[fetch]\nwriter = "{writer}"\n'
     )
+
+
+def writers_of(state: Path) -> list[int]:
+    """Live writer processes (larkps.ingest_writer) writing into ``state``."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+            status = (proc / "stat").read_text().rsplit(") ", 1)[1][0]
+        except (OSError, IndexError):
+            continue
+        ours = b"larkps.ingest_writer" in argv and str(state).encode() in b" ".join(argv)
+        if ours and status != "Z":
+            found.append(int(proc.name))
+    return found
 
 
 def check_store(db: Path, mesh: Mesh, now: int) -> dict[tuple[str, str], int]:
@@ -83,7 +101,8 @@ def run_fetch(config: Path) -> subprocess.Popen[bytes]:
     )
 
 
-def test_kill_9_during_fetch_never_loses_committed_points(tmp_path: Path):
+@pytest.mark.parametrize("writer", ["thread", "process"])
+def test_kill_9_during_fetch_never_loses_committed_points(tmp_path: Path, writer: str):
     seed = int.from_bytes(os.urandom(4), "big")
     rng = random.Random(seed)
     mesh = Mesh(MeshConfig(sites=4, seed=12))
@@ -92,18 +111,25 @@ def test_kill_9_during_fetch_never_loses_committed_points(tmp_path: Path):
     config = tmp_path / "larkps.toml"
     progress = []
     with EmbeddedArchive(mesh, clock=lambda: float(now)) as archive:
-        write_config(config, archive.url, state)
+        write_config(config, archive.url, state, writer)
         for _ in range(KILLS):
             child = run_fetch(config)
             time.sleep(rng.uniform(0.3, 1.5))
             child.kill()  # SIGKILL
             child.communicate()
+            assert _gone(lambda: writers_of(state)), (seed, "a writer outlived its fetcher")
             if (state / "larkps.sqlite").exists():
                 marks = check_store(state / "larkps.sqlite", mesh, now)
                 progress.append(sum(1 for _ in marks))
         final_start = int(time.time())
         final = run_fetch(config)
-        out, err = final.communicate(timeout=240)
+        seen_writer = False
+        deadline = time.monotonic() + 240
+        while final.poll() is None and time.monotonic() < deadline:
+            seen_writer = seen_writer or bool(writers_of(state))
+            time.sleep(0.02)
+        out, err = final.communicate(timeout=10)
+    assert seen_writer == (writer == "process"), seed  # the runs committed as configured
     assert final.returncode == 0, (seed, err.decode())
     assert b"fetched " in out
     marks = check_store(state / "larkps.sqlite", mesh, now)
@@ -118,3 +144,14 @@ def test_kill_9_during_fetch_never_loses_committed_points(tmp_path: Path):
             assert marks[(key, event)] == newest[-1]["ts"], (seed, key, event)
             assert covered <= final_start - SINCE + 10  # the final run started a bit later
     assert any(count < len(marks) for count in progress), (seed, progress)  # killed mid-fetch
+    assert writers_of(state) == []
+
+
+def _gone(alive, seconds: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
+    """Whether ``alive()`` becomes empty within ``seconds``."""
+    end = time.monotonic() + seconds
+    while alive():
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.05)
+    return True
