@@ -90,6 +90,14 @@ def sources(url: str):
     return EsmondSource("bench", url, client, SiteMap(), filters=filters, event_types=EVENTS)
 
 
+def bench_plan(url: str):  # type: ignore[no-untyped-def]
+    """The bench's one archive and what to take from it, as a cycle plans it."""
+    from larkps.ingest import ArchivePlan
+
+    source = sources(url)
+    return ArchivePlan(source, EVENTS, repr(source.filters))
+
+
 def phase_warm(url: str, now: int, window: int, urls_file: str) -> dict[str, Any]:
     """Discover, write the data URLs, GET each once: the archive generates its blocks."""
     source = sources(url)
@@ -108,28 +116,25 @@ def phase_warm(url: str, now: int, window: int, urls_file: str) -> dict[str, Any
 
 def phase_discover(url: str, state: str, now: int, window: int) -> dict[str, Any]:
     """List the series into an empty store, as a cycle's discovery would (not timed)."""
-    from larkps.ingest import ArchivePlan
+    from larkps.ingest import discovery_query
     from larkps.ingest_store import IngestStore
     from larkps.store import Store
 
-    source = sources(url)
-    plan = ArchivePlan(source, EVENTS, repr(source.filters))
+    plan = bench_plan(url)
     with Store.in_directory(Path(state)) as store:
         started = time.monotonic()
-        found = source.discover(EVENTS, now - window)
-        query = json.dumps([sorted(EVENTS), plan.query])
-        IngestStore(store).save_discovery("bench", query, now, found)
+        found = plan.source.discover(EVENTS, now - window)
+        IngestStore(store).save_discovery("bench", discovery_query(plan), now, found)
     return {"discovery_s": round(time.monotonic() - started, 2), "series": len(found)}
 
 
 def phase_ingest(url: str, state: str, now: int, window: int) -> dict[str, Any]:
     """One cold cycle on the discovered store: every series' window is new."""
-    from larkps.ingest import ArchivePlan, Ingester, IngestOptions
+    from larkps.ingest import Ingester, IngestOptions
     from larkps.ingest_store import IngestStore
     from larkps.store import Store
 
-    source = sources(url)
-    plan = ArchivePlan(source, EVENTS, repr(source.filters))
+    plan = bench_plan(url)
     with Store.in_directory(Path(state)) as store:
         started = time.monotonic()
         report = Ingester(IngestStore(store), IngestOptions()).cycle([plan], now, now - window)
@@ -138,12 +143,11 @@ def phase_ingest(url: str, state: str, now: int, window: int) -> dict[str, Any]:
 
 
 def phase_steady(url: str, state: str, now: int, window: int) -> dict[str, Any]:
-    from larkps.ingest import ArchivePlan, Ingester, IngestOptions
+    from larkps.ingest import Ingester, IngestOptions
     from larkps.ingest_store import IngestStore
     from larkps.store import Store
 
-    source = sources(url)
-    plan = ArchivePlan(source, EVENTS, repr(source.filters))
+    plan = bench_plan(url)
     started = time.monotonic()
     with Store.in_directory(Path(state)) as store:
         report = Ingester(IngestStore(store), IngestOptions()).cycle([plan], now, now - window)

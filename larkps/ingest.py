@@ -149,6 +149,11 @@ def plan_ranges(stored: StoredSeries, start: int, end: int) -> tuple[_Range, ...
     return tuple(ranges)
 
 
+def discovery_query(plan: ArchivePlan) -> str:
+    """What a stored discovery was made for: a different query lists the series again."""
+    return json.dumps([sorted(plan.event_types), plan.query])
+
+
 class Ingester:
     """Runs incremental fetch cycles of several archives into one store."""
 
@@ -247,7 +252,7 @@ class Ingester:
 
     def _series(self, plan: ArchivePlan, now: int, since: int) -> list[StoredSeries]:
         name, sites = plan.source.name, plan.source.sites
-        query = json.dumps([sorted(plan.event_types), plan.query])
+        query = discovery_query(plan)
         last = self.store.last_discovery(name, query)
         if last is None or now - last >= self.options.discover_interval or now < last:
             found = plan.source.discover(plan.event_types, since)
@@ -317,12 +322,12 @@ class _Runner:
 
     def __init__(
         self,
-        store: Committer,
+        committer: Committer,
         plans: Sequence[ArchivePlan],
         deadline: float | None,
         progress: Progress | None,
     ) -> None:
-        self.store = store
+        self.committer = committer
         self.sources = {p.source.name: p.source for p in plans}
         self.deadline = deadline
         self.progress = progress
@@ -433,7 +438,7 @@ class _Runner:
     def _commit(self, commits: list[Commit], tally: _Tally) -> None:
         if not commits:
             return
-        for item, fresh in zip(commits, self.store.commit(commits), strict=True):
+        for item, fresh in zip(commits, self.committer.commit(commits), strict=True):
             if fresh and self.keep:
                 tally.new_points.setdefault(self.owners[item.series_id], []).extend(fresh)
             tally.stored += len(fresh)

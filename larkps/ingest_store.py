@@ -169,9 +169,14 @@ def fresh_points(commits: Sequence[Commit], fresh: Sequence[list[int] | None]) -
 
 def _subset(rows: PageRows, kept: Sequence[int]) -> PageRows:
     """The rows at the indices ``kept``, in their order."""
-    width = _COLUMNS[rows.kind].count(",") + 1
+    width = _width(rows.kind)
     flat = rows.flat
     return PageRows(rows.kind, [x for i in kept for x in flat[i * width : (i + 1) * width]])
+
+
+def _width(kind: str) -> int:
+    """Values per row of ``kind``."""
+    return _COLUMNS[kind].count(",") + 1
 
 
 def _interleaved(series_id: int, ts: list[int], column: list[Any]) -> list[object]:
@@ -216,7 +221,7 @@ def _rows_by_kind(pages: Sequence[tuple[int, PageRows]]) -> dict[str, list[objec
 @lru_cache(maxsize=64)
 def _insert_sql(kind: str, rows: int) -> str:
     columns = _COLUMNS[kind]
-    one_row = "(" + ",".join("?" * (columns.count(",") + 1)) + ")"
+    one_row = "(" + ",".join("?" * _width(kind)) + ")"
     head = f"INSERT OR IGNORE INTO points ({columns}) VALUES "  # noqa: S608 (fixed columns)
     return head + ",".join([one_row] * rows)
 
@@ -253,7 +258,7 @@ def _in_chunks(
         done += size
 
 
-def _merged_marks(commits: Sequence[Commit | RowCommit]) -> list[object]:
+def _merged_marks(commits: Sequence[RowCommit]) -> list[object]:
     """One (hwm, covered_from, series id) per series: the largest hwm and the last
     covered_from, as applying the commits' marks in order would leave them."""
     merged: dict[int, tuple[int | None, int | None]] = {}
@@ -362,8 +367,7 @@ class IngestStore:
                 pages.append((item.series_id, rows))
                 fresh.append(kept)
             for kind, flat in _rows_by_kind(pages).items():
-                width = _COLUMNS[kind].count(",") + 1
-                _in_chunks(db, partial(_insert_sql, kind), flat, width, self.chunk_rows)
+                _in_chunks(db, partial(_insert_sql, kind), flat, _width(kind), self.chunk_rows)
             _in_chunks(db, _marks_sql, _merged_marks(batch), 3, self.chunk_rows)
         return fresh
 

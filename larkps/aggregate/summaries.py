@@ -73,9 +73,10 @@ def unpacked(histograms: Sequence[Histogram]) -> tuple[FloatArray, IntArray, Int
 
     Each histogram is 8n bytes of values then 4n bytes of counts: one byte mask over
     the joined blobs splits every histogram's two columns at once."""
-    if any(len(h) % BUCKET_BYTES for h in histograms):  # torn blobs: cut, not a crash
+    lengths_bytes = np.fromiter(map(len, histograms), np.int64, len(histograms))
+    if np.any(lengths_bytes % BUCKET_BYTES):  # torn blobs: cut, not a crash
         histograms = [Histogram(h[: len(h) - len(h) % BUCKET_BYTES]) for h in histograms]
-    sizes = np.fromiter(map(len, histograms), np.int64, len(histograms)) // BUCKET_BYTES
+    sizes = lengths_bytes // BUCKET_BYTES
     raw = np.frombuffer(b"".join(histograms), np.uint8)
     lengths = np.column_stack((8 * sizes, 4 * sizes)).ravel()
     is_value = np.repeat(np.tile(np.array([True, False]), len(histograms)), lengths)
