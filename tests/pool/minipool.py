@@ -1,0 +1,208 @@
+"""A real one-host HTCondor pool for tests, and larkps installed as an admin would.
+
+The pool comes from ``../shared/tools/htcondor/minipool.sh`` (a real HTCondor build);
+tests using it skip with the reason where that tree is absent. Everything the pool
+runs on our behalf (a STARTD_CRON hook, a job, a job wrapper) runs as another user,
+so larkps is installed for it with ``/usr/bin/python3 -m venv`` in a world-readable
+directory, never from the test's own interpreter.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+HTCONDOR = Path(os.environ.get("LARKPS_HTCONDOR", REPO.parent / "shared" / "tools" / "htcondor"))
+MINIPOOL = HTCONDOR / "minipool.sh"
+SYSTEM_PYTHON = Path("/usr/bin/python3")
+
+
+def require_htcondor() -> None:
+    """Skip the calling test where the real HTCondor build is not present."""
+    if not MINIPOOL.is_file():
+        pytest.skip(f"no HTCondor build at {HTCONDOR} (../shared/tools/htcondor is absent)")
+
+
+def world_dir(prefix: str) -> Path:
+    """A new directory under /tmp that every user can enter and read."""
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    path.chmod(0o755)
+    return path
+
+
+def shipped(relative: str, paths: Mapping[str, str]) -> str:
+    """The text of a file shipped in the repository with only its paths replaced.
+
+    Each key of ``paths`` must occur in the file: a test that means to put a path
+    in fails loudly when the shipped file no longer says it.
+    """
+    text = (REPO / relative).read_text()
+    for old, new in paths.items():
+        assert old in text, f"{relative} no longer mentions {old}"
+        text = text.replace(old, new)
+    return text
+
+
+@dataclass
+class Pool:
+    """A running mini pool: its directory, environment and collector address."""
+
+    dir: Path
+    env: dict[str, str]
+    collector: str
+    job_user: str
+    logs: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.logs = self.dir / "log"
+
+    def run(
+        self, *argv: str | os.PathLike[str], check: bool = True, timeout: float = 120, **kw: object
+    ) -> subprocess.CompletedProcess[str]:
+        """Run a command with the pool's environment (HTCondor tools on PATH)."""
+        return subprocess.run(
+            [os.fspath(a) for a in argv],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=check,
+            timeout=timeout,
+            **kw,  # type: ignore[arg-type]
+        )
+
+    def as_job_user(
+        self, *argv: str | os.PathLike[str], cwd: Path, check: bool = True, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        """Run a command as the pool's job owner (HTCondor refuses root's jobs)."""
+        if os.geteuid() != 0:
+            return self.run(*argv, cwd=cwd, check=check, timeout=timeout)
+        keep = ["CONDOR_CONFIG", "PATH", "LD_LIBRARY_PATH"]
+        env = [f"{k}={self.env[k]}" for k in keep]
+        return self.run(
+            "runuser", "-u", self.job_user, "--", "env", *env, *argv,
+            cwd=cwd, check=check, timeout=timeout,
+        )  # fmt: skip
+
+    def job_dir(self, name: str) -> Path:
+        """A directory the job owner can write, for submit files, logs and outputs."""
+        path = self.dir.parent / name
+        path.mkdir(mode=0o755, exist_ok=True)
+        if os.geteuid() == 0:
+            shutil.chown(path, self.job_user, self.job_user)
+        return path
+
+    def status(self, *args: str) -> str:
+        """``condor_status`` output for these arguments."""
+        return self.run("condor_status", "-pool", self.collector, *args).stdout
+
+    def token(self, identity: str = "larkps@minipool", authz: str = "DAEMON") -> str:
+        """An IDTOKEN signed by the pool's key, from the real ``condor_token_create``."""
+        out = self.run("condor_token_create", "-identity", identity, "-authz", authz)
+        return out.stdout.strip()
+
+    def reconfig(self) -> None:
+        """``condor_reconfig`` of the whole pool."""
+        self.run("condor_reconfig", "-all", check=False)
+
+
+def wait_until(predicate: Callable[[], object], timeout: float, what: str) -> object:
+    """Poll ``predicate`` every half second until it is truthy; fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.5)
+
+
+@contextmanager
+def minipool(extra_config: str = "", num_cpus: int = 2, **env: str) -> Iterator[Pool]:
+    """Start a pool with ``extra_config`` appended, yield it, stop it."""
+    require_htcondor()
+    base = world_dir("larkps-pool-")
+    pool_dir = base / "pool"
+    environ = dict(os.environ)
+    environ.update(env)
+    environ["MINIPOOL_EXTRA_CONFIG"] = extra_config
+    environ["MINIPOOL_NUM_CPUS"] = str(num_cpus)
+    started = subprocess.run(
+        ["bash", str(MINIPOOL), "start", str(pool_dir)],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if started.returncode != 0:
+        subprocess.run(["bash", str(MINIPOOL), "stop", str(pool_dir)], capture_output=True)
+        raise AssertionError(f"minipool did not start:\n{started.stderr[-3000:]}")
+    lines = dict(line.split("=", 1) for line in started.stdout.splitlines() if "=" in line)
+    pool_env = dict(os.environ)
+    pool_env.update(lines)
+    try:
+        yield Pool(
+            dir=pool_dir,
+            env=pool_env,
+            collector=lines["MINIPOOL_COLLECTOR"],
+            job_user=lines["MINIPOOL_JOB_USER"],
+        )
+    finally:
+        subprocess.run(
+            ["bash", str(MINIPOOL), "stop", str(pool_dir)], capture_output=True, timeout=120
+        )
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class Install:
+    """larkps installed in a world-readable virtual environment."""
+
+    venv: Path
+
+    @property
+    def larkps(self) -> Path:
+        return self.venv / "bin" / "larkps"
+
+    @property
+    def python(self) -> Path:
+        return self.venv / "bin" / "python"
+
+
+def install_larkps() -> Install:
+    """``/usr/bin/python3 -m venv`` in /tmp, then ``pip install`` of this checkout.
+
+    This is what docs/operations.md tells an admin to do, with /tmp in place of
+    /opt/larkps so that the test needs nothing outside its own directories.
+    """
+    if not SYSTEM_PYTHON.is_file():
+        pytest.skip(f"{SYSTEM_PYTHON} is absent: cannot make a venv other users can run")
+    base = world_dir("larkps-install-")
+    venv = base / "venv"
+    subprocess.run([str(SYSTEM_PYTHON), "-m", "venv", str(venv)], check=True, timeout=300)
+    source = base / "src"
+    shutil.copytree(
+        REPO,
+        source,
+        ignore=shutil.ignore_patterns(".git", ".venv", ".ci-venv", "*.egg-info", "__pycache__"),
+    )
+    subprocess.run(
+        [str(venv / "bin" / "pip"), "install", "-q", str(source)],
+        check=True,
+        timeout=900,
+    )
+    shutil.rmtree(source, ignore_errors=True)
+    for path in [base, *base.rglob("*")]:
+        mode = path.stat().st_mode
+        path.chmod(mode | 0o044 | (0o011 if path.is_dir() or mode & 0o100 else 0))
+    return Install(venv=venv)
