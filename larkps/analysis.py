@@ -1,7 +1,9 @@
 """The aggregate half of a cycle: points -> statistics, quality, forecasts, estimates, alarms.
 
 With a state store the cycle's new points go into the rollups and every window is
-read back from them (and alarm hysteresis persists); without one, every window is
+read back from them, sites mapped by the site map in force now (and alarm
+hysteresis persists, except for alarms naming a site that map no longer yields:
+their figures are re-judged under the new names); without one, every window is
 computed directly from the points handed in, and windows longer than what was
 fetched show it in their completeness. The stages called here are pure; this
 module only wires them and touches the store through rollups and alarm_store.
@@ -41,7 +43,7 @@ from larkps.model import (
     Series,
     SiteStats,
 )
-from larkps.rollup_views import histories, window_stats
+from larkps.rollup_views import SiteOf, histories, no_site_map, stream_sites, window_stats
 from larkps.rollups import RollupUpdate, update_rollups
 from larkps.rollups_pure import Kind
 from larkps.store import Store
@@ -132,6 +134,7 @@ def analyse(
     all_new: bool = False,
     raw: RawWindow | None = None,
     summarised: SummaryStats | None = None,
+    sites: SiteOf = no_site_map,
 ) -> Analysis:
     """One cycle's aggregate half (see the module docstring).
 
@@ -139,31 +142,44 @@ def analyse(
     from the store); rollup windows whose oldest hour lies inside it are exact.
     ``summarised``: statistics of summary-mode archives, merged in (a path the raw
     data has keeps its raw figures); they have no history, so no forecast.
+    ``sites``: the site of a stored endpoint now (the sources' site maps).
     """
     update = None
     if store is not None:
         update = update_rollups(store, data, now, policies.needed, all_new=all_new)
         edge = raw.loader if raw is not None else None
-        stats = window_stats(store, policies.needed, now, policies.quality, boundary=edge)
+        quality = policies.quality
+        stats = window_stats(store, policies.needed, now, quality, boundary=edge, sites=sites)
         hosts = window_stats(
-            store, (policies.default,), now, policies.quality, by_host=True, boundary=edge
+            store, (policies.default,), now, quality, by_host=True, boundary=edge, sites=sites
         )
         kinds = (Kind.THROUGHPUT, Kind.OWDELAY, Kind.RTT)
-        history = histories(store, now, kinds)
-        previous = load_alarms(store)
+        history = histories(store, now, kinds, sites=sites)
+        previous, known = load_alarms(store), stream_sites(store, sites)
     else:
         by_window = path_stats_windows(data, policies.needed, now, policies.quality)
         stats = [s for w in policies.needed for s in by_window[w]]
         hosts = path_stats(data, policies.default, now, policies.quality, by_host=True)
         history = point_histories(data, now)
-        previous = {}
+        previous, known = {}, set()
     if summarised is not None:
         stats = raw_first(stats, summarised.windows)
         hosts = raw_first(hosts, summarised.host_pairs)
+    known |= {end for s in stats for end in (s.path.source_site, s.path.destination_site)}
+    previous = current_alarms(previous, known)
     records = _alarms(stats, history, previous, now, policies)
     if store is not None:
         save_alarms(store, records)
     return _results(stats, hosts, history, records, now, policies, update)
+
+
+def current_alarms(
+    records: Mapping[tuple[str, str], AlarmRecord], sites: set[str]
+) -> dict[tuple[str, str], AlarmRecord]:
+    """The records whose sites (and peer, for a path) are all among ``sites``."""
+    return {
+        key: r for key, r in records.items() if r.site in sites and (not r.peer or r.peer in sites)
+    }
 
 
 def _alarms(

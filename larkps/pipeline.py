@@ -45,6 +45,7 @@ from larkps.publish import (
     site_ads,
 )
 from larkps.publish_collector import CollectorPublisher, Spool
+from larkps.rollup_views import SiteOf, sites_of
 from larkps.sites import SiteMap, SiteRule
 from larkps.sources import (
     SEARCH_KINDS,
@@ -330,11 +331,12 @@ def run_cycle(
         summaries = collect_summaries(
             summary_sources, now, policies.needed, settings.fetch.deadline
         )
+        sites = sites_of({s.name: s.sites for s in sources}, settings.sites)
     archives_ok = fetched.archives_ok + summaries.archives_ok
     if not archives_ok and not fetched.skipped:
         raise (fetched.archive_errors + summaries.archive_errors)[0]
     fetched_at = time.monotonic()
-    analysis = analyse_fetched(settings, fetched, now, policies, summaries)
+    analysis = analyse_fetched(settings, fetched, now, policies, summaries, sites)
     stats = analysis.window(window)
     analysed_at = time.monotonic()
     context = AdContext(
@@ -390,9 +392,11 @@ def analyse_fetched(
     now: int,
     policies: Policies,
     summaries: Collected | None = None,
+    sites: SiteOf | None = None,
 ) -> Analysis:
-    """The aggregate half: rollups in the state store after an incremental fetch,
-    else every window straight from the fetched points; summary-mode archives'
+    """The aggregate half: rollups in the state store after an incremental fetch
+    (their endpoints mapped by ``sites``, else by the configured site map), else
+    every window straight from the fetched points; summary-mode archives'
     statistics merged in (raw figures win on a path both have)."""
     window = policies.default
     summarised = None
@@ -404,7 +408,16 @@ def analyse_fetched(
     new = list(fetched.ingest.new_points.items())
     raw = RawWindow(fetched.data, now - window, now)  # the window loaded back from the store
     with Store.in_directory(settings.state_dir) as store:
-        return analyse(new, now, policies, store, all_new=True, raw=raw, summarised=summarised)
+        return analyse(
+            new,
+            now,
+            policies,
+            store,
+            all_new=True,
+            raw=raw,
+            summarised=summarised,
+            sites=sites or sites_of({}, settings.sites),
+        )
 
 
 def ad_extras(analysis: Analysis, window: int) -> dict[PathKey, PathExtras]:

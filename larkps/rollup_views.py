@@ -6,13 +6,17 @@ when the caller can give them (``boundary``), so the window is exact; otherwise 
 whole oldest hour is taken, the window starts up to an hour early, and
 ``PathStats.window_start`` says where it really starts (completeness is computed
 over that span).
+
+Sites are not stored: each stream's endpoints (host, IP) are mapped through
+``sites`` when read, so the site map in force now decides every window's paths
+(a renamed, merged, split or removed site shows at once, its tests all kept).
 """
 
 from __future__ import annotations
 
 import sqlite3
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,9 +51,12 @@ from larkps.rollups_pure import (
     stream_tests,
     subtract,
 )
+from larkps.sites import SiteMap
 from larkps.store import Store
 
 GroupKey = tuple[PathKey, str | None, str | None]
+#: the site of an endpoint (archive, host, IP) under the configuration in force now
+SiteOf = Callable[[str, str, str], str]
 #: raw points with start < ts <= end for the boundary hour, or None if not at hand
 Boundary = Callable[[int, int], Iterable[tuple[Series, Sequence[Point]]] | None]
 
@@ -66,32 +73,74 @@ class StreamInfo:
     destination_host: str
     state: StreamState
 
+    @property
+    def ends(self) -> tuple[str, str]:
+        return (self.path.source_site, self.path.destination_site)
+
     def group(self, by_host: bool) -> GroupKey:
         if by_host:
             return (self.path, self.source_host, self.destination_host)
         return (self.path, None, None)
 
 
-def load_streams(db: sqlite3.Connection, since: int) -> list[StreamInfo]:
-    """Streams with a test after ``since``."""
+def no_site_map(archive: str, host: str, ip: str) -> str:
+    """Without a site map every host is its own site (as :class:`SiteMap` says)."""
+    return _NO_SITES.site_for(host, ip)
+
+
+_NO_SITES = SiteMap()
+
+
+def sites_of(maps: Mapping[str, SiteMap], default: SiteMap) -> SiteOf:
+    """A :data:`SiteOf` from each archive's site map (``default`` for the others)."""
+
+    def site(archive: str, host: str, ip: str) -> str:
+        return maps.get(archive, default).site_for(host, ip)
+
+    return site
+
+
+def sites_as_mapped(series: Iterable[Series]) -> SiteOf:
+    """The sites ``series`` carry, by (archive, host, IP) of each endpoint (others: no
+    site map): for callers whose series were mapped already (benchmarks, tests)."""
+    known = {
+        (s.key.archive, end.host, end.ip): end.site
+        for s in series
+        for end in (s.source, s.destination)
+    }
+
+    def site(archive: str, host: str, ip: str) -> str:
+        return known.get((archive, host, ip)) or no_site_map(archive, host, ip)
+
+    return site
+
+
+def load_streams(db: sqlite3.Connection, since: int, sites: SiteOf) -> list[StreamInfo]:
+    """Streams with a test after ``since``, their endpoints mapped by ``sites`` now."""
     rows = db.execute(
-        "SELECT id, kind, source_site, destination_site, family, source_host,"
-        " destination_host, archive, metadata_key, hwm, gaps, history_ts, history"
+        "SELECT id, kind, archive, source_host, source_ip, destination_host, destination_ip,"
+        " family, metadata_key, hwm, gaps, history_ts, history"
         " FROM rollup_streams WHERE hwm > ? ORDER BY id",
         (since,),
     ).fetchall()
     return [
         StreamInfo(
             id=int(r[0]),
-            key=(r[7], r[8], Kind(r[1])),
+            key=(r[2], r[8], Kind(r[1])),
             kind=Kind(r[1]),
-            path=PathKey(r[2], r[3], Family(r[4])),
-            source_host=r[5],
-            destination_host=r[6],
+            path=PathKey(sites(r[2], r[3], r[4]), sites(r[2], r[5], r[6]), Family(r[7])),
+            source_host=r[3],
+            destination_host=r[5],
             state=state_from_row(r[9:]),
         )
         for r in rows
     ]
+
+
+def stream_sites(store: Store, sites: SiteOf) -> set[str]:
+    """Every site the stored streams' endpoints map to under ``sites``."""
+    ensure_schema(store)
+    return {end for info in load_streams(store.connection, -(2**62), sites) for end in info.ends}
 
 
 def window_stats(
@@ -101,14 +150,16 @@ def window_stats(
     policy: QualityPolicy | None = None,
     by_host: bool = False,
     boundary: Boundary | None = None,
+    sites: SiteOf = no_site_map,
 ) -> list[PathStats]:
-    """PathStats of every path (or host pair) with recent tests, for each window."""
+    """PathStats of every path (or host pair) with recent tests, for each window,
+    sites mapped by ``sites``."""
     ensure_schema(store)
     policy = policy or QualityPolicy()
     db = store.connection
     # paths (or host pairs) with a test in the longest window, with all their streams:
     # an older stream still says how many tests the path should have had
-    every = load_streams(db, -(2**62))
+    every = load_streams(db, -(2**62), sites)
     cutoff = now - max(windows, default=0)
     recent = {i.group(by_host) for i in every if i.state.hwm is not None and i.state.hwm > cutoff}
     streams = [i for i in every if i.group(by_host) in recent]
@@ -222,12 +273,16 @@ def _add(
 
 
 def histories(
-    store: Store, now: int, kinds: Sequence[Kind] = (Kind.THROUGHPUT,)
+    store: Store,
+    now: int,
+    kinds: Sequence[Kind] = (Kind.THROUGHPUT,),
+    sites: SiteOf = no_site_map,
 ) -> dict[tuple[PathKey, Metric], tuple[IntArray, FloatArray]]:
-    """Per path and metric: the newest per-test values of its streams, merged by ts."""
+    """Per path (sites mapped by ``sites``) and metric: the newest per-test values of
+    its streams, merged by ts."""
     ensure_schema(store)
     found: dict[tuple[PathKey, Metric], list[StreamState]] = defaultdict(list)
-    for info in load_streams(store.connection, -(2**62)):
+    for info in load_streams(store.connection, -(2**62), sites):
         if info.kind in kinds:
             found[(info.path, METRIC_OF_KIND[info.kind])].append(info.state)
     out = {}

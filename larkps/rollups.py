@@ -2,9 +2,12 @@
 
 Tables (in the one SQLite file of :class:`larkps.store.Store`):
 
-* ``rollup_streams``: one row per (archive, metadata key, kind) with its endpoints,
-  sites and family as last seen, its high-water mark, recent gaps and forecast
-  history (see :mod:`larkps.rollups_pure.streams`).
+* ``rollup_streams``: one row per (archive, metadata key, kind) with its endpoints
+  (host and IP of each end) and family as last seen, its high-water mark, recent
+  gaps and forecast history (see :mod:`larkps.rollups_pure.streams`). No site
+  names: the readers (rollup_views) map the endpoints through the site map in
+  force when they read, so a changed map applies at once to every window and
+  nothing stored is keyed by a name the configuration may drop.
 * ``rollup_hours``: the partial of each (stream, hour): test count, packet counts,
   newest test and the weighted multiset of samples (float64 values, int64 counts).
 * ``rollup_windows``: for each configured window length, the running partial of the
@@ -16,6 +19,11 @@ anything at or before a stream's high-water mark is skipped), slides every windo
 and stores the hours, all in one transaction. Cost per cycle: the new tests, plus
 one expired hour per window and stream once an hour, whatever the window length.
 Hours older than the longest window are deleted.
+
+The tables' versions (:meth:`Store.migrate`): 1, streams with the sites seen when
+their tests were taken in; 2, streams with endpoint IPs instead (an upgraded store
+keeps every stream, hour and window; the IPs come from the ingest ``series`` table
+where it has them, else from the stream's next tests).
 """
 
 from __future__ import annotations
@@ -50,7 +58,8 @@ from larkps.rollups_pure import (
 )
 from larkps.store import Store
 
-SCHEMA = """
+# Version 1, as stores were first written (kept verbatim: step 1 creates it).
+_SCHEMA_V1 = """
 CREATE TABLE IF NOT EXISTS rollup_streams (
     id INTEGER PRIMARY KEY,
     archive TEXT NOT NULL,
@@ -94,6 +103,54 @@ CREATE TABLE IF NOT EXISTS rollup_windows (
     PRIMARY KEY (length, stream)
 ) WITHOUT ROWID
 """
+# Version 2: streams keyed as before, endpoints by host and IP, no site names.
+_STREAMS_V2 = """
+CREATE TABLE rollup_streams_v2 (
+    id INTEGER PRIMARY KEY,
+    archive TEXT NOT NULL,
+    metadata_key TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    source_host TEXT NOT NULL,
+    source_ip TEXT NOT NULL,
+    destination_host TEXT NOT NULL,
+    destination_ip TEXT NOT NULL,
+    family TEXT NOT NULL,
+    hwm INTEGER,
+    gaps BLOB NOT NULL,
+    history_ts BLOB NOT NULL,
+    history BLOB NOT NULL,
+    UNIQUE (archive, metadata_key, kind)
+);
+INSERT INTO rollup_streams_v2 (id, archive, metadata_key, kind, source_host, source_ip,
+    destination_host, destination_ip, family, hwm, gaps, history_ts, history)
+SELECT id, archive, metadata_key, kind, source_host, '', destination_host, '', family, hwm,
+    gaps, history_ts, history FROM rollup_streams;
+DROP TABLE rollup_streams;
+ALTER TABLE rollup_streams_v2 RENAME TO rollup_streams
+"""
+# The endpoint IPs of upgraded streams, from the series the ingest store keeps.
+_STREAM_IPS = """
+UPDATE rollup_streams SET source_ip = s.source_ip, destination_ip = s.destination_ip
+FROM (SELECT archive, metadata_key, max(source_ip) AS source_ip,
+             max(destination_ip) AS destination_ip
+      FROM series GROUP BY archive, metadata_key) AS s
+WHERE rollup_streams.archive = s.archive AND rollup_streams.metadata_key = s.metadata_key
+"""
+
+
+def _endpoints_not_sites(db: sqlite3.Connection) -> None:
+    """Version 1 -> 2: drop the stored site names, keep the endpoints (with IPs)."""
+    for statement in _STREAMS_V2.split(";"):
+        if statement.strip():
+            db.execute(statement)
+    has_series = db.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'series'"
+    ).fetchone()
+    if has_series is not None:
+        db.execute(_STREAM_IPS)
+
+
+SCHEMA_STEPS = (_SCHEMA_V1, _endpoints_not_sites)
 PARTIAL_COLUMNS = "tests, bucket_values, bucket_counts, sent, lost, latest_ts, latest_value"
 
 
@@ -107,7 +164,7 @@ class RollupUpdate:
 
 
 def ensure_schema(store: Store) -> None:
-    store.ensure_schema(SCHEMA)
+    store.migrate("rollups", SCHEMA_STEPS)
 
 
 def partial_row(row: Sequence[object]) -> Partial:
@@ -173,21 +230,21 @@ def _stream_id(db: sqlite3.Connection, tests: StreamTests) -> int:
     archive, metadata_key, kind = tests.key
     s = tests.series
     db.execute(
-        "INSERT INTO rollup_streams (archive, metadata_key, kind, source_host, destination_host,"
-        " source_site, destination_site, family, gaps, history_ts, history)"
+        "INSERT INTO rollup_streams (archive, metadata_key, kind, source_host, source_ip,"
+        " destination_host, destination_ip, family, gaps, history_ts, history)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, x'', x'', x'')"
         " ON CONFLICT (archive, metadata_key, kind) DO UPDATE SET"
-        " source_host = excluded.source_host, destination_host = excluded.destination_host,"
-        " source_site = excluded.source_site, destination_site = excluded.destination_site,"
-        " family = excluded.family",
+        " source_host = excluded.source_host, source_ip = excluded.source_ip,"
+        " destination_host = excluded.destination_host,"
+        " destination_ip = excluded.destination_ip, family = excluded.family",
         (
             archive,
             metadata_key,
             kind.value,
             s.source.host,
+            s.source.ip,
             s.destination.host,
-            s.source.site,
-            s.destination.site,
+            s.destination.ip,
             s.family.value,
         ),
     )

@@ -1,7 +1,8 @@
 """Host -> site mapping by exact name, domain suffix and IPv4/IPv6 network.
 
 Lookup order: exact hostname, then the longest matching domain suffix, then the
-IP address (exact or the longest matching CIDR). A host that matches nothing
+IP address (exact or the longest matching CIDR); where two rules match alike, the
+earlier wins (configured rules come before an embedded archive's own). A host that matches nothing
 counts as its own site, so without a site map every host is a site.
 """
 
@@ -29,7 +30,10 @@ class SiteMap:
 
     def __init__(self, rules: tuple[SiteRule, ...] = ()) -> None:
         self.rules = rules
-        self._hosts = {h.lower().rstrip("."): r.site for r in rules for h in r.hosts}
+        self._hosts: dict[str, str] = {}
+        for rule in rules:  # the first rule naming a host wins, as for domains and networks
+            for host in rule.hosts:
+                self._hosts.setdefault(host.lower().rstrip("."), rule.site)
         self._domains = sorted(
             ((d.lower().strip("."), r.site) for r in rules for d in r.domains),
             key=lambda item: -len(item[0]),

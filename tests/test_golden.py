@@ -17,7 +17,7 @@ from larkps.embedded import EmbeddedArchive, Mesh, MeshConfig
 from larkps.fetch import DEFAULT_EVENT_TYPES, EsmondSource, HttpOptions, JsonClient
 from larkps.model import PathStats, Point, Series
 from larkps.pipeline import _mesh_rules
-from larkps.rollup_views import window_stats
+from larkps.rollup_views import sites_as_mapped, window_stats
 from larkps.rollups import update_rollups
 from larkps.sites import SiteMap
 from larkps.store import Store
@@ -104,7 +104,8 @@ def test_rollup_windows_match_the_truth(mesh: Mesh, data: Data, tmp_path: Path, 
 
     with Store(tmp_path / "state.sqlite") as store:
         feed_cycles(store, data, end)
-        rolled = window_stats(store, WINDOWS, end, boundary=boundary)
+        sites = sites_as_mapped(s for s, _ in data)
+        rolled = window_stats(store, WINDOWS, end, boundary=boundary, sites=sites)
     assert len(rolled) == 3 * 8
     for stats in rolled:
         assert stats.window_start is None

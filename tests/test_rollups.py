@@ -15,7 +15,7 @@ from larkps.aggregate import path_stats
 from larkps.aggregate.weighted import merge_weighted
 from larkps.histogram import histogram_of
 from larkps.model import Endpoint, Family, Metric, PathStats, Point, Series, SeriesKey
-from larkps.rollup_views import window_stats
+from larkps.rollup_views import sites_as_mapped, window_stats
 from larkps.rollups import update_rollups
 from larkps.rollups_pure import Partial, first_hour, full_first_hour, merge, subtract
 from larkps.store import Store
@@ -34,6 +34,10 @@ def series(metric: Metric, key: str, src: str = "A", dst: str = "B") -> Series:
         tool="pscheduler/test",
         data_uri="/x",
     )
+
+
+#: the site map the series above were mapped by
+SITES = sites_as_mapped([series(Metric.THROUGHPUT, "bw")])
 
 
 def partial_of(values: list[float]) -> Partial:
@@ -194,7 +198,9 @@ def test_rollups_equal_direct_statistics_on_all_points(data, cuts, offset):
         def boundary(start: int, end: int):
             return [(s, [p for p in pts if start < p.ts <= end]) for s, pts in points]
 
-        rolled = window_stats(store, WINDOWS, now, boundary=boundary)
+        rolled = window_stats(
+            store, WINDOWS, now, boundary=boundary, sites=sites_as_mapped(s for s, _ in points)
+        )
     for length in WINDOWS:
         direct = path_stats(points, length, now)
         mine = [s for s in rolled if s.window == length]
@@ -217,7 +223,7 @@ def test_feeding_the_same_window_twice_counts_it_once(tmp_path: Path):
     with Store(tmp_path / "s.sqlite") as store:
         first = update_rollups(store, data, T0, WINDOWS)
         again = update_rollups(store, data, T0, WINDOWS)
-        (stats,) = window_stats(store, (86400,), T0)
+        (stats,) = window_stats(store, (86400,), T0, sites=SITES)
     assert (first.tests, again.tests) == (6, 0)
     assert stats.throughput.count == 6 and stats.throughput.median == pytest.approx(3.5e9)
 
@@ -227,9 +233,9 @@ def test_late_points_are_taken_when_the_caller_says_all_are_new(tmp_path: Path):
     with Store(tmp_path / "s.sqlite") as store:
         update_rollups(store, [(s, [Point(T0 - 60, value=1e9)])], T0, WINDOWS)
         update_rollups(store, [(s, [Point(T0 - 7200, value=3e9)])], T0, WINDOWS)  # skipped
-        (skipped,) = window_stats(store, (86400,), T0)
+        (skipped,) = window_stats(store, (86400,), T0, sites=SITES)
         update_rollups(store, [(s, [Point(T0 - 7200, value=3e9)])], T0, WINDOWS, all_new=True)
-        (taken,) = window_stats(store, (86400,), T0)
+        (taken,) = window_stats(store, (86400,), T0, sites=SITES)
     assert skipped.throughput.count == 1
     assert taken.throughput.count == 2 and taken.throughput.latest_value == 1e9
 
@@ -240,7 +246,7 @@ def test_without_raw_points_the_oldest_hour_is_taken_whole_and_said_so(tmp_path:
     now = T0 + 1200
     with Store(tmp_path / "s.sqlite") as store:
         update_rollups(store, [(s, points)], now, (HOUR,))
-        (stats,) = window_stats(store, (HOUR,), now)
+        (stats,) = window_stats(store, (HOUR,), now, sites=SITES)
     assert stats.window_start == T0 - HOUR and stats.start == T0 - HOUR
     (expected,) = path_stats([(s, points)], now - (T0 - HOUR), now)
     assert stats.throughput.count == expected.throughput.count == 6
@@ -259,7 +265,7 @@ def test_a_steady_cycle_takes_only_new_tests_and_windows_slide(tmp_path: Path):
             batch = [p for p in points if end - 300 < p.ts <= end]
             done = update_rollups(store, [(s, batch)], end, WINDOWS)
             assert done.tests == len(batch) == 1
-        rolled = {x.window: x for x in window_stats(store, WINDOWS, T0)}
+        rolled = {x.window: x for x in window_stats(store, WINDOWS, T0, sites=SITES)}
     for length in WINDOWS:
         (direct,) = path_stats([(s, points)], length, T0)
         same_figures(rolled[length], direct)
@@ -282,7 +288,7 @@ def test_windows_no_longer_configured_are_forgotten_and_new_ones_built(tmp_path:
         update_rollups(store, [(s, points)], T0, (HOUR, 2 * 86400))
         update_rollups(store, [], T0, (HOUR, 86400))  # 1 day: built from the stored hours
         lengths = {r[0] for r in store.connection.execute("SELECT length FROM rollup_windows")}
-        (one_day,) = window_stats(store, (86400,), T0)
+        (one_day,) = window_stats(store, (86400,), T0, sites=SITES)
     assert lengths == {HOUR, 86400}
     (direct,) = path_stats([(s, points)], 86400, T0)
     same_figures(one_day, direct)

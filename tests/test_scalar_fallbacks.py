@@ -43,7 +43,7 @@ from larkps.model import (
 )
 from larkps.pipeline import run_cycle
 from larkps.publish import AdContext, path_attributes
-from larkps.rollup_views import window_stats
+from larkps.rollup_views import sites_as_mapped, window_stats
 from larkps.rollups import update_rollups
 from larkps.sources.learned import LearnedSites
 from larkps.store import Store
@@ -242,7 +242,8 @@ def test_rollups_pick_the_same_basis_per_window(tmp_path: Path):
     ]
     with Store(tmp_path / "s.sqlite") as store:
         update_rollups(store, data, NOW, (HOUR, DAY))
-        rolled = {s.window: s for s in window_stats(store, (HOUR, DAY), NOW)}
+        sites = sites_as_mapped(s for s, _ in data)
+        rolled = {s.window: s for s in window_stats(store, (HOUR, DAY), NOW, sites=sites)}
     assert rolled[DAY].owdelay.basis is Basis.HISTOGRAMS and rolled[DAY].owdelay.count == 1
     assert rolled[HOUR].owdelay.basis is Basis.TEST_MEDIANS
     assert_summary(rolled[HOUR].owdelay, MEDIANS)
