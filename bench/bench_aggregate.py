@@ -169,7 +169,7 @@ def worker_cycle(args: argparse.Namespace) -> dict[str, object]:
 
     windows = (args.window,)
     series = cycle_series(args.streams)
-    sites = sites_as_mapped(series)
+    sites = sites_as_mapped(s for group in series for s in group)
     first = END - 3600 - args.history
     with tempfile.TemporaryDirectory() as tmp, Store(Path(tmp) / "bench.sqlite") as store:
         for lo in range(first, END - 3600, DAY):

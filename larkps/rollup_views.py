@@ -73,10 +73,6 @@ class StreamInfo:
     destination_host: str
     state: StreamState
 
-    @property
-    def ends(self) -> tuple[str, str]:
-        return (self.path.source_site, self.path.destination_site)
-
     def group(self, by_host: bool) -> GroupKey:
         if by_host:
             return (self.path, self.source_host, self.destination_host)
@@ -140,7 +136,11 @@ def load_streams(db: sqlite3.Connection, since: int, sites: SiteOf) -> list[Stre
 def stream_sites(store: Store, sites: SiteOf) -> set[str]:
     """Every site the stored streams' endpoints map to under ``sites``."""
     ensure_schema(store)
-    return {end for info in load_streams(store.connection, -(2**62), sites) for end in info.ends}
+    rows = store.connection.execute(
+        "SELECT DISTINCT archive, source_host, source_ip, destination_host, destination_ip"
+        " FROM rollup_streams"
+    )
+    return {site for a, *ends in rows for site in (sites(a, *ends[:2]), sites(a, *ends[2:]))}
 
 
 def window_stats(
