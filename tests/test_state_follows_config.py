@@ -31,7 +31,9 @@ from larkps.embedded import EmbeddedArchive, Mesh, MeshConfig
 from larkps.errors import StateError
 from larkps.histogram import histogram_of
 from larkps.model import Endpoint, Family, Metric, PathStats, Point, Series, SeriesKey
+from larkps.pathviews import views_from_ads
 from larkps.pipeline import CycleResult, run_cycle
+from larkps.publish_startd import startd_cron_ad
 from larkps.sites import SiteMap, SiteRule
 from larkps.store import Store
 
@@ -219,6 +221,13 @@ def check_cycle(result: CycleResult, expected: dict[int, dict[Path3, Counter[str
     assert {a.site for a in result.alarms} <= names
     site_ads, path_ads = published_sites(ads)
     assert site_ads == names and path_ads == names
+    views = views_from_ads(classad2.parseAds(ads.read_text(), classad2.ParserType.Old))
+    for site in names:  # what STARTD_CRON gives a node of each site, from the ads file
+        node = startd_cron_ad(views, site, int(time.time()), 10**9, 0.0)
+        ends = {p[:2] for p in measured}
+        partners = {d for s, d in ends if s == site} | {s for s, d in ends if d == site}
+        # (a merged site's own intra-site path makes it its own partner)
+        assert set(node["LarkPS_Partners"]) == partners, site
 
 
 def seed() -> int:
