@@ -1,13 +1,16 @@
 """State follows the config: a changed site map applies at the next cycle, in every window.
 
 Random sequences of site maps (rename, merge, split, removal, restore of a site) run
-cycle after cycle over one state directory with the embedded archive. After each
-cycle, what larkps published is checked against ground truth computed here from the
-mesh's own hosts and the map in force: the site names published (ads file, site
-statistics, host pairs, forecasts, estimates, alarms) are exactly those the map gives
-the measured host pairs, and each path's test counts in every window are the sum of
-its host pairs' (nothing lost when a site is removed and restored, or merged and
-split again). The sequence's seed is printed; LARKPS_TEST_SEED replays one.
+cycle after cycle over one state directory, with the embedded archive (a host no
+table names falls back to the mesh's own site) and with the same mesh served as a
+plain esmond archive (such a host is its own site). After each cycle, what larkps
+published is checked against ground truth computed here from the mesh's own hosts
+and the map in force: the site names published (ads file, STARTD_CRON partners,
+site statistics, host pairs, forecasts, estimates, alarms) are exactly those the
+map gives the measured host pairs, and each path's test and packet counts in every
+window (1 h, 24 h and 7 d, served from the rollups) are the sums over its host
+pairs: nothing is lost when a site is removed and restored, or merged and split
+again. The sequence's seed is printed; LARKPS_TEST_SEED replays one.
 """
 
 from __future__ import annotations
@@ -39,7 +42,8 @@ from larkps.store import Store
 
 pytestmark = pytest.mark.slow
 MESH = {"sites": 3, "seed": 7}
-WINDOWS = {"1h": 3600, "24h": 86400}
+WINDOWS = {"1h": 3600, "24h": 86400, "7d": 7 * 86400}
+BACKFILL = 86400  # the first cycle fetches its own (default) window
 CYCLES = 6
 STEP = 2 * 3600 + 17 * 60  # off the hour, so windows start inside an hour
 METRICS = {"throughput": "throughput", "owdelay": "latencybg", "rtt": "rtt"}
@@ -157,24 +161,28 @@ def settings(tmp_path: Path, tables: SiteTables, url: str | None = None):
 Path3 = tuple[str, str, str]
 
 
-def truth(mesh: Mesh, tables: SiteTables, now: int) -> dict[int, dict[Path3, Counter[str]]]:
+def truth(
+    mesh: Mesh, tables: SiteTables, now: int, origin: int
+) -> dict[int, dict[Path3, Counter[str]]]:
     """Per window and (source site, destination site, family): tests per metric, summed
-    over the mesh's series whose hosts the tables map to that path."""
+    over the mesh's series whose hosts the tables map to that path; nothing before
+    ``origin`` (what the first cycle's backfill reached) was ever fetched."""
     out: dict[int, dict[Path3, Counter[str]]] = {}
     for length in WINDOWS.values():
+        begin = max(now - length, origin)
         paths: dict[Path3, Counter[str]] = defaultdict(Counter)
         for series in mesh.series:
             for metric, kind in METRICS.items():
                 if series.kind != kind:
                     continue
                 got = mesh.truth(
-                    series.src.name, series.dst.name, series.family, metric, now - length, now
+                    series.src.name, series.dst.name, series.family, metric, begin, now
                 )
                 path = (tables.site(series.src_host.name), tables.site(series.dst_host.name))
                 paths[(*path, series.family)][metric] += got.count
                 if metric == "owdelay":  # one-way packet counts come with the delays
                     lost = mesh.truth(
-                        series.src.name, series.dst.name, series.family, "loss", now - length, now
+                        series.src.name, series.dst.name, series.family, "loss", begin, now
                     )
                     paths[(*path, series.family)]["sent"] += lost.packets_sent or 0
         out[length] = dict(paths)
@@ -255,7 +263,7 @@ def test_random_site_maps_over_one_state_directory(tmp_path: Path, plain: bool):
             now = start + cycle * STEP
             print(f"cycle {cycle} at {now}: {done}; tables {tables.document()}")
             result = run_cycle(settings(tmp_path, tables, url), now)
-            check_cycle(result, truth(mesh, tables, now), tmp_path / "larkps.ads")
+            check_cycle(result, truth(mesh, tables, now, start - BACKFILL), tmp_path / "larkps.ads")
 
 
 def test_a_renamed_site_is_published_under_its_new_name_only(tmp_path: Path):
@@ -267,7 +275,7 @@ def test_a_renamed_site_is_published_under_its_new_name_only(tmp_path: Path):
     old = sorted(tables.effective())[0]
     tables.assign("RENAMED", tables.effective()[old])
     result = run_cycle(settings(tmp_path, tables), now + 60)
-    check_cycle(result, truth(mesh, tables, now + 60), tmp_path / "larkps.ads")
+    check_cycle(result, truth(mesh, tables, now + 60, now - BACKFILL), tmp_path / "larkps.ads")
     site_ads, _ = published_sites(tmp_path / "larkps.ads")
     assert "RENAMED" in site_ads and old not in site_ads
 
