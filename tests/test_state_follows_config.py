@@ -227,6 +227,8 @@ def check_cycle(result: CycleResult, expected: dict[int, dict[Path3, Counter[str
     assert {f.path.source_site for f in result.forecasts} <= names
     assert {e.path.destination_site for e in result.estimates} <= names
     assert {a.site for a in result.alarms} <= names
+    path_names = {f"{s}->{d}/{family}" for s, d, family in measured}
+    assert {a.subject for a in result.alarms} <= names | path_names
     site_ads, path_ads = published_sites(ads)
     assert site_ads == names and path_ads == names
     views = views_from_ads(classad2.parseAds(ads.read_text(), classad2.ParserType.Old))
@@ -416,3 +418,23 @@ def test_schema_steps_run_once_and_a_failing_step_changes_nothing(tmp_path: Path
         assert store.connection.execute(version).fetchone() == (1,)
         with pytest.raises(StateError, match="thing tables are at version 1, newer than"):
             store.migrate("thing", [])
+
+
+def test_alarm_state_of_a_dropped_site_name_is_not_carried_over():
+    from larkps.alarms import AlarmRecord
+    from larkps.analysis import current_alarms
+    from larkps.model import AlarmKind
+
+    def record(kind: AlarmKind, subject: str, site: str, peer: str = "") -> AlarmRecord:
+        return AlarmRecord(kind, subject, site, 0, 0, 1.0, 0.5, 0, peer=peer)
+
+    kept = record(AlarmKind.LOSS, "A->B/ipv4", "A", "B")
+    records = [
+        kept,
+        record(AlarmKind.LOSS, "OLD->B/ipv4", "OLD", "B"),  # source renamed
+        record(AlarmKind.LOSS, "A->OLD/ipv4", "A", "OLD"),  # destination merged away
+        record(AlarmKind.SITE_PATHS, "OLD", "OLD"),
+        record(AlarmKind.CLOCK_OFFSET, "B", "B"),
+    ]
+    got = current_alarms({r.key: r for r in records}, {"A", "B"})
+    assert set(got) == {kept.key, ("clock_offset", "B")}
