@@ -7,6 +7,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from larkps.commands.common import (
@@ -18,7 +19,7 @@ from larkps.commands.common import (
 )
 from larkps.config import NAME_PATTERN, Settings, ThrottleSettings, load_settings
 from larkps.dag import DagError, DagTree, check_category, load_dag, rewrite_maxjobs
-from larkps.dagman import set_node_throttle
+from larkps.dagman import current_node_throttle, set_node_throttle
 from larkps.errors import LarkpsError, UsageError
 from larkps.estimates import measured_estimate
 from larkps.model import BandwidthEstimate, Family, ThrottleDecision
@@ -236,28 +237,66 @@ def cmd_running(args: argparse.Namespace) -> int:
     dags = max(1, len(args.cluster_ids))
     if args.consumers is not None and args.consumers < dags:
         raise UsageError(f"--consumers: at least the number of DAGs ({dags}), got {args.consumers}")
-    decision = compute_decision(args, args.previous, consumers=args.consumers or dags)
-    _require_jobs(decision, "max_nodes 0 (which DAGMan reads as unlimited)")
-    print(decision.rationale)
+    decide_from = decider(args, consumers=args.consumers or dags)
     if not args.cluster_ids:
+        decision = decide_from(args.previous)
+        _require_jobs(decision, "max_nodes 0 (which DAGMan reads as unlimited)")
+        print(decision.rationale)
         print(f"max_nodes = {decision.jobs} per DAG (dry run; name CLUSTER_IDs and --apply to set)")
         return 0
+    now = _current_throttles(args.cluster_ids, args.previous)
+    decisions = {c: decide_from(previous) for c, (previous, _) in now.items()}
+    for decision in decisions.values():  # refuse before anything is sent
+        _require_jobs(decision, "max_nodes 0 (which DAGMan reads as unlimited)")
+    for rationale in dict.fromkeys(d.rationale for d in decisions.values()):
+        print(rationale)
     failed = 0
-    for cluster_id in args.cluster_ids:
+    for cluster_id, decision in decisions.items():
+        was = now[cluster_id][1]
         if not args.apply:
-            print(f"DAGMan {cluster_id}: would set max_nodes = {decision.jobs} (dry run)")
+            print(f"DAGMan {cluster_id}: would set max_nodes = {decision.jobs}{was} (dry run)")
             continue
         answer = set_node_throttle(cluster_id, decision.jobs)
         status = "set" if answer.ok else "FAILED"
-        print(f"DAGMan {cluster_id}: max_nodes = {decision.jobs} {status}: {answer.text}")
+        print(f"DAGMan {cluster_id}: max_nodes = {decision.jobs} {status}{was}: {answer.text}")
         failed += not answer.ok
     return 1 if failed else 0
+
+
+def _current_throttles(
+    cluster_ids: list[int], given: int | None
+) -> dict[int, tuple[int | None, str]]:
+    """Each DAGMan's max_nodes now (None: unlimited or unknown) and how to say it.
+
+    --previous, when given, stands for all of them; otherwise each DAGMan's job ad
+    is read, so that a cron run moves a running DAG by at most one step.
+    """
+    if given is not None:
+        return dict.fromkeys(cluster_ids, (given, ""))
+    found: dict[int, tuple[int | None, str]] = {}
+    for cluster_id in cluster_ids:
+        current = current_node_throttle(cluster_id)
+        if current.problem:
+            print(
+                f"larkps: note: DAGMan {cluster_id}: cannot read DAGMan_MaxJobs"
+                f" ({current.problem}); not stepped (give --previous)",
+                file=sys.stderr,
+            )
+            found[cluster_id] = (None, "")
+        else:
+            found[cluster_id] = (current.max_nodes, f" (was {current.max_nodes or 'unlimited'})")
+    return found
 
 
 def compute_decision(
     args: argparse.Namespace, previous: int | None, consumers: int
 ) -> ThrottleDecision:
     """Policy from --config (or defaults), demand from the options, capacities measured or given."""
+    return decider(args, consumers)(previous)
+
+
+def decider(args: argparse.Namespace, consumers: int) -> Callable[[int | None], ThrottleDecision]:
+    """The decision for any previous N, with the inputs read (or measured) once."""
     settings = load_settings(args.config) if args.config else None
     throttle = settings.throttle if settings else ThrottleSettings()
     policy = throttle.policy
@@ -270,7 +309,8 @@ def compute_decision(
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    return decide(_capacities(args, settings, throttle, policy), demand, policy, previous)
+    capacities = _capacities(args, settings, throttle, policy)
+    return lambda previous: decide(capacities, demand, policy, previous)
 
 
 def _capacities(

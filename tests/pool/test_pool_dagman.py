@@ -193,13 +193,20 @@ def test_throttle_running_changes_a_running_dagman(pool: Pool):
 
     wait_until(lambda: max_jobs() == "1", 120, "DAGMan_MaxJobs = 1 in the DAGMan's job ad")
     wait_until(lambda: log.exists() and node_events(log), 120, "the first node's submission")
-    before = len(node_events(log))
 
-    code, out = larkps(pool, "throttle", "running", str(cluster), "--previous", "1", "--apply",
-                       "--bandwidth", "1Gbit", "--per-job-rate", "200Mbit")  # fmt: skip
-    jobs = expected_jobs(1e9, 200e6, previous=1)
+    # no --previous: larkps reads DAGMan_MaxJobs = 1 and steps up from it (+2), not to
+    # the target of 7 it would take for a DAG with no limit yet
+    inputs = ["--bandwidth", "1Gbit", "--per-job-rate", "100Mbit"]
+    jobs = expected_jobs(1e9, 100e6, previous=1)
+    assert jobs < expected_jobs(1e9, 100e6, previous=None)
+    code, out = larkps(pool, "throttle", "running", str(cluster), *inputs)
     assert code == 0, out
-    assert f"DAGMan {cluster}: max_nodes = {jobs} set: DAGMan_MaxJobs = {jobs}," in out
+    assert f"DAGMan {cluster}: would set max_nodes = {jobs} (was 1) (dry run)" in out
+    assert max_jobs() == "1"
+    before = len(node_events(log))
+    code, out = larkps(pool, "throttle", "running", str(cluster), *inputs, "--apply")
+    assert code == 0, out
+    assert f"DAGMan {cluster}: max_nodes = {jobs} set (was 1): DAGMan_MaxJobs = {jobs}," in out
     wait_until(lambda: max_jobs() == str(jobs), 120, f"DAGMan_MaxJobs = {jobs} in the job ad")
 
     wait_for_dag(dag)
