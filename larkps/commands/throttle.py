@@ -87,7 +87,9 @@ def _add_running(actions: Subparsers) -> None:
         metavar="CLUSTER_ID",
         help="DAGMan job(s) to change (needed only with --apply)",
     )
-    sub.add_argument("--previous", type=_count, help="the DAGMans' current max_nodes, for steps")
+    sub.add_argument(
+        "--previous", type=_count, help="current max_nodes, for steps (default: DAGMan_MaxJobs)"
+    )
     sub.add_argument("--apply", action="store_true", help="send the throttle (default: dry run)")
     _add_inputs(sub)
 
