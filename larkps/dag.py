@@ -84,9 +84,6 @@ class DagFile:
     def splices(self) -> list[tuple[str, str]]:
         return [(s.words[1], s.words[2]) for s in self.of("SPLICE")]
 
-    def includes(self) -> list[str]:
-        return [s.words[1] for s in self.of("INCLUDE")]
-
     def subdags(self) -> list[tuple[str, str]]:
         return [(s.words[2], s.words[3]) for s in self.of("SUBDAG")]
 
@@ -287,9 +284,8 @@ class DagTree:
 
     def global_categories(self) -> set[str]:
         """Every ``+global`` category assigned or limited here or in any splice."""
-        names = {c for c in self.categories() if c.startswith("+")}
-        names |= {p.statement.words[1] for p in self.statements("MAXJOBS")}
-        names = {n for n in names if n.startswith("+")}
+        used = set(self.categories()) | {p.statement.words[1] for p in self.statements("MAXJOBS")}
+        names = {name for name in used if name.startswith("+")}
         for _, splice in self.splices:
             names |= splice.global_categories()
         return names
