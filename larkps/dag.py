@@ -1,11 +1,14 @@
 """Read DAGMan files and rewrite their MAXJOBS lines, leaving every other byte alone.
 
-Understood: keywords in any case; ``#`` comment lines (which never continue);
-backslash line continuations (a comment line inside a continuation is skipped);
-inline submit descriptions (``JOB A {`` ... ``}``, ``@=end`` ... ``@end``), whose
-lines are not DAG commands; ``CATEGORY node cat``, ``MAXJOBS cat n`` (the last
-one for a category wins, as in DAGMan), ``+global`` categories, ``SPLICE name
-file`` and ``SUBDAG EXTERNAL name file``. Category names are case-sensitive.
+Understood: keywords in any case; comment lines starting with ``#`` or ``//``
+(which never continue); backslash line continuations (a comment line inside a
+continuation is skipped); inline submit descriptions (``JOB A {`` ... ``}``,
+``@=end`` ... ``@end``), whose lines are not DAG commands; ``CATEGORY node cat``,
+``MAXJOBS cat n`` (the last one for a category wins, as in DAGMan), ``+global``
+categories, ``INCLUDE file`` (read as if its lines stood in place of the
+command), ``SPLICE name file [DIR d]`` and ``SUBDAG EXTERNAL name file``.
+Category names are case-sensitive. DAGMan (25.x) refuses a ``#`` after a
+command's words, so such a comment on a line larkps reads is an error here too.
 
 This deliberately does not use ``htcondor2.dags``, whose writer puts
 ``max_jobs_by_category`` into CATEGORY lines instead of MAXJOBS lines.
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from larkps.errors import UsageError
 
@@ -22,6 +26,8 @@ CATEGORY_PATTERN = re.compile(r"^\+?[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 _NODE_KEYWORDS = {"JOB", "FINAL", "SERVICE", "PROVISIONER", "SUBMIT-DESCRIPTION"}
 _PHYSICAL = re.compile(r"[^\n]*\n|[^\n]+$")
 _TOKEN = re.compile(r"[^ \t]+")
+_COMMENTS = ("#", "//")
+_READ = {"CATEGORY", "MAXJOBS", "SPLICE", "INCLUDE", "SUBDAG"}
 
 
 class DagError(UsageError):
@@ -120,10 +126,10 @@ def _statements(text: str, lines: list[tuple[int, int]]) -> list[Statement]:
         start, end = lines[index]
         content = text[start:end].lstrip(" \t")
         if inline_end is not None:
-            inline_end = None if content.startswith(inline_end) else inline_end
+            inline_end = None if _closes(content, inline_end) else inline_end
             index += 1
             continue
-        if not content or content.startswith("#"):
+        if not content or content.startswith(_COMMENTS):
             index += 1
             continue
         tokens: list[Token] = []
@@ -153,7 +159,13 @@ def _join(text: str, lines: list[tuple[int, int]], index: int, tokens: list[Toke
 
 
 def _is_comment(text: str, line: tuple[int, int]) -> bool:
-    return text[line[0] : line[1]].lstrip(" \t").startswith("#")
+    return text[line[0] : line[1]].lstrip(" \t").startswith(_COMMENTS)
+
+
+def _closes(content: str, end: str) -> bool:
+    """DAGMan's rule: the closing line is the token alone or followed by a blank."""
+    content = content.rstrip(" \t")
+    return content == end or content.startswith((end + " ", end + "\t"))
 
 
 def _inline_end(statement: Statement) -> str | None:
@@ -178,14 +190,23 @@ _SHAPES = {
 def _check(statement: Statement, source: str) -> None:
     words, keyword = statement.words, statement.keyword
     where = f"{source}:{statement.line}"
+    if keyword in _READ and any(word.startswith("#") for word in words[1:]):
+        raise DagError(
+            f"{where}: DAGMan refuses a comment after {keyword} (a '#' comment must be"
+            f" on a line of its own), got {' '.join(words)!r}"
+        )
     if keyword in _SHAPES:
         count, example = _SHAPES[keyword]
         if len(words) != count:
             raise DagError(f"{where}: expected {example!r}, got {' '.join(words)!r}")
     if keyword == "MAXJOBS" and not words[2].isdigit():
         raise DagError(f"{where}: MAXJOBS value must be a non-negative integer, got {words[2]!r}")
-    if keyword == "SPLICE" and len(words) < 3:
+    if keyword == "SPLICE" and len(words) not in (3, 5):
         raise DagError(f"{where}: expected 'SPLICE SpliceName SpliceFileName [DIR directory]'")
+    if keyword == "SPLICE" and len(words) == 5 and words[3].upper() != "DIR":
+        raise DagError(f"{where}: expected 'SPLICE SpliceName SpliceFileName [DIR directory]'")
+    if keyword == "INCLUDE" and len(words) != 2:
+        raise DagError(f"{where}: expected 'INCLUDE FileName'")
     if keyword == "SUBDAG" and (len(words) < 4 or words[1].upper() != "EXTERNAL"):
         raise DagError(f"{where}: expected 'SUBDAG EXTERNAL NodeName DagFileName ...'")
 
@@ -217,3 +238,145 @@ def _line_end(text: str) -> str:
 
 def _separator(text: str) -> str:
     return _line_end(text) if text and not text.endswith("\n") else ""
+
+
+# --- a DAG with its INCLUDEs and SPLICEs ------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Placed:
+    """A statement of the DAG's own scope, with the file it was read from."""
+
+    file: DagFile
+    statement: Statement
+
+    @property
+    def where(self) -> str:
+        return f"{self.file.source}:{self.statement.line}"
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """The MAXJOBS value DAGMan would use for a category, and where it is written."""
+
+    value: int
+    where: str
+
+
+@dataclass(frozen=True, slots=True)
+class DagTree:
+    """A DAG file, its scope (its lines with INCLUDEs expanded in place) and its splices."""
+
+    top: DagFile
+    scope: tuple[Placed, ...]
+    splices: tuple[tuple[str, DagTree], ...]
+
+    def statements(self, keyword: str) -> list[Placed]:
+        return [p for p in self.scope if p.statement.keyword == keyword]
+
+    def categories(self) -> dict[str, list[str]]:
+        """Category -> node names (or ALL_NODES) assigned to it in this scope."""
+        found: dict[str, list[str]] = {}
+        for placed in self.statements("CATEGORY"):
+            words = placed.statement.words
+            found.setdefault(words[2], []).append(words[1])
+        return found
+
+    def global_categories(self) -> set[str]:
+        """Every ``+global`` category assigned or limited here or in any splice."""
+        used = set(self.categories()) | {p.statement.words[1] for p in self.statements("MAXJOBS")}
+        names = {name for name in used if name.startswith("+")}
+        for _, splice in self.splices:
+            names |= splice.global_categories()
+        return names
+
+    def maxjobs(self, category: str) -> Setting | None:
+        """The value DAGMan uses for `category` in this DAG.
+
+        The scope's last MAXJOBS line wins. A ``+global`` category not limited in
+        the scope takes the value of the first splice (in file order) that limits
+        it: observed with condor_dagman 25.13, where a higher level overrides a
+        splice and, among splices, the first one parsed keeps its value.
+        """
+        lines = [p for p in self.statements("MAXJOBS") if p.statement.words[1] == category]
+        if lines:
+            return Setting(int(lines[-1].statement.words[2]), lines[-1].where)
+        if category.startswith("+"):
+            for name, splice in self.splices:
+                found = splice.maxjobs(category)
+                if found is not None:
+                    return Setting(found.value, f"splice {name}, {found.where}")
+        return None
+
+
+def load_dag(path: Path) -> DagTree:
+    """Read a DAG file with the files its INCLUDE and SPLICE lines name.
+
+    Relative names are taken from the DAG file's directory (and a splice's DIR),
+    which is where DAGMan looks when the DAG is submitted from its own directory.
+    """
+    return _load(path, path.parent, ())
+
+
+def _load(path: Path, base: Path, stack: tuple[Path, ...], named_at: str = "") -> DagTree:
+    top = _read(path, stack, named_at)
+    inside = (*stack, path.resolve())
+    scope = tuple(_expand(top, base, inside))
+    splices = []
+    for placed in scope:
+        if placed.statement.keyword != "SPLICE":
+            continue
+        words = placed.statement.words
+        directory = base / _unquote(words[4]) if len(words) == 5 else base
+        at = f"{placed.where}: SPLICE {words[1]}"
+        splices.append((words[1], _load(directory / _unquote(words[2]), directory, inside, at)))
+    return DagTree(top, scope, tuple(splices))
+
+
+def _expand(dag: DagFile, base: Path, stack: tuple[Path, ...]) -> list[Placed]:
+    placed: list[Placed] = []
+    for statement in dag.statements:
+        if statement.keyword != "INCLUDE":
+            placed.append(Placed(dag, statement))
+            continue
+        included = base / _unquote(statement.words[1])
+        placed.extend(_expand(_read(included, stack, f"{dag.source}:{statement.line}"), base,
+                              (*stack, included.resolve())))  # fmt: skip
+    return placed
+
+
+def _read(path: Path, stack: tuple[Path, ...], named_at: str = "") -> DagFile:
+    where = f"{named_at}: " if named_at else ""
+    if path.resolve() in stack:
+        raise DagError(f"{where}{path} includes or splices itself (a cycle)")
+    try:
+        with open(path, encoding="utf-8", newline="") as handle:
+            text = handle.read()
+    except FileNotFoundError:
+        raise DagError(f"{where}{path}: file not found") from None
+    except UnicodeDecodeError:
+        raise DagError(f"{where}{path}: not UTF-8 text") from None
+    except OSError as exc:
+        raise DagError(f"{where}{path}: cannot read ({exc.strerror})") from None
+    return parse_dag(text, str(path))
+
+
+def _unquote(word: str) -> str:
+    if len(word) >= 2 and word[0] == word[-1] and word[0] in "\"'":
+        return word[1:-1]
+    return word
+
+
+def rewrite_maxjobs(tree: DagTree, category: str, jobs: int) -> str:
+    """The top file's text with `category` limited to `jobs`; included files stay as they are.
+
+    The top file's own MAXJOBS lines of the category change in place. A line is
+    appended to the top file when it has none, or when a later one from an
+    INCLUDE would otherwise win.
+    """
+    text = set_maxjobs(tree.top, category, jobs)
+    lines = [p for p in tree.statements("MAXJOBS") if p.statement.words[1] == category]
+    own = [p for p in lines if p.file is tree.top]
+    if own and lines[-1].file is not tree.top:
+        text = text + _separator(text) + f"MAXJOBS {category} {jobs}" + _line_end(text)
+    return text

@@ -3,7 +3,8 @@
 Per-category MAXJOBS cannot change while DAGMan runs; the global throttles can
 (HTCondor >= 25.10.1). ``htcondor2.DAGMan(id).throttle(max_nodes=N)`` sets
 ``DAGMAN_MAX_JOBS_SUBMITTED`` of that DAGMan live. It does not raise on failure:
-it returns an error string, and a ClassAd of the new throttles on success.
+it returns an error string, and a ClassAd of the new throttles on success. The
+current value is ``DAGMan_MaxJobs`` in the DAGMan's job ad (0: unlimited).
 """
 
 from __future__ import annotations
@@ -48,6 +49,30 @@ def set_node_throttle(cluster_id: int, max_nodes: int) -> ThrottleAnswer:
     if isinstance(answer, classad2.ClassAd):
         return ThrottleAnswer(cluster_id, max_nodes, True, describe_throttles(answer))
     return ThrottleAnswer(cluster_id, max_nodes, False, _one_line(str(answer)))
+
+
+@dataclass(frozen=True, slots=True)
+class CurrentThrottle:
+    """A DAGMan's max_nodes as its job ad says now."""
+
+    cluster_id: int
+    max_nodes: int | None  # None: unlimited, or not known (see problem)
+    problem: str | None = None  # why it could not be read, one line
+
+
+def current_node_throttle(cluster_id: int) -> CurrentThrottle:
+    """``DAGMan_MaxJobs`` of the DAGMan job `cluster_id` in the local schedd's queue."""
+    if cluster_id < 1:
+        raise ValueError(f"a DAGMan cluster id is a positive integer, got {cluster_id}")
+    constraint = f"ClusterId == {cluster_id} && JobUniverse == 7"  # 7: scheduler universe
+    try:
+        ads = htcondor2.Schedd().query(constraint=constraint, projection=["DAGMan_MaxJobs"])
+    except (htcondor2.HTCondorException, OSError, RuntimeError) as exc:
+        return CurrentThrottle(cluster_id, None, _one_line(f"{exc}"))
+    if not ads:
+        return CurrentThrottle(cluster_id, None, f"no DAGMan job {cluster_id} in the queue")
+    value = ads[0].get("DAGMan_MaxJobs")
+    return CurrentThrottle(cluster_id, value if isinstance(value, int) and value > 0 else None)
 
 
 def describe_throttles(ad: classad2.ClassAd) -> str:

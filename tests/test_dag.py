@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+import os
 import time
 from pathlib import Path
 
 import pytest
 
 from larkps.cli import main
-from larkps.dag import DagError, check_category, parse_dag, set_maxjobs
+from larkps.dag import DagError, Setting, check_category, load_dag, parse_dag, set_maxjobs
 from larkps.embedded import EmbeddedArchive, Mesh, MeshConfig
 
 DAG = """\
@@ -127,6 +128,8 @@ def test_maxjobs_zero_is_refused():
 def dag_file(tmp_path: Path) -> Path:
     path = tmp_path / "work.dag"
     path.write_bytes(DAG.encode())
+    (tmp_path / "splices").mkdir()
+    (tmp_path / "splices" / "more.dag").write_text("JOB m m.sub\nCATEGORY m +wan\n")
     return path
 
 
@@ -143,7 +146,7 @@ def test_stdout_mode_prints_the_dag_and_leaves_the_file(
     out, err = capsys.readouterr()
     # 0.8 x 0.9 x 10G / 100M = 72, but the previous value 4 allows +2 only
     assert changed_lines(DAG, out) == [("MaxJobs   xfer   4\t\n", "MaxJobs   xfer   6\t\n")]
-    assert "MAXJOBS xfer 6 (was 4)" in err and "N=6 " in err
+    assert f"MAXJOBS xfer 6 (was 4 at {path}:17)" in err and "N=6 " in err
     assert path.read_bytes() == DAG.encode()
 
 
@@ -163,7 +166,12 @@ def test_in_place_writes_a_backup_and_is_idempotent_at_steady_state(
     assert throttle_dag(path, "--in-place") == 0
     assert path.read_bytes() == settled
     assert "unchanged" in capsys.readouterr().out.splitlines()[-2]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["work.dag", "work.dag.bak"]
+    backups = sorted(p.name for p in tmp_path.iterdir() if ".bak" in p.name)
+    # one backup per change (the first run and 33 steps of +2 from 6 to 72), none overwritten
+    assert backups == sorted(["work.dag.bak"] + [f"work.dag.bak.{n}" for n in range(1, 34)])
+    assert (tmp_path / "work.dag.bak.1").read_bytes() == DAG.encode().replace(
+        b"xfer   4\t", b"xfer   6\t"
+    )
 
 
 def test_unknown_local_category_is_a_usage_error(
@@ -230,3 +238,177 @@ def test_measured_bandwidth_drives_maxjobs(tmp_path: Path, capsys: pytest.Captur
     )
     assert best > 0
     assert 1 <= jobs <= max(1, math.floor(0.8 * 0.9 * best / 100e6 * (1 + 1e-9)))
+
+
+# --- INCLUDE, SPLICE, comments ------------------------------------------------------
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def run_dag(path: Path, category: str, *extra: str) -> int:
+    base = ["throttle", "dag", str(path), "--category", category]
+    return main([*base, "--per-job-rate", "100Mbit", "--bandwidth", "10Gbit", *extra])
+
+
+def test_include_is_read_in_place_and_a_later_included_value_is_overridden(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    # DAGMan reads INCLUDE as if the lines stood there: the included MAXJOBS 3,
+    # coming after the top file's 10, is the one in force.
+    limits = write(tmp_path / "conf" / "limits.dag", "# limits\nMAXJOBS xfer 3\n")
+    nodes = write(tmp_path / "nodes.dag", "JOB a a.sub\nJOB b a.sub\nINCLUDE cats.dag\n")
+    write(tmp_path / "cats.dag", "CATEGORY ALL_NODES xfer\n")
+    top = write(
+        tmp_path / "top.dag", "INCLUDE nodes.dag\nMAXJOBS xfer 10\nINCLUDE conf/limits.dag\n"
+    )
+    assert run_dag(top, "xfer", "--in-place") == 0
+    out = capsys.readouterr().out
+    assert f"MAXJOBS xfer 5 (was 3 at {limits}:2)" in out  # 3 + step 2
+    assert top.read_text() == (
+        "INCLUDE nodes.dag\nMAXJOBS xfer 5\nINCLUDE conf/limits.dag\nMAXJOBS xfer 5\n"
+    )
+    assert limits.read_text() == "# limits\nMAXJOBS xfer 3\n"
+    assert nodes.read_text() == "JOB a a.sub\nJOB b a.sub\nINCLUDE cats.dag\n"
+    assert run_dag(top, "xfer", "--in-place") == 0  # now the top file's last line rules
+    assert f"(was 5 at {top}:4)" in capsys.readouterr().out
+    assert top.read_text().count("MAXJOBS xfer 7\n") == 2
+
+
+def test_include_cycles_and_missing_files_name_the_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    top = write(tmp_path / "top.dag", "JOB a a.sub\nCATEGORY a x\nINCLUDE b.dag\n")
+    write(tmp_path / "b.dag", "\nINCLUDE top.dag\n")
+    assert run_dag(top, "x") == 2
+    assert f"{tmp_path}/b.dag:2: {top} includes or splices itself" in capsys.readouterr().err
+    write(tmp_path / "b.dag", "INCLUDE gone.dag\n")
+    assert run_dag(top, "x") == 2
+    assert f"b.dag:1: {tmp_path}/gone.dag: file not found" in capsys.readouterr().err
+
+
+def splice_dag(tmp_path: Path, top_extra: str = "") -> Path:
+    """Two splices of +xfer nodes; the second also has a local 'xfer' of its own."""
+    write(tmp_path / "a" / "one.dag", "JOB f1 f.sub\nJOB f2 f.sub\nCATEGORY ALL_NODES +xfer\n")
+    write(
+        tmp_path / "two.dag",
+        "JOB g1 f.sub\nCATEGORY g1 +xfer\nMAXJOBS +xfer 4\nJOB h h.sub\nCATEGORY h xfer\n",
+    )
+    return write(tmp_path / "top.dag", "SPLICE one one.dag DIR a\nSPLICE two two.dag\n" + top_extra)
+
+
+def test_a_splice_global_maxjobs_is_the_previous_value(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    top = splice_dag(tmp_path)
+    tree = load_dag(top)
+    assert tree.maxjobs("+xfer") == Setting(4, f"splice two, {tmp_path}/two.dag:3")
+    assert tree.maxjobs("xfer") is None  # the splice's own xfer is scoped to it
+    assert run_dag(top, "+xfer", "--in-place") == 0
+    assert f"MAXJOBS +xfer 6 (was 4 at splice two, {tmp_path}/two.dag:3)" in (
+        capsys.readouterr().out
+    )
+    # a higher level overrides a splice: the line goes into the top file
+    assert top.read_text().endswith("SPLICE two two.dag\nMAXJOBS +xfer 6\n")
+    assert load_dag(top).maxjobs("+xfer") == Setting(6, f"{top}:3")
+    assert "MAXJOBS +xfer 4" in (tmp_path / "two.dag").read_text()
+
+
+def test_the_first_splice_that_limits_a_global_category_wins(tmp_path: Path):
+    top = splice_dag(tmp_path)
+    write(tmp_path / "a" / "one.dag", "JOB f1 f.sub\nCATEGORY f1 +xfer\nMAXJOBS +xfer 2\n")
+    assert load_dag(top).maxjobs("+xfer") == Setting(2, f"splice one, {tmp_path}/a/one.dag:3")
+
+
+def test_a_global_category_nothing_uses_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    top = splice_dag(tmp_path)
+    assert run_dag(top, "+lan") == 2
+    assert "--category: " in (err := capsys.readouterr().err) and "+xfer" in err
+
+
+def test_a_missing_splice_names_its_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    top = write(tmp_path / "top.dag", "JOB a a.sub\nCATEGORY a x\nSPLICE s gone.dag\n")
+    assert run_dag(top, "x") == 2
+    assert f"{top}:3: SPLICE s: {tmp_path}/gone.dag: file not found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["MAXJOBS xfer 4 # was 2", "CATEGORY a xfer #note", "INCLUDE more.dag # limits"],
+)
+def test_an_inline_comment_dagman_refuses_is_an_error_naming_the_line(line: str):
+    # condor_dagman 25.13: "Failed to parse CATEGORY command: Unexpected token '#'"
+    with pytest.raises(DagError, match=r"^t\.dag:2: DAGMan refuses a comment after"):
+        parse_dag(f"JOB a a.sub\n{line}\n", "t.dag")
+
+
+def test_slash_comment_lines_and_hashes_elsewhere_are_not_commands():
+    dag = parse_dag(
+        "// MAXJOBS xfer 1\n  // CATEGORY a y\nJOB a a.sub\nCATEGORY a xfer\n"
+        'VARS a note="#1"\nMAXJOBS xfer 2\n'
+    )
+    assert dag.maxjobs() == {"xfer": 2} and dag.categories() == {"xfer": ["a"]}
+
+
+def test_inline_description_closes_only_on_its_token_alone():
+    text = "JOB a @=end\n@endless = 1\nMAXJOBS xfer 9\n@end\nCATEGORY a xfer\n"
+    assert parse_dag(text).maxjobs() == {}
+
+
+# --- the step, the backup, the file's owner ---------------------------------------
+
+
+def test_a_dag_with_no_earlier_value_is_not_stepped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    path = write(tmp_path / "w.dag", "JOB a a.sub\nCATEGORY a xfer\n")
+    assert run_dag(path, "xfer") == 0
+    out, err = capsys.readouterr()
+    # 0.8 x 0.9 x 10 Gbit/s / 100 Mbit/s = 72 at once, no +2 step from nothing
+    assert out.endswith("MAXJOBS xfer 72\n")
+    assert "MAXJOBS xfer 72 (was unset, so not stepped)" in err
+
+
+def test_source_site_is_optional_with_bandwidth_and_needed_to_measure(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    path = write(tmp_path / "w.dag", "JOB a a.sub\nCATEGORY a xfer\n")
+    assert run_dag(path, "xfer") == 0
+    capsys.readouterr()
+    config = write(
+        tmp_path / "l.toml",
+        '[[archives]]\nname = "t"\nkind = "esmond"\nurl = "http://127.0.0.1:9/"\n',
+    )
+    base = ["throttle", "dag", str(path), "--category", "xfer", "--per-job-rate", "1Gbit"]
+    assert main([*base, "--config", str(config)]) == 2
+    assert "--source-site: needed to measure" in capsys.readouterr().err
+
+
+def test_an_existing_backup_is_never_overwritten(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    path = dag_file(tmp_path)
+    write(tmp_path / "work.dag.bak", "precious\n")
+    write(tmp_path / "work.dag.bak.1", "also precious\n")
+    assert throttle_dag(path, "--in-place") == 0
+    assert f"backup in {tmp_path}/work.dag.bak.2" in capsys.readouterr().out
+    assert (tmp_path / "work.dag.bak").read_text() == "precious\n"
+    assert (tmp_path / "work.dag.bak.1").read_text() == "also precious\n"
+    assert (tmp_path / "work.dag.bak.2").read_bytes() == DAG.encode()
+
+
+def test_the_rewritten_file_keeps_its_mode_and_owner(tmp_path: Path):
+    path = dag_file(tmp_path)
+    path.chmod(0o640)
+    owner = (65534, 65534) if os.geteuid() == 0 else (os.getuid(), os.getgid())
+    if os.geteuid() == 0:
+        os.chown(path, *owner)
+    assert throttle_dag(path, "--in-place") == 0
+    for written in (path, tmp_path / "work.dag.bak"):
+        stat = written.stat()
+        assert (stat.st_mode & 0o777, stat.st_uid, stat.st_gid) == (0o640, *owner)

@@ -12,7 +12,7 @@ import classad2
 import pytest
 
 from larkps.cli import main
-from larkps.dagman import describe_throttles, set_node_throttle
+from larkps.dagman import current_node_throttle, describe_throttles, set_node_throttle
 
 NO_SCHEDD = "Failed to get contact information"
 
@@ -81,3 +81,35 @@ def test_bad_arguments_are_usage_errors(
         code = int(exc.code or 0)
     assert code == 2
     assert problem in capsys.readouterr().err
+
+
+def test_a_dry_run_needs_no_cluster_id(capsys: pytest.CaptureFixture[str]):
+    assert main(["throttle", "running", *ARGS]) == 0
+    jobs = expected_jobs(10e9, 100e6, consumers=1)
+    assert f"max_nodes = {jobs} per DAG (dry run" in capsys.readouterr().out
+    assert main(["throttle", "running", *ARGS, "--consumers", "3"]) == 0
+    assert f"max_nodes = {expected_jobs(10e9, 100e6, 3)} per DAG" in capsys.readouterr().out
+
+
+def test_apply_needs_a_cluster_id(capsys: pytest.CaptureFixture[str]):
+    assert main(["throttle", "running", *ARGS, "--apply"]) == 2
+    assert "--apply: name the DAGMan cluster id" in capsys.readouterr().err
+
+
+def test_source_site_is_optional_with_bandwidth(capsys: pytest.CaptureFixture[str]):
+    argv = ["throttle", "running", "--per-job-rate", "100Mbit", "--bandwidth", "1Gbit"]
+    assert main(argv) == 0
+    assert f"max_nodes = {expected_jobs(1e9, 100e6, 1)} per DAG" in capsys.readouterr().out
+
+
+def test_without_previous_the_current_throttle_is_read_and_a_failure_said(
+    capsys: pytest.CaptureFixture[str],
+):
+    current = current_node_throttle(298)
+    assert (current.max_nodes, current.problem) == (None, "Unable to locate local daemon.")
+    assert main(["throttle", "running", "298", *ARGS]) == 0
+    out, err = capsys.readouterr()
+    assert "DAGMan 298: cannot read DAGMan_MaxJobs (Unable to locate local daemon.)" in err
+    assert "not stepped (give --previous)" in err
+    jobs = expected_jobs(10e9, 100e6, consumers=1)  # no previous value, so no step
+    assert f"DAGMan 298: would set max_nodes = {jobs} (dry run)" in out

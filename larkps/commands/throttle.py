@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from larkps.commands.common import (
@@ -15,13 +18,12 @@ from larkps.commands.common import (
     size_arg,
 )
 from larkps.config import NAME_PATTERN, Settings, ThrottleSettings, load_settings
-from larkps.dag import DagError, DagFile, check_category, parse_dag, set_maxjobs
-from larkps.dagman import set_node_throttle
+from larkps.dag import DagError, DagTree, check_category, load_dag, rewrite_maxjobs
+from larkps.dagman import current_node_throttle, set_node_throttle
 from larkps.errors import LarkpsError, UsageError
 from larkps.estimates import measured_estimate
 from larkps.model import BandwidthEstimate, Family, ThrottleDecision
 from larkps.pipeline import run_cycle
-from larkps.publish import write_atomically
 from larkps.throttle import (
     EGRESS,
     INGRESS,
@@ -63,7 +65,9 @@ def _add_dag(actions: Subparsers) -> None:
     )
     sub.add_argument("file", type=Path, help="the DAG file")
     sub.add_argument("--category", required=True, type=_category, help="category to throttle")
-    sub.add_argument("--in-place", action="store_true", help="rewrite FILE (backup: FILE.bak)")
+    sub.add_argument(
+        "--in-place", action="store_true", help="rewrite FILE (backup: FILE.bak, or FILE.bak.N)"
+    )
     _add_inputs(sub)
 
 
@@ -76,14 +80,24 @@ def _add_running(actions: Subparsers) -> None:
         "larkps throttle running 1234 --source-site CERN --per-job-rate 100Mbit"
         " --bandwidth 10Gbit --apply",
     )
-    sub.add_argument("cluster_ids", nargs="+", type=_cluster_id, metavar="CLUSTER_ID")
-    sub.add_argument("--previous", type=_count, help="the DAGMans' current max_nodes, for steps")
+    sub.add_argument(
+        "cluster_ids",
+        nargs="*",
+        type=_cluster_id,
+        metavar="CLUSTER_ID",
+        help="DAGMan job(s) to change (needed only with --apply)",
+    )
+    sub.add_argument(
+        "--previous", type=_count, help="current max_nodes, for steps (default: DAGMan_MaxJobs)"
+    )
     sub.add_argument("--apply", action="store_true", help="send the throttle (default: dry run)")
     _add_inputs(sub)
 
 
 def _add_inputs(sub: argparse.ArgumentParser) -> None:
-    sub.add_argument("--source-site", required=True, type=_site, help="site the data comes from")
+    sub.add_argument(
+        "--source-site", type=_site, help="site the data comes from (needed unless --bandwidth)"
+    )
     sub.add_argument("--dest-site", type=_site, help="site the jobs run at (default: any)")
     demand = sub.add_mutually_exclusive_group(required=True)
     demand.add_argument("--bytes-per-job", type=size_arg, help="data each job moves, e.g. 2GB")
@@ -122,54 +136,93 @@ def _cluster_id(text: str) -> int:
 
 
 def cmd_dag(args: argparse.Namespace) -> int:
-    dag = _read_dag(args.file)
-    _check_dag_category(dag, args.category)
-    previous = dag.maxjobs().get(args.category)
-    decision = compute_decision(args, previous, consumers=args.consumers or 1)
+    tree = load_dag(args.file)
+    _check_dag_category(tree, args.category)
+    previous = tree.maxjobs(args.category)
+    decision = compute_decision(
+        args, previous.value if previous else None, consumers=args.consumers or 1
+    )
     _require_jobs(decision, f"MAXJOBS {args.category} 0")
-    text = set_maxjobs(dag, args.category, decision.jobs)
-    was = "unset" if previous is None else previous
+    text = rewrite_maxjobs(tree, args.category, decision.jobs)
+    was = "unset, so not stepped" if previous is None else f"{previous.value} at {previous.where}"
     change = f"MAXJOBS {args.category} {decision.jobs} (was {was})"
     if not args.in_place:
         sys.stdout.write(text)
         print(f"larkps: {change}; {decision.rationale}", file=sys.stderr)
         return 0
-    if text == dag.text:
+    if text == tree.top.text:
         print(f"{args.file}: {change}; unchanged")
     else:
-        backup = args.file.with_name(args.file.name + ".bak")
-        write_atomically(backup, dag.text)
-        write_atomically(args.file, text)
+        backup = replace_with_backup(args.file, tree.top.text, text)
         print(f"{args.file}: {change}; backup in {backup}")
     print(decision.rationale)
     return 0
 
 
-def _read_dag(path: Path) -> DagFile:
+def replace_with_backup(path: Path, old: str, new: str) -> Path:
+    """Save `old` to the first free FILE.bak, FILE.bak.1, ...; then replace FILE by `new`.
+
+    An existing backup is never overwritten. The new file keeps the original's
+    mode (and owner, when run as root), so the DAG's owner can still submit it.
+    """
     try:
-        with open(path, encoding="utf-8", newline="") as handle:
-            text = handle.read()
-    except FileNotFoundError:
-        raise UsageError(f"{path}: file not found") from None
-    except UnicodeDecodeError:
-        raise UsageError(f"{path}: not UTF-8 text") from None
+        like = path.stat()
+        backup = _new_backup(path, old, like)
+        _replace(path, new, like)
     except OSError as exc:
-        raise UsageError(f"{path}: cannot read ({exc.strerror})") from None
-    return parse_dag(text, str(path))
+        raise LarkpsError(f"{exc.filename or path}: cannot write ({exc.strerror})") from None
+    return backup
 
 
-def _check_dag_category(dag: DagFile, category: str) -> None:
-    """A local category must be used in the file; a +global one may live in splices."""
-    known = set(dag.categories()) | set(dag.maxjobs())
-    if not category.startswith("+") and category not in known:
+def _new_backup(path: Path, text: str, like: os.stat_result) -> Path:
+    for number in range(10000):
+        backup = path.with_name(path.name + ".bak" + (f".{number}" if number else ""))
+        try:
+            fd = os.open(backup, os.O_WRONLY | os.O_CREAT | os.O_EXCL, like.st_mode & 0o7777)
+        except FileExistsError:
+            continue
+        _write_fd(fd, text, like)
+        return backup
+    raise LarkpsError(f"{path}: 10000 backups exist already, remove some")
+
+
+def _replace(path: Path, text: str, like: os.stat_result) -> None:
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        _write_fd(fd, text, like)
+        os.replace(temporary, path)
+    except OSError:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _write_fd(fd: int, text: str, like: os.stat_result) -> None:
+    with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+        os.fchmod(fd, like.st_mode & 0o7777)
+        if os.geteuid() == 0:
+            os.fchown(fd, like.st_uid, like.st_gid)
+        handle.write(text)
+        handle.flush()
+        os.fsync(fd)
+
+
+def _check_dag_category(tree: DagTree, category: str) -> None:
+    """A local category must be used in the DAG's scope; a +global one anywhere in it."""
+    if category.startswith("+"):
+        known = tree.global_categories()
+        what = "no node of it or its splices"
+    else:
+        known = set(tree.categories()) | {p.statement.words[1] for p in tree.statements("MAXJOBS")}
+        what = "no node"
+    if category not in known:
         listed = ", ".join(sorted(known)) or "none"
         raise DagError(
-            f"--category: {dag.source} assigns no node to {category!r} (categories: {listed})"
+            f"--category: {tree.top.source} puts {what} in {category!r} (categories: {listed})"
         )
-    if dag.splices() and not category.startswith("+"):
-        names = ", ".join(name for name, _ in dag.splices())
+    if tree.splices and not category.startswith("+"):
+        names = ", ".join(name for name, _ in tree.splices)
         print(
-            f"larkps: note: {dag.source} splices {names}; their own categories are"
+            f"larkps: note: {tree.top.source} splices {names}; their own categories are"
             f" scoped to the splice, use +{category} for one limit across splices",
             file=sys.stderr,
         )
@@ -181,28 +234,71 @@ def _require_jobs(decision: ThrottleDecision, what: str) -> None:
 
 
 def cmd_running(args: argparse.Namespace) -> int:
-    dags = len(args.cluster_ids)
+    if args.apply and not args.cluster_ids:
+        raise UsageError("--apply: name the DAGMan cluster id(s) to change")
+    dags = max(1, len(args.cluster_ids))
     if args.consumers is not None and args.consumers < dags:
         raise UsageError(f"--consumers: at least the number of DAGs ({dags}), got {args.consumers}")
-    decision = compute_decision(args, args.previous, consumers=args.consumers or dags)
-    _require_jobs(decision, "max_nodes 0 (which DAGMan reads as unlimited)")
-    print(decision.rationale)
+    decide_from = decider(args, consumers=args.consumers or dags)
+    if not args.cluster_ids:
+        decision = decide_from(args.previous)
+        _require_jobs(decision, "max_nodes 0 (which DAGMan reads as unlimited)")
+        print(decision.rationale)
+        print(f"max_nodes = {decision.jobs} per DAG (dry run; name CLUSTER_IDs and --apply to set)")
+        return 0
+    now = _current_throttles(args.cluster_ids, args.previous)
+    decisions = {c: decide_from(previous) for c, (previous, _) in now.items()}
+    for decision in decisions.values():  # refuse before anything is sent
+        _require_jobs(decision, "max_nodes 0 (which DAGMan reads as unlimited)")
+    for rationale in dict.fromkeys(d.rationale for d in decisions.values()):
+        print(rationale)
     failed = 0
-    for cluster_id in args.cluster_ids:
+    for cluster_id, decision in decisions.items():
+        was = now[cluster_id][1]
         if not args.apply:
-            print(f"DAGMan {cluster_id}: would set max_nodes = {decision.jobs} (dry run)")
+            print(f"DAGMan {cluster_id}: would set max_nodes = {decision.jobs}{was} (dry run)")
             continue
         answer = set_node_throttle(cluster_id, decision.jobs)
         status = "set" if answer.ok else "FAILED"
-        print(f"DAGMan {cluster_id}: max_nodes = {decision.jobs} {status}: {answer.text}")
+        print(f"DAGMan {cluster_id}: max_nodes = {decision.jobs} {status}{was}: {answer.text}")
         failed += not answer.ok
     return 1 if failed else 0
+
+
+def _current_throttles(
+    cluster_ids: list[int], given: int | None
+) -> dict[int, tuple[int | None, str]]:
+    """Each DAGMan's max_nodes now (None: unlimited or unknown) and how to say it.
+
+    --previous, when given, stands for all of them; otherwise each DAGMan's job ad
+    is read, so that a cron run moves a running DAG by at most one step.
+    """
+    if given is not None:
+        return dict.fromkeys(cluster_ids, (given, ""))
+    found: dict[int, tuple[int | None, str]] = {}
+    for cluster_id in cluster_ids:
+        current = current_node_throttle(cluster_id)
+        if current.problem:
+            print(
+                f"larkps: note: DAGMan {cluster_id}: cannot read DAGMan_MaxJobs"
+                f" ({current.problem}); not stepped (give --previous)",
+                file=sys.stderr,
+            )
+            found[cluster_id] = (None, "")
+        else:
+            found[cluster_id] = (current.max_nodes, f" (was {current.max_nodes or 'unlimited'})")
+    return found
 
 
 def compute_decision(
     args: argparse.Namespace, previous: int | None, consumers: int
 ) -> ThrottleDecision:
     """Policy from --config (or defaults), demand from the options, capacities measured or given."""
+    return decider(args, consumers)(previous)
+
+
+def decider(args: argparse.Namespace, consumers: int) -> Callable[[int | None], ThrottleDecision]:
+    """The decision for any previous N, with the inputs read (or measured) once."""
     settings = load_settings(args.config) if args.config else None
     throttle = settings.throttle if settings else ThrottleSettings()
     policy = throttle.policy
@@ -215,7 +311,8 @@ def compute_decision(
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    return decide(_capacities(args, settings, throttle, policy), demand, policy, previous)
+    capacities = _capacities(args, settings, throttle, policy)
+    return lambda previous: decide(capacities, demand, policy, previous)
 
 
 def _capacities(
@@ -243,6 +340,8 @@ def _capacities(
         raise UsageError(
             "--bandwidth or --config: give a bandwidth, or a configuration to measure it"
         )
+    if args.source_site is None:
+        raise UsageError("--source-site: needed to measure the bandwidth (or give --bandwidth)")
     estimates = measured(settings, args.window, args.family)
     _check_sites(estimates, args.source_site, args.dest_site)
     return candidates(estimates, policy, args.source_site, args.dest_site, configured)
