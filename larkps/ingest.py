@@ -231,7 +231,7 @@ class Ingester:
             try:
                 known = self._series(plan, now, since)
             except ArchiveError as exc:
-                log.warning("%s", str(exc))  # a str: records must not keep tracebacks
+                log.debug("%s", str(exc))  # in the run report, which the CLI or daemon prints
                 problems.append(FetchProblem(name, "metadata", exc.problem))
                 errors.append(exc)
                 known = self.store.series(name, plan.source.sites)  # carry on with what we know
@@ -448,7 +448,7 @@ class _Runner:
         for problem in (done.problem, done.rejected):
             if problem is not None:
                 tally.problems.append(problem)
-                log.warning("archive %s: %s: %s", problem.archive, problem.what, problem.problem)
+                log.debug("archive %s: %s: %s", problem.archive, problem.what, problem.problem)
         if self.progress is not None:
             self.progress(tally.done, total, tally.stored)
 

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from larkps.config import Settings
-from larkps.model import PathStats, RunReport
+from larkps.logs import one_line
+from larkps.model import FetchProblem, PathStats, RunReport
 from larkps.units import format_duration
 
 STATS_FORMATS = ("table", "json", "csv")
@@ -124,8 +125,23 @@ def summary_lines(report: RunReport) -> Iterable[str]:
     )
     for output in report.outputs:
         yield f"wrote {report.ads_written} ads to {output}"
-    for problem in report.problems:
-        yield f"warning: archive {problem.archive} ({problem.what}): {problem.problem}"
+    for line in problem_lines(report.problems):
+        yield line if line.startswith("partial: ") else f"warning: {line}"
+
+
+def problem_lines(problems: Iterable[FetchProblem]) -> Iterable[str]:
+    """Each problem once, escaped; the series a deadline cut short in one line."""
+    cut = []
+    for problem in problems:
+        if problem.kind == "deadline":
+            cut.append(problem)
+        else:
+            yield one_line(f"archive {problem.archive}: {problem.what}: {problem.problem}")
+    if cut:
+        yield one_line(
+            f"partial: the cycle deadline cut {len(cut)} series short (fetched in part or"
+            f" not at all), such as archive {cut[0].archive}: {cut[0].what}"
+        )
 
 
 def describe_settings(settings: Settings) -> str:

@@ -81,7 +81,7 @@ def test_unreachable_archive_exits_1_and_writes_nothing(
     err = capsys.readouterr().err.strip()
     assert (
         err == f"larkps: error: archive down: cannot connect to http://127.0.0.1:{port}"
-        "/esmond/perfsonar/archive/"
+        "/esmond/perfsonar/archive/: connection refused"
     )
     assert not ads.exists()
     assert list(tmp_path.iterdir()) == [config]
@@ -98,4 +98,6 @@ def test_traceback_only_with_verbose():
         )
         assert done.returncode == 1
         assert ("Traceback" in done.stderr) is shown
-        assert done.stderr.strip().endswith(f"cannot connect to {url}/esmond/perfsonar/archive/")
+        assert done.stderr.strip().endswith(
+            f"cannot connect to {url}/esmond/perfsonar/archive/: connection refused"
+        )

@@ -13,7 +13,13 @@ Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 def duration_arg(text: str) -> int:
-    """argparse type for durations such as 90s, 5m, 1h or 7d."""
+    """argparse type for durations such as 90s, 5m, 1h or 7d: the unit is required
+    (is ``--window 24`` a day or 24 seconds?)."""
+    if text.strip().replace(".", "", 1).isdigit():
+        raise argparse.ArgumentTypeError(
+            f"{text!r} has no unit: write it as {text.strip()}s, {text.strip()}m, "
+            f"{text.strip()}h or {text.strip()}d"
+        )
     try:
         return parse_duration(text)
     except ValueError as exc:

@@ -8,9 +8,10 @@ from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
+from larkps import runlog
 from larkps.commands.common import Subparsers, add_archive, add_command, add_window
 from larkps.config import FileTarget, Settings, adhoc_settings, load_settings
-from larkps.errors import UsageError
+from larkps.errors import LarkpsError, UsageError
 from larkps.fetch import archive_url
 from larkps.pipeline import CycleResult, run_cycle
 from larkps.publish import AD_FORMATS, render
@@ -105,8 +106,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_once(args: argparse.Namespace) -> int:
-    result = run_cycle(load_settings(args.config), _now(), args.window)
+    settings, now = load_settings(args.config), _now()
+    try:
+        result = run_cycle(settings, now, args.window)
+    except LarkpsError as exc:
+        runlog.save_once(settings, None, now, exc)
+        raise
+    runlog.save_once(settings, result.report, now, None)
     _print_summary(result)
+    if result.report.cut_by_deadline:  # "partial", said by the summary
+        return 1
     return 1 if result.report.problems and not result.stats else 0
 
 
