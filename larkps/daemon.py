@@ -181,8 +181,10 @@ def cycle_line(document: dict[str, Any]) -> str:
         return f"cycle failed: {document['error']}"
     outcome = "partial" if document.get("partial") else "ok"
     problems = len(document.get("problems", []))
+    answered = len(document.get("archives", []))
+    polled = answered + len(document.get("archives_failed", {}))
     parts = [
-        f"{len(document.get('archives', []))} archives",
+        f"{answered}/{polled} archives answered",
         f"{document.get('paths', 0)} paths",
         f"{document.get('points', 0)} points ({document.get('ingested', 0)} new)",
         f"{document.get('ads_written', 0)} ads",

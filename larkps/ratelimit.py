@@ -189,12 +189,13 @@ def apply(shaping: Shaping, devices: list[Device]) -> list[str]:
     done: list[str] = []
     touched: list[Device] = []
     for device in devices:
-        touched.append(device)
         for argv in render(shaping, device):
             try:
                 run(argv)
-            except CommandFailed as exc:
+            except CommandFailed as exc:  # a failed replace leaves its device as it was
                 raise CommandFailed(f"{exc}; {_undo(touched)}") from None
+            if device not in touched:
+                touched.append(device)
             done.append(as_text(argv))
     return done
 

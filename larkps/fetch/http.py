@@ -335,11 +335,15 @@ class JsonClient:
         reused: bool,
     ) -> tuple[int, bytes, str | None, bool]:
         assert conn.sock is not None
-        conn.sock.settimeout(self._timeout(self.options.read_timeout))
+        timeout = self._timeout(self.options.read_timeout)
+        conn.sock.settimeout(timeout)
         try:
             response = conn.request(method, target.path, body, "application/json")
             return self._handle(response, url)
         except TimeoutError:
+            if timeout < self.options.read_timeout:  # the deadline ran out, not the timeout
+                problem = f"cycle deadline reached reading {_bare(url)}"
+                raise ArchiveDeadline(self.name, problem) from None
             raise ArchiveUnavailable(self.name, f"timed out reading {_bare(url)}") from None
         except (ProtocolError, ConnectionError) as exc:
             error = ArchiveUnavailable(self.name, f"connection to {url} failed ({_reason(exc)})")
