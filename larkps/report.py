@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import csv
-import dataclasses
 import io
 import json
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 from typing import Any
 
-from larkps.config import Settings
 from larkps.logs import one_line
 from larkps.model import FetchProblem, PathStats, RunReport
 from larkps.units import format_duration
@@ -142,38 +139,3 @@ def problem_lines(problems: Iterable[FetchProblem]) -> Iterable[str]:
             f"partial: the cycle deadline cut {len(cut)} series short (fetched in part or"
             f" not at all), such as archive {cut[0].archive}: {cut[0].what}"
         )
-
-
-def describe_settings(settings: Settings) -> str:
-    """The resolved settings as indented JSON (durations in seconds)."""
-    document = {
-        "source": settings.source,
-        "state_dir": str(settings.state_dir),
-        "interval_s": settings.interval,
-        "archives": [dataclasses.asdict(a) for a in settings.archives],
-        "sites": [_rule(r) for r in settings.sites.rules],
-        "windows": dataclasses.asdict(settings.windows),
-        "publish": dataclasses.asdict(settings.publish),
-        "throttle": dataclasses.asdict(settings.throttle),
-        "report": dataclasses.asdict(settings.report),
-        "fetch": dataclasses.asdict(settings.fetch),
-        "quality": dataclasses.asdict(settings.quality),
-        "alarms": dataclasses.asdict(settings.alarms),
-        "model": dataclasses.asdict(settings.model),
-    }
-    return json.dumps(document, indent=2, default=_jsonable) + "\n"
-
-
-def _rule(rule: Any) -> dict[str, Any]:
-    return {
-        "site": rule.site,
-        "hosts": list(rule.hosts),
-        "domains": list(rule.domains),
-        "networks": [str(n) for n in rule.networks],
-    }
-
-
-def _jsonable(value: object) -> str:
-    if isinstance(value, Path):
-        return str(value)
-    return str(value)

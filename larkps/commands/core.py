@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from dataclasses import replace
 from importlib import resources
@@ -10,12 +11,12 @@ from pathlib import Path
 
 from larkps import runlog
 from larkps.commands.common import Subparsers, add_archive, add_command, add_window
-from larkps.config import FileTarget, Settings, adhoc_settings, load_settings
+from larkps.config import FileTarget, Settings, adhoc_settings, load_settings, resolved_config
 from larkps.errors import LarkpsError, UsageError
 from larkps.fetch import archive_url
 from larkps.pipeline import CycleResult, run_cycle
 from larkps.publish import AD_FORMATS, render
-from larkps.report import STATS_FORMATS, describe_settings, render_stats, summary_lines
+from larkps.report import STATS_FORMATS, render_stats, summary_lines
 
 
 def register(commands: Subparsers) -> None:
@@ -79,7 +80,7 @@ def _add_check_config(commands: Subparsers) -> None:
         commands,
         "check-config",
         cmd_check_config,
-        "validate a configuration file and print the resolved settings",
+        "validate a configuration file and print every section and key as read",
         "larkps check-config /etc/larkps/larkps.toml",
     )
     sub.add_argument("file", type=Path)
@@ -145,6 +146,5 @@ def cmd_ads(args: argparse.Namespace) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    settings = load_settings(args.file)
-    print(describe_settings(settings), end="")
+    print(json.dumps(resolved_config(args.file), indent=2))
     return 0
