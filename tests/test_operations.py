@@ -7,6 +7,7 @@ that misbehave are real servers on 127.0.0.1 (tests/archive_fake.py, pytest-http
 
 from __future__ import annotations
 
+import logging
 import re
 import signal
 import socket
@@ -28,6 +29,7 @@ from larkps.cli import main
 from larkps.daemon import Daemon
 from larkps.errors import ArchiveUnavailable
 from larkps.fetch import HttpOptions, JsonClient
+from larkps.logs import configure
 from larkps.store import Store
 
 pytestmark = pytest.mark.e2e
@@ -374,3 +376,34 @@ def test_a_once_cut_by_the_deadline_says_partial_and_exits_1(
         f" such as archive fake: {path_name(slow)}"
     ) in out.splitlines()
     assert cycles(tmp_path / "state")[0]["partial"] is True
+
+
+def test_stats_prints_each_problem_once_on_stderr(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    broken, fine = "ab" * 16, "cd" * 16
+    with fake_archive([broken, fine]) as archive:
+        archive.behaviours[broken] = lambda handler, params: handler.send_json({"no": 1}, 404)
+        assert main(["stats", "--archive", archive.url, "--window", "1h"]) == 0
+    out, err = capsys.readouterr()
+    line = f"larkps: warning: archive cli: {path_name(broken)}: HTTP 404 from {archive.url}"
+    assert err.count(line) == 1 and line not in out
+    assert "ps-bw.cdcd.example.org" in out or "192.0.2.2" in out  # the table has the fine path
+
+
+def test_scheduler_chatter_stays_below_warning(capsys: pytest.CaptureFixture[str]):
+    scheduler = logging.getLogger("apscheduler.scheduler")
+    late = "Run time of job was missed by 0:00:03"
+    configure(0, "text", logging.INFO)  # larkps run without -v
+    scheduler.info("Added job")
+    scheduler.warning(late)
+    logging.getLogger("larkps.daemon").info("cycle ok: 1/1 archives answered")
+    assert capsys.readouterr().err == "INFO larkps.daemon: cycle ok: 1/1 archives answered\n"
+    configure(1, "text", logging.INFO)  # -v: shown, as INFO
+    scheduler.warning(late)
+    scheduler.error("Job raised an exception")  # errors stay errors
+    assert capsys.readouterr().err.splitlines() == [
+        f"INFO apscheduler.scheduler: {late}",
+        "ERROR apscheduler.scheduler: Job raised an exception",
+    ]
+    configure(0)  # as the other commands leave it

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from dataclasses import replace
 from importlib import resources
@@ -16,7 +17,7 @@ from larkps.errors import LarkpsError, UsageError
 from larkps.fetch import archive_url
 from larkps.pipeline import CycleResult, run_cycle
 from larkps.publish import AD_FORMATS, render
-from larkps.report import STATS_FORMATS, render_stats, summary_lines
+from larkps.report import STATS_FORMATS, problem_lines, render_stats, summary_lines
 
 
 def register(commands: Subparsers) -> None:
@@ -135,14 +136,23 @@ def _adhoc(args: argparse.Namespace) -> Settings:
 
 def cmd_stats(args: argparse.Namespace) -> int:
     result = run_cycle(_adhoc(args), _now(), publish=False)
+    _warn_problems(result)
     print(render_stats(result.stats, args.format), end="")
     return 0
 
 
 def cmd_ads(args: argparse.Namespace) -> int:
     result = run_cycle(_adhoc(args), _now(), publish=False)
+    _warn_problems(result)
     print(render(list(result.ads), args.format, result.report.started), end="")
     return 0
+
+
+def _warn_problems(result: CycleResult) -> None:
+    """The cycle's problems on stderr (stdout is the table or the ads), each once."""
+    for line in problem_lines(result.report.problems):
+        prefix = "" if line.startswith("partial: ") else "warning: "
+        print(f"larkps: {prefix}{line}", file=sys.stderr)
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
