@@ -78,8 +78,13 @@ def archive_failures(
     """Archive -> problem, for each archive a cycle polled that did not answer."""
     if report is not None:
         answered = set(report.archives) | set(report.skipped)
-        problems = {p.archive: p.problem for p in reversed(report.problems) if p.what == "metadata"}
-        return {a: problems.get(a, "no answer") for a in archives if a not in answered}
+        listing = {p.archive: p.problem for p in report.problems if p.what == "metadata"}
+        first: dict[str, str] = {}
+        for problem in report.problems:
+            first.setdefault(problem.archive, problem.problem)
+        return {  # the series list's problem, else the archive's first one
+            a: listing.get(a) or first.get(a, "no answer") for a in archives if a not in answered
+        }
     if isinstance(error, ArchiveError):
         failures = {e.archive: e.problem for e in (error, *error.also_failed)}
         return {a: failures.get(a, str(error)) for a in archives}

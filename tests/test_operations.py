@@ -407,3 +407,25 @@ def test_scheduler_chatter_stays_below_warning(capsys: pytest.CaptureFixture[str
         "ERROR apscheduler.scheduler: Job raised an exception",
     ]
     configure(0)  # as the other commands leave it
+
+
+def test_an_archive_that_dies_between_discoveries_is_down(tmp_path: Path):
+    """Its series list is still fresh in the state, but every series fails: the archive
+    did not answer (up 0, its error counted), though nothing asked its list again."""
+    with fake_archive(["12" * 16, "34" * 16]) as archive:
+        config = fake_config(tmp_path, archive.url)
+        daemon = Daemon(config)
+        first = daemon.run_one_cycle()
+    assert first["ok"] and list(first["archives"]) == ["fake"]
+    second = daemon.run_one_cycle()  # the archive's port is closed now
+    refused = f"cannot connect to {archive.url}{ARCHIVE_PATH}"
+    assert not second["ok"] and second["error"].startswith(f"archive fake: {refused}")
+    assert second["archives_failed"]["fake"].startswith(refused)
+    assert second["archives_failed"]["fake"].endswith(": connection refused")
+    sample = daemon.metrics.registry.get_sample_value
+    assert sample("larkps_archive_up", {"archive": "fake"}) == 0.0
+    assert sample("larkps_source_errors_total", {"archive": "fake"}) == 1.0
+    assert (
+        sample("larkps_archive_last_success_timestamp_seconds", {"archive": "fake"})
+        == (first["started"])
+    )
