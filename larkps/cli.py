@@ -28,7 +28,14 @@ BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a reader that went 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script and of ``python -m larkps``."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit:  # --help, --version, a usage error: printed already
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            return _stdout_gone()
+        raise
     configure_logging(
         args.verbose, args.log_format, getattr(args, "default_log_level", logging.WARNING)
     )

@@ -191,7 +191,7 @@ def cycle_line(document: dict[str, Any]) -> str:
         f"{document.get('duration_s', 0.0):.1f} s",
     ]
     if problems:
-        parts.append(f"{problems} problems")
+        parts.append(f"{problems} problem{'' if problems == 1 else 's'}")
     if document.get("skipped"):
         parts.append(f"not due: {', '.join(document['skipped'])}")
     return f"cycle {outcome}: {', '.join(parts)}"
