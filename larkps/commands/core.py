@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
 from larkps import runlog
-from larkps.commands.common import Subparsers, add_archive, add_command, add_window
+from larkps.commands.common import (
+    Subparsers,
+    add_archive,
+    add_command,
+    add_window,
+    warn_problems,
+)
 from larkps.config import FileTarget, Settings, adhoc_settings, load_settings, resolved_config
 from larkps.errors import LarkpsError, UsageError
 from larkps.fetch import archive_url
 from larkps.pipeline import CycleResult, run_cycle
 from larkps.publish import AD_FORMATS, render
-from larkps.report import STATS_FORMATS, problem_lines, render_stats, summary_lines
+from larkps.report import STATS_FORMATS, render_stats, summary_lines
 
 
 def register(commands: Subparsers) -> None:
@@ -136,23 +141,16 @@ def _adhoc(args: argparse.Namespace) -> Settings:
 
 def cmd_stats(args: argparse.Namespace) -> int:
     result = run_cycle(_adhoc(args), _now(), publish=False)
-    _warn_problems(result)
+    warn_problems(result.report)
     print(render_stats(result.stats, args.format), end="")
     return 0
 
 
 def cmd_ads(args: argparse.Namespace) -> int:
     result = run_cycle(_adhoc(args), _now(), publish=False)
-    _warn_problems(result)
+    warn_problems(result.report)
     print(render(list(result.ads), args.format, result.report.started), end="")
     return 0
-
-
-def _warn_problems(result: CycleResult) -> None:
-    """The cycle's problems on stderr (stdout is the table or the ads), each once."""
-    for line in problem_lines(result.report.problems):
-        prefix = "" if line.startswith("partial: ") else "warning: "
-        print(f"larkps: {prefix}{line}", file=sys.stderr)
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
