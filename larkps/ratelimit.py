@@ -228,10 +228,10 @@ def root_qdisc(device: Device) -> str:
 
 
 def clear(devices: list[Device]) -> list[str]:
-    """Remove larkps's shaping (a root tbf or htb) from each device; other qdiscs stay."""
+    """Remove larkps's shaping (a root tbf or htb) from each device; other qdiscs stay.
+    Both ends are checked first, so a missing one leaves the other as it was."""
     done = []
-    for device in devices:
-        kind = root_qdisc(device)
+    for device, kind in check_devices(devices).items():
         if kind in QDISCS:
             argv = render_clear(device)
             run(argv)

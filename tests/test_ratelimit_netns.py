@@ -195,3 +195,14 @@ def test_a_change_that_fails_half_way_is_undone(
     )
     assert root_kind(pair.job_ns, pair.job_dev) == before != "tbf"
     assert root_kind(pair.host_ns, pair.host_dev) != "tbf"
+
+
+def test_clear_checks_both_ends_first(pair: Pair, capsys: pytest.CaptureFixture[str]):
+    assert ratelimit(pair, "apply", "--rate", "50Mbit") == 0
+    argv = ["ratelimit", "clear", "--netns", pair.job_ns, "--dev", pair.job_dev]
+    argv += ["--host-dev", "lkabsent0", "--host-netns", pair.host_ns]
+    assert main(argv) == 1
+    assert capsys.readouterr().err.rstrip().endswith("; nothing was changed")
+    assert root_kind(pair.job_ns, pair.job_dev) == "tbf"  # still shaped: not half-cleared
+    assert ratelimit(pair, "clear") == 0
+    assert root_kind(pair.job_ns, pair.job_dev) != "tbf"
