@@ -430,3 +430,19 @@ def test_an_archive_that_dies_between_discoveries_is_down(tmp_path: Path):
         sample("larkps_archive_last_success_timestamp_seconds", {"archive": "fake"})
         == (first["started"])
     )
+
+
+def test_control_characters_from_an_archive_are_escaped_in_problems(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    broken, fine = "ee" * 16, "cd" * 16
+    with fake_archive([broken, fine]) as archive:
+        archive.metadata[0]["input-source"] = "ps\nevil\x1b[31m.example.org"
+        archive.behaviours[broken] = lambda handler, params: handler.send_json({}, 404)
+        assert main(["once", "--config", str(fake_config(tmp_path, archive.url))]) == 0
+    out = capsys.readouterr().out
+    (warning,) = [line for line in out.splitlines() if line.startswith("warning: ")]
+    assert warning.startswith(
+        "warning: archive fake: ps\\nevil\\x1b[31m.example.org -> ps-bw.far.example.org"
+    )
+    assert "\x1b" not in out
