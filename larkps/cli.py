@@ -1,34 +1,51 @@
 """The ``larkps`` command: thin argument parsing around the pipeline.
 
-Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error. Errors
-are one line on stderr; ``-v`` adds the traceback. Each group of subcommands lives
-in a module of :mod:`larkps.commands` with a ``register(subparsers)`` function.
+Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error, 141 when
+the reader of stdout went away (``larkps ... | head``: quiet, as for SIGPIPE). Errors
+are one line on stderr, control characters escaped; ``-v`` adds the traceback. Each
+group of subcommands lives in a module of :mod:`larkps.commands` with a
+``register(subparsers)`` function.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
 from larkps import __version__
 from larkps.commands import COMMAND_MODULES, Handler
 from larkps.errors import LarkpsError
-from larkps.logs import LOG_FORMATS
+from larkps.logs import LOG_FORMATS, one_line
 from larkps.logs import configure as configure_logging
 
 log = logging.getLogger("larkps")
+BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a reader that went away
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script and of ``python -m larkps``."""
     parser = build_parser()
-    args = parser.parse_args(argv)
-    configure_logging(args.verbose, args.log_format)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit:  # --help, --version, a usage error: printed already
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            return _stdout_gone()
+        raise
+    configure_logging(
+        args.verbose, args.log_format, getattr(args, "default_log_level", logging.WARNING)
+    )
     handler: Handler = args.handler
     try:
-        return handler(args)
+        code = handler(args)
+        sys.stdout.flush()  # a reader gone away shows here, not at interpreter exit
+        return code
+    except BrokenPipeError:
+        return _stdout_gone()
     except LarkpsError as exc:
         return _fail(args, exc, exc.exit_code)
     except KeyboardInterrupt:
@@ -38,8 +55,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _fail(args: argparse.Namespace, exc: BaseException, code: int) -> int:
     if args.verbose:
         log.error("larkps failed", exc_info=exc)
-    print(f"larkps: error: {exc}", file=sys.stderr)
+    print(f"larkps: error: {one_line(str(exc))}", file=sys.stderr)
     return code
+
+
+def _stdout_gone() -> int:
+    """Quiet exit once stdout's reader closed the pipe: what is still buffered goes
+    nowhere (else Python reports the same BrokenPipeError again at exit)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return BROKEN_PIPE
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -170,29 +170,45 @@ class Settings:
 
 def load_settings(path: str | Path) -> Settings:
     """Read and validate one TOML file."""
+    return settings_from_dict(read_toml(path), str(path))
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """The parsed TOML document of one file (ConfigError if it cannot be read)."""
     source = str(path)
     try:
         with open(path, "rb") as handle:
-            data = tomllib.load(handle)
+            return tomllib.load(handle)
     except FileNotFoundError:
         raise ConfigError(source, "", "file not found") from None
     except OSError as exc:
         raise ConfigError(source, "", f"cannot read file ({exc.strerror})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(source, "", f"not valid TOML ({exc})") from None
-    return settings_from_dict(data, source)
 
 
 def settings_from_dict(data: dict[str, Any], source: str = "<config>") -> Settings:
     """Validate an already-parsed TOML document."""
-    root = Section(data, source, "")
+    return _settings(Section(data, source, ""))
+
+
+def resolved_config(path: str | Path) -> dict[str, Any]:
+    """Every section and key of the configuration as larkps reads it, under the
+    file's key names, defaults filled in (durations in seconds, rates in bits/s,
+    sizes in bytes); validated as :func:`load_settings` does."""
+    root = Section(read_toml(path), str(path), "")
+    _settings(root)
+    return root.resolved
+
+
+def _settings(root: Section) -> Settings:
     general = root.section("larkps")
     state_dir_given = "state_dir" in general.data
     state_dir = Path(general.string("state_dir", "/var/lib/larkps"))
     interval = general.duration("interval", "5m")
     general.finish()
     settings = Settings(
-        source=source,
+        source=root.source,
         state_dir=state_dir,
         interval=interval,
         archives=_archives(root, interval),
@@ -205,7 +221,8 @@ def settings_from_dict(data: dict[str, Any], source: str = "<config>") -> Settin
     )
     longest = max(settings.windows.windows)
     fetch = fetch_settings(root.section("fetch"), state_dir_given, interval, longest)
-    check_intervals(source, [(a.fetch.interval, _summary(a)) for a in settings.archives], fetch)
+    intervals = [(a.fetch.interval, _summary(a)) for a in settings.archives]
+    check_intervals(root.source, intervals, fetch)
     settings = replace(settings, fetch=fetch)
     settings = replace(settings, **stats_settings(root))
     root.finish()
@@ -403,10 +420,11 @@ def _collector(section: Section) -> CollectorTarget:
 def _daemon(section: Section) -> DaemonSettings:
     result = DaemonSettings(
         metrics_address=section.pattern(
-            "metrics_address", re.compile(r"^[0-9A-Fa-f.:]+$"), "an IP address such as 127.0.0.1"
-        )
-        if "metrics_address" in section.data
-        else "127.0.0.1",
+            "metrics_address",
+            re.compile(r"^[0-9A-Fa-f.:]+$"),
+            "an IP address such as 127.0.0.1",
+            "127.0.0.1",
+        ),
         metrics_port=section.integer("metrics_port", 0, minimum=0, maximum=65535),
         shutdown_timeout=section.duration("shutdown_timeout", "30s"),
         misfire_grace=section.duration("misfire_grace", "60s"),

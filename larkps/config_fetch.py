@@ -78,7 +78,7 @@ def archive_fetch(section: Section, kind: str, cycle_interval: int) -> ArchiveFe
 
 def _interval(section: Section, cycle_interval: int) -> int | None:
     if "interval" not in section.data:
-        return None
+        return section.keep("interval", None)
     interval = section.duration("interval")
     if interval < cycle_interval:
         shortest, given = format_duration(cycle_interval), format_duration(interval)
@@ -96,12 +96,12 @@ def _size(section: Section, key: str, default: str) -> int:
         raise section.error(key, str(exc)) from None
     if size < 1024:
         raise section.error(key, f"expected at least 1KiB, got {text!r}")
-    return size
+    return section.keep(key, size)
 
 
 def _event_types(section: Section) -> tuple[str, ...]:
     if "event_types" not in section.data:
-        return DEFAULT_EVENT_TYPES
+        return section.keep("event_types", DEFAULT_EVENT_TYPES)
     names = section.string_list("event_types")
     for index, name in enumerate(names):
         if name not in EVENT_TYPE_METRICS:

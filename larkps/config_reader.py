@@ -1,17 +1,23 @@
-"""A small typed reader over one TOML table that names every problem precisely."""
+"""A small typed reader over one TOML table that names every problem precisely.
+
+Every value read is also kept, resolved (defaults filled in, durations in seconds,
+rates in bits/s), under the file's own key names in ``resolved``, nested as in the
+file: what ``larkps check-config`` prints.
+"""
 
 from __future__ import annotations
 
 import os
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from larkps.errors import ConfigError
 from larkps.units import parse_duration, parse_rate
 
 _MISSING = object()
+_T = TypeVar("_T")
 
 
 def _type_name(value: object) -> str:
@@ -23,7 +29,9 @@ def _type_name(value: object) -> str:
 class Section:
     """One table of the config; each read removes the key, `finish` rejects leftovers."""
 
-    def __init__(self, data: object, source: str, path: str) -> None:
+    def __init__(
+        self, data: object, source: str, path: str, home: tuple[Section, str] | None = None
+    ) -> None:
         self.source = source
         self.path = path
         self.present = data is not None
@@ -32,6 +40,23 @@ class Section:
         if not isinstance(data, dict):
             raise ConfigError(source, path, f"expected a table, got {_type_name(data)}")
         self.data: dict[str, Any] = dict(data)
+        self.resolved: dict[str, Any] = {}
+        self._home = home  # (parent, key): where ``resolved`` goes once anything is in it
+        if self.present:
+            self._attach()
+
+    def _attach(self) -> None:
+        if self._home is not None:
+            parent, key = self._home
+            if parent.resolved.get(key) is not self.resolved:
+                parent.resolved[key] = self.resolved
+                parent._attach()
+
+    def keep(self, key: str, value: _T) -> _T:
+        """Record a value read (resolved) under its key; return it."""
+        self.resolved[key] = value
+        self._attach()
+        return value
 
     def key_path(self, key: str) -> str:
         if not key:
@@ -64,16 +89,18 @@ class Section:
             raise self.error(key, f"expected {what}, got {_type_name(value)}")
 
     def section(self, key: str) -> Section:
-        return Section(self.data.pop(key, None), self.source, self.key_path(key))
+        return Section(self.data.pop(key, None), self.source, self.key_path(key), (self, key))
 
     def section_list(self, key: str, required: bool = False) -> list[Section]:
         """An array of tables (``[[key]]``)."""
         value = self.data.pop(key, [])
         if not isinstance(value, list) or (required and not value):
             raise self.error(key, "expected at least one [[" + key + "]] table")
-        return [
+        sections = [
             Section(item, self.source, self.key_path(f"{key}[{i}]")) for i, item in enumerate(value)
         ]
+        self.keep(key, [s.resolved for s in sections])
+        return sections
 
     def string(self, key: str, default: object = _MISSING) -> str:
         value = self._take(key, default)
@@ -81,11 +108,11 @@ class Section:
         assert isinstance(value, str)
         if not value.strip():
             raise self.error(key, "expected a non-empty string")
-        return value
+        return self.keep(key, value)
 
     def optional_string(self, key: str) -> str | None:
         if key not in self.data:
-            return None
+            return self.keep(key, None)
         return self.string(key)
 
     def choice(self, key: str, choices: Sequence[str], default: object = _MISSING) -> str:
@@ -95,8 +122,10 @@ class Section:
             raise self.error(key, f"expected one of {options}, got {value!r}")
         return value
 
-    def pattern(self, key: str, regex: re.Pattern[str], what: str) -> str:
-        value = self.string(key)
+    def pattern(
+        self, key: str, regex: re.Pattern[str], what: str, default: object = _MISSING
+    ) -> str:
+        value = self.string(key, default)
         if not regex.match(value):
             raise self.error(key, f"expected {what}, got {value!r}")
         return value
@@ -104,7 +133,7 @@ class Section:
     def boolean(self, key: str, default: bool) -> bool:
         value = self._take(key, default)
         self._expect(key, value, (bool,), "true or false")
-        return bool(value)
+        return self.keep(key, bool(value))
 
     def integer(
         self, key: str, default: int, minimum: int | None = None, maximum: int | None = None
@@ -116,7 +145,7 @@ class Section:
             raise self.error(key, f"expected an integer >= {minimum}, got {value}")
         if maximum is not None and value > maximum:
             raise self.error(key, f"expected an integer <= {maximum}, got {value}")
-        return value
+        return self.keep(key, value)
 
     def fraction(self, key: str, default: float) -> float:
         value = self._take(key, default)
@@ -124,7 +153,7 @@ class Section:
         assert isinstance(value, int | float)
         if not 0 < value <= 1:
             raise self.error(key, f"expected a fraction in (0, 1], got {value}")
-        return float(value)
+        return self.keep(key, float(value))
 
     def number(self, key: str, default: float, minimum: float, maximum: float) -> float:
         """A number (integer or float) within [minimum, maximum]."""
@@ -133,24 +162,24 @@ class Section:
         assert isinstance(value, int | float)
         if not minimum <= value <= maximum:
             raise self.error(key, f"expected a number from {minimum} to {maximum}, got {value}")
-        return float(value)
+        return self.keep(key, float(value))
 
     def duration(self, key: str, default: object = _MISSING) -> int:
         value = self._take(key, default)
         self._expect(key, value, (str, int, float), 'a duration such as "90s", "5m" or "24h"')
         assert isinstance(value, str | int | float)
         try:
-            return parse_duration(value)
+            return self.keep(key, parse_duration(value))
         except ValueError as exc:
             raise self.error(key, str(exc)) from None
 
     def rate(self, key: str) -> float | None:
         """An optional rate such as "10Gbit" or "1.25GB/s", in bits/s."""
         if key not in self.data:
-            return None
+            return self.keep(key, None)
         value = self.string(key)
         try:
-            return parse_rate(value)
+            return self.keep(key, parse_rate(value))
         except ValueError as exc:
             raise self.error(key, str(exc)) from None
 
@@ -161,7 +190,7 @@ class Section:
         for index, item in enumerate(value):
             if not isinstance(item, str) or not item.strip():
                 raise self.error(f"{key}[{index}]", "expected a non-empty string")
-        return list(value)
+        return self.keep(key, list(value))
 
     def duration_list(self, key: str, default: list[str]) -> list[int]:
         value = self._take(key, default)
@@ -176,11 +205,11 @@ class Section:
                 raise self.error(f"{key}[{index}]", exc.problem) from None
         if len(set(result)) != len(result):
             raise self.error(key, "windows must be distinct")
-        return sorted(result)
+        return self.keep(key, sorted(result))
 
     def url(self, key: str, required: bool) -> str | None:
         if key not in self.data and not required:
-            return None
+            return self.keep(key, None)
         value = self.string(key)
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.hostname:

@@ -66,12 +66,12 @@ def report_settings(section: Section) -> ReportSettings:
 
 def _rate(section: Section, key: str, default: float) -> float:
     value = section.rate(key)
-    return default if value is None else value
+    return section.keep(key, default if value is None else value)
 
 
 def _size(section: Section, key: str, default: int) -> int:
     if key not in section.data:
-        return default
+        return section.keep(key, default)
     text = section.string(key)
     try:
         size = parse_size(text)
@@ -79,7 +79,7 @@ def _size(section: Section, key: str, default: int) -> int:
         raise section.error(key, str(exc)) from None
     if size <= 0:
         raise section.error(key, f"expected a positive size, got {text!r}")
-    return size
+    return section.keep(key, size)
 
 
 def _check_order(section: Section, report: ReportSettings) -> None:

@@ -74,7 +74,7 @@ def _model(section: Section) -> ModelPolicy:
     result = ModelPolicy(
         mss_bytes=section.integer("mss", 1448, minimum=500, maximum=65535),
         mathis_constant=section.number("mathis_constant", 1.2247, 0.1, 10.0),
-        path_capacity_bps=10e9 if capacity is None else capacity,
+        path_capacity_bps=section.keep("path_capacity", 10e9 if capacity is None else capacity),
     )
     section.finish()
     return result

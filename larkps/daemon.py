@@ -7,11 +7,13 @@ to ``daemon.shutdown_timeout`` for the running cycle and exit 0. SIGHUP reloads 
 configuration; an invalid file keeps the old settings running and logs why. A cycle
 that fails is logged and recorded; the daemon itself carries on. Archives with their
 own ``interval`` are fetched only in the cycles they are due (larkps.cadence).
+
+Each cycle logs one line at INFO (ERROR when it failed) whose fields, in the JSON log
+format, are the run report's; then each problem of the cycle once, at WARNING.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import signal
 import threading
@@ -29,9 +31,10 @@ from larkps.config import Settings, load_settings
 from larkps.errors import LarkpsError
 from larkps.memory import release_free_memory
 from larkps.metrics import DaemonMetrics
+from larkps.model import RunReport
 from larkps.pipeline import CycleResult, run_cycle
 from larkps.publish_collector import CollectorPublisher, Spool
-from larkps.store import Store
+from larkps.report import problem_lines
 
 log = logging.getLogger(__name__)
 Cycle = Callable[..., CycleResult]  # (settings, now, *, sequence, daemon_start, cadence)
@@ -141,7 +144,8 @@ class Daemon:
         with self.cycle_lock:
             settings = self.settings
             started = int(self.clock())
-            report, error = None, None
+            report: RunReport | None = None
+            error: LarkpsError | str | None = None
             try:
                 report = self.cycle(
                     settings,
@@ -151,21 +155,51 @@ class Daemon:
                     cadence=True,
                 ).report
             except LarkpsError as exc:
-                error = str(exc)
+                error = exc
             except Exception as exc:  # a bug in one cycle must not kill the daemon
                 log.exception("cycle failed unexpectedly")
                 error = f"internal error: {type(exc).__name__}: {exc}"
-            document = runlog.report_document(report, started, error)
+            names = [a.name for a in settings.archives]
+            document = runlog.report_document(report, started, error, "run", names)
+            _log_cycle(document, report)
             self._record(settings, document)
             self.cycles_done += 1
             release_free_memory()
             return document
 
     def _record(self, settings: Settings, document: dict[str, Any]) -> None:
-        log.info("cycle %s", json.dumps(document, sort_keys=True))
         self.metrics.observe(document)
         try:
-            with Store.in_directory(settings.state_dir) as store:
-                runlog.record(store, document)
+            runlog.save(settings.state_dir, document)
         except LarkpsError as exc:
             log.error("cannot record the run report: %s", str(exc))
+
+
+def cycle_line(document: dict[str, Any]) -> str:
+    """The one-line account of a cycle in the log."""
+    if not document["ok"]:
+        return f"cycle failed: {document['error']}"
+    outcome = "partial" if document.get("partial") else "ok"
+    problems = len(document.get("problems", []))
+    answered = len(document.get("archives", []))
+    polled = answered + len(document.get("archives_failed", {}))
+    parts = [
+        f"{answered}/{polled} archives answered",
+        f"{document.get('paths', 0)} paths",
+        f"{document.get('points', 0)} points ({document.get('ingested', 0)} new)",
+        f"{document.get('ads_written', 0)} ads",
+        f"{document.get('duration_s', 0.0):.1f} s",
+    ]
+    if problems:
+        parts.append(f"{problems} problem{'' if problems == 1 else 's'}")
+    if document.get("skipped"):
+        parts.append(f"not due: {', '.join(document['skipped'])}")
+    return f"cycle {outcome}: {', '.join(parts)}"
+
+
+def _log_cycle(document: dict[str, Any], report: RunReport | None) -> None:
+    fields = {"event": "cycle", **document}
+    level = logging.INFO if document["ok"] else logging.ERROR
+    log.log(level, "%s", cycle_line(document), extra={"fields": fields})
+    for line in problem_lines(report.problems if report is not None else ()):
+        log.warning("%s", line)

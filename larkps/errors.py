@@ -35,11 +35,16 @@ class ConfigError(UsageError):
 
 
 class ArchiveError(LarkpsError):
-    """A measurement archive could not be used."""
+    """A measurement archive could not be used.
+
+    When no archive of a cycle answered, the error raised is the first one, and
+    ``also_failed`` holds the others (so the run report names every archive).
+    """
 
     def __init__(self, archive: str, problem: str) -> None:
         self.archive = archive
         self.problem = problem
+        self.also_failed: tuple[ArchiveError, ...] = ()
         super().__init__(f"archive {archive}: {problem}")
 
 

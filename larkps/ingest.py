@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from larkps.errors import ArchiveDeadline, ArchiveError, StateError
+from larkps.errors import ArchiveDeadline, ArchiveError, ArchiveUnavailable, StateError
 from larkps.fetch import DEFAULT_EVENT_TYPES, JsonClient, ParsedPage, describe
 from larkps.ingest_store import Commit, IngestStore, StoredSeries, page_rows
 from larkps.ingest_writer import WriterProcess
@@ -187,6 +187,9 @@ class Ingester:
         finally:
             for client in clients:
                 client.deadline = None
+        down = _unanswered(tasks, tally.problems, ok)
+        ok = [name for name in ok if name not in {e.archive for e in down}]
+        errors += down
         self._maybe_prune(all_plans, min(now - self.options.retention, since), now)
         after = [(c.stats.requests, c.stats.retries) for c in clients]
         return IngestReport(
@@ -231,7 +234,7 @@ class Ingester:
             try:
                 known = self._series(plan, now, since)
             except ArchiveError as exc:
-                log.warning("%s", str(exc))  # a str: records must not keep tracebacks
+                log.debug("%s", str(exc))  # in the run report, which the CLI or daemon prints
                 problems.append(FetchProblem(name, "metadata", exc.problem))
                 errors.append(exc)
                 known = self.store.series(name, plan.source.sites)  # carry on with what we know
@@ -448,7 +451,7 @@ class _Runner:
         for problem in (done.problem, done.rejected):
             if problem is not None:
                 tally.problems.append(problem)
-                log.warning("archive %s: %s: %s", problem.archive, problem.what, problem.problem)
+                log.debug("archive %s: %s: %s", problem.archive, problem.what, problem.problem)
         if self.progress is not None:
             self.progress(tally.done, total, tally.stored)
 
@@ -509,6 +512,25 @@ class _Runner:
                 return
         if not self.cancel.is_set():
             self.results.put(item)
+
+
+def _unanswered(
+    tasks: Sequence[_Task], problems: Sequence[FetchProblem], listed: Sequence[str]
+) -> list[ArchiveError]:
+    """Archives whose series list was read (or known) but every series of which failed
+    with an error: they did not answer this cycle (a deadline is not their failure)."""
+    wanted: dict[str, int] = {}
+    for task in tasks:
+        wanted[task.archive] = wanted.get(task.archive, 0) + 1
+    failed: dict[str, list[FetchProblem]] = {}
+    for problem in problems:
+        if problem.kind == "error":
+            failed.setdefault(problem.archive, []).append(problem)
+    return [
+        ArchiveUnavailable(name, failed[name][0].problem)
+        for name in listed
+        if wanted.get(name) and len(failed.get(name, ())) >= wanted[name]
+    ]
 
 
 def _big(tasks: Sequence[_Task]) -> bool:

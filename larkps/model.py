@@ -333,7 +333,7 @@ class RunReport:
     window: int
     archives: tuple[str, ...]
     series: int
-    points: int
+    points: int  # in the window
     paths: int
     ads_written: int
     outputs: tuple[str, ...] = ()
@@ -342,10 +342,16 @@ class RunReport:
     stages: tuple[tuple[str, float], ...] = ()  # (stage, seconds): fetch, aggregate, publish
     ads_spooled: int = 0  # ads left in the collector spool after a failed delivery
     skipped: tuple[str, ...] = ()  # archives not due this cycle (their own interval)
+    ingested: int = 0  # points new to the state this cycle
 
     @property
     def partial(self) -> bool:
         return bool(self.problems)
+
+    @property
+    def cut_by_deadline(self) -> bool:
+        """Whether the cycle deadline left series unfetched or fetched in part."""
+        return any(p.kind == "deadline" for p in self.problems)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ from larkps.analysis import Analysis, Policies, RawWindow, analyse
 from larkps.cadence import not_due, slack_for
 from larkps.config import ArchiveSettings, Settings
 from larkps.errors import ArchiveError, PublishError
-from larkps.fetch import EsmondSource, HttpOptions, JsonClient
+from larkps.fetch import EsmondSource, HttpOptions, JsonClient, describe
 from larkps.history import PathHistory, path_history
 from larkps.ingest import ArchivePlan, Ingester, IngestOptions, IngestReport, Progress
 from larkps.ingest_store import IngestStore
@@ -250,7 +250,7 @@ def fetch_window(sources: Sequence[Source], start: int, end: int) -> _Fetched:
         except ArchiveError as exc:
             problems.append(FetchProblem(source.name, "metadata", exc.problem))
             archive_errors.append(exc)
-            log.info("%s", str(exc))  # reported in the run report; the CLI prints it once
+            log.debug("%s", str(exc))  # in the run report, which the CLI or daemon prints
             continue
         archives_ok.append(source.name)
         fetched, failed = _fetch_series(source, series, start, end)
@@ -270,9 +270,9 @@ def _fetch_series(
             try:
                 fetched.append((one, future.result()))
             except ArchiveError as exc:
-                what = f"{one.key.metadata_key}/{one.key.event_type}"
+                what = describe(one)
                 problems.append(FetchProblem(source.name, what, exc.problem))
-                log.warning("%s (series %s)", str(exc), what)
+                log.debug("%s (series %s)", str(exc), what)  # printed from the run report
     return fetched, problems
 
 
@@ -299,7 +299,7 @@ def publish_ads(
             outputs.append(f"collector {target.pool} ({delivery.invalidated} invalidated)")
         except PublishError as exc:
             problems.append(FetchProblem(f"collector {target.pool}", "publish", str(exc)))
-            log.warning("%s; ads kept in the spool", str(exc))  # a str: no traceback kept
+            log.debug("%s; ads kept in the spool", str(exc))  # printed from the run report
     return outputs, problems
 
 
@@ -334,7 +334,9 @@ def run_cycle(
         sites = sites_of({s.name: s.sites for s in sources}, settings.sites)
     archives_ok = fetched.archives_ok + summaries.archives_ok
     if not archives_ok and not fetched.skipped:
-        raise (fetched.archive_errors + summaries.archive_errors)[0]
+        raise _no_answer(fetched.archive_errors + summaries.archive_errors)
+    if not fetched.data and not summaries.series and not fetched.skipped:
+        raise _no_series(settings, archives_ok)
     fetched_at = time.monotonic()
     analysis = analyse_fetched(settings, fetched, now, policies, summaries, sites)
     stats = analysis.window(window)
@@ -357,6 +359,7 @@ def run_cycle(
         archives=tuple(archives_ok),
         series=len(fetched.data) + summaries.series,
         points=sum(len(points) for _, points in fetched.data),
+        ingested=_ingested(fetched),
         paths=len(stats),
         ads_written=len(ads) if outputs else 0,
         outputs=tuple(outputs),
@@ -384,6 +387,28 @@ def run_cycle(
         estimates=analysis.estimates,
         alarms=analysis.alarms,
     )
+
+
+def _no_answer(errors: Sequence[ArchiveError]) -> ArchiveError:
+    """The first archive's error, naming the others that failed too."""
+    first = errors[0]
+    first.also_failed = tuple(errors[1:])
+    return first
+
+
+def _no_series(settings: Settings, archives: Sequence[str]) -> ArchiveError:
+    """Every archive answered, and none listed a series to fetch."""
+    wanted = [a.fetch.event_types for a in settings.archives if a.name in archives]
+    types = sorted({t for event_types in wanted for t in event_types})
+    what = f" of the event types {', '.join(types)}" if types else ""
+    return ArchiveError(", ".join(archives), f"lists no measurement series{what}")
+
+
+def _ingested(fetched: _Fetched) -> int:
+    """Points new to the state this cycle: those fetched, without a state store."""
+    if fetched.ingest is not None:
+        return fetched.ingest.points
+    return sum(len(points) for _, points in fetched.data)
 
 
 def analyse_fetched(

@@ -110,6 +110,11 @@ class Device:
         if self.netns is not None:
             check_netns(self.netns, netns_option)
 
+    @property
+    def where(self) -> str:
+        """``job side veth-job in netns job42``, for messages."""
+        return f"{self.label} {self.dev}" + (f" in netns {self.netns}" if self.netns else "")
+
     def tc(self, *words: str) -> list[str]:
         """argv of ``tc words...`` on this device's namespace."""
         prefix = ["ip", "netns", "exec", self.netns] if self.netns else []
@@ -161,14 +166,54 @@ def run(argv: list[str], timeout: float = COMMAND_TIMEOUT) -> str:
     return done.stdout
 
 
+def check_devices(devices: list[Device]) -> dict[Device, str]:
+    """Each device's root qdisc kind; CommandFailed naming the end (side, namespace,
+    interface) that is missing or cannot be read. Changes nothing."""
+    found = {}
+    for device in devices:
+        try:
+            found[device] = root_qdisc(device)
+        except CommandFailed as exc:
+            raise CommandFailed(f"{device.where}: {exc}; nothing was changed") from None
+    return found
+
+
 def apply(shaping: Shaping, devices: list[Device]) -> list[str]:
-    """Shape every device; returns the commands run, as text."""
-    done = []
+    """Shape every device, all or none; returns the commands run, as text.
+
+    Both ends are checked before anything changes (:func:`check_devices`). Should a
+    command still fail, the shaping already set is removed again (the kernel's
+    default qdisc comes back) and the error says so.
+    """
+    check_devices(devices)
+    done: list[str] = []
+    touched: list[Device] = []
     for device in devices:
         for argv in render(shaping, device):
-            run(argv)
+            try:
+                run(argv)
+            except CommandFailed as exc:  # a failed replace leaves its device as it was
+                raise CommandFailed(f"{exc}; {_undo(touched)}") from None
+            if device not in touched:
+                touched.append(device)
             done.append(as_text(argv))
     return done
+
+
+def _undo(devices: list[Device]) -> str:
+    """Remove the root qdisc larkps set on each device; say what was undone."""
+    undone, stuck = [], []
+    for device in devices:
+        try:
+            if root_qdisc(device) in QDISCS:
+                run(render_clear(device))
+            undone.append(device.where)
+        except CommandFailed:
+            stuck.append(device.where)
+    text = f"shaping removed again from {', '.join(undone)}" if undone else "nothing was changed"
+    if stuck:
+        text += f"; could not undo on {', '.join(stuck)}: check with `larkps ratelimit show`"
+    return text
 
 
 def root_qdisc(device: Device) -> str:
@@ -183,10 +228,10 @@ def root_qdisc(device: Device) -> str:
 
 
 def clear(devices: list[Device]) -> list[str]:
-    """Remove larkps's shaping (a root tbf or htb) from each device; other qdiscs stay."""
+    """Remove larkps's shaping (a root tbf or htb) from each device; other qdiscs stay.
+    Both ends are checked first, so a missing one leaves the other as it was."""
     done = []
-    for device in devices:
-        kind = root_qdisc(device)
+    for device, kind in check_devices(devices).items():
         if kind in QDISCS:
             argv = render_clear(device)
             run(argv)

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import csv
-import dataclasses
 import io
 import json
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 from typing import Any
 
-from larkps.config import Settings
-from larkps.model import PathStats, RunReport
+from larkps.logs import one_line
+from larkps.model import FetchProblem, PathStats, RunReport
 from larkps.units import format_duration
 
 STATS_FORMATS = ("table", "json", "csv")
@@ -124,40 +122,20 @@ def summary_lines(report: RunReport) -> Iterable[str]:
     )
     for output in report.outputs:
         yield f"wrote {report.ads_written} ads to {output}"
-    for problem in report.problems:
-        yield f"warning: archive {problem.archive} ({problem.what}): {problem.problem}"
+    for line in problem_lines(report.problems):
+        yield line if line.startswith("partial: ") else f"warning: {line}"
 
 
-def describe_settings(settings: Settings) -> str:
-    """The resolved settings as indented JSON (durations in seconds)."""
-    document = {
-        "source": settings.source,
-        "state_dir": str(settings.state_dir),
-        "interval_s": settings.interval,
-        "archives": [dataclasses.asdict(a) for a in settings.archives],
-        "sites": [_rule(r) for r in settings.sites.rules],
-        "windows": dataclasses.asdict(settings.windows),
-        "publish": dataclasses.asdict(settings.publish),
-        "throttle": dataclasses.asdict(settings.throttle),
-        "report": dataclasses.asdict(settings.report),
-        "fetch": dataclasses.asdict(settings.fetch),
-        "quality": dataclasses.asdict(settings.quality),
-        "alarms": dataclasses.asdict(settings.alarms),
-        "model": dataclasses.asdict(settings.model),
-    }
-    return json.dumps(document, indent=2, default=_jsonable) + "\n"
-
-
-def _rule(rule: Any) -> dict[str, Any]:
-    return {
-        "site": rule.site,
-        "hosts": list(rule.hosts),
-        "domains": list(rule.domains),
-        "networks": [str(n) for n in rule.networks],
-    }
-
-
-def _jsonable(value: object) -> str:
-    if isinstance(value, Path):
-        return str(value)
-    return str(value)
+def problem_lines(problems: Iterable[FetchProblem]) -> Iterable[str]:
+    """Each problem once, escaped; the series a deadline cut short in one line."""
+    cut = []
+    for problem in problems:
+        if problem.kind == "deadline":
+            cut.append(problem)
+        else:
+            yield one_line(f"archive {problem.archive}: {problem.what}: {problem.problem}")
+    if cut:
+        yield one_line(
+            f"partial: the cycle deadline cut {len(cut)} series short (fetched in part or"
+            f" not at all), such as archive {cut[0].archive}: {cut[0].what}"
+        )

@@ -144,6 +144,11 @@ class FakeArchive:
         return rows[:limit]
 
 
+def path_name(key: str, event_type: str = "throughput") -> str:
+    """How larkps names the series of :func:`throughput_metadata` in its problems."""
+    return f"ps-bw.{key[:4]}.example.org -> ps-bw.far.example.org {event_type}"
+
+
 def throughput_metadata(key: str, source: str, destination: str) -> dict[str, object]:
     """One esmond throughput metadata object (values as real esmond gives them)."""
     uri = f"{ARCHIVE_PATH}{key}/"

@@ -6,6 +6,7 @@ import json
 import socket
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -47,6 +48,56 @@ def test_check_config_prints_resolved_settings(capsys: pytest.CaptureFixture[str
     assert resolved["windows"]["default"] == 86400
 
 
+def key_paths(table: object, prefix: str = "") -> set[str]:
+    """Every key of a TOML document or JSON object, as dotted paths (arrays by index)."""
+    if isinstance(table, list) and table and all(isinstance(t, dict) for t in table):
+        return {p for i, t in enumerate(table) for p in key_paths(t, f"{prefix}[{i}]")}
+    if not isinstance(table, dict):
+        return set()
+    paths = set()
+    for key, value in table.items():
+        path = f"{prefix}.{key}" if prefix else key
+        paths |= {path} | key_paths(value, path)
+    return paths
+
+
+def test_check_config_prints_every_key_of_the_file_under_its_name(
+    capsys: pytest.CaptureFixture[str],
+):
+    example = Path(__file__).parent.parent / "config" / "larkps.example.toml"
+    assert main(["check-config", str(example)]) == 0
+    resolved = json.loads(capsys.readouterr().out)
+    written = key_paths(tomllib.loads(example.read_text()))
+    assert written and written <= key_paths(resolved), written - key_paths(resolved)
+
+
+def test_check_config_prints_sections_the_file_leaves_out(capsys: pytest.CaptureFixture[str]):
+    assert main(["check-config", str(CONFIGS / "minimal.toml")]) == 0
+    resolved = json.loads(capsys.readouterr().out)
+    assert "daemon" not in tomllib.loads((CONFIGS / "minimal.toml").read_text())
+    assert resolved["daemon"] == {
+        "metrics_address": "127.0.0.1",
+        "metrics_port": 0,
+        "shutdown_timeout": 30,
+        "misfire_grace": 60,
+    }
+    for section in ("larkps", "windows", "publish", "throttle", "fetch", "quality", "alarms"):
+        assert resolved[section], section
+    assert resolved["model"]["path_capacity"] == 10e9
+    assert resolved["archives"][0]["max_response_size"] == 64 * 2**20
+
+
+def test_sites_help_lists_only_what_exists(capsys: pytest.CaptureFixture[str]):
+    with pytest.raises(SystemExit):
+        main(["sites", "--help"])
+    out = capsys.readouterr().out
+    parser = build_parser()
+    commands = next(a for a in parser._actions if a.dest == "command").choices  # type: ignore[attr-defined]
+    actions = next(a for a in commands["sites"]._actions if a.dest == "sites_action").choices
+    assert set(actions) == {"import-psconfig"}
+    assert "inspect" not in out and "import-psconfig" in out
+
+
 def test_bad_config_exits_2_with_one_line(capsys: pytest.CaptureFixture[str]):
     assert main(["check-config", str(CONFIGS / "bad_kind.toml")]) == 2
     err = capsys.readouterr().err
@@ -81,7 +132,7 @@ def test_unreachable_archive_exits_1_and_writes_nothing(
     err = capsys.readouterr().err.strip()
     assert (
         err == f"larkps: error: archive down: cannot connect to http://127.0.0.1:{port}"
-        "/esmond/perfsonar/archive/"
+        "/esmond/perfsonar/archive/: connection refused"
     )
     assert not ads.exists()
     assert list(tmp_path.iterdir()) == [config]
@@ -98,4 +149,6 @@ def test_traceback_only_with_verbose():
         )
         assert done.returncode == 1
         assert ("Traceback" in done.stderr) is shown
-        assert done.stderr.strip().endswith(f"cannot connect to {url}/esmond/perfsonar/archive/")
+        assert done.stderr.strip().endswith(
+            f"cannot connect to {url}/esmond/perfsonar/archive/: connection refused"
+        )

@@ -63,7 +63,6 @@ def test_daemon_cycles_reloads_and_stops_cleanly(tmp_path: Path):
             sys.executable,
             "-m",
             "larkps",
-            "-v",
             "--log-format",
             "json",
             "run",
@@ -78,6 +77,8 @@ def test_daemon_cycles_reloads_and_stops_cleanly(tmp_path: Path):
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
         assert b'larkps_cycles_total{outcome="ok"}' in metrics
         assert b'larkps_stage_duration_seconds{stage="fetch"}' in metrics
+        assert b'larkps_archive_up{archive="mesh"} 1.0' in metrics
+        assert b"_created" not in metrics
         config.write_text("this is [not toml")
         daemon.send_signal(signal.SIGHUP)
         seen = len(cycles(state))
@@ -92,11 +93,18 @@ def test_daemon_cycles_reloads_and_stops_cleanly(tmp_path: Path):
         if daemon.poll() is None:
             daemon.kill()
     assert daemon.returncode == 0
-    records = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+    # without -v: INFO records of larkps, every line a JSON object, none of APScheduler
+    records = [json.loads(line) for line in stderr.splitlines()]
+    assert not [r for r in records if r["logger"].startswith("apscheduler")]
     messages = [r["message"] for r in records]
     assert any(m.startswith("reload refused, keeping the running configuration") for m in messages)
     assert any(m.startswith("configuration reloaded") for m in messages)
-    cycle_lines = [json.loads(m[len("cycle ") :]) for m in messages if m.startswith("cycle {")]
+    # one record per cycle, the run report's figures as fields of the record
+    cycle_lines = [r for r in records if r.get("event") == "cycle"]
+    recorded = cycles(state)
+    assert len(cycle_lines) == len(recorded) >= 2
+    assert sorted(c["started"] for c in cycle_lines) == sorted(d["started"] for d in recorded)
+    assert all(c["level"] == "info" and c["message"].startswith("cycle ok: ") for c in cycle_lines)
     assert cycle_lines and all(c["ok"] for c in cycle_lines)
     assert all(
         [s for s, _ in c["stages"]] == ["fetch", "aggregate", "publish"] for c in cycle_lines
@@ -111,7 +119,7 @@ def test_daemon_cycles_reloads_and_stops_cleanly(tmp_path: Path):
         check=False,
     )
     assert status.returncode == 0, status.stdout + status.stderr
-    assert "recent cycles:" in status.stdout and "no failing sources" in status.stdout
+    assert "recent cycles:" in status.stdout and "no failing archives" in status.stdout
 
 
 def test_a_failing_cycle_is_recorded_and_the_daemon_carries_on(tmp_path: Path):

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from archive_fake import ARCHIVE_PATH, FakeArchive, Handler, throughput_metadata
+from archive_fake import ARCHIVE_PATH, FakeArchive, Handler, path_name, throughput_metadata
 
 from larkps.fetch import EsmondSource, HttpOptions, JsonClient
 from larkps.ingest import ArchivePlan, Ingester, IngestOptions, IngestReport
@@ -95,9 +95,9 @@ def run_case(tmp_path: Path, behaviour: Callable[[Handler, dict[str, str]], None
         second = cycle(state, [("fake", archive.url, options(**opts))], T0)
         hits = archive.hits[data_path(A)] - 1
     after_a, after_b = stored(state, A), stored(state, B)
-    problems = [p for p in second.problems if A in p.what]
+    problems = [p for p in second.problems if p.what == path_name(A)]
     assert len(problems) == 1, second.problems
-    assert not [p for p in second.problems if B in p.what]
+    assert not [p for p in second.problems if p.what == path_name(B)]
     assert len(after_b) == len(before_b) + 6  # B went on: (T0-3600, T0] at 600 s
     assert all(after_a[ts] == point for ts, point in before_a.items())  # nothing lost/overwritten
     for point in after_a.values():
@@ -221,7 +221,7 @@ def test_connection_refused_costs_only_that_archive(tmp_path: Path):
         down.stop()
         report = cycle(state, archives, T0)
     down_problems = [p for p in report.problems if p.archive == "down"]
-    assert {p.what for p in down_problems} == {"metadata"} | {f"{k}/throughput" for k in (A, B)}
+    assert {p.what for p in down_problems} == {"metadata"} | {path_name(k) for k in (A, B)}
     assert all("cannot connect to http://127.0.0.1" in p.problem for p in down_problems)
     assert report.points == 12 and report.archives_ok == ("up",)  # 6 new points each on "up"
 

@@ -113,8 +113,9 @@ def test_missing_tools_or_namespace_is_a_runtime_error(
     monkeypatch.setenv("PATH", str(tmp_path))
     argv = ["ratelimit", "apply", "--netns", "job", "--dev", "vj", "--rate", "10Mbit"]
     assert main(argv) == 1
-    assert (
-        capsys.readouterr().err.strip() == "larkps: error: ip not found (Debian package iproute2)"
+    assert capsys.readouterr().err.strip() == (
+        "larkps: error: job side vj in netns job: ip not found (Debian package iproute2);"
+        " nothing was changed"
     )
 
 
@@ -123,7 +124,12 @@ def test_a_failing_command_names_itself(capsys: pytest.CaptureFixture[str]):
     argv = ["ratelimit", "apply", "--netns", missing, "--dev", "vj", "--rate", "10Mbit"]
     assert main(argv) == 1
     err = capsys.readouterr().err
-    assert err.startswith(f"larkps: error: ip netns exec {missing} tc qdisc replace dev vj")
+    # the check of both ends fails first, before any qdisc is replaced
+    assert err.startswith(
+        f"larkps: error: job side vj in netns {missing}: ip netns exec {missing} tc -j qdisc"
+        " show dev vj root: "
+    )
+    assert err.rstrip().endswith("; nothing was changed")
     assert err.count("\n") == 1
 
 

@@ -150,3 +150,59 @@ def test_htb_limit_holds(pair: Pair, capsys: pytest.CaptureFixture[str]):
     assert abs(egress - RATE) <= 0.1 * RATE, egress
     assert ratelimit(pair, "clear") == 0
     assert "qdisc del dev" in capsys.readouterr().out
+
+
+def root_kind(ns: str, dev: str) -> str:
+    shown = json.loads(sh("ip", "netns", "exec", ns, "tc", "-j", "qdisc", "show", "dev", dev))
+    return next(str(q["kind"]) for q in shown if q.get("root"))
+
+
+def test_apply_checks_both_ends_before_changing_anything(
+    pair: Pair, capsys: pytest.CaptureFixture[str]
+):
+    before = root_kind(pair.job_ns, pair.job_dev), root_kind(pair.host_ns, pair.host_dev)
+    argv = ["ratelimit", "apply", "--netns", pair.job_ns, "--dev", pair.job_dev]
+    argv += ["--host-dev", "lkabsent0", "--host-netns", pair.host_ns, "--rate", "50Mbit"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"larkps: error: host side lkabsent0 in netns {pair.host_ns}: ")
+    assert err.endswith("; nothing was changed\n") and err.count("\n") == 1
+    after = root_kind(pair.job_ns, pair.job_dev), root_kind(pair.host_ns, pair.host_dev)
+    assert after == before
+
+
+def test_a_change_that_fails_half_way_is_undone(
+    pair: Pair, tmp_path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+):
+    """The host side's tc fails after the job side was shaped (the real tc behind a
+    wrapper that refuses that one command): the job side is left as it was."""
+    real = shutil.which("tc")
+    wrapper = tmp_path / "tc"
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        f'case "$*" in *"qdisc replace dev {pair.host_dev} "*)\n'
+        '  echo "RTNETLINK answers: No buffer space available" >&2; exit 2;;\nesac\n'
+        f'exec {real} "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    before = root_kind(pair.job_ns, pair.job_dev)
+    assert ratelimit(pair, "apply", "--rate", "50Mbit") == 1
+    err = capsys.readouterr().err
+    assert "RTNETLINK answers: No buffer space available" in err
+    assert err.rstrip().endswith(
+        f"; shaping removed again from job side {pair.job_dev} in netns {pair.job_ns}"
+    )
+    assert root_kind(pair.job_ns, pair.job_dev) == before != "tbf"
+    assert root_kind(pair.host_ns, pair.host_dev) != "tbf"
+
+
+def test_clear_checks_both_ends_first(pair: Pair, capsys: pytest.CaptureFixture[str]):
+    assert ratelimit(pair, "apply", "--rate", "50Mbit") == 0
+    argv = ["ratelimit", "clear", "--netns", pair.job_ns, "--dev", pair.job_dev]
+    argv += ["--host-dev", "lkabsent0", "--host-netns", pair.host_ns]
+    assert main(argv) == 1
+    assert capsys.readouterr().err.rstrip().endswith("; nothing was changed")
+    assert root_kind(pair.job_ns, pair.job_dev) == "tbf"  # still shaped: not half-cleared
+    assert ratelimit(pair, "clear") == 0
+    assert root_kind(pair.job_ns, pair.job_dev) != "tbf"

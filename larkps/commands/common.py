@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable
-from typing import TypeAlias
+from typing import TYPE_CHECKING, TypeAlias
 
 from larkps.units import parse_duration, parse_rate, parse_size
+
+if TYPE_CHECKING:
+    from larkps.model import RunReport
 
 Handler = Callable[[argparse.Namespace], int]
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 def duration_arg(text: str) -> int:
-    """argparse type for durations such as 90s, 5m, 1h or 7d."""
+    """argparse type for durations such as 90s, 5m, 1h or 7d: the unit is required
+    (is ``--window 24`` a day or 24 seconds?)."""
+    if text.strip().replace(".", "", 1).isdigit():
+        raise argparse.ArgumentTypeError(
+            f"{text!r} has no unit: write it as {text.strip()}s, {text.strip()}m, "
+            f"{text.strip()}h or {text.strip()}d"
+        )
     try:
         return parse_duration(text)
     except ValueError as exc:
@@ -61,3 +71,12 @@ def add_archive(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--insecure", action="store_true", help="do not verify TLS certificates")
     sub.add_argument("--ca-bundle", help="CA bundle to verify the archive's certificate")
     add_window(sub)
+
+
+def warn_problems(report: RunReport) -> None:
+    """A cycle's problems on stderr, each once, for commands whose stdout is data."""
+    from larkps.report import problem_lines
+
+    for line in problem_lines(report.problems):
+        prefix = "" if line.startswith("partial: ") else "warning: "
+        print(f"larkps: {prefix}{line}", file=sys.stderr)

@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
-from larkps.commands.common import Subparsers, add_archive, add_command, add_window
-from larkps.config import FileTarget, Settings, adhoc_settings, load_settings
-from larkps.errors import UsageError
+from larkps import runlog
+from larkps.commands.common import (
+    Subparsers,
+    add_archive,
+    add_command,
+    add_window,
+    warn_problems,
+)
+from larkps.config import FileTarget, Settings, adhoc_settings, load_settings, resolved_config
+from larkps.errors import LarkpsError, UsageError
 from larkps.fetch import archive_url
 from larkps.pipeline import CycleResult, run_cycle
 from larkps.publish import AD_FORMATS, render
-from larkps.report import STATS_FORMATS, describe_settings, render_stats, summary_lines
+from larkps.report import STATS_FORMATS, render_stats, summary_lines
 
 
 def register(commands: Subparsers) -> None:
@@ -78,7 +86,7 @@ def _add_check_config(commands: Subparsers) -> None:
         commands,
         "check-config",
         cmd_check_config,
-        "validate a configuration file and print the resolved settings",
+        "validate a configuration file and print every section and key as read",
         "larkps check-config /etc/larkps/larkps.toml",
     )
     sub.add_argument("file", type=Path)
@@ -105,8 +113,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_once(args: argparse.Namespace) -> int:
-    result = run_cycle(load_settings(args.config), _now(), args.window)
+    settings, now = load_settings(args.config), _now()
+    try:
+        result = run_cycle(settings, now, args.window)
+    except LarkpsError as exc:
+        runlog.save_once(settings, None, now, exc)
+        raise
+    runlog.save_once(settings, result.report, now, None)
     _print_summary(result)
+    if result.report.cut_by_deadline:  # "partial", said by the summary
+        return 1
     return 1 if result.report.problems and not result.stats else 0
 
 
@@ -125,17 +141,18 @@ def _adhoc(args: argparse.Namespace) -> Settings:
 
 def cmd_stats(args: argparse.Namespace) -> int:
     result = run_cycle(_adhoc(args), _now(), publish=False)
+    warn_problems(result.report)
     print(render_stats(result.stats, args.format), end="")
     return 0
 
 
 def cmd_ads(args: argparse.Namespace) -> int:
     result = run_cycle(_adhoc(args), _now(), publish=False)
+    warn_problems(result.report)
     print(render(list(result.ads), args.format, result.report.started), end="")
     return 0
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    settings = load_settings(args.file)
-    print(describe_settings(settings), end="")
+    print(json.dumps(resolved_config(args.file), indent=2))
     return 0

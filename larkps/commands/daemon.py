@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,8 @@ from larkps import runlog
 from larkps.commands.common import Subparsers, add_command
 from larkps.config import load_settings
 from larkps.daemon import Daemon
+from larkps.logs import one_line
+from larkps.runlog import ArchiveHealth
 from larkps.store import STATE_FILE, Store
 
 
@@ -23,11 +26,12 @@ def register(commands: Subparsers) -> None:
         "larkps --log-format json run --config /etc/larkps/larkps.toml",
     )
     run.add_argument("--config", required=True, type=Path, help="TOML configuration file")
+    run.set_defaults(default_log_level=logging.INFO)  # one line per cycle in the journal
     status = add_command(
         commands,
         "status",
         cmd_status,
-        "show recent cycles and failing sources",
+        "show recent cycles (of run and once) and failing archives",
         "larkps status --config /etc/larkps/larkps.toml --last 5",
     )
     status.add_argument("--config", required=True, type=Path, help="TOML configuration file")
@@ -47,9 +51,13 @@ def cmd_status(args: argparse.Namespace) -> int:
     with Store(database) as store:
         documents = runlog.latest(store, max(1, args.last))
         last_ok = runlog.last_success(store)
+        health = runlog.archive_health(store)
     for line in status_lines(documents, last_ok):
         print(line)
-    return 0 if documents and documents[0]["ok"] else 1
+    for line in archive_lines([a.name for a in settings.archives], health):
+        print(line)
+    failing = any(health[a.name].failing_since for a in settings.archives if a.name in health)
+    return 0 if documents and documents[0]["ok"] and not failing else 1
 
 
 def _when(ts: int | None) -> str:
@@ -67,12 +75,34 @@ def status_lines(documents: list[dict[str, Any]], last_ok: int | None) -> list[s
             f"{doc.get('paths', 0)} paths, {doc.get('points', 0)} points, "
             f"{doc.get('ads_written', 0)} ads, {doc.get('duration_s', 0):.1f} s"
         )
-        lines.append(f"  {_when(doc['started'])}  {outcome:7}  {detail}")
+        mode = doc.get("mode", "run")
+        lines.append(one_line(f"  {_when(doc['started'])}  {mode:4}  {outcome:7}  {detail}"))
     if documents:
         problems = documents[0].get("problems", [])
-        lines.append("failing sources in the last cycle:" if problems else "no failing sources")
-        lines += [f"  {p['archive']} ({p['what']}): {p['problem']}" for p in problems]
+        lines.append("problems in the last cycle:" if problems else "no problems in the last cycle")
+        lines += [one_line(f"  {p['archive']}: {p['what']}: {p['problem']}") for p in problems]
         skipped = documents[0].get("skipped", [])
         if skipped:
             lines.append(f"not due in the last cycle (own interval): {', '.join(skipped)}")
+    return lines
+
+
+def archive_lines(archives: list[str], health: dict[str, ArchiveHealth]) -> list[str]:
+    """Each configured archive: answering or failing (since when, why), last success."""
+    failing = [a for a in archives if a in health and health[a].failing_since is not None]
+    lines = [f"failing archives: {', '.join(failing)}" if failing else "no failing archives"]
+    width = max((len(a) for a in archives), default=0)
+    for name in archives:
+        one = health.get(name)
+        if one is None:
+            lines.append(f"  {name:{width}}  not polled yet")
+        elif one.failing_since is None:
+            lines.append(f"  {name:{width}}  ok       last success {_when(one.last_success)}")
+        else:
+            lines.append(
+                one_line(
+                    f"  {name:{width}}  FAILING  since {_when(one.failing_since)}, last success"
+                    f" {_when(one.last_success)}: {one.problem}"
+                )
+            )
     return lines

@@ -11,6 +11,7 @@ from typing import TextIO
 from larkps.commands.common import Subparsers, add_command, duration_arg
 from larkps.config import load_settings
 from larkps.ingest import IngestReport
+from larkps.logs import one_line
 from larkps.pipeline import ingest, open_sources
 from larkps.sources import split_modes
 
@@ -86,7 +87,9 @@ def summary(report: IngestReport) -> list[str]:
         + (" (partial)" if report.partial else "")
     ]
     for problem in report.problems[:MAX_PROBLEMS_SHOWN]:
-        lines.append(f"warning: archive {problem.archive} ({problem.what}): {problem.problem}")
+        lines.append(
+            one_line(f"warning: archive {problem.archive}: {problem.what}: {problem.problem}")
+        )
     if len(report.problems) > MAX_PROBLEMS_SHOWN:
         lines.append(f"... and {len(report.problems) - MAX_PROBLEMS_SHOWN} more problems")
     return lines

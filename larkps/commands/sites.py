@@ -22,7 +22,7 @@ def register(commands: Subparsers) -> None:
         commands,
         "sites",
         _missing_action,
-        "build and inspect the host -> site map (import-psconfig)",
+        "build the host -> site map from a pSConfig template (import-psconfig)",
         "larkps sites import-psconfig mesh.json --output /etc/larkps/sites.toml",
     )
     actions = group.add_subparsers(dest="sites_action", required=True, metavar="ACTION")

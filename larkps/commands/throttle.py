@@ -16,6 +16,7 @@ from larkps.commands.common import (
     duration_arg,
     rate_arg,
     size_arg,
+    warn_problems,
 )
 from larkps.config import NAME_PATTERN, Settings, ThrottleSettings, load_settings
 from larkps.dag import DagError, DagTree, check_category, load_dag, rewrite_maxjobs
@@ -350,6 +351,7 @@ def _capacities(
 def measured(settings: Settings, window: int | None, family: str | None) -> list[BandwidthEstimate]:
     """One cycle (nothing published) turned into per-path bandwidth estimates."""
     result = run_cycle(settings, int(time.time()), window, publish=False)
+    warn_problems(result.report)
     estimates = [measured_estimate(s, settings.windows.stale_after) for s in result.stats]
     return [e for e in estimates if family is None or e.path.family.value == family]
 

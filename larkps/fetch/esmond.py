@@ -215,5 +215,8 @@ class EsmondSource:
 
 
 def describe(series: Series) -> str:
-    """``<metadata-key>/<event-type>`` for logs and run reports."""
-    return f"{series.key.metadata_key}/{series.key.event_type}"
+    """``source -> destination event-type`` (host names, else addresses) for logs and
+    run reports: what an operator can look up, unlike the archive's metadata key."""
+    source = series.source.host or series.source.ip
+    destination = series.destination.host or series.destination.ip
+    return f"{source} -> {destination} {series.key.event_type}"

@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 import logging
 import random
+import re
+import socket
 import ssl
 import threading
 import time
@@ -34,6 +36,13 @@ log = logging.getLogger(__name__)
 
 MAX_REDIRECTS = 5
 CHUNK = 1 << 16
+SNIPPET = 120  # characters of an HTTP error body kept for the message
+_MARKUP = re.compile(
+    r"<(?:script|style)\b.*?</(?:script|style)\s*>|<!--.*?-->|<[^>]*>", re.IGNORECASE | re.DOTALL
+)
+_NO_SUCH_NAME = {
+    getattr(socket, name) for name in ("EAI_NONAME", "EAI_NODATA") if hasattr(socket, name)
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,9 +318,11 @@ class JsonClient:
         except ssl.SSLError as exc:
             problem = f"TLS verification failed for {_bare(url)} ({_reason(exc)})"
             raise ArchiveUnavailable(self.name, problem) from None
-        except (TimeoutError, OSError) as exc:
-            log.debug("archive %s: cannot connect to %s: %s", self.name, url, _reason(exc))
-            error = ArchiveUnavailable(self.name, f"cannot connect to {_bare(url)}")
+        except OSError as exc:  # refused, unreachable, timed out, name not found
+            why = _connect_failure(exc, conn.host, timeout)
+            error = ArchiveUnavailable(self.name, f"cannot connect to {_bare(url)}: {why}")
+            if isinstance(exc, socket.gaierror) and exc.errno in _NO_SUCH_NAME:
+                raise error from None  # asking again would not find it
             raise _Retry(error, fresh=True) from None
 
     def _exchange(
@@ -324,11 +335,15 @@ class JsonClient:
         reused: bool,
     ) -> tuple[int, bytes, str | None, bool]:
         assert conn.sock is not None
-        conn.sock.settimeout(self._timeout(self.options.read_timeout))
+        timeout = self._timeout(self.options.read_timeout)
+        conn.sock.settimeout(timeout)
         try:
             response = conn.request(method, target.path, body, "application/json")
             return self._handle(response, url)
         except TimeoutError:
+            if timeout < self.options.read_timeout:  # the deadline ran out, not the timeout
+                problem = f"cycle deadline reached reading {_bare(url)}"
+                raise ArchiveDeadline(self.name, problem) from None
             raise ArchiveUnavailable(self.name, f"timed out reading {_bare(url)}") from None
         except (ProtocolError, ConnectionError) as exc:
             error = ArchiveUnavailable(self.name, f"connection to {url} failed ({_reason(exc)})")
@@ -425,9 +440,26 @@ def _drain(response: Response, limit: int) -> bytes:
 
 
 def _snippet(body: bytes) -> str:
-    text = body.decode("utf-8", "replace").strip()
-    text = "".join(c if c.isprintable() else " " for c in text)[:160]
+    """A short excerpt of an error body: markup and control characters dropped,
+    white space collapsed, at most SNIPPET characters."""
+    text = _MARKUP.sub(" ", body.decode("utf-8", "replace"))
+    text = " ".join("".join(c if c.isprintable() else " " for c in text).split())
+    if len(text) > SNIPPET:
+        text = text[: SNIPPET - 3].rstrip() + "..."
     return f": {text}" if text else ""
+
+
+def _connect_failure(exc: OSError, host: str, timeout: float) -> str:
+    """Why a connection could not be made, in words."""
+    if isinstance(exc, socket.gaierror):
+        if exc.errno in _NO_SUCH_NAME:
+            return f"host name {host} not found"
+        return f"cannot look up host name {host} ({exc.strerror or exc})"
+    if isinstance(exc, TimeoutError):
+        return f"no answer within {timeout:g} s"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    return _reason(exc).lower()
 
 
 def _retry_after(response: Response) -> float:
