@@ -228,3 +228,12 @@ def bandwidth_estimates(
         )
         for s in current
     ]
+
+
+def window_estimates(
+    stats: Iterable[PathStats], estimates: Iterable[BandwidthEstimate], stale_after: int
+) -> dict[PathKey, BandwidthEstimate]:
+    """The cycle's estimate of each path of ``stats``, its window median where the cycle
+    made none: what throttle, report and explain decide on (larkps.expected)."""
+    given = {e.path: e for e in estimates}
+    return {s.path: given.get(s.path) or measured_estimate(s, stale_after) for s in stats}

@@ -232,6 +232,9 @@ def _add_extras(attributes: dict[str, object], extras: PathExtras) -> None:
         return
     attributes["LarkPS_ExpectedMbps"] = estimate.forecast_bps * 1e-6
     attributes["LarkPS_ExpectedErrorMbps"] = estimate.error_bps * 1e-6
+    lower = estimate.lower_bound_bps
+    if lower is not None:
+        attributes["LarkPS_ExpectedLowerMbps"] = lower * 1e-6
     attributes["LarkPS_ExpectedProvenance"] = estimate.provenance.value
     attributes["LarkPS_ExpectedMethod"] = clean_text(estimate.method)
     attributes["LarkPS_ExpectedStale"] = estimate.stale
