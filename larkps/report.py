@@ -78,7 +78,18 @@ def render_stats(stats: Sequence[PathStats], fmt: str) -> str:
 
 
 def _table(rows: list[dict[str, Any]]) -> str:
-    header = ("path", "fam", "Mbps p50", "p10-p90", "tests", "loss %", "owd ms", "rtt ms", "fail")
+    header = (
+        "path",
+        "fam",
+        "window",
+        "Mbps p50",
+        "p10-p90",
+        "tests",
+        "loss %",
+        "owd ms",
+        "rtt ms",
+        "fail",
+    )
     lines = [header] + [_table_cells(r) for r in rows]
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     text = [
@@ -92,6 +103,7 @@ def _table_cells(row: dict[str, Any]) -> tuple[str, ...]:
     return (
         f"{_printable(row['source_site'])} -> {_printable(row['destination_site'])}",
         row["family"],
+        format_duration(row["window_s"]),
         _fmt(row["throughput_median_mbps"], "{:.0f}"),
         _range(row["throughput_p10_mbps"], row["throughput_p90_mbps"]),
         str(row["throughput_count"]),
