@@ -115,7 +115,7 @@ def demo_settings(out: Path) -> Settings:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     result = run_cycle(demo_settings(args.out), _now(), args.window)
-    print(render_stats(result.stats, "table"), end="")
+    print(render_stats(result.stats), end="")
     _print_summary(result)
     return 0
 
@@ -147,7 +147,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
     if args.path is not None:
         check_path(args.path, result.stats)
     if args.format == "table":
-        print(render_stats(_table_rows(result, args.path), "table"), end="")
+        print(render_stats(_table_rows(result, args.path)), end="")
         return 0
     ads = [dict(ad) for ad in result.ads]
     print(render_document(stats_document(ads, result.forecasts, args.path), args.format), end="")
