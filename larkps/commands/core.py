@@ -58,7 +58,7 @@ def _add_stats(commands: Subparsers) -> None:
         "stats",
         cmd_stats,
         "print per-path statistics of one archive, or of a configuration's archives",
-        "larkps stats --config /etc/larkps/larkps.toml --path UNL->WISC --format json",
+        "larkps stats --config /etc/larkps/larkps.toml --path 'UNL->WISC' --format json",
     )
     source = sub.add_mutually_exclusive_group(required=True)
     source.add_argument("--archive", help="archive host or full /esmond/perfsonar/archive/ URL")
@@ -68,7 +68,9 @@ def _add_stats(commands: Subparsers) -> None:
     sub.add_argument("--insecure", action="store_true", help="(--archive) do not verify TLS")
     sub.add_argument("--ca-bundle", help="(--archive) CA bundle to verify the archive with")
     add_window(sub)
-    sub.add_argument("--path", type=path_arg, help="only this path: SOURCE->DEST[/ipv4|/ipv6]")
+    sub.add_argument(
+        "--path", type=path_arg, help="only this path: 'SOURCE->DEST[/ipv4|/ipv6]' (quoted)"
+    )
     sub.add_argument(
         "--format",
         choices=STATS_FORMATS,

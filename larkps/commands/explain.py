@@ -16,7 +16,9 @@ def register(commands: Subparsers) -> None:
         "explain one path's published figures: inputs, quality and the rule behind each",
         "larkps explain 'UNL->WISC' --config /etc/larkps/larkps.toml",
     )
-    sub.add_argument("path", type=_path_arg, help="SOURCE->DEST[/ipv4|/ipv6]")
+    sub.add_argument(
+        "path", type=_path_arg, help="'SOURCE->DEST[/ipv4|/ipv6]' (quoted: > redirects)"
+    )
     sub.add_argument("--config", required=True, type=Path, help="TOML configuration file")
     add_window(sub)
 
