@@ -58,10 +58,7 @@ def _row(
     lower = view.lower_mbps or 0.0
     seconds = size * 8 / (lower * 1e6) if lower > 0 else math.inf
     meets = None if deadline is None else seconds <= deadline
-    reason = (
-        f"{lower:.0f} Mbps lower bound ({view.expected_mbps:.0f} +- {view.error_mbps:.0f},"
-        f" {view.provenance}, {view.family})"
-    )
+    reason = f"{view.rationale}, {view.family}"
     if meets is False:
         reason += f"; misses the {deadline} s deadline"
     return AdviceRow(view.destination_site, None, lower, view.expected_mbps, seconds, meets, reason)

@@ -344,12 +344,26 @@ def _embedded(section: Section) -> EmbeddedSettings:
 
 def _sites(section: Section) -> SiteMap:
     rules = []
+    _refuse_case_twins(section)
     for site in sorted(section.data):
         if not NAME_PATTERN.match(site):
             raise section.error(site, "a site name of letters, digits, '.', '_' or '-'")
         rules.append(_site_rule(site, section.section(site)))
     section.data.clear()
     return SiteMap(tuple(rules))
+
+
+def _refuse_case_twins(section: Section) -> None:
+    """Site names that differ only in letter case would share one ClassAd attribute
+    name (ClassAd names ignore case; docs/classads.md): refuse them."""
+    seen: dict[str, str] = {}
+    for site in sorted(section.data):
+        folded = site.casefold()
+        if folded in seen:
+            raise section.error(
+                site, f"differs from site {seen[folded]!r} only in letter case; use one name"
+            )
+        seen[folded] = site
 
 
 def _site_rule(site: str, section: Section) -> SiteRule:
@@ -459,6 +473,7 @@ def _throttle(section: Section) -> ThrottleSettings:
 
 def _site_capacities(section: Section) -> tuple[SiteCapacity, ...]:
     found = []
+    _refuse_case_twins(section)
     for site in sorted(section.data):
         if not NAME_PATTERN.match(site):
             raise section.error(site, "a site name of letters, digits, '.', '_' or '-'")

@@ -12,6 +12,10 @@ Every estimate says where it comes from (docs/statistics.md):
   ratio over calibrated paths; else 1).
 
 With nothing fresh, the best stale figure is returned marked ``stale``.
+
+One test is not a distribution: a figure resting on a single test has a quality of
+at most ``SINGLE_TEST_QUALITY`` and, where it has no spread of its own, an error bar
+of ``SINGLE_TEST_ERROR`` times its value (never zero).
 """
 
 from __future__ import annotations
@@ -30,19 +34,25 @@ from larkps.model import (
     Summary,
 )
 
+SINGLE_TEST_QUALITY = 0.5  # the most a figure from one test is trusted
+SINGLE_TEST_ERROR = 0.5  # error bar of a one-test figure, as a fraction of it
+
 
 def measured_estimate(stats: PathStats, stale_after: int) -> BandwidthEstimate:
     """Median throughput of the window, error = (p90 - p10) / 2, stale by age."""
     tp = stats.throughput
     latest = tp.latest_ts
     stale = latest is None or stats.window_end - latest > stale_after
+    error = _half_spread(tp)
+    if tp.count == 1 and not error and tp.median is not None:
+        error = SINGLE_TEST_ERROR * tp.median
     return BandwidthEstimate(
         path=stats.path,
         forecast_bps=tp.median,
-        error_bps=_half_spread(tp),
+        error_bps=error,
         provenance=Provenance.MEASURED,
         stale=stale,
-        quality=_completeness(tp) if tp.quality else (1.0 if tp.count else 0.0),
+        quality=_completeness(tp) if tp.quality else _capped(tp, 1.0 if tp.count else 0.0),
         latest_ts=latest,
         method="window median",
     )
@@ -55,10 +65,15 @@ def _half_spread(summary: Summary) -> float:
 
 
 def _completeness(summary: Summary) -> float:
+    """The figure's completeness as an estimate's quality (capped for one test)."""
     q = summary.quality
     if q is None or summary.count == 0:
         return 0.0
-    return 1.0 if q.completeness is None else q.completeness
+    return _capped(summary, 1.0 if q.completeness is None else q.completeness)
+
+
+def _capped(summary: Summary, quality: float) -> float:
+    return min(quality, SINGLE_TEST_QUALITY) if summary.count == 1 else quality
 
 
 def mathis_bps(rtt_ms: float, loss: float, packets_sent: int, policy: ModelPolicy) -> float | None:
@@ -138,10 +153,14 @@ def _fresh_loss(stats: PathStats) -> bool:
 
 def _forecast(stats: PathStats, prediction: Prediction) -> BandwidthEstimate:
     tp = stats.throughput
+    value = max(0.0, prediction.value)
+    error = prediction.error
+    if tp.count <= 1 and not error:  # a perfect past over a few values says little
+        error = SINGLE_TEST_ERROR * value
     return BandwidthEstimate(
         path=stats.path,
-        forecast_bps=max(0.0, prediction.value),
-        error_bps=prediction.error,
+        forecast_bps=value,
+        error_bps=error,
         provenance=Provenance.FORECAST,
         stale=not _fresh(tp),
         quality=_completeness(tp),
@@ -209,3 +228,12 @@ def bandwidth_estimates(
         )
         for s in current
     ]
+
+
+def window_estimates(
+    stats: Iterable[PathStats], estimates: Iterable[BandwidthEstimate], stale_after: int
+) -> dict[PathKey, BandwidthEstimate]:
+    """The cycle's estimate of each path of ``stats``, its window median where the cycle
+    made none: what throttle, report and explain decide on (larkps.expected)."""
+    given = {e.path: e for e in estimates}
+    return {s.path: given.get(s.path) or measured_estimate(s, stale_after) for s in stats}

@@ -310,9 +310,18 @@ class BandwidthEstimate:
     @property
     def lower_bound_bps(self) -> float | None:
         """forecast - error, never negative; None when there is no figure."""
-        if self.forecast_bps is None:
-            return None
-        return max(0.0, self.forecast_bps - self.error_bps)
+        return lower_bound(self.forecast_bps, self.error_bps)
+
+
+def lower_bound(expected: float | None, error: float) -> float | None:
+    """The expected-bandwidth figure: expected - error, never negative (None: no figure).
+
+    The one formula: estimates, ads, throttles and the advisor all use it
+    (larkps.expected).
+    """
+    if expected is None:
+        return None
+    return max(0.0, expected - error)
 
 
 @dataclass(frozen=True, slots=True)

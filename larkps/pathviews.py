@@ -11,6 +11,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from larkps.expected import conservative, rationale
+from larkps.model import lower_bound
 from larkps.units import format_duration
 
 PATH_AD_TYPE = "LarkPSPath"
@@ -32,13 +34,24 @@ class PathView:
     stale: bool
     health: float | None
     provenance: str
+    method: str = ""
+    published_lower_mbps: float | None = None  # the ad's LarkPS_ExpectedLowerMbps
 
     @property
     def lower_mbps(self) -> float | None:
-        """Forecast minus its error bar, never negative."""
-        if self.expected_mbps is None:
-            return None
-        return max(0.0, self.expected_mbps - self.error_mbps)
+        """Forecast minus its error bar, never negative: the figure the ad publishes,
+        else the same formula over its expected figure (larkps.expected)."""
+        if self.published_lower_mbps is not None:
+            return self.published_lower_mbps
+        return lower_bound(self.expected_mbps, self.error_mbps)
+
+    @property
+    def rationale(self) -> str:
+        """The figure in words, as throttle and explain word it (larkps.expected)."""
+        expected = None if self.expected_mbps is None else self.expected_mbps * 1e6
+        return rationale(
+            expected, self.error_mbps * 1e6, self.provenance, self.method, self.quality
+        )
 
     def trusted(self, now: int, stale_after: int, min_quality: float) -> bool:
         """Fresh, good enough and with a figure at all."""
@@ -77,6 +90,8 @@ def view_from_ad(ad: Mapping[str, Any]) -> PathView | None:
         stale=bool(ad.get("LarkPS_ExpectedStale", True)),
         health=_number(ad, "LarkPS_Health"),
         provenance=str(ad.get("LarkPS_ExpectedProvenance", "none")),
+        method=str(ad.get("LarkPS_ExpectedMethod", "")),
+        published_lower_mbps=_number(ad, "LarkPS_ExpectedLowerMbps"),
     )
 
 
@@ -103,19 +118,11 @@ def views_from_ads(ads: Iterable[Mapping[str, Any]]) -> list[PathView]:
 def best_family(
     views: Iterable[PathView], now: int, stale_after: int, min_quality: float
 ) -> dict[tuple[str, str], PathView]:
-    """Per (source, destination) site pair, the trusted family with the larger lower bound;
-    untrusted views only where no trusted one exists."""
-    chosen: dict[tuple[str, str], PathView] = {}
-    for view in views:
-        key = (view.source_site, view.destination_site)
-        current = chosen.get(key)
-        if current is None or _better(view, current, now, stale_after, min_quality):
-            chosen[key] = view
-    return chosen
-
-
-def _better(a: PathView, b: PathView, now: int, stale_after: int, min_quality: float) -> bool:
-    ta, tb = a.trusted(now, stale_after, min_quality), b.trusted(now, stale_after, min_quality)
-    if ta != tb:
-        return ta
-    return (a.lower_mbps or 0.0) > (b.lower_mbps or 0.0)
+    """Per (source, destination) site pair, the family throttles use too: the trusted
+    one with the lower lower bound; untrusted views only where no trusted one exists."""
+    return conservative(
+        views,
+        lambda v: (v.source_site, v.destination_site),
+        lambda v: v.trusted(now, stale_after, min_quality),
+        lambda v: v.lower_mbps,
+    )

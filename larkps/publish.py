@@ -25,6 +25,7 @@ from larkps import __version__
 from larkps.errors import PublishError
 from larkps.model import (
     BandwidthEstimate,
+    LossSummary,
     PathKey,
     PathStats,
     Quality,
@@ -175,12 +176,18 @@ def _window_values(stats: PathStats) -> tuple[object, ...]:
         *_quality_values(rtt.quality),
         loss.count,
         loss.fraction,
-        loss.packets_sent if loss.rate is None else None,  # rates only: no packet counts
-        loss.packets_lost if loss.rate is None else None,
+        *_packet_totals(loss),
         loss.latest_ts,
         *_quality_values(loss.quality),
         stats.failures,
     )
+
+
+def _packet_totals(loss: LossSummary) -> tuple[int | None, int | None]:
+    """Packets sent and lost; none without a loss test or with per-test rates only."""
+    if loss.count == 0 or loss.rate is not None:
+        return (None, None)
+    return (loss.packets_sent, loss.packets_lost)
 
 
 def _quality_values(quality: Quality | None) -> tuple[float | bool | None, ...]:
@@ -225,6 +232,9 @@ def _add_extras(attributes: dict[str, object], extras: PathExtras) -> None:
         return
     attributes["LarkPS_ExpectedMbps"] = estimate.forecast_bps * 1e-6
     attributes["LarkPS_ExpectedErrorMbps"] = estimate.error_bps * 1e-6
+    lower = estimate.lower_bound_bps
+    if lower is not None:
+        attributes["LarkPS_ExpectedLowerMbps"] = lower * 1e-6
     attributes["LarkPS_ExpectedProvenance"] = estimate.provenance.value
     attributes["LarkPS_ExpectedMethod"] = clean_text(estimate.method)
     attributes["LarkPS_ExpectedStale"] = estimate.stale

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -12,26 +9,7 @@ from larkps.logs import one_line
 from larkps.model import FetchProblem, PathStats, RunReport
 from larkps.units import format_duration
 
-STATS_FORMATS = ("table", "json", "csv")
-COLUMNS = (
-    "source_site",
-    "destination_site",
-    "family",
-    "window_s",
-    "throughput_count",
-    "throughput_median_mbps",
-    "throughput_p10_mbps",
-    "throughput_p90_mbps",
-    "throughput_latest_ts",
-    "loss_fraction",
-    "loss_packets_sent",
-    "owdelay_median_ms",
-    "owdelay_p10_ms",
-    "owdelay_p90_ms",
-    "owdelay_count",
-    "rtt_median_ms",
-    "failures",
-)
+STATS_FORMATS = ("table", "json", "csv")  # json, csv: larkps.stats_document
 
 
 def stats_row(stats: PathStats) -> dict[str, Any]:
@@ -62,21 +40,24 @@ def _scaled(value: float | None, factor: float) -> float | None:
     return None if value is None else value * factor
 
 
-def render_stats(stats: Sequence[PathStats], fmt: str) -> str:
-    rows = [stats_row(s) for s in stats]
-    if fmt == "json":
-        return json.dumps(rows, indent=1) + "\n"
-    if fmt == "csv":
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-        return buffer.getvalue()
-    return _table(rows)
+def render_stats(stats: Sequence[PathStats]) -> str:
+    """The per-path table (window, medians, spread, tests, loss, delays, failures)."""
+    return _table([stats_row(s) for s in stats])
 
 
 def _table(rows: list[dict[str, Any]]) -> str:
-    header = ("path", "fam", "Mbps p50", "p10-p90", "tests", "loss %", "owd ms", "rtt ms", "fail")
+    header = (
+        "path",
+        "fam",
+        "window",
+        "Mbps p50",
+        "p10-p90",
+        "tests",
+        "loss %",
+        "owd ms",
+        "rtt ms",
+        "fail",
+    )
     lines = [header] + [_table_cells(r) for r in rows]
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     text = [
@@ -90,6 +71,7 @@ def _table_cells(row: dict[str, Any]) -> tuple[str, ...]:
     return (
         f"{_printable(row['source_site'])} -> {_printable(row['destination_site'])}",
         row["family"],
+        format_duration(row["window_s"]),
         _fmt(row["throughput_median_mbps"], "{:.0f}"),
         _range(row["throughput_p10_mbps"], row["throughput_p90_mbps"]),
         str(row["throughput_count"]),

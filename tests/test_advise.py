@@ -211,3 +211,24 @@ def test_hook_writes_nothing_for_a_site_it_does_not_know(views: list[PathView], 
     ad = startd_cron_ad(views, "NOWHERE", int(time.time()), STALE_AFTER, QUALITY)
     assert ad["LarkPS_Partners"] == []
     assert ad["LarkPS_UpdateTime"] == 0
+
+
+def test_advise_refuses_an_unknown_data_site_listing_the_known_ones(
+    views: list[PathView], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    from larkps.cli import main
+
+    known = sorted({v.source_site for v in views})
+    ads = tmp_path / "ads"
+    result_dir = tmp_path / "cycle"
+    run_cycle(demo_settings(result_dir), int(time.time()))
+    ads.write_text((result_dir / "larkps.ads").read_text())
+    for wrong in ("NOWHERE", known[0].lower()):
+        code = main(["advise", "--ads", str(ads), "--data-site", wrong, "--input-size", "1GB"])
+        captured = capsys.readouterr()
+        assert code == 2 and captured.out == ""
+        (line,) = captured.err.strip().splitlines()
+        assert f"no paths from site {wrong!r}" in line
+        assert all(repr(site) in line for site in known)
+        assert ("did you mean" in line) == (wrong != "NOWHERE")
+    assert main(["advise", "--ads", str(ads), "--data-site", known[0], "--input-size", "1GB"]) == 0

@@ -309,6 +309,25 @@ def test_large_time_error_estimates_flag_the_delays_not_the_rtt():
     assert not calm.owdelay.quality.clock_error
 
 
+@pytest.mark.parametrize(
+    ("one_way", "round_trip", "flagged"), [(30.0, 24.0, True), (12.0, 24.0, False)]
+)
+def test_a_one_way_delay_above_the_round_trip_flags_the_clock_without_estimates(
+    one_way: float, round_trip: float, flagged: bool
+):
+    """No time-error-estimates series at all: one way longer than there and back is a
+    clock offset (the sender's clock behind the receiver's)."""
+    owd = [Point(NOW - 60 * i, histogram=histogram_of([(one_way, 600)])) for i in range(5)]
+    rtt = [Point(NOW - 60 * i, histogram=histogram_of([(round_trip, 10)])) for i in range(5)]
+    data = [(series(Metric.OWDELAY, "lat"), owd), (series(Metric.RTT, "rtt"), rtt)]
+    (stats,) = path_stats(data, 3600, NOW, QualityPolicy(clock_error_ms=10.0))
+    assert stats.owdelay.median == one_way and stats.rtt.median == round_trip
+    assert stats.owdelay.quality.clock_error is flagged
+    assert not stats.rtt.quality.clock_error
+    (alone,) = path_stats(data[:1], 3600, NOW)  # no RTT to compare with: no verdict
+    assert not alone.owdelay.quality.clock_error
+
+
 def test_a_path_that_vanishes_mid_window_is_kept_stale_and_incomplete():
     policy = QualityPolicy(stale_after=2 * 3600)
     gone = cadence_points(12, 7200, end=NOW - DAY // 2)  # stopped 12 h ago

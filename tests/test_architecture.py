@@ -18,6 +18,9 @@ PURE = (
     "units",
     "history",
     "cadence",
+    "expected",
+    "stats_document",
+    "explain",
 )
 IO_MODULES = {
     "requests",

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from larkps.cli import main
 from larkps.config import adhoc_settings, load_settings
 from larkps.errors import ConfigError
 
@@ -183,3 +184,18 @@ def test_site_map_prefers_name_then_domain_then_longest_network():
     assert sites.site_for("evilsite.example", "") == "evilsite.example"
     wide = next(r for r in sites.rules if r.site == "WIDE")
     assert wide.networks == (ipaddress.ip_network("192.0.2.0/24"),)
+
+
+@pytest.mark.parametrize("table", ["sites", "throttle.site_capacity"])
+def test_site_names_that_differ_only_in_case_are_a_config_error(tmp_path: Path, table: str):
+    """ClassAd attribute names ignore case: CERN and cern would share one (classads.md)."""
+    body = 'domains = ["cern.ch"]' if table == "sites" else 'ingress = "10Gbit"'
+    config = tmp_path / "larkps.toml"
+    config.write_text(
+        '[[archives]]\nname = "a"\nkind = "embedded"\n'
+        f"[{table}.CERN]\n{body}\n[{table}.cern]\n{body}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    assert f"{table}.cern" in str(caught.value) and "only in letter case" in str(caught.value)
+    assert main(["check-config", str(config)]) == 2

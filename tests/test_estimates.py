@@ -56,6 +56,7 @@ from larkps.estimates import (  # noqa: E402
 )
 from larkps.forecast import Prediction  # noqa: E402
 from larkps.model import (  # noqa: E402
+    Metric,
     ModelPolicy,
     Quality,
 )
@@ -165,3 +166,48 @@ def test_paths_without_throughput_tests_use_the_mesh_calibration():
     assert est.provenance is Provenance.MODELLED and est.method == "mathis (mesh-calibrated)"
     assert est.forecast_bps == pytest.approx(min(model * median, 10e9))
     assert est.error_bps == pytest.approx(est.forecast_bps * spread)
+
+
+# --- a window with one test ---
+
+from larkps.aggregate import QualityPolicy  # noqa: E402
+from larkps.aggregate.paths import path_stats  # noqa: E402
+from larkps.estimates import SINGLE_TEST_ERROR, SINGLE_TEST_QUALITY  # noqa: E402
+from larkps.model import Endpoint, Point, Series, SeriesKey  # noqa: E402
+
+
+def throughput_series() -> Series:
+    return Series(
+        key=SeriesKey("arch", "k1", "throughput"),
+        source=Endpoint("ps.a.example", "192.0.2.1", "A"),
+        destination=Endpoint("ps.b.example", "192.0.2.2", "B"),
+        family=Family.IPV4,
+        metric=Metric.THROUGHPUT,
+        tool="pscheduler/test",
+        data_uri="/x",
+    )
+
+
+def test_a_window_with_one_test_has_an_error_bar_and_no_full_quality():
+    """Tests every 2 h: the 1 h window holds one, which is all it can expect (completeness 1)."""
+    points = [Point(NOW - 7200 * i - 60, value=4e9 + 1e8 * i) for i in range(12)]
+    windows = {
+        w: path_stats([(throughput_series(), points)], w, NOW, QualityPolicy())[0]
+        for w in (3600, 86400)
+    }
+    one, day = windows[3600], windows[86400]
+    assert one.throughput.count == 1 and one.throughput.quality.completeness == 1.0
+    assert day.throughput.count == 12
+    est = measured_estimate(one, 6 * 3600)
+    assert est.forecast_bps == 4e9 and est.error_bps == SINGLE_TEST_ERROR * 4e9
+    assert est.quality == SINGLE_TEST_QUALITY and est.lower_bound_bps == 2e9
+    bare = measured_estimate(replace(one, throughput=replace(one.throughput, quality=None)), 3600)
+    assert bare.quality == SINGLE_TEST_QUALITY and bare.error_bps > 0
+    # a forecast over history whose recent errors happen to be zero: still an error bar
+    flat = bandwidth_estimate(one, Prediction(4e9, 0.0, "last", 3), POLICY, 10e9, {})
+    assert flat.provenance is Provenance.FORECAST
+    assert flat.error_bps == SINGLE_TEST_ERROR * 4e9 and flat.quality == SINGLE_TEST_QUALITY
+    # twelve tests: the window's own spread and completeness, as before
+    full = measured_estimate(day, 6 * 3600)
+    assert full.error_bps == pytest.approx((day.throughput.p90 - day.throughput.p10) / 2)
+    assert full.quality == day.throughput.quality.completeness

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -66,6 +67,16 @@ def test_path_ad_has_required_generic_ad_attributes_and_units():
     assert "LarkPS_RttMs_24h_Median" not in ad  # no data: absent, hence undefined
     assert classad2.ExprTree("LarkPS_RttMs_24h_Median").eval(ad) == classad2.Value.Undefined
     assert all(ATTRIBUTE_NAME.match(name) for name in ad)
+    assert (ad["LarkPS_Loss_24h_PacketsSent"], ad["LarkPS_Loss_24h_PacketsLost"]) == (864000, 86)
+
+
+def test_a_window_without_loss_tests_has_no_packet_totals():
+    """No loss test in the window (an outage): no totals, like every other missing figure."""
+    quiet = dataclasses.replace(stats(), loss=LossSummary(count=0))
+    ad = path_ad(quiet, CONTEXT)
+    assert ad["LarkPS_Loss_24h_Count"] == 0
+    for absent in ("PacketsSent", "PacketsLost", "Fraction", "LatestTime"):
+        assert f"LarkPS_Loss_24h_{absent}" not in ad
 
 
 @pytest.mark.parametrize("fmt", ["old", "new", "json"])

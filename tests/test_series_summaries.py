@@ -178,6 +178,15 @@ def test_cadence_is_the_mean_gap_between_a_pairs_documents_in_the_widest_window(
     assert series_cadences([lone]) == {}
 
 
+def test_a_one_way_delay_above_the_round_trip_flags_the_clock_in_summaries_too():
+    owd = summary(Metric.OWDELAY_MEDIAN, 3, minimum=30.0, percentiles=((0.5, 31.0),))
+    rtt = summary(Metric.RTT_MEAN, 3, percentiles=((0.5, 24.0),))
+    flagged = one([owd, rtt]).owdelay
+    assert flagged.median == 31.0 and flagged.quality is not None and flagged.quality.clock_error
+    calm = one([replace(owd, percentiles=((0.5, 12.0),)), rtt]).owdelay
+    assert calm.quality is not None and not calm.quality.clock_error
+
+
 def test_one_way_delay_prefers_per_test_medians_and_flags_clock_trouble():
     median = summary(Metric.OWDELAY_MEDIAN, 3, minimum=2.0, percentiles=((0.5, 12.38),))
     mean = summary(Metric.OWDELAY_MEAN, 3, minimum=2.0, percentiles=((0.5, 12.41),))

@@ -170,8 +170,11 @@ def loss_summary(figures: PathFigures, span: Span, policy: QualityPolicy) -> Los
     return _counted(LossFigure(), span, policy, Basis.COUNTS)
 
 
-def clock_trouble(owd: Figure, figures: PathFigures, policy: QualityPolicy) -> bool:
-    """Negative one-way delays, or time-error estimates above the policy limit."""
+def clock_trouble(
+    owd: Figure, figures: PathFigures, policy: QualityPolicy, rtt: Figure | None = None
+) -> bool:
+    """Negative one-way delays, time-error estimates above the policy limit, or a median
+    one-way delay above the path's median round trip (no clock estimates needed)."""
     errors = figures.figures.get(Metric.CLOCK_ERROR)
     negative = owd.described is not None and owd.described.minimum < 0
     large = (
@@ -179,7 +182,14 @@ def clock_trouble(owd: Figure, figures: PathFigures, policy: QualityPolicy) -> b
         and errors.described is not None
         and errors.described.maximum > policy.clock_error_ms
     )
-    return negative or large
+    return negative or large or _beyond_round_trip(owd, rtt)
+
+
+def _beyond_round_trip(owd: Figure, rtt: Figure | None) -> bool:
+    """One way cannot take longer than there and back: such a delay is a clock offset."""
+    if owd.described is None or rtt is None or rtt.described is None:
+        return False
+    return owd.described.at(0.5) > rtt.described.at(0.5)
 
 
 def assemble(
@@ -198,7 +208,7 @@ def assemble(
         window=span.window,
         window_end=span.end,
         throughput=summaries[Metric.THROUGHPUT],
-        owdelay=_summary(owd, span, policy, clock_trouble(owd, figures, policy), owd_basis),
+        owdelay=_summary(owd, span, policy, clock_trouble(owd, figures, policy, rtt), owd_basis),
         rtt=_summary(rtt, span, policy, basis=rtt_basis),
         loss=loss_summary(figures, span, policy),
         failures=figures.failures,

@@ -145,7 +145,9 @@ def _window(groups: Mapping[GroupKey, Group], view: WindowView) -> list[PathStat
 def _path(key: GroupKey, group: Group, view: WindowView) -> PathStats:
     chosen = {m: _chosen(group, m, view) for m in FIGURE_SOURCES}
     owd, errors = chosen[Metric.OWDELAY][0], chosen[Metric.CLOCK_ERROR][0]
-    clock = _clock_trouble(owd, errors, view)
+    clock = _clock_trouble(owd, errors, view) or _beyond_round_trip(
+        owd, chosen[Metric.RTT][0], view
+    )
     summaries = {
         m: _summary(keys, basis, view, clock and m is Metric.OWDELAY)
         for m, (keys, basis) in chosen.items()
@@ -181,6 +183,14 @@ def _clock_trouble(owdelay: Sequence[Key], errors: Sequence[Key], view: WindowVi
     lows = [s.minimum for s in present(owdelay, view.this) if s.minimum is not None]
     highs = [s.maximum for s in present(errors, view.this) if s.maximum is not None]
     return min(lows, default=0.0) < 0 or max(highs, default=0.0) > view.policy.clock_error_ms
+
+
+def _beyond_round_trip(owdelay: Sequence[Key], rtt: Sequence[Key], view: WindowView) -> bool:
+    """A median one-way delay above the median round trip: one way cannot take longer
+    than there and back, so the clocks disagree (no time-error estimates needed)."""
+    one_way = _quantiles(present(owdelay, view.this)).get(0.5)
+    round_trip = _quantiles(present(rtt, view.this)).get(0.5)
+    return one_way is not None and round_trip is not None and one_way > round_trip
 
 
 def _summary(

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
-from larkps.commands import advise, core, daemon, fetch, ratelimit, report, sites, throttle
+from larkps.commands import (
+    advise,
+    core,
+    daemon,
+    explain,
+    fetch,
+    ratelimit,
+    report,
+    sites,
+    throttle,
+)
 from larkps.commands.common import Handler
 
-COMMAND_MODULES = (core, daemon, throttle, ratelimit, fetch, sites, report, advise)
+COMMAND_MODULES = (core, daemon, throttle, ratelimit, fetch, sites, report, advise, explain)
 
 __all__ = ["COMMAND_MODULES", "Handler"]

@@ -129,6 +129,7 @@ def cmd_startd_cron(args: argparse.Namespace) -> int:
 def cmd_advise(args: argparse.Namespace) -> int:
     views, settings = _load_views(args)
     stale, quality = _trust(args, settings)
+    _check_data_site(args.data_site, views)
     result = advise(
         views, args.data_site, args.input_size, int(time.time()), stale, quality, args.deadline
     )
@@ -139,6 +140,19 @@ def cmd_advise(args: argparse.Namespace) -> int:
         print(advice_table(result))
         print("\n".join(submit_lines(result, args.strict)))
     return 0
+
+
+def _check_data_site(site: str, views: list[PathView]) -> None:
+    """Refuse a data site no path starts from, naming the ones that exist."""
+    known = sorted({v.source_site for v in views})
+    if site in known:
+        return
+    shown = ", ".join(repr(k) for k in known[:50]) or "none"
+    if len(known) > 50:
+        shown += f", ... ({len(known)} in all)"
+    same = [k for k in known if k.casefold() == site.casefold()]
+    hint = f"; site names are case-sensitive: did you mean {same[0]!r}?" if same else ""
+    raise UsageError(f"--data-site: no paths from site {site!r}{hint} (known sites: {shown})")
 
 
 def advice_table(result: Advice) -> str:

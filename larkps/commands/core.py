@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from importlib import resources
 from pathlib import Path
@@ -20,9 +21,11 @@ from larkps.commands.common import (
 from larkps.config import FileTarget, Settings, adhoc_settings, load_settings, resolved_config
 from larkps.errors import LarkpsError, UsageError
 from larkps.fetch import archive_url
+from larkps.model import PathStats
 from larkps.pipeline import CycleResult, run_cycle
 from larkps.publish import AD_FORMATS, render
 from larkps.report import STATS_FORMATS, render_stats, summary_lines
+from larkps.stats_document import PathSelector, parse_path, render_document, stats_document
 
 
 def register(commands: Subparsers) -> None:
@@ -62,11 +65,26 @@ def _add_stats(commands: Subparsers) -> None:
         commands,
         "stats",
         cmd_stats,
-        "print per-path statistics of one archive",
-        "larkps stats --archive ps.example.org --window 24h --format table",
+        "print per-path statistics of one archive, or of a configuration's archives",
+        "larkps stats --config /etc/larkps/larkps.toml --path 'UNL->WISC' --format json",
     )
-    add_archive(sub)
-    sub.add_argument("--format", choices=STATS_FORMATS, default="table")
+    source = sub.add_mutually_exclusive_group(required=True)
+    source.add_argument("--archive", help="archive host or full /esmond/perfsonar/archive/ URL")
+    source.add_argument(
+        "--config", type=Path, help="use this configuration's archives, site map and windows"
+    )
+    sub.add_argument("--insecure", action="store_true", help="(--archive) do not verify TLS")
+    sub.add_argument("--ca-bundle", help="(--archive) CA bundle to verify the archive with")
+    add_window(sub)
+    sub.add_argument(
+        "--path", type=path_arg, help="only this path: 'SOURCE->DEST[/ipv4|/ipv6]' (quoted)"
+    )
+    sub.add_argument(
+        "--format",
+        choices=STATS_FORMATS,
+        default="table",
+        help="table: the window's figures; json, csv: every window and every figure of the ads",
+    )
 
 
 def _add_ads(commands: Subparsers) -> None:
@@ -107,7 +125,7 @@ def demo_settings(out: Path) -> Settings:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     result = run_cycle(demo_settings(args.out), _now(), args.window)
-    print(render_stats(result.stats, "table"), end="")
+    print(render_stats(result.stats), end="")
     _print_summary(result)
     return 0
 
@@ -140,10 +158,51 @@ def _adhoc(args: argparse.Namespace) -> Settings:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    result = run_cycle(_adhoc(args), _now(), publish=False)
+    if args.config is not None and (args.insecure or args.ca_bundle):
+        raise UsageError("--insecure/--ca-bundle: only with --archive (--config has its own)")
+    settings = load_settings(args.config) if args.config else _adhoc(args)
+    result = run_cycle(settings, _now(), args.window, publish=False)
     warn_problems(result.report)
-    print(render_stats(result.stats, args.format), end="")
+    if args.path is not None:
+        check_path(args.path, result.stats)
+    if args.format == "table":
+        print(render_stats(_table_rows(result, args.path)), end="")
+        return 0
+    ads = [dict(ad) for ad in result.ads]
+    print(render_document(stats_document(ads, result.forecasts, args.path), args.format), end="")
     return 0
+
+
+def _table_rows(result: CycleResult, selector: PathSelector | None) -> list[PathStats]:
+    """The cycle's window; with a path, that path over every window."""
+    if selector is None:
+        return list(result.stats)
+    picked = [s for s in result.windows if _is(selector, s)] or [
+        s for s in result.stats if _is(selector, s)
+    ]
+    return sorted(picked, key=lambda s: (s.path.family.value, s.window))
+
+
+def _is(selector: PathSelector, stats: PathStats) -> bool:
+    p = stats.path
+    return selector.matches(p.source_site, p.destination_site, p.family.value)
+
+
+def path_arg(text: str) -> PathSelector:
+    """argparse type for SOURCE->DEST[/family]."""
+    try:
+        return parse_path(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def check_path(selector: PathSelector, stats: Sequence[PathStats]) -> None:
+    """Refuse a path the cycle did not measure, naming some that it did."""
+    if any(_is(selector, s) for s in stats):
+        return
+    known = sorted({f"{s.path.source_site}->{s.path.destination_site}" for s in stats})
+    shown = ", ".join(known[:20]) + (f", ... ({len(known)} in all)" if len(known) > 20 else "")
+    raise UsageError(f"--path: no measured path {selector.describe()} (paths: {shown or 'none'})")
 
 
 def cmd_ads(args: argparse.Namespace) -> int:

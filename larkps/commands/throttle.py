@@ -22,7 +22,7 @@ from larkps.config import NAME_PATTERN, Settings, ThrottleSettings, load_setting
 from larkps.dag import DagError, DagTree, check_category, load_dag, rewrite_maxjobs
 from larkps.dagman import current_node_throttle, set_node_throttle
 from larkps.errors import LarkpsError, UsageError
-from larkps.estimates import measured_estimate
+from larkps.estimates import window_estimates
 from larkps.model import BandwidthEstimate, Family, ThrottleDecision
 from larkps.pipeline import run_cycle
 from larkps.throttle import (
@@ -343,17 +343,19 @@ def _capacities(
         )
     if args.source_site is None:
         raise UsageError("--source-site: needed to measure the bandwidth (or give --bandwidth)")
-    estimates = measured(settings, args.window, args.family)
+    estimates = cycle_estimates(settings, args.window, args.family)
     _check_sites(estimates, args.source_site, args.dest_site)
     return candidates(estimates, policy, args.source_site, args.dest_site, configured)
 
 
-def measured(settings: Settings, window: int | None, family: str | None) -> list[BandwidthEstimate]:
-    """One cycle (nothing published) turned into per-path bandwidth estimates."""
+def cycle_estimates(
+    settings: Settings, window: int | None, family: str | None
+) -> list[BandwidthEstimate]:
+    """One cycle (nothing published): its bandwidth estimates, the figures the ads carry."""
     result = run_cycle(settings, int(time.time()), window, publish=False)
     warn_problems(result.report)
-    estimates = [measured_estimate(s, settings.windows.stale_after) for s in result.stats]
-    return [e for e in estimates if family is None or e.path.family.value == family]
+    by_path = window_estimates(result.stats, result.estimates, settings.windows.stale_after)
+    return [e for e in by_path.values() if family is None or e.path.family.value == family]
 
 
 def _check_sites(estimates: list[BandwidthEstimate], source: str, destination: str | None) -> None:

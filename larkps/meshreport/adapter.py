@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
 from larkps.config import Settings
-from larkps.estimates import measured_estimate
+from larkps.estimates import window_estimates
 from larkps.meshreport.advice import path_advice
 from larkps.meshreport.figures import GREY, path_figures, thresholds
 from larkps.meshreport.model import (
@@ -83,8 +83,7 @@ def report_input(result: CycleResult, settings: Settings, generated: int) -> Rep
 
 def _estimates(result: CycleResult, stale_after: int) -> dict[PathKey, BandwidthEstimate]:
     """The cycle's bandwidth estimates; the window median where it has none."""
-    given = {e.path: e for e in result.estimates}
-    return {s.path: given.get(s.path) or measured_estimate(s, stale_after) for s in result.stats}
+    return window_estimates(result.stats, result.estimates, stale_after)
 
 
 def _bands(

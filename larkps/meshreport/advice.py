@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 
 from larkps.config import Settings, ThrottleSettings
-from larkps.estimates import measured_estimate
+from larkps.estimates import window_estimates
 from larkps.meshreport.model import Advice
 from larkps.model import BandwidthEstimate, Family, PathKey, PathStats
 from larkps.throttle import (
@@ -37,11 +37,10 @@ def path_advice(
     ``estimates`` are the cycle's bandwidth estimates (forecast or modelled); a path
     without one is judged by its window median.
     """
-    given = estimates or {}
+    chosen = window_estimates(stats, (estimates or {}).values(), settings.windows.stale_after)
     by_family: dict[Family, list[BandwidthEstimate]] = defaultdict(list)
-    for one in stats:
-        estimate = given.get(one.path) or measured_estimate(one, settings.windows.stale_after)
-        by_family[one.path.family].append(estimate)
+    for estimate in chosen.values():
+        by_family[estimate.path.family].append(estimate)
     advice = {}
     for family in by_family.values():
         advice.update(_family_advice(family, settings))

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 
+from larkps.expected import conservative, rationale
 from larkps.model import BandwidthEstimate
 from larkps.throttle.inputs import Capacity, ThrottlePolicy
-from larkps.units import format_rate
 
 EGRESS = "egress"
 INGRESS = "ingress"
@@ -27,20 +27,21 @@ def distrust(estimate: BandwidthEstimate, policy: ThrottlePolicy) -> str | None:
     return None
 
 
-def _formation(estimate: BandwidthEstimate) -> str:
-    method = f" {estimate.method}" if estimate.method else ""
-    if estimate.forecast_bps is None:
-        return f"{estimate.provenance.value}{method}"
-    return (
-        f"{estimate.provenance.value}{method}: forecast {format_rate(estimate.forecast_bps)}"
-        f" - error {format_rate(estimate.error_bps)}, quality {estimate.quality:.2f}"
+def estimate_rationale(estimate: BandwidthEstimate) -> str:
+    """The words of larkps.expected.rationale for one estimate."""
+    return rationale(
+        estimate.forecast_bps,
+        estimate.error_bps,
+        estimate.provenance.value,
+        estimate.method,
+        estimate.quality,
     )
 
 
 def path_capacity(estimate: BandwidthEstimate, policy: ThrottlePolicy) -> Capacity:
     """The path's lower bound (forecast - error), usable only when fresh and trusted."""
     problem = distrust(estimate, policy)
-    detail = _formation(estimate)
+    detail = estimate_rationale(estimate)
     if problem is not None:
         detail = f"{problem}; {detail}"
     return Capacity(f"path {estimate.path.name}", estimate.lower_bound_bps, problem is None, detail)
@@ -59,23 +60,12 @@ def per_site_pair(
     The trusted estimate with the lowest lower bound wins (the conservative
     choice); when none is trusted the first one seen stays, so its staleness shows.
     """
-    chosen: dict[tuple[str, str], BandwidthEstimate] = {}
-    for estimate in estimates:
-        pair = (estimate.path.source_site, estimate.path.destination_site)
-        current = chosen.get(pair)
-        if current is None or _better(estimate, current, policy):
-            chosen[pair] = estimate
-    return chosen
-
-
-def _better(new: BandwidthEstimate, old: BandwidthEstimate, policy: ThrottlePolicy) -> bool:
-    new_ok, old_ok = distrust(new, policy) is None, distrust(old, policy) is None
-    if new_ok != old_ok:
-        return new_ok
-    if not new_ok:
-        return False
-    assert new.lower_bound_bps is not None and old.lower_bound_bps is not None
-    return new.lower_bound_bps < old.lower_bound_bps
+    return conservative(
+        estimates,
+        lambda e: (e.path.source_site, e.path.destination_site),
+        lambda e: distrust(e, policy) is None,
+        lambda e: e.lower_bound_bps,
+    )
 
 
 def site_capacity(
