@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import classad2
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -113,6 +114,17 @@ class Pool:
     def reconfig(self) -> None:
         """``condor_reconfig`` of the whole pool."""
         self.run("condor_reconfig", "-all", check=False)
+
+    def add_config(self, text: str) -> None:
+        """Append ``text`` to the pool's configuration, then ``condor_reconfig``."""
+        with open(self.env["CONDOR_CONFIG"], "a") as config:
+            config.write("\n" + text + "\n")
+        self.reconfig()
+
+    def ads(self, *args: str) -> list[classad2.ClassAd]:
+        """The ads ``condor_status -long`` prints for these arguments, parsed by classad2."""
+        text = self.status("-long", *args)
+        return list(classad2.parseAds(text, classad2.ParserType.Old))
 
 
 def wait_until(predicate: Callable[[], object], timeout: float, what: str) -> object:

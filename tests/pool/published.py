@@ -1,0 +1,91 @@
+"""LarkPS ads in a real pool's collector, advertised by the installed larkps itself.
+
+The central larkps polls its embedded synthetic archive once and advertises to the
+pool's collector with an IDTOKEN from the real ``condor_token_create``. Its state
+(a 0700 directory) and token (0400, in the config's directory as docs/operations.md
+installs it) are root's alone, so a STARTD_CRON hook, which runs as the daemons'
+account, proves it needs neither. The config names this host (its
+``socket.getfqdn()``, which the hook sees too) as a host of ``home_site``.
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+import classad2
+from minipool import Install, Pool, world_dir
+
+SITES = ("ALPHA-T2", "BRAVO-T1", "CHARLIE-T2", "DELTA-T2")  # the embedded mesh of 4 sites
+PATH_TYPE = "LarkPSPath"
+
+
+@dataclass(frozen=True)
+class Published:
+    """Where the config lives and what the collector holds."""
+
+    config: Path
+    home_site: str
+    path_ads: list[classad2.ClassAd]
+
+
+def etc_dir() -> Path:
+    """A world-readable stand-in for /etc/larkps."""
+    return world_dir("larkps-etc-")
+
+
+def write_config(pool: Pool, etc: Path, home_site: str) -> Path:
+    """A world-readable ``etc/larkps.toml`` for this pool; state and token stay root's."""
+    private = Path(etc, "private")
+    private.mkdir(mode=0o700)
+    token = etc / "collector.token"  # as docs/operations.md: in /etc/larkps, mode 0400
+    token.write_text(pool.token() + "\n")
+    token.chmod(0o400)
+    config = etc / "larkps.toml"
+    config.write_text(
+        f"""[larkps]
+state_dir = "{private / "state"}"
+interval = "5m"
+
+[[archives]]
+name = "mesh"
+kind = "embedded"
+
+[archives.embedded]
+sites = {len(SITES)}
+seed = 1
+flavour = "esmond"
+
+[sites.{home_site}]
+hosts = [{classad2.quote(socket.getfqdn())}]
+
+[windows]
+list = ["1h", "24h"]
+default = "24h"
+stale_after = "6h"
+
+[publish]
+ad_lifetime = "2h"
+
+[publish.collector]
+pool = "{pool.collector}"
+token_file = "{token}"
+"""
+    )
+    config.chmod(0o644)
+    return config
+
+
+def publish(pool: Pool, install: Install, etc: Path, home_site: str) -> Published:
+    """Write the config, run ``larkps once`` against the pool, read back the path ads."""
+    config = write_config(pool, etc, home_site)
+    done = pool.run(install.larkps, "once", "--config", config, check=False, timeout=300)
+    assert done.returncode == 0, f"larkps once failed:\n{done.stderr[-2000:]}"
+    ads = path_ads(pool)
+    assert ads, "larkps once advertised no LarkPSPath ads"
+    return Published(config=config, home_site=home_site, path_ads=ads)
+
+
+def path_ads(pool: Pool) -> list[classad2.ClassAd]:
+    return pool.ads("-any", "-constraint", f'MyType == "{PATH_TYPE}"')
