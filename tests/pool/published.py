@@ -23,9 +23,10 @@ PATH_TYPE = "LarkPSPath"
 
 @dataclass(frozen=True)
 class Published:
-    """Where the config lives and what the collector holds."""
+    """Where the configs live and what the collector holds."""
 
-    config: Path
+    config: Path  # the central larkps's, with the token
+    node_config: Path  # the execute nodes' copy: the same without token_file
     home_site: str
     path_ads: list[classad2.ClassAd]
 
@@ -35,16 +36,15 @@ def etc_dir() -> Path:
     return world_dir("larkps-etc-")
 
 
-def write_config(pool: Pool, etc: Path, home_site: str) -> Path:
-    """A world-readable ``etc/larkps.toml`` for this pool; state and token stay root's."""
+def write_config(pool: Pool, etc: Path, home_site: str) -> tuple[Path, Path]:
+    """World-readable ``etc/central.toml`` for this pool (state and token stay root's)
+    and ``etc/larkps.toml``, its copy for execute nodes, as docs/operations.md says."""
     private = Path(etc, "private")
     private.mkdir(mode=0o700)
     token = etc / "collector.token"  # as docs/operations.md: in /etc/larkps, mode 0400
     token.write_text(pool.token() + "\n")
     token.chmod(0o400)
-    config = etc / "larkps.toml"
-    config.write_text(
-        f"""[larkps]
+    text = f"""[larkps]
 state_dir = "{private / "state"}"
 interval = "5m"
 
@@ -72,19 +72,22 @@ ad_lifetime = "2h"
 pool = "{pool.collector}"
 token_file = "{token}"
 """
-    )
-    config.chmod(0o644)
-    return config
+    config, node_config = etc / "central.toml", etc / "larkps.toml"
+    config.write_text(text)
+    node_config.write_text("".join(text.splitlines(keepends=True)[:-1]))
+    for path in (config, node_config):
+        path.chmod(0o644)
+    return config, node_config
 
 
 def publish(pool: Pool, install: Install, etc: Path, home_site: str) -> Published:
     """Write the config, run ``larkps once`` against the pool, read back the path ads."""
-    config = write_config(pool, etc, home_site)
+    config, node_config = write_config(pool, etc, home_site)
     done = pool.run(install.larkps, "once", "--config", config, check=False, timeout=300)
     assert done.returncode == 0, f"larkps once failed:\n{done.stderr[-2000:]}"
     ads = path_ads(pool)
     assert ads, "larkps once advertised no LarkPSPath ads"
-    return Published(config=config, home_site=home_site, path_ads=ads)
+    return Published(config, node_config, home_site, ads)
 
 
 def path_ads(pool: Pool) -> list[classad2.ClassAd]:

@@ -1,10 +1,14 @@
 """The shipped execute-node snippet on a real startd: slots carry their site's figures.
 
 The pool's startd runs ``config/condor/50-larkps-startd-cron.conf`` as shipped, with
-only the installed larkps and the config path put in. The hook runs as the daemons'
-account, cannot read larkps's state or token, and has no ads file: it must read the
-collector named by the config and derive the node's site from the config's site
-map. The slot attributes are checked against the collector's own LarkPSPath ads.
+only the installed larkps and the config path put in. The config is the execute
+nodes' copy docs/operations.md describes (the central one without ``token_file``).
+The hook runs as the daemons' account, cannot read larkps's state, and has no ads
+file: it must read the collector named by the config and derive the node's site
+from the config's site map. The slot attributes are checked against the
+collector's own LarkPSPath ads, and against ``larkps startd-cron --pool --config``
+run by hand as another user with the central config (whose token that user cannot
+read).
 """
 
 from __future__ import annotations
@@ -74,10 +78,11 @@ def test_the_shipped_executable_is_the_install_path_of_operations_md():
 
 
 def test_every_slot_stands_for_the_site_of_the_config_map(deployed):
-    pool, _ = deployed
+    pool, published = deployed
     slots = pool.ads("-constraint", "MiniPool_Ready =?= true")
     assert len(slots) == 2
     assert {slot.get("LarkPS_Site") for slot in slots} == {HOME}
+    assert "token_file" not in published.node_config.read_text()
 
 
 def test_the_partners_are_the_sites_the_collector_pairs_with_home(deployed):
