@@ -127,6 +127,30 @@ class Pool:
         return list(classad2.parseAds(text, classad2.ParserType.Old))
 
 
+def extra_startds(settings: Mapping[str, Mapping[str, str]]) -> str:
+    """Config text for more startds beside the pool's own, one per local name.
+
+    ``settings`` maps each local name (``B``) to its own settings (written as
+    ``B.KEY = value``); each startd is named after it in lower case
+    (``slot1@b@host``) and has its own log (``StartLog.b``) and address file.
+    The ``STARTD.B.KEY`` form of the minipool README is not read by 25.13's
+    startd; ``B.KEY`` is.
+    """
+    names = list(settings)
+    lines = [f"DAEMON_LIST = $(DAEMON_LIST) {' '.join(f'STARTD_{n}' for n in names)}"]
+    for name in names:
+        low = name.lower()
+        lines += [
+            f"STARTD_{name} = $(STARTD)",
+            f"STARTD_{name}_ARGS = -local-name {name}",
+            f"{name}.STARTD_NAME = {low}",
+            f"{name}.STARTD_LOG = $(LOG)/StartLog.{low}",
+            f"{name}.STARTD_ADDRESS_FILE = $(LOG)/.startd_{low}_address",
+        ]
+        lines += [f"{name}.{key} = {value}" for key, value in settings[name].items()]
+    return "\n".join(lines) + "\n"
+
+
 def wait_until(predicate: Callable[[], object], timeout: float, what: str) -> object:
     """Poll ``predicate`` every half second until it is truthy; fail naming ``what``."""
     deadline = time.monotonic() + timeout

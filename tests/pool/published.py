@@ -11,11 +11,12 @@ account, proves it needs neither. The config names this host (its
 from __future__ import annotations
 
 import socket
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import classad2
-from minipool import Install, Pool, world_dir
+from minipool import Install, Pool, wait_until, world_dir
 
 SITES = ("ALPHA-T2", "BRAVO-T1", "CHARLIE-T2", "DELTA-T2")  # the embedded mesh of 4 sites
 PATH_TYPE = "LarkPSPath"
@@ -70,6 +71,7 @@ ad_lifetime = "2h"
 
 [publish.collector]
 pool = "{pool.collector}"
+timeout = "60s"
 token_file = "{token}"
 """
     config, node_config = etc / "central.toml", etc / "larkps.toml"
@@ -92,3 +94,35 @@ def publish(pool: Pool, install: Install, etc: Path, home_site: str) -> Publishe
 
 def path_ads(pool: Pool) -> list[classad2.ClassAd]:
     return pool.ads("-any", "-constraint", f'MyType == "{PATH_TYPE}"')
+
+
+def wait_for_larkps_slots(pool: Pool, want: int, timeout: float = 240) -> None:
+    """Wait until ``want`` slots carry LarkPS partners, after ``condor_reconfig``.
+
+    The hook reruns on each reconfig (the snippet's RECONFIG_RERUN); a run that
+    failed on a loaded machine would otherwise wait for its 5 minute period, so
+    the wait asks again every 30 s. On failure it shows what the hooks logged.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        pool.reconfig()
+        try:
+            wait_until(lambda: len(_larkps_slots(pool)) >= want, 30, "slots")
+            return
+        except AssertionError:
+            if time.monotonic() > deadline:
+                break
+    cron = [
+        f"{log.name}: {line}"
+        for log in sorted(pool.logs.glob("StartLog*"))
+        for line in log.read_text(errors="replace").splitlines()
+        if "LARKPS" in line or "larkps" in line
+    ]
+    raise AssertionError(
+        f"timed out after {timeout:.0f} s waiting for {want} slots with LarkPS_* attributes"
+        f" ({len(_larkps_slots(pool))} have them); the hooks logged:\n" + "\n".join(cron[-40:])
+    )
+
+
+def _larkps_slots(pool: Pool) -> list[classad2.ClassAd]:
+    return pool.ads("-constraint", "size(LarkPS_Partners) > 0")

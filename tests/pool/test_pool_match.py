@@ -19,8 +19,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from minipool import Install, Pool, minipool, shipped, wait_until
-from published import SITES, Published, etc_dir, publish
+from minipool import Install, Pool, extra_startds, minipool, shipped, wait_until
+from published import SITES, Published, etc_dir, publish, wait_for_larkps_slots
 
 SNIPPET = "config/condor/50-larkps-startd-cron.conf"
 CONFIG = "/etc/larkps/larkps.toml"
@@ -30,20 +30,6 @@ SLOTS_PER_STARTD = 2
 PINNED = {"B": SITES[1], "C": SITES[2], "D": SITES[3]}  # local name -> site
 MAPPED = SITES[0]  # the pool's own startd: this host's site in the config's map
 SLEEP = 900  # the jobs outlive the test (condor_rm at the end): no slot frees up early
-
-
-def _startds(larkps: str, config: str) -> str:
-    lines = [f"DAEMON_LIST = $(DAEMON_LIST) {' '.join(f'STARTD_{n}' for n in PINNED)}"]
-    for name, site in PINNED.items():
-        lines += [
-            f"STARTD_{name} = $(STARTD)",
-            f"STARTD_{name}_ARGS = -local-name {name}",
-            f"{name}.STARTD_NAME = {name.lower()}",
-            f"{name}.STARTD_LOG = $(LOG)/StartLog.{name.lower()}",
-            f"{name}.STARTD_ADDRESS_FILE = $(LOG)/.startd_{name.lower()}_address",
-            f"{name}.STARTD_CRON_LARKPS_ARGS = startd-cron --config {config} --site {site}",
-        ]
-    return "\n".join(lines)
 
 
 @dataclass(frozen=True)
@@ -59,17 +45,15 @@ def setup(larkps_install: Install) -> Iterator[Setup]:
     config = str(etc / "larkps.toml")
     larkps = str(larkps_install.larkps)
     snippet = shipped(SNIPPET, {"/opt/larkps/venv/bin/larkps": larkps, CONFIG: config})
-    extra = snippet + "\n" + _startds(larkps, config)
+    pinned = {
+        name: {"STARTD_CRON_LARKPS_ARGS": f"startd-cron --config {config} --site {site}"}
+        for name, site in PINNED.items()
+    }
+    extra = snippet + "\n" + extra_startds(pinned)
     try:
         with minipool(extra_config=extra, num_cpus=SLOTS_PER_STARTD) as pool:
             published = publish(pool, larkps_install, etc, MAPPED)
-            pool.reconfig()
-            want = SLOTS_PER_STARTD * (1 + len(PINNED))
-            wait_until(
-                lambda: len(pool.ads("-constraint", "size(LarkPS_Partners) > 0")) == want,
-                180,
-                f"{want} slots with LarkPS_* attributes",
-            )
+            wait_for_larkps_slots(pool, SLOTS_PER_STARTD * (1 + len(PINNED)))
             yield Setup(pool, published, larkps_install)
     finally:
         shutil.rmtree(etc, ignore_errors=True)

@@ -22,8 +22,8 @@ from contextlib import contextmanager
 
 import classad2
 import pytest
-from minipool import REPO, Install, Pool, minipool, shipped, wait_until
-from published import Published, etc_dir, publish
+from minipool import REPO, Install, Pool, minipool, shipped
+from published import Published, etc_dir, publish, wait_for_larkps_slots
 
 from larkps.identifiers import site_fragment
 
@@ -44,16 +44,10 @@ def deployed(larkps_install: Install) -> Iterator[tuple[Pool, Published]]:
     try:
         with minipool(extra_config=snippet) as pool:
             published = publish(pool, larkps_install, etc, HOME)
-            pool.reconfig()
-            wait_until(lambda: _slots_with_partners(pool), 120, "slots with LarkPS_Partners")
+            wait_for_larkps_slots(pool, 2)
             yield pool, published
     finally:
         shutil.rmtree(etc, ignore_errors=True)
-
-
-def _slots_with_partners(pool: Pool) -> list[classad2.ClassAd]:
-    slots = pool.ads("-constraint", "size(LarkPS_Partners) > 0")
-    return slots if len(slots) == 2 else []
 
 
 def _trusted(ad: classad2.ClassAd, now: int) -> bool:
