@@ -211,3 +211,12 @@ def test_the_excluded_startd_never_was_claimed(setup, placements, plan):
     changes = [line for line in log.read_text().splitlines() if "Changing state:" in line]
     assert any("-> Unclaimed" in line for line in changes)
     assert not [line for line in changes if "Matched" in line or "Claimed" in line]
+
+
+def test_each_startd_stands_for_its_site(setup):
+    slots = setup.pool.ads("-constraint", "MiniPool_Ready =?= true")
+    assert len(slots) == SLOTS_PER_STARTD * len(SITES)
+    assert {(s["Name"], s["LarkPS_Site"]) for s in slots} == {
+        (s["Name"], _site_of(s["Name"])) for s in slots
+    }
+    assert sorted(s["LarkPS_Site"] for s in slots) == sorted(SITES * SLOTS_PER_STARTD)
