@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import socket
 import time
 from collections.abc import Mapping
@@ -51,10 +52,15 @@ def register(commands: Subparsers) -> None:
 
 
 def _add_ad_source(sub: argparse.ArgumentParser) -> None:
-    group = sub.add_mutually_exclusive_group(required=True)
-    group.add_argument("--config", type=Path, help="read the ads file named by this config")
-    group.add_argument("--ads", type=Path, help="an old-syntax ads file written by larkps")
-    group.add_argument("--pool", help="query the collector at HOST[:PORT] for LarkPS ads")
+    sub.add_argument(
+        "--config",
+        type=Path,
+        help="site map and trust defaults; the ads come from its [publish.collector]"
+        " pool, else from the ads file it names",
+    )
+    source = sub.add_mutually_exclusive_group()
+    source.add_argument("--ads", type=Path, help="an old-syntax ads file written by larkps")
+    source.add_argument("--pool", help="query the collector at HOST[:PORT] for LarkPS ads")
     sub.add_argument(
         "--stale-after",
         type=duration_arg,
@@ -70,9 +76,13 @@ def _add_ad_source(sub: argparse.ArgumentParser) -> None:
 
 
 def _load_views(args: argparse.Namespace) -> tuple[list[PathView], Settings | None]:
+    """The path views from --ads, --pool, the config's collector or its ads file."""
+    if not (args.config or args.ads or args.pool):
+        raise UsageError("give --config, --ads or --pool: where to read the LarkPS ads")
     settings = load_settings(args.config) if args.config else None
-    if args.pool:
-        ads: list[Mapping[str, Any]] = list(query_ads(CollectorTarget(pool=args.pool)))
+    target = _collector(args.pool, settings) if args.ads is None else None
+    if target is not None:
+        ads: list[Mapping[str, Any]] = list(query_ads(target))
     else:
         path = args.ads or _ads_file(settings)
         try:
@@ -80,6 +90,24 @@ def _load_views(args: argparse.Namespace) -> tuple[list[PathView], Settings | No
         except OSError as exc:
             raise LarkpsError(f"cannot read ads file {path}: {exc.strerror}") from None
     return views_from_ads(ads), settings
+
+
+def _collector(pool: str | None, settings: Settings | None) -> CollectorTarget | None:
+    """The collector to read: --pool, else the config's [publish.collector], else none.
+
+    Reading needs no DAEMON authorization, so the config's token is used only
+    where this user can read it (the startd runs the hook as its own account).
+    """
+    configured = settings.publish.collector if settings else None
+    if pool:
+        return CollectorTarget(pool=pool)
+    if configured is None:
+        return None
+    token = configured.token_file
+    readable = token is not None and os.access(token, os.R_OK)
+    return CollectorTarget(
+        pool=configured.pool, token_file=token if readable else None, timeout=configured.timeout
+    )
 
 
 def _ads_file(settings: Settings | None) -> Path:

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import classad2
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -113,6 +114,41 @@ class Pool:
     def reconfig(self) -> None:
         """``condor_reconfig`` of the whole pool."""
         self.run("condor_reconfig", "-all", check=False)
+
+    def add_config(self, text: str) -> None:
+        """Append ``text`` to the pool's configuration, then ``condor_reconfig``."""
+        with open(self.env["CONDOR_CONFIG"], "a") as config:
+            config.write("\n" + text + "\n")
+        self.reconfig()
+
+    def ads(self, *args: str) -> list[classad2.ClassAd]:
+        """The ads ``condor_status -long`` prints for these arguments, parsed by classad2."""
+        text = self.status("-long", *args)
+        return list(classad2.parseAds(text, classad2.ParserType.Old))
+
+
+def extra_startds(settings: Mapping[str, Mapping[str, str]]) -> str:
+    """Config text for more startds beside the pool's own, one per local name.
+
+    ``settings`` maps each local name (``B``) to its own settings (written as
+    ``B.KEY = value``); each startd is named after it in lower case
+    (``slot1@b@host``) and has its own log (``StartLog.b``) and address file.
+    The ``STARTD.B.KEY`` form of the minipool README is not read by 25.13's
+    startd; ``B.KEY`` is.
+    """
+    names = list(settings)
+    lines = [f"DAEMON_LIST = $(DAEMON_LIST) {' '.join(f'STARTD_{n}' for n in names)}"]
+    for name in names:
+        low = name.lower()
+        lines += [
+            f"STARTD_{name} = $(STARTD)",
+            f"STARTD_{name}_ARGS = -local-name {name}",
+            f"{name}.STARTD_NAME = {low}",
+            f"{name}.STARTD_LOG = $(LOG)/StartLog.{low}",
+            f"{name}.STARTD_ADDRESS_FILE = $(LOG)/.startd_{low}_address",
+        ]
+        lines += [f"{name}.{key} = {value}" for key, value in settings[name].items()]
+    return "\n".join(lines) + "\n"
 
 
 def wait_until(predicate: Callable[[], object], timeout: float, what: str) -> object:
