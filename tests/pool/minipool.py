@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import classad2
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -113,6 +114,20 @@ class Pool:
     def reconfig(self) -> None:
         """``condor_reconfig`` of the whole pool."""
         self.run("condor_reconfig", "-all", check=False)
+
+    def ads(self, constraint: str, *args: str) -> list[classad2.ClassAd]:
+        """Every ad of any type matching ``constraint``, from ``condor_status -any -long``."""
+        text = self.status("-any", "-constraint", constraint, "-long", *args)
+        return list(classad2.parseAds(text, classad2.ParserType.Old))
+
+    def job_file(self, directory: Path, name: str, text: str, mode: int = 0o644) -> Path:
+        """A file in ``directory`` owned by the job user (e.g. a config or a token)."""
+        path = directory / name
+        path.write_text(text)
+        path.chmod(mode)
+        if os.geteuid() == 0:
+            shutil.chown(path, self.job_user, self.job_user)
+        return path
 
 
 def wait_until(predicate: Callable[[], object], timeout: float, what: str) -> object:
