@@ -40,6 +40,8 @@ IDENTITY = "larkps@minipool"  # the snippet's larkps@$(UID_DOMAIN) on this pool
 
 @pytest.fixture(scope="module")
 def pool() -> Iterator[Pool]:
+    if os.geteuid() != 0:
+        pytest.skip("needs root: the pool's daemons and larkps's job user must be two identities")
     with minipool(extra_config=POOL_POLICY + shipped(SNIPPET, {})) as running:
         yield running
 
