@@ -14,9 +14,11 @@ import json
 import os
 import pwd
 import shlex
+import shutil
 import signal
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import classad2
 import pytest
@@ -54,6 +56,19 @@ def test_parse_of_the_unit_sees_its_service_lines():
     settings = service_settings(shipped(UNIT, {}))
     assert settings["Type"] == ["simple"]
     assert settings["ExecStart"][0].startswith("/opt/larkps/venv/bin/larkps run ")
+
+
+def test_systemd_accepts_the_unit(larkps_install: Install, tmp_path: Path):
+    verify = shutil.which("systemd-analyze")
+    if verify is None:
+        pytest.skip("no systemd-analyze on this host")
+    unit = tmp_path / "larkps.service"
+    paths = {"/opt/larkps/venv": str(larkps_install.venv), "/etc/larkps/larkps.toml": "/dev/null"}
+    unit.write_text(shipped(UNIT, paths))
+    done = subprocess.run(
+        [verify, "verify", str(unit)], capture_output=True, text=True, check=False
+    )
+    assert (done.returncode, done.stdout + done.stderr) == (0, "")
 
 
 def test_the_units_execstart_runs_cycles_and_stops_on_sigterm(pool: Pool, larkps_install: Install):
