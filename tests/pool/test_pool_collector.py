@@ -209,15 +209,22 @@ def test_once_advertises_exactly_what_it_writes(pool: Pool, larkps_install: Inst
         assert held[key(ad)]["AuthenticationMethod"] == "IDTOKENS"
 
 
-def test_without_the_token_the_collector_refuses(pool: Pool, larkps_install: Install):
-    config = workspace(pool, "collector-no-token", collector=pool, seed=3)
+@pytest.mark.parametrize("identity", [None, "intruder@minipool"], ids=["no-token", "other-token"])
+def test_without_a_granted_token_the_collector_refuses(
+    pool: Pool, larkps_install: Install, identity: str | None
+):
+    name = f"collector-refused-{identity or 'none'}"
+    token = None
+    if identity is not None:  # a valid token of this pool, for an identity with no grant
+        token = pool.job_file(pool.job_dir(name), "other.token", pool.token(identity), mode=0o400)
+    config = workspace(pool, name, collector=pool, token=token, seed=3)
     done = larkps(pool, larkps_install, "once", "--config", config)
-    assert f"collector {pool.collector}" in done.stderr
+    assert f"collector {pool.collector}: UPDATE_AD_GENERIC failed" in done.stderr
     spool = config.parent / "state" / "spool"
     assert (spool / "pending.ads").exists() and not (spool / "published.ads").exists()
     log = (pool.logs / "CollectorLog").read_text()
-    denied = f"PERMISSION DENIED to {pool.job_user}@minipool from host 127.0.0.1 for command 58"
-    assert denied in log
+    who = identity or f"{pool.job_user}@minipool"  # without a token: its own Unix user, by FS
+    assert f"PERMISSION DENIED to {who} from host 127.0.0.1 for command 58 " in log
     held = in_collector(pool)
     assert all(differences([ad], held) for ad in ads_file(config))  # none of them arrived
 
