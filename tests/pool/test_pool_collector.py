@@ -53,15 +53,22 @@ def token(pool: Pool) -> Path:
     return pool.job_file(home, "collector.token", pool.token(IDENTITY) + "\n", mode=0o400)
 
 
-def config_text(
-    state: Path,
-    collector: Pool | None = None,
+def workspace(
+    pool: Pool,
+    name: str,
+    publish: bool = False,
     token: Path | None = None,
     lifetime: str = "15m",
     seed: int = 1,
     interval: str = "5m",
-) -> str:
-    """A larkps configuration over the embedded mesh, writing an ads file in `state`."""
+) -> Path:
+    """A job-user directory with a config over the embedded mesh; the config's path.
+
+    The cycle writes its ads file in ``state/``; with `publish` it also advertises to
+    the pool's collector (with `token`, if given).
+    """
+    home = pool.job_dir(name)
+    state = home / "state"
     lines = [
         "[larkps]",
         f'state_dir = "{state}"',
@@ -77,18 +84,11 @@ def config_text(
         "[publish.file]",
         f'path = "{state / "larkps.ads"}"',
     ]
-    if collector is not None:
-        lines += ["[publish.collector]", f'pool = "{collector.collector}"']
+    if publish:
+        lines += ["[publish.collector]", f'pool = "{pool.collector}"']
         if token is not None:
             lines.append(f'token_file = "{token}"')
-    return "\n".join(lines) + "\n"
-
-
-def workspace(pool: Pool, name: str, **options: object) -> Path:
-    """A job-user directory with a config (`config_text` of `options`); the config's path."""
-    home = pool.job_dir(name)
-    text = config_text(home / "state", **options)  # type: ignore[arg-type]
-    return pool.job_file(home, "larkps.toml", text)
+    return pool.job_file(home, "larkps.toml", "\n".join(lines) + "\n")
 
 
 def larkps(pool: Pool, install: Install, *args: str | Path) -> subprocess.CompletedProcess[str]:
@@ -194,7 +194,7 @@ def test_the_pools_daemons_keep_reaching_the_collector(pool: Pool):
 
 
 def test_once_advertises_exactly_what_it_writes(pool: Pool, larkps_install: Install, token: Path):
-    config = workspace(pool, "collector-once", collector=pool, token=token)
+    config = workspace(pool, "collector-once", publish=True, token=token)
     done = larkps(pool, larkps_install, "once", "--config", config)
     assert done.returncode == 0, done.stderr[-2000:]
     written = ads_file(config)
@@ -217,7 +217,7 @@ def test_without_a_granted_token_the_collector_refuses(
     token = None
     if identity is not None:  # a valid token of this pool, for an identity with no grant
         token = pool.job_file(pool.job_dir(name), "other.token", pool.token(identity), mode=0o400)
-    config = workspace(pool, name, collector=pool, token=token, seed=3)
+    config = workspace(pool, name, publish=True, token=token, seed=3)
     done = larkps(pool, larkps_install, "once", "--config", config)
     assert f"collector {pool.collector}: UPDATE_AD_GENERIC failed" in done.stderr
     spool = config.parent / "state" / "spool"
@@ -229,15 +229,26 @@ def test_without_a_granted_token_the_collector_refuses(
     assert all(differences([ad], held) for ad in ads_file(config))  # none of them arrived
 
 
+def _sites_of(ad: classad2.ClassAd) -> set[str]:
+    names = ("LarkPS_Site", "LarkPS_SourceSite", "LarkPS_DestinationSite")
+    return {str(ad[n]) for n in names if n in ad}
+
+
 def test_invalidation_removes_the_ads_that_vanished(
     pool: Pool, larkps_install: Install, token: Path
 ):
+    """One site's ads leave the set: the publisher a cycle uses must invalidate them.
+
+    Driven through :class:`CollectorPublisher` (what every cycle calls, with its child
+    process and the token) with a real cycle's ads, because which paths a later cycle
+    still computes from its stored points is the state store's business.
+    """
     config = workspace(pool, "collector-invalidate", seed=4)
     done = larkps(pool, larkps_install, "once", "--config", config)
     assert done.returncode == 0, done.stderr[-2000:]
     every = ads_file(config)
     gone_site = str(next(ad["LarkPS_Site"] for ad in every if ad["MyType"] == "LarkPSSite"))
-    kept = [ad for ad in every if gone_site not in (_sites_of(ad))]
+    kept = [ad for ad in every if gone_site not in _sites_of(ad)]
     gone = [ad for ad in every if gone_site in _sites_of(ad)]
     assert kept and gone
     target = CollectorTarget(pool=pool.collector, token_file=str(token))
@@ -252,15 +263,8 @@ def test_invalidation_removes_the_ads_that_vanished(
     assert {key(ad) for ad in gone} & held.keys() == set()
 
 
-def _sites_of(ad: classad2.ClassAd) -> set[str]:
-    names = ("LarkPS_Site", "LarkPS_SourceSite", "LarkPS_DestinationSite")
-    return {str(ad[n]) for n in names if n in ad}
-
-
 def test_ads_no_longer_refreshed_expire(pool: Pool, larkps_install: Install, token: Path):
-    config = workspace(
-        pool, "collector-expiry", collector=pool, token=token, lifetime="20s", seed=5
-    )
+    config = workspace(pool, "collector-expiry", publish=True, token=token, lifetime="20s", seed=5)
     done = larkps(pool, larkps_install, "once", "--config", config)
     assert done.returncode == 0, done.stderr[-2000:]
     written = ads_file(config)
@@ -277,7 +281,7 @@ def test_ads_no_longer_refreshed_expire(pool: Pool, larkps_install: Install, tok
 def test_run_keeps_the_collector_up_to_date_and_stops_on_sigterm(
     pool: Pool, larkps_install: Install, token: Path
 ):
-    config = workspace(pool, "collector-run", collector=pool, token=token, interval="10s", seed=6)
+    config = workspace(pool, "collector-run", publish=True, token=token, interval="10s", seed=6)
     user = {"user": pool.job_user, "group": pool.job_user} if os.geteuid() == 0 else {}
     keep = {k: pool.env[k] for k in ("CONDOR_CONFIG", "PATH", "LD_LIBRARY_PATH")}
     daemon = subprocess.Popen(
