@@ -161,6 +161,7 @@ def minipool(extra_config: str = "", num_cpus: int = 2, **env: str) -> Iterator[
     )
     if started.returncode != 0:
         subprocess.run(["bash", str(MINIPOOL), "stop", str(pool_dir)], capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
         raise AssertionError(f"minipool did not start:\n{started.stderr[-3000:]}")
     lines = dict(line.split("=", 1) for line in started.stdout.splitlines() if "=" in line)
     pool_env = dict(os.environ)
