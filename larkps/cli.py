@@ -17,9 +17,10 @@ from collections.abc import Sequence
 
 from larkps import __version__
 from larkps.commands import COMMAND_MODULES, Handler
+from larkps.commands.common import add_global_options, merge_global_options
 from larkps.errors import LarkpsError
-from larkps.logs import LOG_FORMATS, one_line
 from larkps.logs import configure as configure_logging
+from larkps.logs import one_line
 
 log = logging.getLogger("larkps")
 BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a reader that went away
@@ -29,7 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script and of ``python -m larkps``."""
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = merge_global_options(parser.parse_args(argv))
     except SystemExit:  # --help, --version, a usage error: printed already
         try:
             sys.stdout.flush()
@@ -76,10 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="perfSONAR measurements as HTCondor ClassAds and throttles.",
     )
     parser.add_argument("--version", action="version", version=f"larkps {__version__}")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
-    parser.add_argument(
-        "--log-format", choices=LOG_FORMATS, default="text", help="log lines as text or JSON"
-    )
+    add_global_options(parser)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in COMMAND_MODULES:
         module.register(commands)

@@ -33,6 +33,9 @@ def _collector(args: argparse.Namespace) -> object:
 
     security = None
     if args.token_file is not None:
+        # The token alone: with the pool's own method list (FS first) the collector
+        # would authenticate this process's Unix user and never look at the token.
+        htcondor2.param["SEC_CLIENT_AUTHENTICATION_METHODS"] = "IDTOKENS"
         security = htcondor2.SecurityContext(token=args.token_file.read_text().strip())
     return htcondor2.Collector(args.pool, security)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import pytest
 
 from larkps import __version__
 from larkps.cli import build_parser, main
+from larkps.logs import JsonFormatter
 
 CONFIGS = Path(__file__).parent / "fixtures" / "config"
 
@@ -152,3 +154,49 @@ def test_traceback_only_with_verbose():
         assert done.stderr.strip().endswith(
             f"cannot connect to {url}/esmond/perfsonar/archive/: connection refused"
         )
+
+
+@pytest.mark.parametrize(
+    ("argv", "level", "json_lines"),
+    [
+        (["check-config", "CONFIG", "--log-format", "json", "-v"], logging.INFO, True),
+        (["--log-format", "json", "check-config", "CONFIG"], logging.WARNING, True),
+        (["-v", "check-config", "CONFIG", "--verbose"], logging.DEBUG, False),
+        (["check-config", "CONFIG"], logging.WARNING, False),
+    ],
+)
+def test_global_options_also_after_the_subcommand(
+    argv: list[str], level: int, json_lines: bool, capsys: pytest.CaptureFixture[str]
+):
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        config = str(CONFIGS / "minimal.toml")
+        assert main([config if word == "CONFIG" else word for word in argv]) == 0
+        assert root.level == level
+        formatter = root.handlers[-1].formatter
+        assert isinstance(formatter, JsonFormatter) is json_lines
+    finally:
+        root.handlers, root.level = saved[0], saved[1]
+    capsys.readouterr()
+
+
+def test_a_bad_global_option_after_the_subcommand_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str],
+):
+    with pytest.raises(SystemExit) as caught:
+        main(["check-config", str(CONFIGS / "minimal.toml"), "--log-format", "xml"])
+    assert caught.value.code == 2
+    assert "--log-format: invalid choice: 'xml'" in capsys.readouterr().err
+
+
+def test_verbose_after_the_subcommand_shows_the_traceback():
+    url = f"http://127.0.0.1:{closed_port()}"
+    done = subprocess.run(
+        [sys.executable, "-m", "larkps", "stats", "--archive", url, "-v"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "Traceback" in done.stderr

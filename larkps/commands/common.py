@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeAlias
 
+from larkps.logs import LOG_FORMATS
 from larkps.units import parse_duration, parse_rate, parse_size
 
 if TYPE_CHECKING:
@@ -49,6 +50,38 @@ def size_arg(text: str) -> int:
     return size
 
 
+def add_global_options(parser: argparse.ArgumentParser, after_command: bool = False) -> None:
+    """-v/--verbose and --log-format, before the subcommand or (``after_command``) after it.
+
+    After a subcommand they go to their own names with no default, so that an
+    option given only before the subcommand is not reset; :func:`merge_global_options`
+    folds them in.
+    """
+    prefix, unset = ("late_", argparse.SUPPRESS) if after_command else ("", None)
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        dest=f"{prefix}verbose",
+        default=unset if after_command else 0,
+        help="more logging (-vv: debug)",
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        dest=f"{prefix}log_format",
+        default=unset if after_command else "text",
+        help="log lines as text or JSON",
+    )
+
+
+def merge_global_options(args: argparse.Namespace) -> argparse.Namespace:
+    """Global options given after the subcommand: -v adds up, --log-format wins."""
+    args.verbose += vars(args).pop("late_verbose", 0)
+    args.log_format = vars(args).pop("late_log_format", args.log_format)
+    return args
+
+
 def add_command(
     commands: Subparsers, name: str, handler: Handler, summary: str, example: str
 ) -> argparse.ArgumentParser:
@@ -56,6 +89,7 @@ def add_command(
     sub: argparse.ArgumentParser = commands.add_parser(
         name, help=summary, description=summary, epilog=f"example: {example}"
     )
+    add_global_options(sub, after_command=True)
     sub.set_defaults(handler=handler)
     return sub
 

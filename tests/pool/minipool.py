@@ -115,6 +115,15 @@ class Pool:
         """``condor_reconfig`` of the whole pool."""
         self.run("condor_reconfig", "-all", check=False)
 
+    def job_file(self, directory: Path, name: str, text: str, mode: int = 0o644) -> Path:
+        """A file in ``directory`` owned by the job user (e.g. a config or a token)."""
+        path = directory / name
+        path.write_text(text)
+        path.chmod(mode)
+        if os.geteuid() == 0:
+            shutil.chown(path, self.job_user, self.job_user)
+        return path
+
     def add_config(self, text: str) -> None:
         """Append ``text`` to the pool's configuration, then ``condor_reconfig``."""
         with open(self.env["CONDOR_CONFIG"], "a") as config:
@@ -182,6 +191,7 @@ def minipool(extra_config: str = "", num_cpus: int = 2, **env: str) -> Iterator[
     )
     if started.returncode != 0:
         subprocess.run(["bash", str(MINIPOOL), "stop", str(pool_dir)], capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
         raise AssertionError(f"minipool did not start:\n{started.stderr[-3000:]}")
     lines = dict(line.split("=", 1) for line in started.stdout.splitlines() if "=" in line)
     pool_env = dict(os.environ)
