@@ -7,14 +7,17 @@ import time
 from dataclasses import replace
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from larkps.commands.common import Subparsers, add_archive, add_command, add_window
 from larkps.config import FileTarget, Settings, adhoc_settings, load_settings
 from larkps.errors import UsageError
-from larkps.fetch import archive_url
-from larkps.pipeline import CycleResult, run_cycle
+from larkps.fetch.options import archive_url
 from larkps.publish import AD_FORMATS, render
 from larkps.report import STATS_FORMATS, describe_settings, render_stats, summary_lines
+
+if TYPE_CHECKING:
+    from larkps.pipeline import CycleResult
 
 
 def register(commands: Subparsers) -> None:
@@ -98,6 +101,8 @@ def demo_settings(out: Path) -> Settings:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from larkps.pipeline import run_cycle
+
     result = run_cycle(demo_settings(args.out), _now(), args.window)
     print(render_stats(result.stats, "table"), end="")
     _print_summary(result)
@@ -105,6 +110,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_once(args: argparse.Namespace) -> int:
+    from larkps.pipeline import run_cycle
+
     result = run_cycle(load_settings(args.config), _now(), args.window)
     _print_summary(result)
     return 1 if result.report.problems and not result.stats else 0
@@ -124,12 +131,16 @@ def _adhoc(args: argparse.Namespace) -> Settings:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
+    from larkps.pipeline import run_cycle
+
     result = run_cycle(_adhoc(args), _now(), publish=False)
     print(render_stats(result.stats, args.format), end="")
     return 0
 
 
 def cmd_ads(args: argparse.Namespace) -> int:
+    from larkps.pipeline import run_cycle
+
     result = run_cycle(_adhoc(args), _now(), publish=False)
     print(render(list(result.ads), args.format, result.report.started), end="")
     return 0

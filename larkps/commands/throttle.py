@@ -16,11 +16,8 @@ from larkps.commands.common import (
 )
 from larkps.config import NAME_PATTERN, Settings, ThrottleSettings, load_settings
 from larkps.dag import DagError, DagFile, check_category, parse_dag, set_maxjobs
-from larkps.dagman import set_node_throttle
 from larkps.errors import LarkpsError, UsageError
-from larkps.estimates import measured_estimate
 from larkps.model import BandwidthEstimate, Family, ThrottleDecision
-from larkps.pipeline import run_cycle
 from larkps.publish import write_atomically
 from larkps.throttle import (
     EGRESS,
@@ -181,6 +178,8 @@ def _require_jobs(decision: ThrottleDecision, what: str) -> None:
 
 
 def cmd_running(args: argparse.Namespace) -> int:
+    from larkps.dagman import set_node_throttle
+
     dags = len(args.cluster_ids)
     if args.consumers is not None and args.consumers < dags:
         raise UsageError(f"--consumers: at least the number of DAGs ({dags}), got {args.consumers}")
@@ -250,6 +249,9 @@ def _capacities(
 
 def measured(settings: Settings, window: int | None, family: str | None) -> list[BandwidthEstimate]:
     """One cycle (nothing published) turned into per-path bandwidth estimates."""
+    from larkps.estimates import measured_estimate
+    from larkps.pipeline import run_cycle
+
     result = run_cycle(settings, int(time.time()), window, publish=False)
     estimates = [measured_estimate(s, settings.windows.stale_after) for s in result.stats]
     return [e for e in estimates if family is None or e.path.family.value == family]
