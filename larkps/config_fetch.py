@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from larkps.config_reader import Section
 from larkps.errors import ConfigError
-from larkps.fetch.esmond import DATA_PAGE, DEFAULT_EVENT_TYPES, DNS_MATCH_RULES, MetadataFilters
+from larkps.fetch.options import DATA_PAGE, DEFAULT_EVENT_TYPES, DNS_MATCH_RULES, MetadataFilters
 from larkps.model import EVENT_TYPE_METRICS, Family
 from larkps.units import format_duration, parse_size
 

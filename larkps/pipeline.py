@@ -68,7 +68,7 @@ class CycleResult:
     stats: tuple[PathStats, ...]
     ads: tuple[Any, ...]
     history: Mapping[PathKey, PathHistory] = field(default_factory=dict)  # run_cycle(history=True)
-    # issue #4: every configured window, quality, forecasts, estimates, alarms (analysis.py)
+    # every configured window, quality, forecasts, estimates, alarms (analysis.py)
     windows: tuple[PathStats, ...] = ()  # every configured window, per site path
     host_pairs: tuple[PathStats, ...] = ()  # the cycle's window, per host pair
     site_stats: tuple[SiteStats, ...] = ()

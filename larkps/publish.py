@@ -105,7 +105,7 @@ class AdBuilder:
 
 @dataclass(frozen=True, slots=True)
 class PathExtras:
-    """Per-path figures beyond PathStats for the path ad (issue #4)."""
+    """Per-path figures beyond PathStats for the path ad."""
 
     health: float | None = None
     alarms: tuple[str, ...] = ()

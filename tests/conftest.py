@@ -5,6 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Property tests check outcomes, never speed: no per-example deadline (200 ms by
+# default) and no too-slow health check, which a loaded machine would trip.
+settings.register_profile("larkps", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("larkps")
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SHARED_SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples" / "perfsonar"

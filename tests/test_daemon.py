@@ -58,20 +58,22 @@ def test_daemon_cycles_reloads_and_stops_cleanly(tmp_path: Path):
     state, config = tmp_path / "state", tmp_path / "larkps.toml"
     port = free_port()
     config.write_text(config_text(state, "2s", port))
-    daemon = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "larkps",
-            "--log-format",
-            "json",
-            "run",
-            "--config",
-            str(config),
-        ],
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    log = tmp_path / "stderr.log"
+    with log.open("w") as err:  # the daemon keeps its own descriptor
+        daemon = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "larkps",
+                "--log-format",
+                "json",
+                "run",
+                "--config",
+                str(config),
+            ],
+            stderr=err,
+            text=True,
+        )
     try:
         wait_for(lambda: len(cycles(state)) >= 2, 60, "two cycles")
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
@@ -86,15 +88,15 @@ def test_daemon_cycles_reloads_and_stops_cleanly(tmp_path: Path):
         assert daemon.poll() is None, "an invalid config must not stop the daemon"
         config.write_text(config_text(state, "1h", port))
         daemon.send_signal(signal.SIGHUP)
-        time.sleep(1.0)
+        wait_for(lambda: "configuration reloaded" in log.read_text(), 60, "the good reload")
         daemon.send_signal(signal.SIGTERM)
-        _, stderr = daemon.communicate(timeout=30)
+        daemon.communicate(timeout=30)
     finally:
         if daemon.poll() is None:
             daemon.kill()
     assert daemon.returncode == 0
     # without -v: INFO records of larkps, every line a JSON object, none of APScheduler
-    records = [json.loads(line) for line in stderr.splitlines()]
+    records = [json.loads(line) for line in log.read_text().splitlines()]
     assert not [r for r in records if r["logger"].startswith("apscheduler")]
     messages = [r["message"] for r in records]
     assert any(m.startswith("reload refused, keeping the running configuration") for m in messages)

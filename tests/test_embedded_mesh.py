@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 
 import numpy as np
 import pytest
@@ -223,3 +224,56 @@ def test_time_window_rules() -> None:
         time_window({"time-start": "9", "time-end": "5"}, NOW)
     with pytest.raises(BadRequest):
         time_window({"time": "soon"}, NOW)
+
+
+def test_concurrent_requests_generate_a_block_once() -> None:
+    """Clients ask for several event types of one series at once: one generation, shared."""
+    mesh = Mesh(MeshConfig(sites=3, seed=3))
+    series = mesh.series[0]
+    made: list[int] = []
+    started = threading.Semaphore(0)
+    release = threading.Event()
+    real = mesh._make
+
+    def counted(s, index):  # type: ignore[no-untyped-def]
+        made.append(index)
+        assert release.wait(60)
+        return real(s, index)
+
+    mesh._make = counted  # type: ignore[method-assign]
+    got: list[object] = []
+
+    def ask() -> None:
+        started.release()
+        got.append(mesh.block(series, 5))
+
+    threads = [threading.Thread(target=ask) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for _ in threads:
+        assert started.acquire(timeout=60)
+    release.set()
+    for thread in threads:
+        thread.join(60)
+    assert made == [5]
+    assert len(got) == 6 and all(block is got[0] for block in got)
+    assert np.array_equal(got[0].ts, Mesh(MeshConfig(sites=3, seed=3)).block(series, 5).ts)  # type: ignore[attr-defined]
+
+
+def test_failed_generation_is_raised_and_retried() -> None:
+    mesh = Mesh(MeshConfig(sites=3, seed=3))
+    series = mesh.series[0]
+    real = mesh._make
+    calls: list[int] = []
+
+    def failing_once(s, index):  # type: ignore[no-untyped-def]
+        calls.append(index)
+        if len(calls) == 1:
+            raise MemoryError("no room")
+        return real(s, index)
+
+    mesh._make = failing_once  # type: ignore[method-assign]
+    with pytest.raises(MemoryError):
+        mesh.block(series, 2)
+    assert mesh.block(series, 2).ts.size > 0
+    assert calls == [2, 2]

@@ -30,17 +30,28 @@ def archive() -> Iterator[EmbeddedArchive]:
 
 
 def exchange(archive: EmbeddedArchive, data: bytes, wait_close: bool = True) -> bytes:
-    """Send ``data`` on one connection; everything received until the server closes."""
-    with socket.create_connection(("127.0.0.1", archive.port), timeout=5) as sock:
+    """Send ``data`` on one connection; everything received until the server closes
+    (or, without ``wait_close``, until one whole response has arrived)."""
+    with socket.create_connection(("127.0.0.1", archive.port), timeout=30) as sock:
         sock.sendall(data)
-        chunks = []
-        sock.settimeout(5 if wait_close else 0.5)
+        raw = b""
         try:
             while chunk := sock.recv(65536):
-                chunks.append(chunk)
+                raw += chunk
+                if not wait_close and _one_response(raw):
+                    break
         except TimeoutError:
-            assert not wait_close, "the server kept the connection open"
-    return b"".join(chunks)
+            pytest.fail("the server kept the connection open" if wait_close else "no answer")
+    return raw
+
+
+def _one_response(raw: bytes) -> bool:
+    head, blank, rest = raw.partition(b"\r\n\r\n")
+    if not blank:
+        return False
+    lines = head.decode("latin-1").split("\r\n")[1:]
+    length = dict(line.split(": ", 1) for line in lines).get("Content-Length", "0")
+    return len(rest) >= int(length)
 
 
 def responses(raw: bytes, heads: tuple[int, ...] = ()) -> list[tuple[str, dict[str, str], bytes]]:

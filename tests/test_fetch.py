@@ -36,7 +36,7 @@ def load(name: str) -> object:
 
 
 def make_source(server: HTTPServer, **kwargs: int) -> EsmondSource:
-    client = JsonClient("test", HttpOptions(connect_timeout=2, read_timeout=2, retries=0))
+    client = JsonClient("test", HttpOptions(connect_timeout=10, read_timeout=10, retries=0))
     sites = SiteMap((SiteRule("SITE-A", domains=("site-a.example",)),))
     return EsmondSource("test", server.url_for("/"), client, sites, **kwargs)
 
@@ -336,7 +336,7 @@ def test_metadata_filters_become_query_parameters(httpserver: HTTPServer):
         families=(Family.IPV4,),
         params=(("ip-transport-protocol", "tcp"),),
     )
-    client = JsonClient("test", HttpOptions(connect_timeout=2, read_timeout=2))
+    client = JsonClient("test", HttpOptions(connect_timeout=10, read_timeout=10))
     source = EsmondSource("test", httpserver.url_for("/"), client, SiteMap(), filters=filters)
     found = source.discover(["throughput"], 0)
     assert {s.key.metadata_key[:4] for s in found} == {"3c4d"}  # the IPv6 one is filtered out

@@ -30,6 +30,7 @@ BODY = json.dumps(DOC).encode()
 class Reply:
     pieces: list[bytes]
     close: bool = False  # hang up after sending (with or without saying so)
+    gap: float = 0.02  # seconds between two pieces
 
 
 @dataclass
@@ -80,7 +81,7 @@ class Scripted:
         try:
             for i, piece in enumerate(reply.pieces):
                 if i:
-                    time.sleep(0.02)
+                    time.sleep(reply.gap)
                 conn.sendall(piece)
         except OSError:  # the client hung up (a size cap or a timeout)
             return False
@@ -250,6 +251,7 @@ def test_truncated_body_and_bad_chunk_size_are_protocol_errors(scripted: list[Sc
 
 def test_slow_server_times_out(scripted: list[Scripted]):
     raw = ok()
-    server = serve(scripted, Reply([raw[:20], b"", b"", raw[20:]]))
+    # The rest comes far past the read timeout, however late the client starts waiting.
+    server = serve(scripted, Reply([raw[:20], raw[20:]], gap=30.0))
     with pytest.raises(ArchiveUnavailable, match="timed out reading"):
-        client(read_timeout=0.03).get(f"{server.url}/x")
+        client(read_timeout=0.3).get(f"{server.url}/x")

@@ -146,13 +146,13 @@ def test_deadline_keeps_partial_results_and_marks_them(tmp_path: Path):
     slow, fast = "c3" * 16, "d4" * 16
     with throughput_archive([slow, fast]) as archive:
         run(tmp_path, archive.url, T - 3600, T - 7200, ("throughput",))  # discover first
-        archive.behaviours[slow] = sleeper(6)
+        archive.behaviours[slow] = sleeper(60)  # far past the deadline, however busy
         started = time.monotonic()
         report, data = run(
             tmp_path, archive.url, T, T - 7200, ("throughput",), deadline=1.0, read_timeout=30
         )
         elapsed = time.monotonic() - started
-    assert elapsed < 5  # the slow archive did not hold the cycle to its 6 s answer
+    assert elapsed < 30  # the slow archive did not hold the cycle to its 60 s answer
     assert report.partial
     (problem,) = report.problems
     assert problem.kind == "deadline" and problem.what == path_name(slow)

@@ -17,6 +17,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -113,11 +114,16 @@ def test_kill_9_during_fetch_never_loses_committed_points(tmp_path: Path, writer
     with EmbeddedArchive(mesh, clock=lambda: float(now)) as archive:
         write_config(config, archive.url, state, writer)
         for _ in range(KILLS):
+            served = archive.requests_served
             child = run_fetch(config)
-            time.sleep(rng.uniform(0.3, 1.5))
+            # Killed at a random moment once it is fetching (however long its start-up
+            # takes on a busy machine): its first request comes after the store opened.
+            fetching = _until(lambda n=served: archive.requests_served > n, 120)
+            assert fetching, (seed, "the fetch sent no request")
+            time.sleep(rng.uniform(0.0, 1.2))
             child.kill()  # SIGKILL
             child.communicate()
-            assert _gone(lambda: writers_of(state)), (seed, "a writer outlived its fetcher")
+            assert _gone(lambda: writers_of(state), 30), (seed, "a writer outlived its fetcher")
             if (state / "larkps.sqlite").exists():
                 marks = check_store(state / "larkps.sqlite", mesh, now)
                 progress.append(sum(1 for _ in marks))
@@ -145,6 +151,16 @@ def test_kill_9_during_fetch_never_loses_committed_points(tmp_path: Path, writer
             assert covered <= final_start - SINCE + 10  # the final run started a bit later
     assert any(count < len(marks) for count in progress), (seed, progress)  # killed mid-fetch
     assert writers_of(state) == []
+
+
+def _until(done: Callable[[], bool], seconds: float) -> bool:
+    """Whether ``done()`` becomes true within ``seconds``."""
+    end = time.monotonic() + seconds
+    while not done():
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 def _gone(alive, seconds: float = 10.0) -> bool:  # type: ignore[no-untyped-def]

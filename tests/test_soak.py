@@ -6,10 +6,16 @@ past the read timeout or drops connections. The collector target is a TCP listen
 that refuses or stays silent, and the clock sometimes jumps. The daemon must never
 die, must record every cycle, must never mark a figure fresh whose newest sample is
 older than the stale limit, and its memory must stay flat after warm-up.
+
+Timeouts leave room for a loaded machine: a hanging answer lasts until the client
+gives up (however long its read timeout is), so the read timeout and the cycle
+deadline can be generous without slowing the hang cycles down further. The seed is
+printed (pytest shows it on failure) and replayed with LARKPS_SOAK_SEED=<seed>.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gc
 import http.client
@@ -36,6 +42,11 @@ WARM_UP = 50
 MIDDLE = 125
 STALE_AFTER = 3 * 3600
 MODES = ("pass", "pass", "pass", "pass", "503", "garbage", "hang", "drop")
+FAULTS = {"503", "garbage", "hang", "drop"}
+SEED_ENV = "LARKPS_SOAK_SEED"
+READ_TIMEOUT = 2  # seconds; a passed-through answer on a busy machine stays well inside
+DEADLINE = 4  # seconds per cycle: a hang cycle ends here, a passing one long before
+HANG_CAP = 60.0  # a hanging answer never outlives this, even if the client never gives up
 
 
 class FaultyFront(ThreadingHTTPServer):
@@ -62,8 +73,7 @@ class _FrontHandler(BaseHTTPRequestHandler):
             self.connection.shutdown(socket.SHUT_RDWR)
             return
         if mode == "hang":
-            time.sleep(1.2)  # past the client's 1 s read timeout
-            self.connection.shutdown(socket.SHUT_RDWR)
+            self._hang_until_the_client_gives_up()
             return
         status, body = self._answer(mode)
         self.send_response(status)
@@ -71,6 +81,14 @@ class _FrontHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+    def _hang_until_the_client_gives_up(self) -> None:
+        """No answer until the client closes its end (its read timeout or deadline)."""
+        self.close_connection = True
+        self.connection.settimeout(HANG_CAP)
+        with contextlib.suppress(OSError):
+            while self.connection.recv(4096):
+                pass
 
     def _answer(self, mode: str) -> tuple[int, bytes]:
         if mode == "503":
@@ -102,13 +120,13 @@ def write_config(path: Path, url: str, state: Path) -> None:
     path.write_text(
         f'[larkps]\nstate_dir = "{state}"\ninterval = "5m"\n\n'
         '[[archives]]\nname = "mesh"\nkind = "esmond"\n'
-        f'url = "{url}"\nconnect_timeout = "1s"\nread_timeout = "1s"\n'
+        f'url = "{url}"\nconnect_timeout = "{READ_TIMEOUT}s"\nread_timeout = "{READ_TIMEOUT}s"\n'
         "retries = 1\nretry_backoff = 0.05\n"
         'event_types = ["histogram-owdelay", "packet-count-lost", "packet-count-sent",'
         ' "throughput"]\n\n'
         f'[windows]\nlist = ["1h", "6h"]\ndefault = "6h"\nstale_after = "{STALE_AFTER}s"\n\n'
         f'[publish.file]\npath = "{state}/larkps.ads"\n\n'
-        '[fetch]\ndeadline = "2s"\n'
+        f'[fetch]\ndeadline = "{DEADLINE}s"\n'
     )
 
 
@@ -137,7 +155,8 @@ def rss_mib() -> float:
 
 
 def test_200_cycles_with_random_faults(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
-    seed = int.from_bytes(os.urandom(4), "big")
+    seed = int(os.environ.get(SEED_ENV) or int.from_bytes(os.urandom(4), "big"))
+    print(f"soak seed {seed} (replay: {SEED_ENV}={seed})")
     rng = random.Random(seed)
     clock = {"now": float(int(time.time()) - CYCLES * STEP)}
     # A small block cache: the archive lives in this process and must not mask larkps's memory.
@@ -165,7 +184,7 @@ def test_200_cycles_with_random_faults(tmp_path: Path, capsys: pytest.CaptureFix
                     base, publish=dataclasses.replace(base.publish, collector=target)
                 )
                 document = daemon.run_one_cycle()
-                outcomes.append((front.mode, document["ok"], bool(document.get("partial"))))
+                outcomes.append((front.mode, document["ok"], document.get("error")))
                 assert stale_as_fresh(state / "larkps.ads") == [], (seed, cycle)
                 if cycle in (WARM_UP, MIDDLE, CYCLES - 1):
                     gc.collect()
@@ -175,9 +194,13 @@ def test_200_cycles_with_random_faults(tmp_path: Path, capsys: pytest.CaptureFix
             listener.close()
     assert daemon.cycles_done == CYCLES
     ok = sum(1 for _, good, _ in outcomes if good)
-    failed = {mode for mode, good, _ in outcomes if not good}
+    unexpected = [
+        (n, mode, error)
+        for n, (mode, good, error) in enumerate(outcomes)
+        if not good and mode not in FAULTS
+    ]
     assert ok >= CYCLES // 3, (seed, outcomes)
-    assert failed <= {"503", "garbage", "hang", "drop"}, (seed, failed)
+    assert not unexpected, (seed, unexpected)
     early, late = memory[1] - memory[0], memory[2] - memory[1]
     with capsys.disabled():
         print(

@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from larkps import runlog
 from larkps.commands.common import (
     Subparsers,
     add_archive,
@@ -20,12 +20,14 @@ from larkps.commands.common import (
 )
 from larkps.config import FileTarget, Settings, adhoc_settings, load_settings, resolved_config
 from larkps.errors import LarkpsError, UsageError
-from larkps.fetch import archive_url
+from larkps.fetch.options import archive_url
 from larkps.model import PathStats
-from larkps.pipeline import CycleResult, run_cycle
 from larkps.publish import AD_FORMATS, render
 from larkps.report import STATS_FORMATS, render_stats, summary_lines
 from larkps.stats_document import PathSelector, parse_path, render_document, stats_document
+
+if TYPE_CHECKING:
+    from larkps.pipeline import CycleResult
 
 
 def register(commands: Subparsers) -> None:
@@ -124,6 +126,8 @@ def demo_settings(out: Path) -> Settings:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from larkps.pipeline import run_cycle
+
     result = run_cycle(demo_settings(args.out), _now(), args.window)
     print(render_stats(result.stats), end="")
     _print_summary(result)
@@ -131,6 +135,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_once(args: argparse.Namespace) -> int:
+    from larkps import runlog
+    from larkps.pipeline import run_cycle
+
     settings, now = load_settings(args.config), _now()
     try:
         result = run_cycle(settings, now, args.window)
@@ -158,6 +165,8 @@ def _adhoc(args: argparse.Namespace) -> Settings:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
+    from larkps.pipeline import run_cycle
+
     if args.config is not None and (args.insecure or args.ca_bundle):
         raise UsageError("--insecure/--ca-bundle: only with --archive (--config has its own)")
     settings = load_settings(args.config) if args.config else _adhoc(args)
@@ -206,6 +215,8 @@ def check_path(selector: PathSelector, stats: Sequence[PathStats]) -> None:
 
 
 def cmd_ads(args: argparse.Namespace) -> int:
+    from larkps.pipeline import run_cycle
+
     result = run_cycle(_adhoc(args), _now(), publish=False)
     warn_problems(result.report)
     print(render(list(result.ads), args.format, result.report.started), end="")

@@ -11,7 +11,6 @@ from typing import Any
 from larkps import runlog
 from larkps.commands.common import Subparsers, add_command
 from larkps.config import load_settings
-from larkps.daemon import Daemon
 from larkps.logs import one_line
 from larkps.runlog import ArchiveHealth
 from larkps.store import STATE_FILE, Store
@@ -39,6 +38,8 @@ def register(commands: Subparsers) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from larkps.daemon import Daemon
+
     return Daemon(args.config).run()
 
 

@@ -6,14 +6,14 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from larkps.commands.common import Subparsers, add_command, duration_arg
 from larkps.config import load_settings
-from larkps.ingest import IngestReport
 from larkps.logs import one_line
-from larkps.pipeline import ingest, open_sources
-from larkps.sources import split_modes
+
+if TYPE_CHECKING:
+    from larkps.ingest import IngestReport
 
 BAR_WIDTH = 30
 MAX_PROBLEMS_SHOWN = 20
@@ -61,6 +61,9 @@ class ProgressBar:
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
+    from larkps.pipeline import ingest, open_sources
+    from larkps.sources import split_modes
+
     settings = load_settings(args.config)
     now = int(time.time())
     bar = None if args.quiet else ProgressBar(sys.stderr)

@@ -8,8 +8,6 @@ from pathlib import Path
 
 from larkps.commands.common import Subparsers, add_command, add_window
 from larkps.config import load_settings
-from larkps.meshreport import report_input, write_report
-from larkps.pipeline import run_cycle
 
 
 def register(commands: Subparsers) -> None:
@@ -27,6 +25,9 @@ def register(commands: Subparsers) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from larkps.meshreport import report_input, write_report
+    from larkps.pipeline import run_cycle
+
     settings = load_settings(args.config)
     now = int(time.time())
     result = run_cycle(settings, now, args.window, publish=False, history=True)

@@ -20,11 +20,8 @@ from larkps.commands.common import (
 )
 from larkps.config import NAME_PATTERN, Settings, ThrottleSettings, load_settings
 from larkps.dag import DagError, DagTree, check_category, load_dag, rewrite_maxjobs
-from larkps.dagman import current_node_throttle, set_node_throttle
 from larkps.errors import LarkpsError, UsageError
-from larkps.estimates import window_estimates
 from larkps.model import BandwidthEstimate, Family, ThrottleDecision
-from larkps.pipeline import run_cycle
 from larkps.throttle import (
     EGRESS,
     INGRESS,
@@ -235,6 +232,8 @@ def _require_jobs(decision: ThrottleDecision, what: str) -> None:
 
 
 def cmd_running(args: argparse.Namespace) -> int:
+    from larkps.dagman import set_node_throttle
+
     if args.apply and not args.cluster_ids:
         raise UsageError("--apply: name the DAGMan cluster id(s) to change")
     dags = max(1, len(args.cluster_ids))
@@ -274,6 +273,8 @@ def _current_throttles(
     --previous, when given, stands for all of them; otherwise each DAGMan's job ad
     is read, so that a cron run moves a running DAG by at most one step.
     """
+    from larkps.dagman import current_node_throttle
+
     if given is not None:
         return dict.fromkeys(cluster_ids, (given, ""))
     found: dict[int, tuple[int | None, str]] = {}
@@ -352,6 +353,9 @@ def cycle_estimates(
     settings: Settings, window: int | None, family: str | None
 ) -> list[BandwidthEstimate]:
     """One cycle (nothing published): its bandwidth estimates, the figures the ads carry."""
+    from larkps.estimates import window_estimates
+    from larkps.pipeline import run_cycle
+
     result = run_cycle(settings, int(time.time()), window, publish=False)
     warn_problems(result.report)
     by_path = window_estimates(result.stats, result.estimates, settings.windows.stale_after)

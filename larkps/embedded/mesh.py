@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 from larkps.embedded import summaries
@@ -61,6 +62,7 @@ class Mesh:
         self._by_key: dict[str, Series] = {}
         self._pairs: dict[tuple[int, int], tuple[int, int]] = {}
         self._cache: OrderedDict[tuple[int, int], _Cached] = OrderedDict()
+        self._pending: dict[tuple[int, int], Future[_Cached]] = {}
         self._ctx: dict[int, RenderCtx] = {}
         self._lock = threading.Lock()
 
@@ -148,19 +150,38 @@ class Mesh:
         return self._cached(series, index).block
 
     def _cached(self, series: Series, index: int) -> _Cached:
+        """The cached block, generated once: concurrent requests for a block being
+        generated wait for it (a client asks for several event types of a series at once)."""
         key = (series.index, index)
         with self._lock:
             hit = self._cache.get(key)
             if hit is not None:
                 self._cache.move_to_end(key)
                 return hit
-        span = self.config.block_seconds
-        made = _Cached(make_block(self.gen, self.world, series, index * span, (index + 1) * span))
+            pending = self._pending.get(key)
+            owner = pending is None
+            if pending is None:
+                pending = self._pending[key] = Future()
+        if not owner:
+            return pending.result()
+        try:
+            made = _Cached(self._make(series, index))
+        except BaseException as exc:
+            with self._lock:
+                del self._pending[key]
+            pending.set_exception(exc)
+            raise
         with self._lock:
+            del self._pending[key]
             self._cache[key] = made
             while len(self._cache) > self.config.cache_blocks:
                 self._cache.popitem(last=False)
+        pending.set_result(made)
         return made
+
+    def _make(self, series: Series, index: int) -> Block:
+        span = self.config.block_seconds
+        return make_block(self.gen, self.world, series, index * span, (index + 1) * span)
 
     def _blocks(self, lo: int, hi: int) -> range:
         """Indices of the blocks that hold lo <= ts <= hi (ts >= 0)."""

@@ -10,93 +10,26 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.parse import urljoin, urlsplit
 
 from larkps.errors import ArchiveFormatError
 from larkps.fetch.gate import cpu_gate
 from larkps.fetch.http import JsonClient, ResponseTooLarge
+from larkps.fetch.options import (
+    DATA_PAGE,
+    DEFAULT_EVENT_TYPES,
+    METADATA_PAGE,
+    MetadataFilters,
+    archive_url,
+)
 from larkps.fetch.parse import ParsedPage, parse_metadata, parse_page
-from larkps.model import EVENT_TYPE_METRICS, Family, Point, Series, SeriesKey
+from larkps.model import Point, Series, SeriesKey
 from larkps.sites import SiteMap
 
 log = logging.getLogger(__name__)
 
-ARCHIVE_PATH = "/esmond/perfsonar/archive/"
-#: What larkps fetches unless told otherwise.
-DEFAULT_EVENT_TYPES = (
-    "throughput",
-    "histogram-owdelay",
-    "histogram-rtt",
-    "packet-count-lost",
-    "packet-count-sent",
-    "failures",
-    "packet-retransmits",  # retransmits per test (issue #4)
-    "time-error-estimates",  # clock-error flag on one-way delays (issue #4)
-)
-#: Every event type larkps can parse.
-ALL_EVENT_TYPES = tuple(sorted(EVENT_TYPE_METRICS))
-DNS_MATCH_RULES = ("v4v6", "only-v4", "only-v6", "prefer-v4", "prefer-v6")
-METADATA_PAGE = 500
-DATA_PAGE = 10000  # elmond rejects larger pages
 MAX_PAGES = 10000
-
-
-def archive_url(text: str) -> str:
-    """Turn ``ps.example.org``, ``https://ps.example.org`` or a full archive URL into
-    the canonical ``.../esmond/perfsonar/archive/`` URL."""
-    candidate = text.strip()
-    if "://" not in candidate:
-        candidate = "https://" + candidate
-    parts = urlsplit(candidate)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"expected an archive host or http(s) URL, got {text!r}")
-    path = parts.path.rstrip("/")
-    marker = ARCHIVE_PATH.rstrip("/")
-    if marker in path:
-        path = path[: path.index(marker)]
-    return urlunsplit((parts.scheme, parts.netloc, path + ARCHIVE_PATH, "", ""))
-
-
-@dataclass(frozen=True, slots=True)
-class MetadataFilters:
-    """Server-side metadata filters (esmond query parameters) plus a family filter.
-
-    ``source``/``destination``/``measurement_agent`` take an IP or a host name (the
-    archive resolves names per ``dns_match_rule``). ``time_range`` (seconds) replaces
-    the default ``time-start`` of discovery. ``families`` is applied by larkps,
-    since esmond cannot filter on the address family of a test.
-    """
-
-    source: str | None = None
-    destination: str | None = None
-    measurement_agent: str | None = None
-    input_source: str | None = None
-    input_destination: str | None = None
-    tool_name: str | None = None
-    dns_match_rule: str | None = None
-    time_range: int | None = None
-    families: tuple[Family, ...] = ()
-    params: tuple[tuple[str, str], ...] = ()  # free-form, e.g. ("ip-transport-protocol", "tcp")
-
-    def query(self) -> dict[str, str | int]:
-        fields = {
-            "source": self.source,
-            "destination": self.destination,
-            "measurement-agent": self.measurement_agent,
-            "input-source": self.input_source,
-            "input-destination": self.input_destination,
-            "tool-name": self.tool_name,
-            "dns-match-rule": self.dns_match_rule,
-            "time-range": self.time_range,
-        }
-        query: dict[str, str | int] = {k: v for k, v in fields.items() if v is not None}
-        query.update(self.params)
-        return query
-
-    def accepts(self, series: Series) -> bool:
-        return not self.families or series.family in self.families
 
 
 class EsmondSource:
