@@ -26,6 +26,8 @@ REPO = Path(__file__).resolve().parents[2]
 HTCONDOR = Path(os.environ.get("LARKPS_HTCONDOR", REPO.parent / "shared" / "tools" / "htcondor"))
 MINIPOOL = HTCONDOR / "minipool.sh"
 SYSTEM_PYTHON = Path("/usr/bin/python3")
+#: The central manager's snippet: larkps's token may advertise generic ads.
+COLLECTOR_SNIPPET = "config/condor/50-larkps-collector.conf"
 
 
 def require_htcondor() -> None:

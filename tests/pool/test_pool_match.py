@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from minipool import Install, Pool, extra_startds, minipool, shipped, wait_until
+from minipool import COLLECTOR_SNIPPET, Install, Pool, extra_startds, minipool, shipped, wait_until
 from published import SITES, Published, etc_dir, publish, wait_for_larkps_slots
 
 SNIPPET = "config/condor/50-larkps-startd-cron.conf"
@@ -49,7 +49,8 @@ def setup(larkps_install: Install) -> Iterator[Setup]:
         name: {"STARTD_CRON_LARKPS_ARGS": f"startd-cron --config {config} --site {site}"}
         for name, site in PINNED.items()
     }
-    extra = snippet + "\n" + extra_startds(pinned)
+    # a central manager set up as docs/operations.md says, execute nodes with the hook
+    extra = shipped(COLLECTOR_SNIPPET, {}) + snippet + "\n" + extra_startds(pinned)
     try:
         with minipool(extra_config=extra, num_cpus=SLOTS_PER_STARTD) as pool:
             published = publish(pool, larkps_install, etc, MAPPED)

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 
 import classad2
 import pytest
-from minipool import REPO, Install, Pool, minipool, shipped
+from minipool import COLLECTOR_SNIPPET, REPO, Install, Pool, minipool, shipped
 from published import Published, etc_dir, publish, wait_for_larkps_slots
 
 from larkps.identifiers import site_fragment
@@ -42,7 +42,7 @@ def deployed(larkps_install: Install) -> Iterator[tuple[Pool, Published]]:
     config = etc / "larkps.toml"
     snippet = shipped(SNIPPET, {INSTALLED: str(larkps_install.larkps), CONFIG: str(config)})
     try:
-        with minipool(extra_config=snippet) as pool:
+        with minipool(extra_config=shipped(COLLECTOR_SNIPPET, {}) + snippet) as pool:
             published = publish(pool, larkps_install, etc, HOME)
             wait_for_larkps_slots(pool, 2)
             yield pool, published
