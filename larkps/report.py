@@ -104,6 +104,8 @@ def summary_lines(report: RunReport) -> Iterable[str]:
     )
     for output in report.outputs:
         yield f"wrote {report.ads_written} ads to {output}"
+    if report.ads_spooled:
+        yield f"not delivered: {report.ads_spooled} ads wait in the spool for the next cycle"
     for line in problem_lines(report.problems):
         yield line if line.startswith("partial: ") else f"warning: {line}"
 

@@ -379,6 +379,22 @@ def test_a_once_cut_by_the_deadline_says_partial_and_exits_1(
     assert cycles(tmp_path / "state")[0]["partial"] is True
 
 
+def test_a_once_whose_collector_refuses_keeps_the_ads_and_exits_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    state = tmp_path / "state"
+    config = tmp_path / "larkps.toml"
+    config.write_text(
+        mesh_config(state, None)
+        + f'[publish.collector]\npool = "127.0.0.1:{free_port()}"\nretries = 1\ntimeout = "20s"\n'
+    )
+    assert main(["once", "--config", str(config)]) == 1
+    out = capsys.readouterr().out
+    written = (state / "larkps.ads").read_text().count("\n\n") + 1
+    assert f"not delivered: {written} ads wait in the spool for the next cycle" in out
+    assert (state / "spool" / "pending.ads").read_text() == (state / "larkps.ads").read_text()
+
+
 def test_stats_prints_each_problem_once_on_stderr(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ):

@@ -146,7 +146,7 @@ def cmd_once(args: argparse.Namespace) -> int:
         raise
     runlog.save_once(settings, result.report, now, None)
     _print_summary(result)
-    if result.report.cut_by_deadline:  # "partial", said by the summary
+    if result.report.cut_by_deadline or result.report.ads_spooled:  # said by the summary
         return 1
     return 1 if result.report.problems and not result.stats else 0
 

@@ -219,7 +219,9 @@ def test_without_a_granted_token_the_collector_refuses(
         token = pool.job_file(pool.job_dir(name), "other.token", pool.token(identity), mode=0o400)
     config = workspace(pool, name, publish=True, token=token, seed=3)
     done = larkps(pool, larkps_install, "once", "--config", config)
+    assert done.returncode == 1, done.stderr[-2000:]
     assert f"collector {pool.collector}: UPDATE_AD_GENERIC failed" in done.stderr
+    assert "ads wait in the spool for the next cycle" in done.stdout
     spool = config.parent / "state" / "spool"
     assert (spool / "pending.ads").exists() and not (spool / "published.ads").exists()
     log = (pool.logs / "CollectorLog").read_text()
