@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from larkps.config import Settings, settings_from_dict
-from larkps.fetch.esmond import ALL_EVENT_TYPES
+from larkps.fetch.options import ALL_EVENT_TYPES
 from larkps.sources.specs import OPENSEARCH_INDICES, PSES_INDICES
 
 REPO = Path(__file__).resolve().parents[1]
