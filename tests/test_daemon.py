@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
+from processes import free_port, wait_for
 
 from larkps import runlog
 from larkps.daemon import Daemon
@@ -19,12 +18,6 @@ from larkps.errors import ArchiveUnavailable
 from larkps.store import Store
 
 pytestmark = pytest.mark.e2e
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def config_text(state: Path, interval: str, metrics_port: int = 0) -> str:
@@ -35,15 +28,6 @@ def config_text(state: Path, interval: str, metrics_port: int = 0) -> str:
         f'[windows]\nlist = ["1h"]\ndefault = "1h"\n\n[publish.file]\npath = "{state}/larkps.ads"\n'
         f'[daemon]\nmetrics_port = {metrics_port}\nshutdown_timeout = "20s"\n'
     )
-
-
-def wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 def cycles(state: Path) -> list[dict]:

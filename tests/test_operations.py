@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 from archive_fake import ARCHIVE_PATH, FakeArchive, path_name, sleeper, throughput_metadata
+from processes import free_port, wait_for
 from prometheus_client.parser import text_string_to_metric_families
 from pytest_httpserver import HTTPServer
 
@@ -34,21 +35,6 @@ from larkps.store import Store
 
 pytestmark = pytest.mark.e2e
 LARKPS = [sys.executable, "-m", "larkps"]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 def cycles(state: Path) -> list[dict]:
