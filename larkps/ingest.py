@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from larkps.errors import ArchiveDeadline, ArchiveError, ArchiveUnavailable, StateError
-from larkps.fetch import DEFAULT_EVENT_TYPES, JsonClient, ParsedPage, describe
+from larkps.fetch import DEFAULT_EVENT_TYPES, JsonClient, ParsedPage, series_label
 from larkps.ingest_store import Commit, IngestStore, StoredSeries, page_rows
 from larkps.ingest_writer import WriterProcess
 from larkps.model import FetchProblem, Point, Series
@@ -381,7 +381,7 @@ class _Runner:
                     self._finish(item, tally, len(tasks))
         self._commit([i for i in self._drain() if isinstance(i, Commit)], tally)
         for task in pending.values():
-            what = describe(task.stored.series)
+            what = series_label(task.stored.series)
             problem = "cycle deadline reached; fetched in part or not at all"
             tally.problems.append(FetchProblem(task.archive, what, problem, "deadline"))
 
@@ -473,10 +473,10 @@ class _Runner:
                 self._fetch_range(task, fetch_range, rejected)
         except ArchiveError as exc:
             kind = "deadline" if isinstance(exc, ArchiveDeadline) else "error"
-            problem = FetchProblem(task.archive, describe(series), exc.problem, kind)
+            problem = FetchProblem(task.archive, series_label(series), exc.problem, kind)
         except Exception as exc:
-            log.exception("archive %s: %s: unexpected failure", task.archive, describe(series))
-            problem = FetchProblem(task.archive, describe(series), f"internal error: {exc!r}")
+            log.exception("archive %s: %s: unexpected failure", task.archive, series_label(series))
+            problem = FetchProblem(task.archive, series_label(series), f"internal error: {exc!r}")
         self._put(_Done(task, problem, _rejected(task, rejected)))
 
     def _fetch_range(self, task: _Task, fetch_range: _Range, rejected: dict[str, int]) -> None:
@@ -544,4 +544,4 @@ def _rejected(task: _Task, rejected: dict[str, int]) -> FetchProblem | None:
         return None
     detail = ", ".join(f"{n} {reason}" for reason, n in sorted(rejected.items()))
     problem = f"rejected {sum(rejected.values())} points: {detail}"
-    return FetchProblem(task.archive, describe(task.stored.series), problem, "bad-values")
+    return FetchProblem(task.archive, series_label(task.stored.series), problem, "bad-values")

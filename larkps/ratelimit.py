@@ -121,7 +121,7 @@ class Device:
         return [*prefix, "tc", *words]
 
 
-def render(shaping: Shaping, device: Device) -> list[list[str]]:
+def tc_commands(shaping: Shaping, device: Device) -> list[list[str]]:
     """The exact tc commands that shape `device`'s egress to shaping.rate_bps."""
     rate, burst, dev = f"{round(shaping.rate_bps)}bit", str(shaping.burst), device.dev
     if shaping.qdisc == "tbf":
@@ -189,7 +189,7 @@ def apply(shaping: Shaping, devices: list[Device]) -> list[str]:
     done: list[str] = []
     touched: list[Device] = []
     for device in devices:
-        for argv in render(shaping, device):
+        for argv in tc_commands(shaping, device):
             try:
                 run(argv)
             except CommandFailed as exc:  # a failed replace leaves its device as it was

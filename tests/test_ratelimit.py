@@ -22,7 +22,7 @@ from larkps.ratelimit import (
     burst_bytes,
     check_interface,
     check_netns,
-    render,
+    tc_commands,
 )
 
 
@@ -39,7 +39,7 @@ def test_tbf_lines_for_both_ends(capsys: pytest.CaptureFixture[str]):
 
 
 def test_htb_lines():
-    lines = [as_text(a) for a in render(Shaping(1.5e9, "htb"), Device("vj", "ns1"))]
+    lines = [as_text(a) for a in tc_commands(Shaping(1.5e9, "htb"), Device("vj", "ns1"))]
     burst = math.ceil(1.5e9 / 8 / TIMER_HZ)
     assert lines == [
         "ip netns exec ns1 tc qdisc replace dev vj root handle 1: htb default 1",

@@ -111,6 +111,6 @@ def warn_problems(report: RunReport) -> None:
     """A cycle's problems on stderr, each once, for commands whose stdout is data."""
     from larkps.report import problem_lines
 
-    for line in problem_lines(report.problems):
+    for line in problem_lines(report.problems + report.publish_problems):
         prefix = "" if line.startswith("partial: ") else "warning: "
         print(f"larkps: {prefix}{line}", file=sys.stderr)

@@ -18,9 +18,9 @@ from larkps.ratelimit import (
     check_interface,
     check_netns,
     clear,
-    render,
     render_show,
     run,
+    tc_commands,
 )
 from larkps.units import format_rate
 
@@ -100,7 +100,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
     devices = _devices(args)
     if args.dry_run:
         for device in devices:
-            for argv in render(shaping, device):
+            for argv in tc_commands(shaping, device):
                 print(as_text(argv))
         return 0
     for line in apply(shaping, devices):

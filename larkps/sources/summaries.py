@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from larkps.model import SeriesSummary
 from larkps.sources import query
 from larkps.sources.documents import aggregation_name, summary_for
-from larkps.sources.specs import FieldSpec, Kind, wanted
+from larkps.sources.specs import FieldKind, FieldSpec, wanted
 
 if TYPE_CHECKING:
     from larkps.sources.search import SearchSource
@@ -55,9 +55,9 @@ def summary_request(
 def statistics(spec: FieldSpec) -> dict[str, Any]:
     """The sub-aggregations that summarise one field."""
     name = aggregation_name(spec)
-    if spec.kind is Kind.FAILURE:
+    if spec.kind is FieldKind.FAILURE:
         return {f"{name}__n": {"filter": {"term": {"result.succeeded": False}}}}
-    if spec.kind is Kind.COUNT:
+    if spec.kind is FieldKind.COUNT:
         return query.count_aggregations(name, spec.field)
     return query.value_aggregations(name, spec.field)
 
