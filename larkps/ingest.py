@@ -41,7 +41,7 @@ PRUNE_EVERY = 3600
 # A cycle that fetches at least this many series over at least LONG_RANGE seconds each
 # (a cold start, a backfill, a restart after a long stop) commits from a writer process.
 # A steady cycle of short ranges does not: its commits are small, and a second process
-# gained nothing there (10,000 pairs, 5-minute steps: 6.4 s with it, 6.3 s without).
+# gains nothing there (docs/benchmarks.md).
 WRITER_PROCESS_TASKS = 2000
 LONG_RANGE = 1800
 GC_THRESHOLDS = (5000, 10, 100)  # gc thresholds during a cycle (the default is 700, 10, 10)
@@ -299,11 +299,10 @@ def fewer_collections() -> Iterator[None]:
     """Raise the collector's thresholds to at least GC_THRESHOLDS while a cycle runs.
 
     A cycle allocates millions of short-lived, acyclic objects (decoded JSON,
-    points, histogram pairs) and keeps its new points. In a 600-pair backfill the
-    default thresholds ran the collector ~2,200 times, 6 of them full collections
-    over every kept point (~0.33 s of ~1.6 s of CPU); these run it ~320 times, none
-    full (~0.14 s). The thresholds are restored when the last concurrent cycle
-    ends: nothing is left uncollected, only collected later.
+    points, histogram pairs) and keeps its new points; with the default thresholds
+    the collector runs far more often, some of the runs full collections over every
+    kept point (figures in docs/benchmarks.md). The thresholds are restored when the
+    last concurrent cycle ends: nothing is left uncollected, only collected later.
     """
     global _gc_users, _gc_saved
     with _gc_lock:
@@ -337,8 +336,7 @@ class _Runner:
         # A SimpleQueue: put and get are C calls, and the committer polls it while
         # gathering a batch instead of waking once per result (~2 results a series).
         self.results: queue.SimpleQueue[Commit | _Done] = queue.SimpleQueue()
-        # Room in the queue: a fetch thread finding it full blocks on this semaphore
-        # (it used to poll the queue's size every 5 ms).
+        # Room in the queue: a fetch thread finding it full blocks on this semaphore.
         self.room = threading.Semaphore(QUEUED_ITEMS)
         self.cancel = threading.Event()
         self.owners: dict[int, Series] = {}

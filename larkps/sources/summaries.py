@@ -4,8 +4,8 @@ One composite aggregation per index, paged with ``after_key``; each bucket (one
 host pair and address family) carries avg, min, max, value_count and
 percentiles of every value field, sums of packet counts, the failed-run count,
 the oldest and newest start times and the newest document (for endpoints). larkps
-downloads one bucket per pair instead of every point, so the cost of a cycle
-no longer grows with the number of tests in the window.
+downloads one bucket per pair, not every point, so the cost of a cycle
+does not grow with the number of tests in the window.
 """
 
 from __future__ import annotations
