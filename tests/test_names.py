@@ -37,10 +37,23 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+def _statements(body: list[ast.stmt]) -> list[ast.stmt]:
+    """A module's top-level statements, with those under a top-level if/try."""
+    found: list[ast.stmt] = []
+    for node in body:
+        found.append(node)
+        if isinstance(node, ast.If):
+            found += _statements(node.body) + _statements(node.orelse)
+        elif isinstance(node, ast.Try):
+            for block in (node.body, node.orelse, node.finalbody, *(h.body for h in node.handlers)):
+                found += _statements(block)
+    return found
+
+
 def defined_names(tree: ast.Module) -> set[str]:
     """Top-level names a module defines (not imports), public ones only."""
     names: set[str] = set()
-    for node in tree.body:
+    for node in _statements(tree.body):
         if isinstance(node, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
             names.add(node.name)
         elif isinstance(node, ast.Assign):
@@ -105,8 +118,12 @@ def test_the_finder_sees_a_duplicate():
         "larkps.two": ast.parse("from x import Quality as Q\nQuality: int = 3\nmain = 1\n"),
         "larkps.three": ast.parse("from larkps.one import Quality\nimport larkps.two\n_x = 2\n"),
         "larkps.four": ast.parse("_private = 2\nHOUR, DAY = 3600, 86400\ndef main(): pass\n"),
+        "larkps.seven": ast.parse("try:\n    import y\nexcept ImportError:\n    DAY = 1\n"),
         "larkps.embedded.five": ast.parse("HOUR = 3600\nclass Quality: pass\n"),
     }
-    assert duplicates(modules) == {"larkps: Quality": ["larkps.one", "larkps.two"]}
+    assert duplicates(modules) == {
+        "larkps: Quality": ["larkps.one", "larkps.two"],
+        "larkps: DAY": ["larkps.four", "larkps.seven"],
+    }
     modules["larkps.embedded.six"] = ast.parse("def HOUR(): pass\n")
     assert duplicates(modules)["embedded: HOUR"] == ["larkps.embedded.five", "larkps.embedded.six"]
