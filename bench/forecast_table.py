@@ -2,7 +2,7 @@
 
 Fetches 7 days of a 3-site embedded mesh over HTTP (as larkps does), takes per-test
 values (throughput in Mbps; the median of each delay histogram in ms) of a few
-paths, replays each series one step at a time (``larkps.forecast.evaluate``) and
+paths, replays each series one step at a time (``larkps.forecast.replay``) and
 prints, as a Markdown table, the mean absolute one-step error of each predictor and
 of the NWS choice (the predictor with the lowest MAE over the previous 20 steps,
 chosen before each value is seen).
@@ -19,7 +19,7 @@ import numpy as np
 from larkps.aggregate.history import point_histories
 from larkps.embedded import EmbeddedArchive, Mesh, MeshConfig
 from larkps.fetch import EsmondSource, HttpOptions, JsonClient
-from larkps.forecast import PREDICTORS, evaluate
+from larkps.forecast import PREDICTORS, replay
 from larkps.model import Metric
 from larkps.pipeline import _mesh_rules
 from larkps.sites import SiteMap
@@ -74,7 +74,7 @@ def main() -> None:
         unit, scale = UNITS[metric]
         values = found[0][np.isfinite(found[0])] * scale
         columns.append(f"{src[0]}->{dst[0]} {metric.value} ({unit}, n={values.size})")
-        results.append(evaluate(values))
+        results.append(replay(values))
     print("| predictor | " + " | ".join(columns) + " |")
     print("|---" * (len(columns) + 1) + "|")
     for name in PREDICTORS:

@@ -28,9 +28,7 @@ import statistics
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 
-import numpy as np
-from numpy.typing import NDArray
-
+from larkps.aggregate.history import History
 from larkps.model import Alarm, AlarmKind, AlarmPolicy, PathKey, PathStats
 
 
@@ -70,9 +68,6 @@ class AlarmRecord:
     @property
     def key(self) -> tuple[str, str]:
         return (self.kind.value, self.subject)
-
-
-History = tuple[NDArray[np.int64], NDArray[np.float64]]
 
 
 def bandwidth_finding(

@@ -45,7 +45,7 @@ from larkps.model import (
 )
 from larkps.rollup_views import SiteOf, histories, no_site_map, stream_sites, window_stats
 from larkps.rollups import RollupUpdate, update_rollups
-from larkps.rollups_pure import Kind
+from larkps.rollups_pure import StreamKind
 from larkps.store import Store
 
 FORECAST_METRICS = (Metric.THROUGHPUT, Metric.OWDELAY, Metric.RTT)
@@ -153,7 +153,7 @@ def analyse(
         hosts = window_stats(
             store, (policies.default,), now, quality, by_host=True, boundary=edge, sites=sites
         )
-        kinds = (Kind.THROUGHPUT, Kind.OWDELAY, Kind.RTT)
+        kinds = (StreamKind.THROUGHPUT, StreamKind.OWDELAY, StreamKind.RTT)
         history = histories(store, now, kinds, sites=sites)
         previous, known = load_alarms(store), stream_sites(store, sites)
     else:

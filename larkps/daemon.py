@@ -180,7 +180,7 @@ def cycle_line(document: dict[str, Any]) -> str:
     if not document["ok"]:
         return f"cycle failed: {document['error']}"
     outcome = "partial" if document.get("partial") else "ok"
-    problems = len(document.get("problems", []))
+    problems = len(document.get("problems", [])) + len(document.get("publish_problems", []))
     answered = len(document.get("archives", []))
     polled = answered + len(document.get("archives_failed", {}))
     parts = [
@@ -201,5 +201,6 @@ def _log_cycle(document: dict[str, Any], report: RunReport | None) -> None:
     fields = {"event": "cycle", **document}
     level = logging.INFO if document["ok"] else logging.ERROR
     log.log(level, "%s", cycle_line(document), extra={"fields": fields})
-    for line in problem_lines(report.problems if report is not None else ()):
+    problems = (report.problems + report.publish_problems) if report is not None else ()
+    for line in problem_lines(problems):
         log.warning("%s", line)

@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from larkps.errors import UsageError
+from larkps.errors import FieldError, UsageError
 
 CATEGORY_PATTERN = re.compile(r"^\+?[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 _NODE_KEYWORDS = {"JOB", "FINAL", "SERVICE", "PROVISIONER", "SUBMIT-DESCRIPTION"}
@@ -32,6 +32,10 @@ _READ = {"CATEGORY", "MAXJOBS", "SPLICE", "INCLUDE", "SUBDAG"}
 
 class DagError(UsageError):
     """A DAG file that cannot be read or rewritten safely."""
+
+
+class DagFieldError(DagError, FieldError):
+    """A DAG rewrite asked with an unusable value (a category name, a job count)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,9 +95,9 @@ class DagFile:
 def check_category(name: str) -> str:
     """A category name DAGMan accepts and a shell or DAG line cannot be bent by."""
     if not CATEGORY_PATTERN.match(name):
-        raise DagError(
-            f"--category: expected an optional '+' then letters, digits, '_', '.' or '-',"
-            f" got {name!r}"
+        raise DagFieldError(
+            "category",
+            f"expected an optional '+' then letters, digits, '_', '.' or '-', got {name!r}",
         )
     return name
 
@@ -220,7 +224,9 @@ def set_maxjobs(dag: DagFile, category: str, jobs: int) -> str:
     """
     check_category(category)
     if jobs < 1:
-        raise DagError(f"MAXJOBS {category} {jobs} would never run a node of the category")
+        raise DagFieldError(
+            "jobs", f"MAXJOBS {category} {jobs} would never run a node of the category"
+        )
     text = dag.text
     lines = [s for s in dag.of("MAXJOBS") if s.words[1] == category]
     if not lines:

@@ -20,6 +20,24 @@ class UsageError(LarkpsError):
     exit_code = 2
 
 
+class FieldError(UsageError):
+    """One field of a stage's input has a value the stage refuses.
+
+    ``field`` is the name the stage knows it by (``mtu``, ``category``); a command
+    layer that took the value from a flag re-raises it naming the flag
+    (:meth:`for_flag`), so stages never need to know the command line.
+    """
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field = field
+        self.problem = problem
+        super().__init__(f"{field}: {problem}")
+
+    def for_flag(self, flag: str) -> UsageError:
+        """The same problem, about the command-line flag the value came from."""
+        return UsageError(f"{flag}: {self.problem}")
+
+
 class ConfigError(UsageError):
     """A configuration file is unreadable or invalid.
 

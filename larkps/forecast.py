@@ -18,8 +18,6 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-FloatArray = NDArray[np.float64]
-
 EWMA_GAINS = (0.05, 0.10, 0.15, 0.20, 0.30, 0.40, 0.50, 0.75)
 MEDIAN_WINDOWS = (5, 31)
 TRIMMED_WINDOWS = (31, 51)
@@ -46,7 +44,7 @@ class Prediction:
     samples: int
 
 
-def predictions(values: Sequence[float] | FloatArray) -> FloatArray:
+def predictions(values: Sequence[float] | NDArray[np.float64]) -> NDArray[np.float64]:
     """Array (predictor, step): column t predicts ``values[t]`` from ``values[:t]``.
 
     There are ``len(values) + 1`` columns: the last is the forecast of the next
@@ -72,7 +70,7 @@ def predictions(values: Sequence[float] | FloatArray) -> FloatArray:
     return out
 
 
-def _ewma(x: FloatArray, gain: float) -> FloatArray:
+def _ewma(x: NDArray[np.float64], gain: float) -> NDArray[np.float64]:
     """Smoothed value after each step (the prediction of the step after it)."""
     smoothed = np.empty(x.size)
     level = float(x[0])
@@ -82,13 +80,13 @@ def _ewma(x: FloatArray, gain: float) -> FloatArray:
     return smoothed
 
 
-def _trailing(x: FloatArray, width: int) -> FloatArray:
+def _trailing(x: NDArray[np.float64], width: int) -> NDArray[np.float64]:
     """Row t holds the ``width`` values up to and including x[t], NaN-padded on the left."""
     padded = np.concatenate([np.full(width - 1, np.nan), x])
     return np.lib.stride_tricks.sliding_window_view(padded, width)
 
 
-def _trimmed(windows: FloatArray) -> FloatArray:
+def _trimmed(windows: NDArray[np.float64]) -> NDArray[np.float64]:
     """Per row: mean of the values left after dropping TRIM of each end (NaN-aware)."""
     ordered = np.sort(windows, axis=1)  # NaN sorts last
     present = np.sum(~np.isnan(ordered), axis=1)
@@ -99,13 +97,15 @@ def _trimmed(windows: FloatArray) -> FloatArray:
     return np.asarray(sums / np.maximum(keep.sum(axis=1), 1), dtype=np.float64)
 
 
-def errors(values: Sequence[float] | FloatArray) -> FloatArray:
+def errors(values: Sequence[float] | NDArray[np.float64]) -> NDArray[np.float64]:
     """Absolute one-step errors (predictor, step); step 0 is NaN."""
     x = np.asarray(values, dtype=np.float64)
     return np.asarray(np.abs(predictions(x)[:, :-1] - x[np.newaxis, :]), dtype=np.float64)
 
 
-def forecast(values: Sequence[float] | FloatArray, recent: int = RECENT) -> Prediction | None:
+def forecast(
+    values: Sequence[float] | NDArray[np.float64], recent: int = RECENT
+) -> Prediction | None:
     """The NWS forecast of the next value; None with fewer than MIN_VALUES values."""
     x = np.asarray(values, dtype=np.float64)
     x = x[np.isfinite(x)]
@@ -132,8 +132,8 @@ class Evaluation:
     best_single: str
 
 
-def evaluate(
-    values: Sequence[float] | FloatArray, recent: int = RECENT, warmup: int = 10
+def replay(
+    values: Sequence[float] | NDArray[np.float64], recent: int = RECENT, warmup: int = 10
 ) -> Evaluation:
     """Replay the series: at each step after ``warmup`` the NWS choice uses only the past."""
     x = np.asarray(values, dtype=np.float64)

@@ -3,9 +3,8 @@
 A histogram of n buckets is n little-endian float64 bucket values (ms, ascending)
 followed by n uint32 counts. It is a plain ``bytes``: no Python object per bucket,
 nothing for the garbage collector to trace, and exactly the blob the state store
-keeps, so storing and loading a histogram copies bytes and converts nothing. (Tuples of
-(value, count) pairs made a 600-pair backfill take 1.9 s and 184 MiB; packed, 1.3 s and
-84 MiB.)
+keeps, so storing and loading a histogram copies bytes and converts nothing (time and
+memory against tuples of (value, count) pairs: docs/benchmarks.md).
 """
 
 from __future__ import annotations

@@ -26,8 +26,8 @@ from larkps.aggregate.clean import CleanSeries, clean_series
 from larkps.aggregate.paths import path_key
 from larkps.aggregate.weighted import FloatArray, IntArray, weighted_median
 from larkps.model import Metric, PathKey, Point, Series
+from larkps.units import HOUR
 
-HOUR = 3600
 Values = tuple[float | None, ...]
 
 

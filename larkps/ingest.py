@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from larkps.errors import ArchiveDeadline, ArchiveError, ArchiveUnavailable, StateError
-from larkps.fetch import DEFAULT_EVENT_TYPES, JsonClient, ParsedPage, describe
+from larkps.fetch import DEFAULT_EVENT_TYPES, JsonClient, ParsedPage, series_label
 from larkps.ingest_store import Commit, IngestStore, StoredSeries, page_rows
 from larkps.ingest_writer import WriterProcess
 from larkps.model import FetchProblem, Point, Series
@@ -41,7 +41,7 @@ PRUNE_EVERY = 3600
 # A cycle that fetches at least this many series over at least LONG_RANGE seconds each
 # (a cold start, a backfill, a restart after a long stop) commits from a writer process.
 # A steady cycle of short ranges does not: its commits are small, and a second process
-# gained nothing there (10,000 pairs, 5-minute steps: 6.4 s with it, 6.3 s without).
+# gains nothing there (docs/benchmarks.md).
 WRITER_PROCESS_TASKS = 2000
 LONG_RANGE = 1800
 GC_THRESHOLDS = (5000, 10, 100)  # gc thresholds during a cycle (the default is 700, 10, 10)
@@ -299,11 +299,10 @@ def fewer_collections() -> Iterator[None]:
     """Raise the collector's thresholds to at least GC_THRESHOLDS while a cycle runs.
 
     A cycle allocates millions of short-lived, acyclic objects (decoded JSON,
-    points, histogram pairs) and keeps its new points. In a 600-pair backfill the
-    default thresholds ran the collector ~2,200 times, 6 of them full collections
-    over every kept point (~0.33 s of ~1.6 s of CPU); these run it ~320 times, none
-    full (~0.14 s). The thresholds are restored when the last concurrent cycle
-    ends: nothing is left uncollected, only collected later.
+    points, histogram pairs) and keeps its new points; with the default thresholds
+    the collector runs far more often, some of the runs full collections over every
+    kept point (figures in docs/benchmarks.md). The thresholds are restored when the
+    last concurrent cycle ends: nothing is left uncollected, only collected later.
     """
     global _gc_users, _gc_saved
     with _gc_lock:
@@ -337,8 +336,7 @@ class _Runner:
         # A SimpleQueue: put and get are C calls, and the committer polls it while
         # gathering a batch instead of waking once per result (~2 results a series).
         self.results: queue.SimpleQueue[Commit | _Done] = queue.SimpleQueue()
-        # Room in the queue: a fetch thread finding it full blocks on this semaphore
-        # (it used to poll the queue's size every 5 ms).
+        # Room in the queue: a fetch thread finding it full blocks on this semaphore.
         self.room = threading.Semaphore(QUEUED_ITEMS)
         self.cancel = threading.Event()
         self.owners: dict[int, Series] = {}
@@ -381,7 +379,7 @@ class _Runner:
                     self._finish(item, tally, len(tasks))
         self._commit([i for i in self._drain() if isinstance(i, Commit)], tally)
         for task in pending.values():
-            what = describe(task.stored.series)
+            what = series_label(task.stored.series)
             problem = "cycle deadline reached; fetched in part or not at all"
             tally.problems.append(FetchProblem(task.archive, what, problem, "deadline"))
 
@@ -473,10 +471,10 @@ class _Runner:
                 self._fetch_range(task, fetch_range, rejected)
         except ArchiveError as exc:
             kind = "deadline" if isinstance(exc, ArchiveDeadline) else "error"
-            problem = FetchProblem(task.archive, describe(series), exc.problem, kind)
+            problem = FetchProblem(task.archive, series_label(series), exc.problem, kind)
         except Exception as exc:
-            log.exception("archive %s: %s: unexpected failure", task.archive, describe(series))
-            problem = FetchProblem(task.archive, describe(series), f"internal error: {exc!r}")
+            log.exception("archive %s: %s: unexpected failure", task.archive, series_label(series))
+            problem = FetchProblem(task.archive, series_label(series), f"internal error: {exc!r}")
         self._put(_Done(task, problem, _rejected(task, rejected)))
 
     def _fetch_range(self, task: _Task, fetch_range: _Range, rejected: dict[str, int]) -> None:
@@ -544,4 +542,4 @@ def _rejected(task: _Task, rejected: dict[str, int]) -> FetchProblem | None:
         return None
     detail = ", ".join(f"{n} {reason}" for reason, n in sorted(rejected.items()))
     problem = f"rejected {sum(rejected.values())} points: {detail}"
-    return FetchProblem(task.archive, describe(task.stored.series), problem, "bad-values")
+    return FetchProblem(task.archive, series_label(task.stored.series), problem, "bad-values")

@@ -243,7 +243,7 @@ def _in_chunks(
 
     One statement binds many rows: sqlite3 lets go of the GIL for every statement it
     steps, and while fetch threads parse, getting it back can take milliseconds, so
-    ``executemany`` (a step per row) stalled a 600-pair ingest for ~1.4 s. n is
+    ``executemany`` (a step per row) stalls an ingest (docs/benchmarks.md). n is
     ``most`` or, for the rest, the next power of two, padded with copies of the last
     row (an INSERT OR IGNORE or a mark update that repeats a row changes nothing), so
     a batch takes a statement or two per kind and few distinct statements are cached.

@@ -1,9 +1,9 @@
 """A second process that writes a big cycle's pages into the state store.
 
 In one process, the thread that commits waits for the GIL at every SQLite statement
-and fsync, behind the fetch threads that decode and parse: in a 10,000-pair cold
-backfill it spent ~5.5 s of CPU on transactions that take ~2.6 s alone, and the cycle
-took ~19-20 s (16-17 s with no store at all). Here the committing thread sends
+and fsync, behind the fetch threads that decode and parse, and in a cold backfill
+spends about twice the CPU its transactions take alone (docs/benchmarks.md). Here
+the committing thread sends
 each batch's rows (:class:`RowCommit`, plain lists, cheap to pickle) to a writer
 process with its own interpreter and GIL, which runs the very same
 :meth:`IngestStore.commit_rows` on its own connection to the same file and answers

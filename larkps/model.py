@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import NamedTuple, NewType
 
+PATH_AD_TYPE = "LarkPSPath"  # MyType of the per-path ads larkps publishes
+SITE_AD_TYPE = "LarkPSSite"  # MyType of the per-site ads
+
 
 class Family(StrEnum):
     """IP address family of a measurement; IPv4 and IPv6 are separate series."""
@@ -335,6 +338,14 @@ class FetchProblem:
 
 
 @dataclass(frozen=True, slots=True)
+class PublishProblem:
+    """A publish target that did not take a cycle's ads (they wait in its spool)."""
+
+    target: str  # e.g. "collector cm.example.org"
+    problem: str
+
+
+@dataclass(frozen=True, slots=True)
 class RunReport:
     """What one cycle did."""
 
@@ -352,10 +363,11 @@ class RunReport:
     ads_spooled: int = 0  # ads left in the collector spool after a failed delivery
     skipped: tuple[str, ...] = ()  # archives not due this cycle (their own interval)
     ingested: int = 0  # points new to the state this cycle
+    publish_problems: tuple[PublishProblem, ...] = ()
 
     @property
     def partial(self) -> bool:
-        return bool(self.problems)
+        return bool(self.problems or self.publish_problems)
 
     @property
     def cut_by_deadline(self) -> bool:

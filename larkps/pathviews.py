@@ -12,10 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from larkps.expected import conservative, rationale
-from larkps.model import lower_bound
+from larkps.model import PATH_AD_TYPE, lower_bound
 from larkps.units import format_duration
-
-PATH_AD_TYPE = "LarkPSPath"
 
 
 @dataclass(frozen=True, slots=True)

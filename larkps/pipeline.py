@@ -19,7 +19,7 @@ from larkps.analysis import Analysis, Policies, RawWindow, analyse
 from larkps.cadence import not_due, slack_for
 from larkps.config import ArchiveSettings, Settings
 from larkps.errors import ArchiveError, PublishError
-from larkps.fetch import EsmondSource, HttpOptions, JsonClient, describe
+from larkps.fetch import EsmondSource, HttpOptions, JsonClient, series_label
 from larkps.history import PathHistory, path_history
 from larkps.ingest import ArchivePlan, Ingester, IngestOptions, IngestReport, Progress
 from larkps.ingest_store import IngestStore
@@ -32,6 +32,7 @@ from larkps.model import (
     PathKey,
     PathStats,
     Point,
+    PublishProblem,
     RunReport,
     Series,
     SiteStats,
@@ -181,7 +182,7 @@ def fetch_cycle(
         return fetch_window(sources, now - window, now)
     # Fetch what the cycle's window needs; older points come from the store (or from
     # `larkps fetch --since`), so a cold start does not pull the longest window.
-    report, data = ingest(
+    report, data = ingest_cycle(
         settings, sources, now, now - window, deadline, window=window, cadence=cadence
     )
     return _Fetched(
@@ -204,7 +205,7 @@ def _not_due(
     return skipped
 
 
-def ingest(
+def ingest_cycle(
     settings: Settings,
     sources: Sequence[Source],
     now: int,
@@ -270,7 +271,7 @@ def _fetch_series(
             try:
                 fetched.append((one, future.result()))
             except ArchiveError as exc:
-                what = describe(one)
+                what = series_label(one)
                 problems.append(FetchProblem(source.name, what, exc.problem))
                 log.debug("%s (series %s)", str(exc), what)  # printed from the run report
     return fetched, problems
@@ -278,14 +279,14 @@ def _fetch_series(
 
 def publish_ads(
     settings: Settings, ads: Sequence[Any], now: int
-) -> tuple[list[str], list[FetchProblem]]:
+) -> tuple[list[str], list[PublishProblem]]:
     """Hand the ads to every configured target; a failing collector spools them.
 
     A file target failing raises (nothing else is trustworthy then); a collector
     failing is recorded as a problem and the ads stay in the spool for the next try.
     """
-    outputs = []
-    problems = []
+    outputs: list[str] = []
+    problems: list[PublishProblem] = []
     text = render_old(ads, now)  # once, for every target
     if settings.publish.file is not None:
         outputs.append(FilePublisher(settings.publish.file.path).publish_text(text))
@@ -298,7 +299,7 @@ def publish_ads(
             delivery = publisher.publish_text(text)
             outputs.append(f"collector {target.pool} ({delivery.invalidated} invalidated)")
         except PublishError as exc:
-            problems.append(FetchProblem(f"collector {target.pool}", "publish", str(exc)))
+            problems.append(PublishProblem(f"collector {target.pool}", str(exc)))
             log.debug("%s; ads kept in the spool", str(exc))  # printed from the run report
     return outputs, problems
 
@@ -350,7 +351,7 @@ def run_cycle(
     ads = path_ads(stats, context, extras=ad_extras(analysis, window))
     ads += site_ads(analysis.sites, context, window)
     outputs: list[str] = []
-    publish_problems: list[FetchProblem] = []
+    publish_problems: list[PublishProblem] = []
     if publish:
         outputs, publish_problems = publish_ads(settings, ads, now)
     report = RunReport(
@@ -363,7 +364,8 @@ def run_cycle(
         paths=len(stats),
         ads_written=len(ads) if outputs else 0,
         outputs=tuple(outputs),
-        problems=tuple(fetched.problems + summaries.problems + publish_problems),
+        problems=tuple(fetched.problems + summaries.problems),
+        publish_problems=tuple(publish_problems),
         duration_s=round(time.monotonic() - started, 3),
         stages=(
             ("fetch", round(fetched_at - started, 3)),

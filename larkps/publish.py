@@ -24,6 +24,8 @@ import classad2
 from larkps import __version__
 from larkps.errors import PublishError
 from larkps.model import (
+    PATH_AD_TYPE,
+    SITE_AD_TYPE,
     BandwidthEstimate,
     LossSummary,
     PathKey,
@@ -33,7 +35,6 @@ from larkps.model import (
 )
 from larkps.units import format_duration
 
-PATH_AD_TYPE = "LarkPSPath"
 ATTRIBUTE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 SUMMARY_FIELDS = (  # (attribute suffix, Summary field): unscaled first, then scaled
@@ -267,9 +268,6 @@ def _checked(names: tuple[str, ...]) -> tuple[str, ...]:
         if not ATTRIBUTE_NAME.match(name):
             raise PublishError(f"refusing attribute name {name!r}")
     return names
-
-
-SITE_AD_TYPE = "LarkPSSite"
 
 
 def site_ad(windows: Sequence[SiteStats], context: AdContext) -> classad2.ClassAd:

@@ -17,7 +17,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 
-from larkps.errors import LarkpsError, UsageError
+from larkps.errors import FieldError, LarkpsError
 
 IFACE_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
 NETNS_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
@@ -33,29 +33,31 @@ class CommandFailed(LarkpsError):
     """A tc or ip command failed or could not run."""
 
 
-def check_interface(name: str, option: str = "--dev") -> str:
+def check_interface(name: str, field: str = "dev") -> str:
     """A Linux interface name: 1-15 of [A-Za-z0-9_.-], not '.' or '..', no leading '-'."""
     if not IFACE_PATTERN.match(name) or name in (".", "..") or name.startswith("-"):
-        raise UsageError(
-            f"{option}: expected an interface name of 1-15 letters, digits, '_', '.' or '-'"
-            f" (not starting with '-'), got {name!r}"
+        raise FieldError(
+            field,
+            "expected an interface name of 1-15 letters, digits, '_', '.' or '-'"
+            f" (not starting with '-'), got {name!r}",
         )
     return name
 
 
-def check_netns(name: str, option: str = "--netns") -> str:
+def check_netns(name: str, field: str = "netns") -> str:
     """A network namespace name: a letter, digit or '_' then up to 63 of [A-Za-z0-9_.-]."""
     if not NETNS_PATTERN.match(name):
-        raise UsageError(
-            f"{option}: expected a namespace name of letters, digits, '_', '.' or '-'"
-            f" (not starting with '.' or '-'), got {name!r}"
+        raise FieldError(
+            field,
+            "expected a namespace name of letters, digits, '_', '.' or '-'"
+            f" (not starting with '.' or '-'), got {name!r}",
         )
     return name
 
 
-def check_rate(rate_bps: float, option: str = "--rate") -> float:
+def check_rate(rate_bps: float, field: str = "rate_bps") -> float:
     if not (math.isfinite(rate_bps) and MIN_RATE <= rate_bps <= MAX_RATE):
-        raise UsageError(f"{option}: expected a rate between 8kbit and 1Tbit, got {rate_bps!r}")
+        raise FieldError(field, f"expected a rate between 8kbit and 1Tbit, got {rate_bps!r}")
     return rate_bps
 
 
@@ -81,11 +83,11 @@ class Shaping:
     def __post_init__(self) -> None:
         check_rate(self.rate_bps)
         if self.qdisc not in QDISCS:
-            raise UsageError(f"--qdisc: expected one of {', '.join(QDISCS)}, got {self.qdisc!r}")
+            raise FieldError("qdisc", f"expected one of {', '.join(QDISCS)}, got {self.qdisc!r}")
         if not 576 <= self.mtu <= 65535:
-            raise UsageError(f"--mtu: expected 576..65535, got {self.mtu}")
+            raise FieldError("mtu", f"expected 576..65535, got {self.mtu}")
         if not 1 <= self.latency_ms <= 10000:
-            raise UsageError(f"--latency-ms: expected 1..10000, got {self.latency_ms}")
+            raise FieldError("latency_ms", f"expected 1..10000, got {self.latency_ms}")
 
     @property
     def burst(self) -> int:
@@ -93,7 +95,7 @@ class Shaping:
 
 
 JOB_SIDE, HOST_SIDE = "job side", "host side"
-_OPTIONS = {JOB_SIDE: ("--dev", "--netns"), HOST_SIDE: ("--host-dev", "--host-netns")}
+DEVICE_FIELDS = {JOB_SIDE: ("dev", "netns"), HOST_SIDE: ("host_dev", "host_netns")}
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,10 +107,10 @@ class Device:
     label: str = JOB_SIDE
 
     def __post_init__(self) -> None:
-        dev_option, netns_option = _OPTIONS.get(self.label, ("--dev", "--netns"))
-        check_interface(self.dev, dev_option)
+        dev_field, netns_field = DEVICE_FIELDS.get(self.label, ("dev", "netns"))
+        check_interface(self.dev, dev_field)
         if self.netns is not None:
-            check_netns(self.netns, netns_option)
+            check_netns(self.netns, netns_field)
 
     @property
     def where(self) -> str:
@@ -121,7 +123,7 @@ class Device:
         return [*prefix, "tc", *words]
 
 
-def render(shaping: Shaping, device: Device) -> list[list[str]]:
+def tc_commands(shaping: Shaping, device: Device) -> list[list[str]]:
     """The exact tc commands that shape `device`'s egress to shaping.rate_bps."""
     rate, burst, dev = f"{round(shaping.rate_bps)}bit", str(shaping.burst), device.dev
     if shaping.qdisc == "tbf":
@@ -189,7 +191,7 @@ def apply(shaping: Shaping, devices: list[Device]) -> list[str]:
     done: list[str] = []
     touched: list[Device] = []
     for device in devices:
-        for argv in render(shaping, device):
+        for argv in tc_commands(shaping, device):
             try:
                 run(argv)
             except CommandFailed as exc:  # a failed replace leaves its device as it was

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from larkps.logs import one_line
-from larkps.model import FetchProblem, PathStats, RunReport
+from larkps.model import FetchProblem, PathStats, PublishProblem, RunReport
 from larkps.units import format_duration
 
 STATS_FORMATS = ("table", "json", "csv")  # json, csv: larkps.stats_document
@@ -106,15 +106,17 @@ def summary_lines(report: RunReport) -> Iterable[str]:
         yield f"wrote {report.ads_written} ads to {output}"
     if report.ads_spooled:
         yield f"not delivered: {report.ads_spooled} ads wait in the spool for the next cycle"
-    for line in problem_lines(report.problems):
+    for line in problem_lines(report.problems + report.publish_problems):
         yield line if line.startswith("partial: ") else f"warning: {line}"
 
 
-def problem_lines(problems: Iterable[FetchProblem]) -> Iterable[str]:
+def problem_lines(problems: Iterable[FetchProblem | PublishProblem]) -> Iterable[str]:
     """Each problem once, escaped; the series a deadline cut short in one line."""
     cut = []
     for problem in problems:
-        if problem.kind == "deadline":
+        if isinstance(problem, PublishProblem):
+            yield one_line(f"publish to {problem.target}: {problem.problem}")
+        elif problem.kind == "deadline":
             cut.append(problem)
         else:
             yield one_line(f"archive {problem.archive}: {problem.what}: {problem.problem}")

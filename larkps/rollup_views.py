@@ -23,6 +23,7 @@ import numpy as np
 
 from larkps.aggregate.assemble import PathFigures, Span, assemble, sort_key
 from larkps.aggregate.clean import clean_series
+from larkps.aggregate.paths import GroupKey
 from larkps.aggregate.quality import QualityPolicy, cadence_of
 from larkps.aggregate.weighted import FloatArray, IntArray, describe
 from larkps.model import Family, Metric, PathKey, PathStats, Point, Series
@@ -39,9 +40,9 @@ from larkps.rollups_pure import (
     HOUR,
     LOSS_KINDS,
     METRIC_OF_KIND,
-    Kind,
     Partial,
     StreamKey,
+    StreamKind,
     StreamState,
     expired_hours,
     full_first_hour,
@@ -54,7 +55,6 @@ from larkps.rollups_pure import (
 from larkps.sites import SiteMap
 from larkps.store import Store
 
-GroupKey = tuple[PathKey, str | None, str | None]
 #: the site of an endpoint (archive, host, IP) under the configuration in force now
 SiteOf = Callable[[str, str, str], str]
 #: raw points with start < ts <= end for the boundary hour, or None if not at hand
@@ -67,7 +67,7 @@ class StreamInfo:
 
     id: int
     key: StreamKey
-    kind: Kind
+    kind: StreamKind
     path: PathKey
     source_host: str
     destination_host: str
@@ -122,8 +122,8 @@ def load_streams(db: sqlite3.Connection, since: int, sites: SiteOf) -> list[Stre
     return [
         StreamInfo(
             id=int(r[0]),
-            key=(r[2], r[8], Kind(r[1])),
-            kind=Kind(r[1]),
+            key=(r[2], r[8], StreamKind(r[1])),
+            kind=StreamKind(r[1]),
             path=PathKey(sites(r[2], r[3], r[4]), sites(r[2], r[5], r[6]), Family(r[7])),
             source_host=r[3],
             destination_host=r[5],
@@ -238,7 +238,7 @@ def _assemble(
     by_host: bool,
 ) -> list[PathStats]:
     groups: dict[GroupKey, PathFigures] = defaultdict(PathFigures)
-    members: dict[tuple[GroupKey, Kind], list[StreamInfo]] = defaultdict(list)
+    members: dict[tuple[GroupKey, StreamKind], list[StreamInfo]] = defaultdict(list)
     for info in streams:
         key = info.group(by_host)
         groups[key].hosts.update((info.source_host, info.destination_host))
@@ -250,15 +250,15 @@ def _assemble(
 
 
 def _add(
-    figures: PathFigures, kind: Kind, infos: list[StreamInfo], partials: dict[int, Partial]
+    figures: PathFigures, kind: StreamKind, infos: list[StreamInfo], partials: dict[int, Partial]
 ) -> None:
     merged = merge_all(partials.get(i.id, Partial()) for i in infos)
     cadences = [(cadence_of(i.state.gaps), partials.get(i.id, Partial()).tests) for i in infos]
-    if kind is Kind.FAILURE:
+    if kind is StreamKind.FAILURE:
         figures.failures += merged.tests
         return
     if kind in LOSS_KINDS:
-        loss = figures.loss if kind is Kind.LOSS else figures.loss_bidir
+        loss = figures.loss if kind is StreamKind.LOSS else figures.loss_bidir
         loss.tests, loss.sent, loss.lost = merged.tests, merged.sent, merged.lost
         loss.latest_ts = merged.latest_ts if merged.tests else None
         loss.cadences.extend(cadences)
@@ -275,7 +275,7 @@ def _add(
 def histories(
     store: Store,
     now: int,
-    kinds: Sequence[Kind] = (Kind.THROUGHPUT,),
+    kinds: Sequence[StreamKind] = (StreamKind.THROUGHPUT,),
     sites: SiteOf = no_site_map,
 ) -> dict[tuple[PathKey, Metric], tuple[IntArray, FloatArray]]:
     """Per path (sites mapped by ``sites``) and metric: the newest per-test values of

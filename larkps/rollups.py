@@ -37,7 +37,7 @@ import numpy as np
 from larkps.aggregate.clean import clean_series
 from larkps.model import Point, Series
 from larkps.rollups_pure import (
-    EMPTY,
+    EMPTY_PARTIAL,
     Partial,
     StreamState,
     StreamTests,
@@ -339,7 +339,7 @@ def _slide(
             new = rebuild(first, stored_hours(db, sid, first), fresh)
         else:
             span = expired_hours(state, first)
-            expired = stored_hours(db, sid, *span) if span else EMPTY
+            expired = stored_hours(db, sid, *span) if span else EMPTY_PARTIAL
             new = slide(state, first, expired, fresh)
         db.execute(
             "INSERT OR REPLACE INTO rollup_windows (stream, length, first_hour, "  # noqa: S608

@@ -36,7 +36,7 @@ CREATE TABLE IF NOT EXISTS archive_health (
 )
 """
 KEEP = 10_000
-MODES = ("run", "once")
+RUN_MODES = ("run", "once")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

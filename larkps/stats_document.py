@@ -17,11 +17,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from larkps.model import Forecast
+from larkps.model import PATH_AD_TYPE, SITE_AD_TYPE, Forecast
 from larkps.units import parse_duration
 
-PATH_AD_TYPE = "LarkPSPath"
-SITE_AD_TYPE = "LarkPSSite"
 PATH_GROUPS = ("ThroughputMbps", "OneWayDelayMs", "RttMs", "Loss", "Failures")
 _WINDOW_ATTRIBUTE = re.compile(
     r"^LarkPS_(" + "|".join(PATH_GROUPS) + r")_([0-9a-z]+)_([A-Za-z][A-Za-z0-9]*)$"

@@ -16,7 +16,9 @@ import math
 import re
 from functools import lru_cache
 
-_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+HOUR = 3600  # seconds
+
+_DURATION_UNITS = {"s": 1, "m": 60, "h": HOUR, "d": 86400, "w": 604800}
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
 _PREFIXES = {
     "": 1.0,

@@ -12,6 +12,7 @@ import pytest
 from larkps.cli import main
 from larkps.dag import DagError, Setting, check_category, load_dag, parse_dag, set_maxjobs
 from larkps.embedded import EmbeddedArchive, Mesh, MeshConfig
+from larkps.errors import FieldError
 
 DAG = """\
 # Transfers first, then analysis.
@@ -111,8 +112,9 @@ def test_malformed_lines_are_errors_with_file_and_line(text: str, problem: str):
 
 @pytest.mark.parametrize("name", ["x y", "x;rm -rf /", "$(id)", "a\nMAXJOBS b 1", "", "+", "-x"])
 def test_hostile_category_names_are_refused(name: str):
-    with pytest.raises(DagError, match="--category"):
+    with pytest.raises(DagError, match=r"^category: expected an optional '\+'") as caught:
         check_category(name)
+    assert isinstance(caught.value, FieldError) and caught.value.field == "category"
     with pytest.raises(DagError):
         set_maxjobs(parse_dag(DAG), name, 3)
 
@@ -189,7 +191,7 @@ def test_hostile_category_option_fails_before_reading(capsys: pytest.CaptureFixt
     with pytest.raises(SystemExit) as caught:
         main(["throttle", "dag", "/nonexistent.dag", "--category", "x;rm", "--source-site", "A"])
     assert caught.value.code == 2
-    assert "argument --category:" in capsys.readouterr().err
+    assert "argument --category: expected an optional '+'" in capsys.readouterr().err
 
 
 def test_missing_dag_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]):

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from larkps.forecast import PREDICTORS, RECENT, errors, evaluate, forecast, predictions
+from larkps.forecast import PREDICTORS, RECENT, errors, forecast, predictions, replay
 
 
 def naive(values: list[float], name: str) -> float:
@@ -71,10 +71,10 @@ def test_too_short_or_non_finite_histories_give_no_forecast():
 def test_evaluation_replays_the_choice_using_only_the_past():
     rng = np.random.default_rng(7)
     values = 50 + np.cumsum(rng.normal(0, 1, 200))  # a random walk: last value is best
-    result = evaluate(values)
+    result = replay(values)
     assert result.steps == 190
     assert result.best_single in ("last", "ewma_0.75")
     assert result.chosen <= 1.2 * result.single[result.best_single]
     assert result.chosen < result.single["mean"] / 3
     with pytest.raises(ValueError, match="need more than"):
-        evaluate(values[:5])
+        replay(values[:5])

@@ -379,6 +379,14 @@ def test_a_once_whose_collector_refuses_keeps_the_ads_and_exits_1(
     written = (state / "larkps.ads").read_text().count("\n\n") + 1
     assert f"not delivered: {written} ads wait in the spool for the next cycle" in out
     assert (state / "spool" / "pending.ads").read_text() == (state / "larkps.ads").read_text()
+    # a publish failure is reported as one, not as a problem of an archive
+    (warning,) = [line for line in out.splitlines() if line.startswith("warning: ")]
+    assert warning.startswith("warning: publish to collector 127.0.0.1:")
+    (document,) = cycles(state)
+    assert document["partial"] is True and document["problems"] == []
+    (problem,) = document["publish_problems"]
+    assert warning == f"warning: publish to {problem['target']}: {problem['problem']}"
+    assert problem["target"].startswith("collector 127.0.0.1:")
 
 
 def test_stats_prints_each_problem_once_on_stderr(

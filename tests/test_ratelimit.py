@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from larkps.cli import main
-from larkps.errors import UsageError
+from larkps.errors import FieldError, UsageError
 from larkps.ratelimit import (
     HOST_SIDE,
     TIMER_HZ,
@@ -22,7 +22,7 @@ from larkps.ratelimit import (
     burst_bytes,
     check_interface,
     check_netns,
-    render,
+    tc_commands,
 )
 
 
@@ -39,7 +39,7 @@ def test_tbf_lines_for_both_ends(capsys: pytest.CaptureFixture[str]):
 
 
 def test_htb_lines():
-    lines = [as_text(a) for a in render(Shaping(1.5e9, "htb"), Device("vj", "ns1"))]
+    lines = [as_text(a) for a in tc_commands(Shaping(1.5e9, "htb"), Device("vj", "ns1"))]
     burst = math.ceil(1.5e9 / 8 / TIMER_HZ)
     assert lines == [
         "ip netns exec ns1 tc qdisc replace dev vj root handle 1: htb default 1",
@@ -62,18 +62,37 @@ HOSTILE = ["a b", "a;reboot", "$(id)", "`id`", "a\nb", "x|y", "..", ".", "", "a"
 
 @pytest.mark.parametrize("name", HOSTILE)
 def test_hostile_interface_names_are_refused(name: str):
-    with pytest.raises(UsageError, match=r"^--host-dev: "):
-        check_interface(name, "--host-dev")
-    with pytest.raises(UsageError, match=r"^--dev: "):
+    with pytest.raises(FieldError, match=r"^host_dev: ") as caught:
+        check_interface(name, "host_dev")
+    assert caught.value.field == "host_dev"
+    with pytest.raises(FieldError, match=r"^dev: ") as caught:
         Device(name, "ns")
+    assert caught.value.field == "dev"
 
 
 @pytest.mark.parametrize("name", [*HOSTILE[:8], "", ".hidden", "-n", "a/b", "x" * 65])
 def test_hostile_namespace_names_are_refused(name: str):
-    with pytest.raises(UsageError, match=r"^--netns: "):
+    with pytest.raises(FieldError, match=r"^netns: "):
         check_netns(name)
-    with pytest.raises(UsageError, match=r"^--host-netns: "):
+    with pytest.raises(FieldError, match=r"^host_netns: ") as caught:
         Device("veth0", name, HOST_SIDE)
+    assert caught.value.field == "host_netns"
+
+
+@pytest.mark.parametrize(
+    ("flag", "name"), [("--dev", "a;b"), ("--host-dev", "x" * 16), ("--host-netns", "$(id)")]
+)
+def test_the_command_names_the_flag_of_a_hostile_name(
+    flag: str, name: str, capsys: pytest.CaptureFixture[str]
+):
+    argv = ["ratelimit", "apply", "--netns", "job42", "--dev", "veth-job", "--rate", "1Mbit"]
+    argv += ["--host-dev", "veth-h42", flag, name, "--dry-run"]
+    with pytest.raises(SystemExit) as caught:
+        main(argv)
+    assert caught.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {flag}: expected a" in err
+    assert f" {flag.lstrip('-').replace('-', '_')}: " not in err  # not the stage's field name
 
 
 @pytest.mark.parametrize("name", ["veth0", "lk-job.42", "a_b", "x" * 15])
@@ -133,13 +152,33 @@ def test_a_failing_command_names_itself(capsys: pytest.CaptureFixture[str]):
     assert err.count("\n") == 1
 
 
-def test_bad_shaping_values_are_usage_errors():
-    with pytest.raises(UsageError, match=r"^--qdisc: "):
-        Shaping(1e6, "cake")
-    with pytest.raises(UsageError, match=r"^--rate: "):
-        Shaping(1.0)
-    with pytest.raises(UsageError, match=r"^--mtu: "):
-        Shaping(1e6, mtu=100)
+def test_bad_shaping_values_are_usage_errors_naming_the_field():
+    for bad, field in [
+        (lambda: Shaping(1e6, "cake"), "qdisc"),
+        (lambda: Shaping(1.0), "rate_bps"),
+        (lambda: Shaping(1e6, mtu=100), "mtu"),
+        (lambda: Shaping(1e6, latency_ms=0), "latency_ms"),
+    ]:
+        with pytest.raises(FieldError, match=rf"^{field}: expected ") as caught:
+            bad()
+        assert isinstance(caught.value, UsageError) and caught.value.field == field
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--mtu", "100"], "--mtu: expected 576..65535, got 100"),
+        (["--latency-ms", "0"], "--latency-ms: expected 1..10000, got 0"),
+        (["--rate", "1bit"], "--rate: expected a rate between 8kbit and 1Tbit, got 1.0"),
+    ],
+)
+def test_the_command_names_the_flag_of_a_bad_shaping_value(
+    extra: list[str], message: str, capsys: pytest.CaptureFixture[str]
+):
+    argv = ["ratelimit", "apply", "--netns", "job42", "--dev", "veth-job", "--rate", "1Mbit"]
+    assert main([*argv, *extra, "--dry-run"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.strip().endswith(message) and err.count("\n") == 1
 
 
 @pytest.mark.parametrize("group", ["throttle", "ratelimit"])

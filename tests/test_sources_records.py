@@ -175,7 +175,7 @@ def test_timed_out_searches_are_errors():
 
 
 def test_paging_that_does_not_advance_is_refused():
-    """A server repeating itself must not keep larkps paging (MAX_PAGES times)."""
+    """A server repeating itself must not keep larkps paging (MAX_SEARCH_PAGES times)."""
     full = answer([{"sort": [1]}, {"sort": [1]}])
     with pytest.raises(ArchiveFormatError, match="does not advance"):
         list(query.search_pages(lambda body: full, {"size": 2}, "a"))

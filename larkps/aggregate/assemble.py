@@ -148,7 +148,7 @@ def _rated(fig: Figure, span: Span, policy: QualityPolicy, basis: Basis) -> Loss
     )
 
 
-def loss_summary(figures: PathFigures, span: Span, policy: QualityPolicy) -> LossSummary:
+def path_loss_summary(figures: PathFigures, span: Span, policy: QualityPolicy) -> LossSummary:
     """Loss from the first basis with a test in the window: one-way counts, round-trip
     counts, one-way rates, round-trip rates; else the quality of the first present."""
     counted = [
@@ -210,7 +210,7 @@ def assemble(
         throughput=summaries[Metric.THROUGHPUT],
         owdelay=_summary(owd, span, policy, clock_trouble(owd, figures, policy, rtt), owd_basis),
         rtt=_summary(rtt, span, policy, basis=rtt_basis),
-        loss=loss_summary(figures, span, policy),
+        loss=path_loss_summary(figures, span, policy),
         failures=figures.failures,
         hosts=tuple(sorted(figures.hosts)),
         retransmits=summaries[Metric.RETRANSMITS],

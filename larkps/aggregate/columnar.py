@@ -20,7 +20,7 @@ from larkps.aggregate.weighted import QUANTILES, FloatArray, IntArray
 
 # Below this many rows per group on average a global lexsort is cheaper than a loop.
 _LOOP_MIN_ROWS = 48
-# Below this many rows one thread is as quick (a thread pool costs ~0.2 ms).
+# Below this many rows one thread is as quick (starting a thread pool costs more).
 PARALLEL_MIN_ROWS = 200_000
 
 

@@ -3,7 +3,7 @@
 * :class:`Group`: the series one path (or host pair) has in any window;
 * :class:`WindowView`: one window's summaries by series, its span and policies;
 * :func:`loss_of`: the loss figure, from the first basis with a test in the window,
-  as the raw path (``larkps.aggregate.assemble.loss_summary``): one-way packet
+  as the raw path (``larkps.aggregate.assemble.path_loss_summary``): one-way packet
   counts, round-trip packet counts, one-way loss fractions, round-trip fractions.
   Counts give Σlost / Σsent (lost capped at sent; a pair with nothing sent counts
   for nothing); fractions give their count-weighted mean (an approximation).
@@ -15,14 +15,13 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from larkps.aggregate.paths import GroupKey, group_key
+from larkps.aggregate.paths import COUNT_METRICS, GroupKey, group_key
 from larkps.aggregate.quality import QualityPolicy, figure_quality
 from larkps.model import Basis, LossSummary, Metric, Quality, SeriesKey, SeriesSummary
 
 Key = tuple[str, str, str]  # a SeriesKey as a plain tuple: cheap to hash in the loops
 LOSS_COUNTS = ((Metric.PACKETS_LOST, Basis.COUNTS), (Metric.PACKETS_LOST_BIDIR, Basis.COUNTS_BIDIR))
 LOSS_RATES = ((Metric.LOSS_RATE, Basis.RATES), (Metric.LOSS_RATE_BIDIR, Basis.RATES_BIDIR))
-COUNT_METRICS = (Metric.PACKETS_LOST, Metric.PACKETS_LOST_BIDIR, Metric.PACKETS_SENT)
 
 
 def key_of(key: SeriesKey) -> Key:

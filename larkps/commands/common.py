@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, TypeAlias
 
+from larkps.errors import FieldError
 from larkps.logs import LOG_FORMATS
 from larkps.units import parse_duration, parse_rate, parse_size
 
@@ -111,6 +113,31 @@ def warn_problems(report: RunReport) -> None:
     """A cycle's problems on stderr, each once, for commands whose stdout is data."""
     from larkps.report import problem_lines
 
-    for line in problem_lines(report.problems):
+    for line in problem_lines(report.problems + report.publish_problems):
         prefix = "" if line.startswith("partial: ") else "warning: "
         print(f"larkps: {prefix}{line}", file=sys.stderr)
+
+
+@contextmanager
+def flag_errors(flags: Mapping[str, str]) -> Iterator[None]:
+    """Re-raise a stage's :class:`FieldError` naming the flag its field came from
+    (``flags``: field -> flag); an error about any other field passes unchanged."""
+    try:
+        yield
+    except FieldError as exc:
+        if exc.field not in flags:
+            raise
+        raise exc.for_flag(flags[exc.field]) from None
+
+
+def field_arg(check: Callable[[str, str], str], field: str) -> Callable[[str], str]:
+    """argparse type from a stage's name check: a bad value fails before anything runs,
+    reported by argparse under the flag."""
+
+    def parse(text: str) -> str:
+        try:
+            return check(text, field)
+        except FieldError as exc:
+            raise argparse.ArgumentTypeError(exc.problem) from None
+
+    return parse

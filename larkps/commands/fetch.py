@@ -61,7 +61,7 @@ class ProgressBar:
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
-    from larkps.pipeline import ingest, open_sources
+    from larkps.pipeline import ingest_cycle, open_sources
     from larkps.sources import split_modes
 
     settings = load_settings(args.config)
@@ -69,7 +69,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     bar = None if args.quiet else ProgressBar(sys.stderr)
     with open_sources(settings) as sources:
         raw, _ = split_modes(sources)  # summary-mode archives store nothing
-        report, _ = ingest(
+        report, _ = ingest_cycle(
             settings, raw, now, now - args.since, args.deadline, bar.update if bar else None
         )
     if bar is not None:

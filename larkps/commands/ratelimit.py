@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 
-from larkps.commands.common import Subparsers, add_command, rate_arg
+from larkps.commands.common import Subparsers, add_command, field_arg, flag_errors, rate_arg
 from larkps.errors import UsageError
 from larkps.ratelimit import (
     HOST_SIDE,
@@ -18,12 +17,22 @@ from larkps.ratelimit import (
     check_interface,
     check_netns,
     clear,
-    render,
     render_show,
     run,
+    tc_commands,
 )
 from larkps.units import format_rate
 
+FLAGS = {  # the stage's field -> the flag that sets it
+    "dev": "--dev",
+    "netns": "--netns",
+    "host_dev": "--host-dev",
+    "host_netns": "--host-netns",
+    "rate_bps": "--rate",
+    "qdisc": "--qdisc",
+    "mtu": "--mtu",
+    "latency_ms": "--latency-ms",
+}
 EXAMPLE = "larkps ratelimit apply --netns job42 --dev veth-job --host-dev veth-h42 --rate 100Mbit"
 
 
@@ -67,40 +76,30 @@ def _missing_action(args: argparse.Namespace) -> int:
     raise UsageError("ratelimit: name an action: apply, show or clear")
 
 
-def _checked(check: Callable[[str, str], str], option: str) -> Callable[[str], str]:
-    """argparse type from a name check: bad names fail before anything runs."""
-
-    def parse(text: str) -> str:
-        try:
-            return check(text, option)
-        except UsageError as exc:
-            raise argparse.ArgumentTypeError(str(exc).removeprefix(f"{option}: ")) from None
-
-    return parse
-
-
 def _add_devices(sub: argparse.ArgumentParser) -> None:
-    sub.add_argument("--netns", required=True, type=_checked(check_netns, "--netns"))
-    sub.add_argument("--dev", required=True, type=_checked(check_interface, "--dev"))
-    sub.add_argument("--host-dev", type=_checked(check_interface, "--host-dev"))
-    sub.add_argument("--host-netns", type=_checked(check_netns, "--host-netns"))
+    sub.add_argument("--netns", required=True, type=field_arg(check_netns, "netns"))
+    sub.add_argument("--dev", required=True, type=field_arg(check_interface, "dev"))
+    sub.add_argument("--host-dev", type=field_arg(check_interface, "host_dev"))
+    sub.add_argument("--host-netns", type=field_arg(check_netns, "host_netns"))
 
 
 def _devices(args: argparse.Namespace) -> list[Device]:
-    devices = [Device(args.dev, args.netns, JOB_SIDE)]
-    if args.host_dev:
-        devices.append(Device(args.host_dev, args.host_netns, HOST_SIDE))
-    elif args.host_netns:
+    with flag_errors(FLAGS):
+        devices = [Device(args.dev, args.netns, JOB_SIDE)]
+        if args.host_dev:
+            devices.append(Device(args.host_dev, args.host_netns, HOST_SIDE))
+    if args.host_netns and not args.host_dev:
         raise UsageError("--host-netns: only with --host-dev")
     return devices
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
-    shaping = Shaping(args.rate, args.qdisc, args.mtu, args.latency_ms)
+    with flag_errors(FLAGS):
+        shaping = Shaping(args.rate, args.qdisc, args.mtu, args.latency_ms)
     devices = _devices(args)
     if args.dry_run:
         for device in devices:
-            for argv in render(shaping, device):
+            for argv in tc_commands(shaping, device):
                 print(as_text(argv))
         return 0
     for line in apply(shaping, devices):

@@ -14,13 +14,14 @@ from larkps.commands.common import (
     Subparsers,
     add_command,
     duration_arg,
+    flag_errors,
     rate_arg,
     size_arg,
     warn_problems,
 )
 from larkps.config import NAME_PATTERN, Settings, ThrottleSettings, load_settings
 from larkps.dag import DagError, DagTree, check_category, load_dag, rewrite_maxjobs
-from larkps.errors import LarkpsError, UsageError
+from larkps.errors import FieldError, LarkpsError, UsageError
 from larkps.model import BandwidthEstimate, Family, ThrottleDecision
 from larkps.throttle import (
     EGRESS,
@@ -111,8 +112,8 @@ def _add_inputs(sub: argparse.ArgumentParser) -> None:
 def _category(text: str) -> str:
     try:
         return check_category(text)
-    except DagError as exc:
-        raise argparse.ArgumentTypeError(str(exc).removeprefix("--category: ")) from None
+    except FieldError as exc:
+        raise argparse.ArgumentTypeError(exc.problem) from None
 
 
 def _site(text: str) -> str:
@@ -141,7 +142,8 @@ def cmd_dag(args: argparse.Namespace) -> int:
         args, previous.value if previous else None, consumers=args.consumers or 1
     )
     _require_jobs(decision, f"MAXJOBS {args.category} 0")
-    text = rewrite_maxjobs(tree, args.category, decision.jobs)
+    with flag_errors({"category": "--category"}):
+        text = rewrite_maxjobs(tree, args.category, decision.jobs)
     was = "unset, so not stepped" if previous is None else f"{previous.value} at {previous.where}"
     change = f"MAXJOBS {args.category} {decision.jobs} (was {was})"
     if not args.in_place:

@@ -11,10 +11,18 @@ from larkps.embedded import summaries
 from larkps.embedded.catalog import KIND_EVENT_TYPES
 from larkps.embedded.config import MeshConfig
 from larkps.embedded.directory import Directory
-from larkps.embedded.generate import Block, GenParams, concat_blocks, is_failed, make_block, select
+from larkps.embedded.generate import (
+    Block,
+    GenParams,
+    IntArray,
+    concat_blocks,
+    is_failed,
+    make_block,
+    select,
+)
 from larkps.embedded.hosts import FAMILIES, Host, Site, build_sites, roles_for
 from larkps.embedded.metadata import Shape, bucket_width
-from larkps.embedded.render import IntArray, RenderCtx, event_rows, presence, values
+from larkps.embedded.render import RenderCtx, event_rows, presence, values
 from larkps.embedded.series import Cadence, Series, enumerate_series
 from larkps.embedded.truth import METRIC_KIND, METRICS, Truth, compute_truth
 from larkps.embedded.world import DAY, Outage, Physics, World

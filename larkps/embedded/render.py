@@ -8,15 +8,13 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-from numpy.typing import NDArray
 
 from larkps.embedded._rand import Stream, block_rng, hash_int, uuid_hex
 from larkps.embedded.catalog import KIND_EVENT_TYPES
-from larkps.embedded.generate import Block
+from larkps.embedded.generate import Block, IntArray
 from larkps.embedded.histo import Hist
 from larkps.embedded.series import Series
 
-IntArray = NDArray[np.int64]
 Formatter = Callable[[int], str]
 
 NUM_FIELD = {

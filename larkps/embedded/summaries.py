@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
-from numpy.typing import NDArray
 
 from larkps.embedded.catalog import DELAY_HISTOGRAMS, LOSS_EVENTS
-from larkps.embedded.generate import Block
+from larkps.embedded.generate import Block, IntArray
 from larkps.embedded.histo import Hist, merge_groups, modes, stats
 from larkps.embedded.query import BadRequest
 from larkps.embedded.render import NUM_FIELD, RenderCtx, histogram_dicts, labels_for
 
-IntArray = NDArray[np.int64]
 Point = dict[str, object]
 
 

@@ -121,7 +121,7 @@ def response_head(status: int, server: str, length: int, extra: dict[str, str]) 
 def json_body(value: object, sort_keys: bool) -> bytes:
     """``json.dumps(value, separators=(",", ":"), sort_keys=..., allow_nan=False)`` bytes.
 
-    orjson writes the same bytes for what the archive serves, ~10x faster; a body
+    orjson writes the same bytes for what the archive serves, faster; a body
     where the two could differ (see :func:`_same_as_json`) or that orjson refuses goes
     through json.dumps.
     """

@@ -16,7 +16,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from larkps.fetch.esmond import EsmondSource, describe
+    from larkps.fetch.esmond import EsmondSource, series_label
     from larkps.fetch.http import ClientStats, HttpOptions, JsonClient, ResponseTooLarge
     from larkps.fetch.options import (
         ALL_EVENT_TYPES,
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     )
 
 _HOMES = {
-    "larkps.fetch.esmond": ("EsmondSource", "describe"),
+    "larkps.fetch.esmond": ("EsmondSource", "series_label"),
     "larkps.fetch.http": ("ClientStats", "HttpOptions", "JsonClient", "ResponseTooLarge"),
     "larkps.fetch.options": (
         "ALL_EVENT_TYPES",
@@ -91,11 +91,11 @@ __all__ = [
     "ResponseTooLarge",
     "address_family",
     "archive_url",
-    "describe",
     "parse_histogram",
     "parse_metadata",
     "parse_page",
     "parse_points",
     "path_fingerprint",
+    "series_label",
     "trace_hops",
 ]

@@ -29,7 +29,7 @@ from larkps.sites import SiteMap
 
 log = logging.getLogger(__name__)
 
-MAX_PAGES = 10000
+MAX_ESMOND_PAGES = 10000
 
 
 class EsmondSource:
@@ -87,7 +87,7 @@ class EsmondSource:
             query["time-start"] = since
         if event_type is not None:
             query["event-type"] = event_type
-        for offset in range(0, page_size * MAX_PAGES, page_size):
+        for offset in range(0, page_size * MAX_ESMOND_PAGES, page_size):
             page = self.client.get(self.url, query | {"limit": page_size, "offset": offset})
             if not isinstance(page, list):
                 raise ArchiveFormatError(self.name, f"metadata list from {self.url} is not a list")
@@ -107,7 +107,7 @@ class EsmondSource:
             url = self._data_urls[series.data_uri] = self._join(series.data_uri)
         cursor, limit = start, self.data_page
         separator = "&" if "?" in url else "?"
-        for _ in range(MAX_PAGES):
+        for _ in range(MAX_ESMOND_PAGES):
             query = f"time-start={cursor}&time-end={end}&limit={limit}"  # = urlencode's
             try:
                 page = self.client.get(f"{url}{separator}{query}")
@@ -140,14 +140,14 @@ class EsmondSource:
         for page in self.pages(series, start, end):
             if page.rejected:
                 log.warning(
-                    "archive %s: %s: %s", self.name, describe(series), page.describe_rejected()
+                    "archive %s: %s: %s", self.name, series_label(series), page.describe_rejected()
                 )
             for point in page.points:
                 by_ts.setdefault(point.ts, point)
         return [by_ts[ts] for ts in sorted(by_ts)]
 
 
-def describe(series: Series) -> str:
+def series_label(series: Series) -> str:
     """``source -> destination event-type`` (host names, else addresses) for logs and
     run reports: what an operator can look up, unlike the archive's metadata key."""
     source = series.source.host or series.source.ip

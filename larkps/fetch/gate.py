@@ -2,12 +2,11 @@
 
 Fetch threads spend most of their time waiting on sockets, but decoding and parsing
 hold the GIL. With sixteen threads parsing at once, the one thread that commits to
-SQLite (and gives the GIL up at every statement it runs) waited behind all of them:
-a cold 10,000-pair ingest took 21-22.5 s; with at most two threads decoding or parsing
-at a time, 19-20.7 s. The other threads keep their requests in flight meanwhile.
-The GIL is per process, so the gate is too. (A big cycle now commits from a writer
-process, larkps.ingest_writer; there the gate made no consistent difference, and it
-still guards the cycles that commit in-process.)
+SQLite (and gives the GIL up at every statement it runs) waits behind all of them;
+at most two threads decode or parse at a time, and the others keep their requests in
+flight meanwhile (figures in docs/benchmarks.md). The GIL is per process, so the gate
+is too: it guards the cycles that commit in-process (a big cycle commits from a
+writer process, larkps.ingest_writer, where the gate makes no consistent difference).
 """
 
 from __future__ import annotations

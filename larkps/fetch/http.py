@@ -401,7 +401,7 @@ class JsonClient:
 
 
 def loads(payload: bytes) -> Any:
-    """``json.loads``, about 3x faster: orjson reads what it can (UTF-8, standard JSON),
+    """``json.loads``, faster: orjson reads what it can (UTF-8, standard JSON),
     the standard library the rest (NaN, Infinity, UTF-16, lone surrogates) and gives
     the errors. One difference: an integer beyond 64 bits, which no archive sends,
     comes back as the nearest float."""

@@ -1,8 +1,8 @@
 """A lean HTTP/1.1 client connection: what :class:`JsonClient` needs and nothing more.
 
-``http.client`` parses every response's headers with the ``email`` package, ~0.25 ms
-of CPU a request; an incremental cycle makes one small request per series, so that
-was half of the client's time. This module sends a request prepared as one byte
+``http.client`` parses every response's headers with the ``email`` package, costly
+for an incremental cycle, which makes one small request per series (figures in
+docs/benchmarks.md). This module sends a request prepared as one byte
 string and reads the response by hand: the status line, ``Name: value`` header
 lines (obs-fold continuations, bare LF line ends and repeated names tolerated), then
 a ``Content-Length``, chunked or read-until-close body, handed out in pieces so the

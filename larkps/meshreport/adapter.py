@@ -21,15 +21,15 @@ from larkps.meshreport.model import (
     AlarmMark,
     Band,
     Level,
-    PathView,
     ReportInput,
     ReportMetric,
+    ReportPath,
     SiteRow,
 )
 from larkps.model import Alarm, AlarmKind, BandwidthEstimate, Metric, PathKey
 from larkps.pipeline import CycleResult
 
-FORECAST_METRICS = {
+REPORT_FORECASTS = {
     Metric.THROUGHPUT: ReportMetric.THROUGHPUT,
     Metric.OWDELAY: ReportMetric.OWDELAY,
 }
@@ -53,7 +53,7 @@ def report_input(result: CycleResult, settings: Settings, generated: int) -> Rep
     health = {h.path: h.health for h in result.health if h.window == window}
     limits = thresholds(settings.report)
     views = tuple(
-        PathView(
+        ReportPath(
             path=s.path,
             figures=path_figures(s, stale_after, limits),
             hosts=s.hosts,
@@ -77,7 +77,8 @@ def report_input(result: CycleResult, settings: Settings, generated: int) -> Rep
         thresholds=limits,
         colours={level: getattr(settings.report.colours, level.value) for level in Level},
         archives=result.report.archives,
-        problems=tuple(f"{p.archive}: {p.what}: {p.problem}" for p in result.report.problems),
+        problems=tuple(f"{p.archive}: {p.what}: {p.problem}" for p in result.report.problems)
+        + tuple(f"publish to {p.target}: {p.problem}" for p in result.report.publish_problems),
     )
 
 
@@ -98,7 +99,7 @@ def _bands(
                 estimate.forecast_bps, estimate.error_bps, method
             )
     for forecast in result.forecasts:
-        metric = FORECAST_METRICS.get(forecast.metric)
+        metric = REPORT_FORECASTS.get(forecast.metric)
         if metric is not None:
             method = f"forecast {forecast.method}, {forecast.samples} values"
             bands[forecast.path][metric] = Band(forecast.value, forecast.error, method)
@@ -120,7 +121,7 @@ def _alarm_marks(alarms: Iterable[Alarm]) -> dict[str, list[AlarmMark]]:
 
 
 def _site_rows(
-    sites: Sequence[str], views: Sequence[PathView], result: CycleResult
+    sites: Sequence[str], views: Sequence[ReportPath], result: CycleResult
 ) -> list[SiteRow]:
     """Partners and bandwidth from the paths; health and alarms from the statistics."""
     window = result.report.window
@@ -138,7 +139,7 @@ def _site_rows(
     return rows
 
 
-def _site_row(site: str, views: Sequence[PathView]) -> SiteRow:
+def _site_row(site: str, views: Sequence[ReportPath]) -> SiteRow:
     out = [v for v in views if v.path.source_site == site]
     into = [v for v in views if v.path.destination_site == site]
     return SiteRow(
@@ -153,11 +154,11 @@ def _site_row(site: str, views: Sequence[PathView]) -> SiteRow:
     )
 
 
-def _fresh(view: PathView) -> bool:
+def _fresh(view: ReportPath) -> bool:
     return any(f.level not in GREY for f in view.figures.values())
 
 
-def _median_bandwidth(views: Iterable[PathView]) -> float | None:
+def _median_bandwidth(views: Iterable[ReportPath]) -> float | None:
     values = [
         f.value
         for v in views

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 
 from larkps.config import Settings, ThrottleSettings
 from larkps.estimates import window_estimates
-from larkps.meshreport.model import Advice
+from larkps.meshreport.model import ReportAdvice
 from larkps.model import BandwidthEstimate, Family, PathKey, PathStats
 from larkps.throttle import (
     EGRESS,
@@ -31,7 +31,7 @@ def path_advice(
     stats: Sequence[PathStats],
     settings: Settings,
     estimates: Mapping[PathKey, BandwidthEstimate] | None = None,
-) -> dict[PathKey, Advice]:
+) -> dict[PathKey, ReportAdvice]:
     """Advice for every path between two different sites.
 
     ``estimates`` are the cycle's bandwidth estimates (forecast or modelled); a path
@@ -47,7 +47,9 @@ def path_advice(
     return advice
 
 
-def _family_advice(estimates: list[BandwidthEstimate], settings: Settings) -> dict[PathKey, Advice]:
+def _family_advice(
+    estimates: list[BandwidthEstimate], settings: Settings
+) -> dict[PathKey, ReportAdvice]:
     policy = settings.throttle.policy
     demand = Demand(
         bytes_per_job=settings.report.bytes_per_job,
@@ -72,7 +74,7 @@ def _family_advice(estimates: list[BandwidthEstimate], settings: Settings) -> di
             ingress[path.destination_site],
         ]
         decision = decide(capacities, demand, policy)
-        advice[path] = Advice(
+        advice[path] = ReportAdvice(
             jobs=decision.jobs,
             per_job_bps=decision.per_job_bps,
             bottleneck=decision.bottleneck,

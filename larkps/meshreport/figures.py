@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from larkps.config_report import ReportSettings
-from larkps.meshreport.model import Figure, Level, ReportMetric, Thresholds
+from larkps.meshreport.model import Level, ReportFigure, ReportMetric, Thresholds
 from larkps.model import PathStats
 from larkps.units import format_rate
 
@@ -42,7 +42,7 @@ class _Raw:
 
 def path_figures(
     stats: PathStats, stale_after: int, limits: dict[ReportMetric, Thresholds]
-) -> dict[ReportMetric, Figure]:
+) -> dict[ReportMetric, ReportFigure]:
     """Throughput, loss and one-way delay of one path, each with its level and reason."""
     tp, delay, loss = stats.throughput, stats.owdelay, stats.loss
     raw = {
@@ -87,16 +87,16 @@ def path_figures(
     return result
 
 
-def _classify(raw: _Raw, end: int, stale_after: int, limit: Thresholds) -> Figure:
+def _classify(raw: _Raw, end: int, stale_after: int, limit: Thresholds) -> ReportFigure:
     if raw.value is None or raw.count == 0:
-        return Figure(None, Level.MISSING, f"missing: no {raw.what} in the window", raw.count)
+        return ReportFigure(None, Level.MISSING, f"missing: no {raw.what} in the window", raw.count)
     if raw.latest is None or end - raw.latest > stale_after:
         age = None if raw.latest is None else end - raw.latest
         when = "no test time" if raw.latest is None else f"latest test {_time(raw.latest)}"
         reason = f"stale: {when}, {_ago(age)} ago (limit {_ago(stale_after)}); {raw.basis}"
-        return Figure(raw.value, Level.STALE, reason, raw.count, raw.latest)
+        return ReportFigure(raw.value, Level.STALE, reason, raw.count, raw.latest)
     level = limit.level(raw.value)
-    return Figure(raw.value, level, f"{level.value}: {raw.basis}", raw.count, raw.latest)
+    return ReportFigure(raw.value, level, f"{level.value}: {raw.basis}", raw.count, raw.latest)
 
 
 def _rate(value: float | None) -> str:

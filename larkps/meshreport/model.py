@@ -57,7 +57,7 @@ class Thresholds:
 
 
 @dataclass(frozen=True, slots=True)
-class Figure:
+class ReportFigure:
     """One metric of one directed path as the grid shows it."""
 
     value: float | None  # window figure in the metric's unit; None without data
@@ -87,7 +87,7 @@ class AlarmMark:
 
 
 @dataclass(frozen=True, slots=True)
-class Advice:
+class ReportAdvice:
     """The current throttle advice for transfers over one path."""
 
     jobs: int
@@ -99,16 +99,16 @@ class Advice:
 
 
 @dataclass(frozen=True, slots=True)
-class PathView:
+class ReportPath:
     """Everything the report shows about one directed path."""
 
     path: PathKey
-    figures: Mapping[ReportMetric, Figure]
+    figures: Mapping[ReportMetric, ReportFigure]
     hosts: tuple[str, ...] = ()
     history: PathHistory | None = None
     bands: Mapping[ReportMetric, Band] = field(default_factory=dict)
     alarms: tuple[AlarmMark, ...] = ()
-    advice: Advice | None = None
+    advice: ReportAdvice | None = None
     health: float | None = None  # 0..1 when the statistics provide it
 
 
@@ -137,14 +137,14 @@ class ReportInput:
     window_end: int
     sites: tuple[str, ...]
     families: tuple[Family, ...]
-    paths: tuple[PathView, ...]
+    paths: tuple[ReportPath, ...]
     site_rows: tuple[SiteRow, ...]
     thresholds: Mapping[ReportMetric, Thresholds]
     colours: Mapping[Level, str]
     archives: tuple[str, ...] = ()
     problems: tuple[str, ...] = ()
 
-    def view(self, path: PathKey) -> PathView | None:
+    def view(self, path: PathKey) -> ReportPath | None:
         """The view of one path, or None when the report has no such path."""
         for view in self.paths:
             if view.path == path:

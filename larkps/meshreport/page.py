@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
 
-from larkps.meshreport.model import Level, PathView, ReportInput, ReportMetric, SiteRow
+from larkps.meshreport.model import Level, ReportInput, ReportMetric, ReportPath, SiteRow
 from larkps.units import format_duration
 
 METRIC_LABELS = {
@@ -28,7 +28,7 @@ METRIC_LABELS = {
 
 def render_page(report: ReportInput, pictures: Mapping[str, str] | None = None) -> str:
     """The page; ``pictures`` maps path names to their PNG's relative file name."""
-    document = report_document(report, pictures or {})
+    document = page_document(report, pictures or {})
     generated = _utc(report.generated)
     title = f"larkps mesh report, {generated}"
     return _TEMPLATE.format(
@@ -49,7 +49,7 @@ def embed_json(document: object) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def report_document(report: ReportInput, pictures: Mapping[str, str]) -> dict[str, Any]:
+def page_document(report: ReportInput, pictures: Mapping[str, str]) -> dict[str, Any]:
     """Everything the script needs, as plain JSON types."""
     return {
         "generated": report.generated,
@@ -79,7 +79,7 @@ def _metric(metric: ReportMetric, report: ReportInput) -> dict[str, Any]:
     }
 
 
-def _path(view: PathView, picture: str | None) -> dict[str, Any]:
+def _path(view: ReportPath, picture: str | None) -> dict[str, Any]:
     path = view.path
     history = view.history
     return {

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from larkps.history import PathHistory
-from larkps.meshreport.model import Level, PathView, ReportInput, ReportMetric
+from larkps.meshreport.model import Level, ReportInput, ReportMetric, ReportPath
 from larkps.meshreport.page import METRIC_LABELS
 from larkps.model import Family, PathKey
 from larkps.units import format_duration
@@ -70,7 +70,7 @@ def grid_png(report: ReportInput, target: Path) -> None:
 def _grid_panel(
     axes: Axes,
     report: ReportInput,
-    views: dict[PathKey, PathView],
+    views: dict[PathKey, ReportPath],
     family: Family,
     metric: ReportMetric,
 ) -> None:
@@ -116,7 +116,7 @@ def sites_with(report: ReportInput, family: Family) -> list[str]:
     return [s for s in report.sites if s in ends]
 
 
-def _colour(report: ReportInput, view: PathView | None, metric: ReportMetric) -> str:
+def _colour(report: ReportInput, view: ReportPath | None, metric: ReportMetric) -> str:
     if view is None:
         return NO_PATH
     return report.colours[view.figures[metric].level]
@@ -137,7 +137,7 @@ def _legend(figure: Figure, report: ReportInput) -> None:
     figure.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False)
 
 
-def path_png(report: ReportInput, view: PathView, target: Path) -> None:
+def path_png(report: ReportInput, view: ReportPath, target: Path) -> None:
     """Bandwidth, loss and delay of one path over the window, with bands and alarms."""
     figure = _figure(8.0, 7.0)
     axes_list: Sequence[Axes] = figure.subplots(3, 1, sharex=True)
@@ -158,7 +158,7 @@ def path_png(report: ReportInput, view: PathView, target: Path) -> None:
     figure.savefig(target, format="png")
 
 
-def _history_panel(axes: Axes, view: PathView, metric: ReportMetric) -> None:
+def _history_panel(axes: Axes, view: ReportPath, metric: ReportMetric) -> None:
     unit, scale = PLOT_UNITS[metric]
     axes.set_ylabel(f"{METRIC_LABELS[metric][0]} ({unit})", parse_math=False)
     axes.grid(True, color="#e6e6e6")

@@ -6,8 +6,7 @@ No I/O: :mod:`larkps.rollups` persists these in the state store.
 from __future__ import annotations
 
 from larkps.rollups_pure.partial import (
-    EMPTY,
-    HOUR,
+    EMPTY_PARTIAL,
     Partial,
     first_hour,
     from_blobs,
@@ -23,8 +22,8 @@ from larkps.rollups_pure.streams import (
     KIND_OF_METRIC,
     LOSS_KINDS,
     METRIC_OF_KIND,
-    Kind,
     StreamKey,
+    StreamKind,
     StreamState,
     StreamTests,
     hourly,
@@ -38,17 +37,18 @@ from larkps.rollups_pure.window import (
     rebuild,
     slide,
 )
+from larkps.units import HOUR
 
 __all__ = [
-    "EMPTY",
+    "EMPTY_PARTIAL",
     "HISTORY",
     "HOUR",
     "KIND_OF_METRIC",
     "LOSS_KINDS",
     "METRIC_OF_KIND",
-    "Kind",
     "Partial",
     "StreamKey",
+    "StreamKind",
     "StreamState",
     "StreamTests",
     "WindowState",

@@ -17,8 +17,7 @@ import numpy as np
 
 from larkps.aggregate.weighted import EMPTY_COUNTS, EMPTY_VALUES, FloatArray, IntArray
 from larkps.aggregate.weighted import merge_weighted as _merge_weighted
-
-HOUR = 3600
+from larkps.units import HOUR
 
 
 def hour_of(ts: int) -> int:
@@ -64,7 +63,7 @@ class Partial:
         )
 
 
-EMPTY = Partial()
+EMPTY_PARTIAL = Partial()
 
 
 def _newest(parts: Iterable[Partial]) -> tuple[int | None, float | None]:
@@ -79,7 +78,7 @@ def merge_all(parts: Iterable[Partial]) -> Partial:
     """One partial holding every test of ``parts``."""
     present = [p for p in parts if not p.empty]
     if not present:
-        return EMPTY
+        return EMPTY_PARTIAL
     if len(present) == 1:
         return present[0]
     values, counts = _merge_weighted(
@@ -111,7 +110,7 @@ def subtract(whole: Partial, part: Partial) -> Partial:
         return whole
     tests = whole.tests - part.tests
     if tests <= 0:
-        return EMPTY
+        return EMPTY_PARTIAL
     counts = whole.counts.copy()
     where = np.searchsorted(whole.values, part.values)
     inside = where < whole.values.size

@@ -28,12 +28,13 @@ from larkps.aggregate.weighted import (
     merge_weighted,
 )
 from larkps.model import Metric, Series
-from larkps.rollups_pure.partial import HOUR, Partial
+from larkps.rollups_pure.partial import Partial
+from larkps.units import HOUR
 
 HISTORY = 128  # per-test values kept for forecasting
 
 
-class Kind(StrEnum):
+class StreamKind(StrEnum):
     """What a stream measures."""
 
     THROUGHPUT = "throughput"
@@ -52,34 +53,34 @@ class Kind(StrEnum):
 
 
 #: per-test scalar kinds, each rolled up like throughput (values with count 1)
-_SCALAR_KINDS: dict[Metric, Kind] = {
-    Metric.THROUGHPUT: Kind.THROUGHPUT,
-    Metric.RETRANSMITS: Kind.RETRANSMITS,
-    Metric.CLOCK_ERROR: Kind.CLOCK_ERROR,
-    Metric.OWDELAY_MEDIAN: Kind.OWDELAY_MEDIAN,
-    Metric.OWDELAY_MEAN: Kind.OWDELAY_MEAN,
-    Metric.RTT_MEAN: Kind.RTT_MEAN,
-    Metric.LOSS_RATE: Kind.LOSS_RATE,
-    Metric.LOSS_RATE_BIDIR: Kind.LOSS_RATE_BIDIR,
+_SCALAR_KINDS: dict[Metric, StreamKind] = {
+    Metric.THROUGHPUT: StreamKind.THROUGHPUT,
+    Metric.RETRANSMITS: StreamKind.RETRANSMITS,
+    Metric.CLOCK_ERROR: StreamKind.CLOCK_ERROR,
+    Metric.OWDELAY_MEDIAN: StreamKind.OWDELAY_MEDIAN,
+    Metric.OWDELAY_MEAN: StreamKind.OWDELAY_MEAN,
+    Metric.RTT_MEAN: StreamKind.RTT_MEAN,
+    Metric.LOSS_RATE: StreamKind.LOSS_RATE,
+    Metric.LOSS_RATE_BIDIR: StreamKind.LOSS_RATE_BIDIR,
 }
-KIND_OF_METRIC: dict[Metric, Kind] = {
+KIND_OF_METRIC: dict[Metric, StreamKind] = {
     **_SCALAR_KINDS,
-    Metric.OWDELAY: Kind.OWDELAY,
-    Metric.RTT: Kind.RTT,
-    Metric.PACKETS_LOST: Kind.LOSS,
-    Metric.PACKETS_LOST_BIDIR: Kind.LOSS,  # paired with packets sent, then LOSS_BIDIR
-    Metric.PACKETS_SENT: Kind.LOSS,
-    Metric.FAILURE: Kind.FAILURE,
+    Metric.OWDELAY: StreamKind.OWDELAY,
+    Metric.RTT: StreamKind.RTT,
+    Metric.PACKETS_LOST: StreamKind.LOSS,
+    Metric.PACKETS_LOST_BIDIR: StreamKind.LOSS,  # paired with packets sent, then LOSS_BIDIR
+    Metric.PACKETS_SENT: StreamKind.LOSS,
+    Metric.FAILURE: StreamKind.FAILURE,
 }
-METRIC_OF_KIND: dict[Kind, Metric] = {
+METRIC_OF_KIND: dict[StreamKind, Metric] = {
     **{kind: metric for metric, kind in _SCALAR_KINDS.items()},
-    Kind.OWDELAY: Metric.OWDELAY,
-    Kind.RTT: Metric.RTT,
+    StreamKind.OWDELAY: Metric.OWDELAY,
+    StreamKind.RTT: Metric.RTT,
 }
-HISTOGRAM_KINDS = (Kind.OWDELAY, Kind.RTT)
-LOSS_KINDS = (Kind.LOSS, Kind.LOSS_BIDIR)
+HISTOGRAM_KINDS = (StreamKind.OWDELAY, StreamKind.RTT)
+LOSS_KINDS = (StreamKind.LOSS, StreamKind.LOSS_BIDIR)
 
-StreamKey = tuple[str, str, Kind]  # archive, metadata key, kind
+StreamKey = tuple[str, str, StreamKind]  # archive, metadata key, kind
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -133,7 +134,7 @@ def stream_tests(cleaned: Iterable[CleanSeries]) -> list[StreamTests]:
         if kind is None:
             continue
         key = (series.key.archive, series.key.metadata_key, kind)
-        if kind is Kind.LOSS:
+        if kind is StreamKind.LOSS:
             loss[key][series.metric] = clean
             continue
         nan = np.full(clean.ts.size, np.nan)
@@ -148,7 +149,7 @@ def stream_tests(cleaned: Iterable[CleanSeries]) -> list[StreamTests]:
 
 def _paired(key: StreamKey, lost: CleanSeries, sent: CleanSeries) -> StreamTests:
     if lost.series.metric is Metric.PACKETS_LOST_BIDIR:
-        key = (key[0], key[1], Kind.LOSS_BIDIR)
+        key = (key[0], key[1], StreamKind.LOSS_BIDIR)
     common, at_lost, at_sent = np.intersect1d(lost.ts, sent.ts, return_indices=True)
     sent_values = sent.values[at_sent]
     ok = sent_values > 0
@@ -187,7 +188,7 @@ def _partial(tests: StreamTests, lo: int, hi: int, history: FloatArray) -> Parti
         )
     elif kind in LOSS_KINDS:
         sent, lost = int(tests.sent[lo:hi].sum()), int(tests.values[lo:hi].sum())
-    elif kind is not Kind.FAILURE:
+    elif kind is not StreamKind.FAILURE:
         chunk = tests.values[lo:hi]
         values, counts = merge_weighted(chunk, np.ones(chunk.size, dtype=np.int64))
     newest = float(history[hi - 1])

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from larkps.rollups_pure.partial import EMPTY, Partial, merge, merge_all, subtract
+from larkps.rollups_pure.partial import EMPTY_PARTIAL, Partial, merge, merge_all, subtract
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -20,7 +20,7 @@ class WindowState:
     """Running partial of one stream over the hours from ``first`` on."""
 
     first: int
-    partial: Partial = EMPTY
+    partial: Partial = EMPTY_PARTIAL
 
 
 def fresh_part(deltas: Mapping[int, Partial], first: int) -> Partial:

@@ -10,16 +10,17 @@ and :class:`~larkps.model.SeriesSummary`.
 
 from __future__ import annotations
 
+from larkps.config import SEARCH_MODES
 from larkps.sources.base import Source, SummarySource
 from larkps.sources.collect import Collected, collect_summaries, split_modes
 from larkps.sources.factory import SEARCH_KINDS, search_source
 from larkps.sources.opensearch import OpenSearchSource
 from larkps.sources.pses import PsEsSource
-from larkps.sources.search import MODES, SearchSource
+from larkps.sources.search import SearchSource
 
 __all__ = [
-    "MODES",
     "SEARCH_KINDS",
+    "SEARCH_MODES",
     "Collected",
     "OpenSearchSource",
     "PsEsSource",

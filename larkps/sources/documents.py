@@ -11,23 +11,27 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from larkps.fetch.parse import NOTE_LIMIT
 from larkps.histogram import EMPTY, histogram_of
 from larkps.model import Histogram, Metric, Point, Series, SeriesSummary
-from larkps.sources.records import Quality, dig, number, scale_factor, text
-from larkps.sources.specs import FieldSpec, Kind
+from larkps.sources.records import QualityCounters, dig, number, scale_factor, text
+from larkps.sources.specs import FieldKind, FieldSpec
 
 SIGNED = frozenset({Metric.OWDELAY_MEDIAN, Metric.OWDELAY_MEAN})
 FRACTIONS = frozenset({Metric.LOSS_RATE, Metric.LOSS_RATE_BIDIR})
-NOTE_LIMIT = 500
 MAX_BUCKETS = 100000
 
 
 def point_for(
-    spec: FieldSpec, document: dict[str, Any], ts: int, width: float | None, quality: Quality
+    spec: FieldSpec,
+    document: dict[str, Any],
+    ts: int,
+    width: float | None,
+    quality: QualityCounters,
 ) -> Point | None:
     """The point `spec` reads from one document, or None when it holds none."""
     succeeded = dig(document, "result.succeeded")
-    if spec.kind is Kind.FAILURE:
+    if spec.kind is FieldKind.FAILURE:
         if succeeded is not False:
             return None
         return Point(ts, note=text(dig(document, spec.field), NOTE_LIMIT) or "test failed")
@@ -35,10 +39,10 @@ def point_for(
         return None
     raw = dig(document, spec.field)
     factor = scale_factor(spec.scale, width)
-    if spec.kind is Kind.HISTOGRAM:
-        histogram = parse_histogram(raw, factor)
+    if spec.kind is FieldKind.HISTOGRAM:
+        histogram = search_histogram(raw, factor)
         return Point(ts, histogram=histogram) if histogram else None
-    if spec.kind is Kind.TRACE:
+    if spec.kind is FieldKind.TRACE:
         return _trace_point(raw, ts)
     value = number(raw)
     if value is None:
@@ -48,7 +52,7 @@ def point_for(
     return _checked_value(spec.metric, value * factor, ts, quality)
 
 
-def _checked_value(metric: Metric, value: float, ts: int, quality: Quality) -> Point | None:
+def _checked_value(metric: Metric, value: float, ts: int, quality: QualityCounters) -> Point | None:
     if value < 0:
         if metric in SIGNED:
             quality.add("negative-delay")
@@ -61,7 +65,7 @@ def _checked_value(metric: Metric, value: float, ts: int, quality: Quality) -> P
     return Point(ts, value=value)
 
 
-def parse_histogram(raw: object, factor: float) -> Histogram:
+def search_histogram(raw: object, factor: float) -> Histogram:
     """Parallel ``{"values": [...], "counts": [...]}`` (or ``{label: count}``) -> ms buckets."""
     if isinstance(raw, dict) and isinstance(raw.get("values"), list):
         counts = raw.get("counts")
@@ -92,7 +96,7 @@ def summary_for(
     series: Series,
     bucket: dict[str, Any],
     window: tuple[int, int],
-    quality: Quality,
+    quality: QualityCounters,
 ) -> SeriesSummary | None:
     """The server-side statistics of one field in one composite bucket, in larkps units."""
     name = aggregation_name(spec)
@@ -106,13 +110,13 @@ def summary_for(
         "first_ts": None if earliest is None else int(earliest // 1000),
         "documents": None if documents is None else int(documents),
     }
-    if spec.kind is Kind.FAILURE:
+    if spec.kind is FieldKind.FAILURE:
         failed = number(_get(bucket, f"{name}__n", "doc_count"))
         return SeriesSummary(count=int(failed), **common) if failed else None
     count = _value(bucket, f"{name}__count")
     if not count:
         return None
-    if spec.kind is Kind.COUNT:
+    if spec.kind is FieldKind.COUNT:
         return SeriesSummary(count=int(count), total=_value(bucket, f"{name}__sum"), **common)
     factor = scale_factor(spec.scale, series.bucket_width)
     low, high = _value(bucket, f"{name}__min"), _value(bucket, f"{name}__max")

@@ -38,7 +38,7 @@ from larkps.sources.records import (
 from larkps.sources.search import BUCKET_PAGE, SEARCH_PAGE, SearchSource
 from larkps.sources.specs import PSES_INDICES
 
-IDENTITY_FIELDS = [
+PSES_IDENTITY_FIELDS = [
     "src",
     "dest",
     "src_host",
@@ -97,7 +97,7 @@ class PsEsSource(SearchSource):
         return [*self.identity_sources(), terms_source("ipv6", "ipv6", missing=True)]
 
     def identity_fields(self) -> list[str]:
-        return list(IDENTITY_FIELDS)
+        return list(PSES_IDENTITY_FIELDS)
 
     def tiebreakers(self) -> list[str]:
         return ["src", "dest"]

@@ -2,7 +2,7 @@
 
 Body builders are pure. The paging loops take a ``post(body) -> answer``
 callable, so they never see HTTP; they check each answer's shape and stop on a
-short page, on an empty page, or after ``MAX_PAGES``.
+short page, on an empty page, or after ``MAX_SEARCH_PAGES``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from larkps.errors import ArchiveFormatError, ArchiveUnavailable
 from larkps.fetch import ResponseTooLarge
 
 Post = Callable[[dict[str, Any]], Any]
-MAX_PAGES = 100000
+MAX_SEARCH_PAGES = 100000
 PERCENTS = (10.0, 25.0, 50.0, 75.0, 90.0, 95.0)
 
 
@@ -108,7 +108,7 @@ def search_pages(post: Post, body: dict[str, Any], archive: str) -> Iterator[lis
     A page larger than the client's byte cap is asked again with a tenth of the size.
     """
     request = dict(body)
-    for _ in range(MAX_PAGES):
+    for _ in range(MAX_SEARCH_PAGES):
         try:
             hits = _hits(post(request), archive)
         except ResponseTooLarge:
@@ -135,7 +135,7 @@ def composite_pages(
     composite = body["aggs"]["pairs"]["composite"]
     size = int(composite["size"])
     after: Any = None
-    for _ in range(MAX_PAGES):
+    for _ in range(MAX_SEARCH_PAGES):
         request = body
         if after is not None:
             pairs = dict(body["aggs"]["pairs"], composite=dict(composite, after=after))

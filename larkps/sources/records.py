@@ -173,7 +173,7 @@ def document_site(*candidates: object) -> tuple[str | None, bool]:
     return None, rejected
 
 
-class Quality:
+class QualityCounters:
     """Thread-safe counters of data-quality events (skipped documents and so on)."""
 
     def __init__(self) -> None:

@@ -21,18 +21,18 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode
 
+from larkps.config import SEARCH_MODES
 from larkps.errors import ArchiveFormatError
-from larkps.fetch import DEFAULT_EVENT_TYPES, JsonClient, ParsedPage, describe
+from larkps.fetch import DEFAULT_EVENT_TYPES, JsonClient, ParsedPage, series_label
 from larkps.model import Point, Series, SeriesKey, SeriesSummary
 from larkps.sites import SiteMap
 from larkps.sources import query
 from larkps.sources.documents import aggregation_name, point_for
-from larkps.sources.records import Pair, Quality, SearchFilters, dig, epoch_seconds, number
-from larkps.sources.specs import FieldSpec, IndexSpec, Kind, wanted
+from larkps.sources.records import Pair, QualityCounters, SearchFilters, dig, epoch_seconds, number
+from larkps.sources.specs import FieldKind, FieldSpec, IndexSpec, wanted
 from larkps.sources.summaries import summarise
 
 log = logging.getLogger(__name__)
-MODES = ("raw", "summary")
 KEPT = frozenset({"negative-delay"})  # counted, but the points are kept
 SEARCH_PAGE = 1000  # hits per _search page (OpenSearch allows up to 10000)
 BUCKET_PAGE = 500  # composite buckets per page
@@ -58,8 +58,8 @@ class SearchSource:
         bucket_page: int = BUCKET_PAGE,
         event_types: Iterable[str] = DEFAULT_EVENT_TYPES,
     ) -> None:
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if mode not in SEARCH_MODES:
+            raise ValueError(f"mode must be one of {SEARCH_MODES}, got {mode!r}")
         self.name = name
         self.url = url.rstrip("/") + "/"
         self.client = client
@@ -67,7 +67,7 @@ class SearchSource:
         self.mode = mode
         self.page_size = page_size
         self.bucket_page = bucket_page
-        self.quality = Quality()
+        self.quality = QualityCounters()
         overrides = indices or {}
         self.indices = tuple(
             (spec, overrides.get(spec.name, spec.default_index)) for spec in self.specs
@@ -154,7 +154,7 @@ class SearchSource:
             present = (
                 entry.get("value", entry.get("doc_count")) if isinstance(entry, dict) else None
             )
-            if spec.kind is Kind.TRACE or (number(present) or 0) > 0:
+            if spec.kind is FieldKind.TRACE or (number(present) or 0) > 0:
                 result.append(self.make_series(metadata_key, spec, pair, data_uri))
         return result
 
@@ -198,7 +198,7 @@ class SearchSource:
         body = query.search_body(filters, self._sort(), self.page_size, fields)
         for hits in query.search_pages(self.poster(index), body, self.name):
             yield self._page(spec, hits, series.bucket_width, (start, end))
-        self._log_quality(describe(series))
+        self._log_quality(series_label(series))
 
     def fetch(self, series: Series, start: int, end: int) -> list[Point]:
         """Points of one series with ``start <= ts <= end``; the last one per ts wins."""
@@ -212,7 +212,7 @@ class SearchSource:
         width: float | None,
         window: tuple[int, int],
     ) -> ParsedPage:
-        seen = Quality()
+        seen = QualityCounters()
         page = ParsedPage(raw_count=len(hits))
         for hit in hits:
             ts = self._hit_ts(hit, seen)
@@ -229,7 +229,7 @@ class SearchSource:
             self.quality.add(what, count)
         return page
 
-    def _hit_ts(self, hit: dict[str, Any], seen: Quality) -> int | None:
+    def _hit_ts(self, hit: dict[str, Any], seen: QualityCounters) -> int | None:
         document = hit.get("_source")
         sort = hit.get("sort")
         ts = epoch_seconds(sort[0], millis=True) if isinstance(sort, list) and sort else None
@@ -287,7 +287,7 @@ class SearchSource:
 
 def _presence(spec: FieldSpec) -> dict[str, Any]:
     """A sub-aggregation that is non-zero when the field holds data in a bucket."""
-    if spec.kind is Kind.FAILURE:
+    if spec.kind is FieldKind.FAILURE:
         return {"filter": {"term": {"result.succeeded": False}}}
-    field = "result.latency.median" if spec.kind is Kind.HISTOGRAM else spec.field
+    field = "result.latency.median" if spec.kind is FieldKind.HISTOGRAM else spec.field
     return {"value_count": {"field": field}}

@@ -15,7 +15,7 @@ from enum import Enum
 from larkps.model import Metric
 
 
-class Kind(Enum):
+class FieldKind(Enum):
     """How a field becomes points."""
 
     VALUE = "value"  # one scalar per document
@@ -40,7 +40,7 @@ class FieldSpec:
     event_type: str
     metric: Metric
     field: str  # dotted path inside _source
-    kind: Kind = Kind.VALUE
+    kind: FieldKind = FieldKind.VALUE
     scale: Scale = Scale.NONE
     summary: bool = True  # aggregated server-side in summary mode
 
@@ -61,7 +61,7 @@ class IndexSpec:
 
 
 def _failure(field: str) -> FieldSpec:
-    return FieldSpec("failures", Metric.FAILURE, field, Kind.FAILURE)  # summary: failed runs
+    return FieldSpec("failures", Metric.FAILURE, field, FieldKind.FAILURE)  # summary: failed runs
 
 
 _LATENCY_FIELDS = (
@@ -69,15 +69,15 @@ _LATENCY_FIELDS = (
         "histogram-owdelay",
         Metric.OWDELAY,
         "result.latency.histogram",
-        Kind.HISTOGRAM,
+        FieldKind.HISTOGRAM,
         Scale.BUCKET_LABEL,
         summary=False,  # histograms are not indexed (mapping: enabled false)
     ),
     FieldSpec(
         "owdelay-median", Metric.OWDELAY_MEDIAN, "result.latency.median", scale=Scale.BUCKET_LABEL
     ),
-    FieldSpec("packet-count-lost", Metric.PACKETS_LOST, "result.packets.lost", Kind.COUNT),
-    FieldSpec("packet-count-sent", Metric.PACKETS_SENT, "result.packets.sent", Kind.COUNT),
+    FieldSpec("packet-count-lost", Metric.PACKETS_LOST, "result.packets.lost", FieldKind.COUNT),
+    FieldSpec("packet-count-sent", Metric.PACKETS_SENT, "result.packets.sent", FieldKind.COUNT),
     FieldSpec("time-error-estimates", Metric.CLOCK_ERROR, "result.max_clock_error"),
     _failure("result.error"),
 )
@@ -89,8 +89,12 @@ OPENSEARCH_INDICES = (
         (
             FieldSpec("throughput", Metric.THROUGHPUT, "result.throughput"),
             FieldSpec("packet-retransmits", Metric.RETRANSMITS, "result.retransmits"),
-            FieldSpec("packet-count-lost", Metric.PACKETS_LOST, "result.packets_lost", Kind.COUNT),
-            FieldSpec("packet-count-sent", Metric.PACKETS_SENT, "result.packets_sent", Kind.COUNT),
+            FieldSpec(
+                "packet-count-lost", Metric.PACKETS_LOST, "result.packets_lost", FieldKind.COUNT
+            ),
+            FieldSpec(
+                "packet-count-sent", Metric.PACKETS_SENT, "result.packets_sent", FieldKind.COUNT
+            ),
             _failure("result.error"),
         ),
     ),
@@ -106,9 +110,11 @@ OPENSEARCH_INDICES = (
                 "packet-count-lost-bidir",
                 Metric.PACKETS_LOST_BIDIR,
                 "result.packets.lost",
-                Kind.COUNT,
+                FieldKind.COUNT,
             ),
-            FieldSpec("packet-count-sent", Metric.PACKETS_SENT, "result.packets.sent", Kind.COUNT),
+            FieldSpec(
+                "packet-count-sent", Metric.PACKETS_SENT, "result.packets.sent", FieldKind.COUNT
+            ),
             FieldSpec("packet-loss-rate-bidir", Metric.LOSS_RATE_BIDIR, "result.packets.loss"),
             _failure("result.error"),
         ),
@@ -145,7 +151,7 @@ PSES_INDICES = (
     IndexSpec(
         "trace",
         "ps_trace",
-        (FieldSpec("packet-trace", Metric.PATH, "hops", Kind.TRACE, summary=False),),
+        (FieldSpec("packet-trace", Metric.PATH, "hops", FieldKind.TRACE, summary=False),),
     ),
 )
 

@@ -4,8 +4,8 @@ One composite aggregation per index, paged with ``after_key``; each bucket (one
 host pair and address family) carries avg, min, max, value_count and
 percentiles of every value field, sums of packet counts, the failed-run count,
 the oldest and newest start times and the newest document (for endpoints). larkps
-downloads one bucket per pair instead of every point, so the cost of a cycle
-no longer grows with the number of tests in the window.
+downloads one bucket per pair, not every point, so the cost of a cycle
+does not grow with the number of tests in the window.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from larkps.model import SeriesSummary
 from larkps.sources import query
 from larkps.sources.documents import aggregation_name, summary_for
-from larkps.sources.specs import FieldSpec, Kind, wanted
+from larkps.sources.specs import FieldKind, FieldSpec, wanted
 
 if TYPE_CHECKING:
     from larkps.sources.search import SearchSource
@@ -55,9 +55,9 @@ def summary_request(
 def statistics(spec: FieldSpec) -> dict[str, Any]:
     """The sub-aggregations that summarise one field."""
     name = aggregation_name(spec)
-    if spec.kind is Kind.FAILURE:
+    if spec.kind is FieldKind.FAILURE:
         return {f"{name}__n": {"filter": {"term": {"result.succeeded": False}}}}
-    if spec.kind is Kind.COUNT:
+    if spec.kind is FieldKind.COUNT:
         return query.count_aggregations(name, spec.field)
     return query.value_aggregations(name, spec.field)
 
