@@ -179,7 +179,7 @@ def _quality(quality: Quality | None, rules: Rules) -> str:
             "" if quality.cadence is None else f" at a {format_duration(quality.cadence)} cadence"
         )
         completeness = (
-            f"{quality.samples} of {round(quality.expected, 1):g} expected tests{cadence}:"
+            f"{quality.samples} of {round(quality.expected or 0.0, 1):g} expected tests{cadence}:"
             f" completeness {quality.completeness:.2f}"
             f"{' LOW' if quality.low else ''} (low below {rules.min_completeness:g})"
         )
