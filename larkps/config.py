@@ -31,7 +31,7 @@ from larkps.credentials import (
     password_from_file,
 )
 from larkps.errors import ConfigError
-from larkps.model import AlarmPolicy, ModelPolicy
+from larkps.model import EGRESS, INGRESS, AlarmPolicy, ModelPolicy
 from larkps.sites import SiteMap, SiteRule
 from larkps.throttle import ThrottlePolicy
 
@@ -136,6 +136,17 @@ class ThrottleSettings:
     policy: ThrottlePolicy = field(default_factory=ThrottlePolicy)  # read straight in
     transfer_time: int = 600
     site_capacity: tuple[SiteCapacity, ...] = ()
+
+    @property
+    def capacities(self) -> dict[tuple[str, str], float]:
+        """Configured capacities by (site, EGRESS | INGRESS), bits/s; measured ones are absent."""
+        found = {}
+        for entry in self.site_capacity:
+            if entry.ingress is not None:
+                found[(entry.site, INGRESS)] = entry.ingress
+            if entry.egress is not None:
+                found[(entry.site, EGRESS)] = entry.egress
+        return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -478,7 +489,7 @@ def _site_capacities(section: Section) -> tuple[SiteCapacity, ...]:
         if not NAME_PATTERN.match(site):
             raise section.error(site, "a site name of letters, digits, '.', '_' or '-'")
         entry = section.section(site)
-        capacity = SiteCapacity(site, entry.rate("ingress"), entry.rate("egress"))
+        capacity = SiteCapacity(site, entry.rate(INGRESS), entry.rate(EGRESS))
         entry.finish()
         if capacity.ingress is None and capacity.egress is None:
             raise section.error(site, 'expected ingress and/or egress rates such as "10Gbit"')

@@ -46,6 +46,10 @@ class Metric(StrEnum):
     PATH = "path"  # traceroute: value = hop count, note = sha256 fingerprint of the hop IPs
 
 
+#: The two directions of a site's aggregate capacity (config keys and throttle names).
+EGRESS = "egress"
+INGRESS = "ingress"
+
 #: esmond/elmond event type -> larkps metric
 EVENT_TYPE_METRICS: dict[str, Metric] = {
     "throughput": Metric.THROUGHPUT,
