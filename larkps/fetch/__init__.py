@@ -1,7 +1,8 @@
 """Archive sources: the esmond/elmond REST client and the HTTP transport all sources share.
 
 :class:`JsonClient` (in :mod:`larkps.fetch.http`) is the only code that talks HTTP;
-:mod:`larkps.fetch.parse` is pure; :class:`EsmondSource` discovers series and pages
+:mod:`larkps.fetch.parse` is pure; :mod:`larkps.fetch.routes` reads a traceroute
+of any archive into one form and fingerprints it; :class:`EsmondSource` discovers series and pages
 their points. :mod:`larkps.ingest` keeps them in the state store incrementally.
 :mod:`larkps.fetch.options` holds the query vocabulary the configuration needs.
 
@@ -35,9 +36,8 @@ if TYPE_CHECKING:
         parse_metadata,
         parse_page,
         parse_points,
-        path_fingerprint,
-        trace_hops,
     )
+    from larkps.fetch.routes import listed_hops, path_fingerprint, trace_hops
 
 _HOMES = {
     "larkps.fetch.esmond": ("EsmondSource", "describe"),
@@ -59,9 +59,8 @@ _HOMES = {
         "parse_metadata",
         "parse_page",
         "parse_points",
-        "path_fingerprint",
-        "trace_hops",
     ),
+    "larkps.fetch.routes": ("listed_hops", "path_fingerprint", "trace_hops"),
 }
 _HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
 
@@ -92,6 +91,7 @@ __all__ = [
     "address_family",
     "archive_url",
     "describe",
+    "listed_hops",
     "parse_histogram",
     "parse_metadata",
     "parse_page",

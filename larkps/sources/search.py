@@ -27,9 +27,10 @@ from larkps.model import Point, Series, SeriesKey, SeriesSummary
 from larkps.sites import SiteMap
 from larkps.sources import query
 from larkps.sources.documents import aggregation_name, point_for
-from larkps.sources.records import Pair, Quality, SearchFilters, dig, epoch_seconds, number
+from larkps.sources.records import Pair, Quality, SearchFilters, dig, epoch_seconds
 from larkps.sources.specs import FieldSpec, IndexSpec, Kind, wanted
 from larkps.sources.summaries import summarise
+from larkps.units import finite_number
 
 log = logging.getLogger(__name__)
 MODES = ("raw", "summary")
@@ -154,7 +155,7 @@ class SearchSource:
             present = (
                 entry.get("value", entry.get("doc_count")) if isinstance(entry, dict) else None
             )
-            if spec.kind is Kind.TRACE or (number(present) or 0) > 0:
+            if spec.kind is Kind.TRACE or (finite_number(present) or 0) > 0:
                 result.append(self.make_series(metadata_key, spec, pair, data_uri))
         return result
 
@@ -179,7 +180,7 @@ class SearchSource:
             return None
         pair = self.pair_from(key, document)
         if isinstance(pair, str):
-            self.quality.add(pair, int(number(bucket.get("doc_count")) or 1))
+            self.quality.add(pair, int(finite_number(bucket.get("doc_count")) or 1))
             return None
         return key, pair
 
