@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from larkps.errors import ArchiveDeadline, ArchiveError, ArchiveUnavailable, StateError
-from larkps.fetch import DEFAULT_EVENT_TYPES, JsonClient, ParsedPage, describe
+from larkps.fetch import DEFAULT_EVENT_TYPES, JsonClient, ParsedPage, cycle_deadline, describe
 from larkps.ingest_store import Commit, IngestStore, StoredSeries, page_rows
 from larkps.ingest_writer import WriterProcess
 from larkps.model import FetchProblem, Point, Series
@@ -172,21 +172,15 @@ class Ingester:
         """Fetch what is new in [since, now] for every archive not in ``skip``
         (pruning still covers all of them)."""
         started = time.monotonic()
-        deadline = None if self.options.deadline is None else started + self.options.deadline
         all_plans, plans = plans, [p for p in plans if p.source.name not in skip]
         clients = [p.source.client for p in plans]
         before = [(c.stats.requests, c.stats.retries) for c in clients]
-        for client in clients:
-            client.deadline = deadline
-        try:
+        with cycle_deadline(clients, self.options.deadline) as deadline:
             tasks, problems, ok, errors = self._tasks(plans, now, since)
             with self._committer(tasks) as committer, fewer_collections():
                 runner = _Runner(committer, plans, deadline, progress)
                 runner.keep = self.options.keep_new_points
                 tally = runner.run(tasks)
-        finally:
-            for client in clients:
-                client.deadline = None
         down = _unanswered(tasks, tally.problems, ok)
         ok = [name for name in ok if name not in {e.archive for e in down}]
         errors += down

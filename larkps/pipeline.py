@@ -19,7 +19,7 @@ from larkps.analysis import Analysis, Policies, RawWindow, analyse
 from larkps.cadence import not_due, slack_for
 from larkps.config import ArchiveSettings, Settings
 from larkps.errors import ArchiveError, PublishError
-from larkps.fetch import EsmondSource, HttpOptions, JsonClient, describe
+from larkps.fetch import EsmondSource, HttpOptions, JsonClient, cycle_deadline, describe
 from larkps.history import PathHistory, path_history
 from larkps.ingest import ArchivePlan, Ingester, IngestOptions, IngestReport, Progress
 from larkps.ingest_store import IngestStore
@@ -176,9 +176,8 @@ def fetch_cycle(
     """
     deadline = settings.fetch.deadline
     if not settings.fetch.incremental:
-        for source in sources:
-            source.client.deadline = None if deadline is None else time.monotonic() + deadline
-        return fetch_window(sources, now - window, now)
+        with cycle_deadline([s.client for s in sources], deadline):
+            return fetch_window(sources, now - window, now)
     # Fetch what the cycle's window needs; older points come from the store (or from
     # `larkps fetch --since`), so a cold start does not pull the longest window.
     report, data = ingest(

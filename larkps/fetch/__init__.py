@@ -18,7 +18,13 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from larkps.fetch.esmond import EsmondSource, describe
-    from larkps.fetch.http import ClientStats, HttpOptions, JsonClient, ResponseTooLarge
+    from larkps.fetch.http import (
+        ClientStats,
+        HttpOptions,
+        JsonClient,
+        ResponseTooLarge,
+        cycle_deadline,
+    )
     from larkps.fetch.options import (
         ALL_EVENT_TYPES,
         ARCHIVE_PATH,
@@ -41,7 +47,13 @@ if TYPE_CHECKING:
 
 _HOMES = {
     "larkps.fetch.esmond": ("EsmondSource", "describe"),
-    "larkps.fetch.http": ("ClientStats", "HttpOptions", "JsonClient", "ResponseTooLarge"),
+    "larkps.fetch.http": (
+        "ClientStats",
+        "HttpOptions",
+        "JsonClient",
+        "ResponseTooLarge",
+        "cycle_deadline",
+    ),
     "larkps.fetch.options": (
         "ALL_EVENT_TYPES",
         "ARCHIVE_PATH",
@@ -90,6 +102,7 @@ __all__ = [
     "ResponseTooLarge",
     "address_family",
     "archive_url",
+    "cycle_deadline",
     "describe",
     "listed_hops",
     "parse_histogram",

@@ -9,11 +9,11 @@ number of pairs, not of tests). Raw-mode archives go through discovery and point
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from larkps.errors import ArchiveError
+from larkps.fetch import cycle_deadline
 from larkps.model import FetchProblem, SeriesSummary
 from larkps.sources.base import Source, SummarySource
 
@@ -59,17 +59,18 @@ def collect_summaries(
     set of windows per archive) and recorded as a problem of the cycle.
     """
     collected = Collected(by_window={w: [] for w in windows})
-    until = None if deadline is None else time.monotonic() + deadline
-    for source in sources:
-        source.client.deadline = until
-        try:
-            answers = {w: source.summaries(now - w + 1, now, source.event_types) for w in windows}
-        except ArchiveError as exc:
-            collected.problems.append(FetchProblem(source.name, "summaries", exc.problem))
-            collected.archive_errors.append(exc)
-            log.info("%s", str(exc))  # reported in the run report; the CLI prints it once
-            continue
-        collected.archives_ok.append(source.name)
-        for window, summaries in answers.items():
-            collected.by_window[window].extend(summaries)
+    with cycle_deadline([s.client for s in sources], deadline):
+        for source in sources:
+            try:
+                answers = {
+                    w: source.summaries(now - w + 1, now, source.event_types) for w in windows
+                }
+            except ArchiveError as exc:
+                collected.problems.append(FetchProblem(source.name, "summaries", exc.problem))
+                collected.archive_errors.append(exc)
+                log.info("%s", str(exc))  # reported in the run report; the CLI prints it once
+                continue
+            collected.archives_ok.append(source.name)
+            for window, summaries in answers.items():
+                collected.by_window[window].extend(summaries)
     return collected
