@@ -25,6 +25,7 @@ from larkps.ingest import ArchivePlan, Ingester, IngestOptions, IngestReport, Pr
 from larkps.ingest_store import IngestStore
 from larkps.model import (
     Alarm,
+    ArchiveAnswers,
     BandwidthEstimate,
     FetchProblem,
     Forecast,
@@ -81,9 +82,7 @@ class CycleResult:
 @dataclass(frozen=True, slots=True)
 class _Fetched:
     data: list[tuple[Series, list[Point]]]
-    problems: list[FetchProblem]
-    archives_ok: list[str]
-    archive_errors: list[ArchiveError]
+    answers: ArchiveAnswers
     ingest: IngestReport | None = None  # incremental cycles: new points per series, counters
 
     @property
@@ -183,9 +182,7 @@ def fetch_cycle(
     report, data = ingest(
         settings, sources, now, now - window, deadline, window=window, cadence=cadence
     )
-    return _Fetched(
-        data, list(report.problems), list(report.archives_ok), list(report.archive_errors), report
-    )
+    return _Fetched(data, report.answers, report)
 
 
 def _not_due(
@@ -240,22 +237,19 @@ def ingest(
 def fetch_window(sources: Sequence[Source], start: int, end: int) -> _Fetched:
     """Discover and fetch every series of every source; failures are recorded."""
     data: list[tuple[Series, list[Point]]] = []
-    problems: list[FetchProblem] = []
-    archives_ok = []
-    archive_errors = []
+    answers = ArchiveAnswers()
     for source in sources:
         try:
             series = source.discover(source.event_types, start)
         except ArchiveError as exc:
-            problems.append(FetchProblem(source.name, "metadata", exc.problem))
-            archive_errors.append(exc)
+            answers.failed(source.name, "metadata", exc)
             log.debug("%s", str(exc))  # in the run report, which the CLI or daemon prints
             continue
-        archives_ok.append(source.name)
+        answers.answered(source.name)
         fetched, failed = _fetch_series(source, series, start, end)
         data.extend(fetched)
-        problems.extend(failed)
-    return _Fetched(data, problems, archives_ok, archive_errors)
+        answers.problems.extend(failed)
+    return _Fetched(data, answers)
 
 
 def _fetch_series(
@@ -331,9 +325,10 @@ def run_cycle(
             summary_sources, now, policies.needed, settings.fetch.deadline
         )
         sites = sites_of({s.name: s.sites for s in sources}, settings.sites)
-    archives_ok = fetched.archives_ok + summaries.archives_ok
+    answers = fetched.answers + summaries.answers
+    archives_ok = answers.archives_ok
     if not archives_ok and not fetched.skipped:
-        raise _no_answer(fetched.archive_errors + summaries.archive_errors)
+        raise _no_answer(answers.archive_errors)
     if not fetched.data and not summaries.series and not fetched.skipped:
         raise _no_series(settings, archives_ok)
     fetched_at = time.monotonic()
@@ -362,7 +357,7 @@ def run_cycle(
         paths=len(stats),
         ads_written=len(ads) if outputs else 0,
         outputs=tuple(outputs),
-        problems=tuple(fetched.problems + summaries.problems + publish_problems),
+        problems=tuple(answers.problems + publish_problems),
         duration_s=round(time.monotonic() - started, 3),
         stages=(
             ("fetch", round(fetched_at - started, 3)),
@@ -424,7 +419,7 @@ def analyse_fetched(
     statistics merged in (raw figures win on a path both have)."""
     window = policies.default
     summarised = None
-    if summaries is not None and summaries.archives_ok:
+    if summaries is not None and summaries.answers.archives_ok:
         by_window = summaries.by_window
         summarised = summary_stats(by_window, now, policies.quality, policies.default)
     if fetched.ingest is None:

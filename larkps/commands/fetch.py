@@ -76,7 +76,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
         bar.update(report.series, report.series, report.points, final=True)
     for line in summary(report):
         print(line)
-    return 1 if report.archive_errors and not report.archives_ok else 0
+    return 1 if report.answers.archive_errors and not report.archives_ok else 0
 
 
 def summary(report: IngestReport) -> list[str]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from larkps.errors import ArchiveError
 from larkps.fetch import cycle_deadline
-from larkps.model import FetchProblem, SeriesSummary
+from larkps.model import ArchiveAnswers, SeriesSummary
 from larkps.sources.base import Source, SummarySource
 
 log = logging.getLogger(__name__)
@@ -25,9 +25,7 @@ class Collected:
     """What the summary-mode archives answered in one cycle."""
 
     by_window: dict[int, list[SeriesSummary]] = field(default_factory=dict)
-    problems: list[FetchProblem] = field(default_factory=list)
-    archives_ok: list[str] = field(default_factory=list)
-    archive_errors: list[ArchiveError] = field(default_factory=list)
+    answers: ArchiveAnswers = field(default_factory=ArchiveAnswers)
 
     @property
     def series(self) -> int:
@@ -66,11 +64,10 @@ def collect_summaries(
                     w: source.summaries(now - w + 1, now, source.event_types) for w in windows
                 }
             except ArchiveError as exc:
-                collected.problems.append(FetchProblem(source.name, "summaries", exc.problem))
-                collected.archive_errors.append(exc)
+                collected.answers.failed(source.name, "summaries", exc)
                 log.info("%s", str(exc))  # reported in the run report; the CLI prints it once
                 continue
-            collected.archives_ok.append(source.name)
+            collected.answers.answered(source.name)
             for window, summaries in answers.items():
                 collected.by_window[window].extend(summaries)
     return collected
