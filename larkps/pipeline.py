@@ -63,20 +63,43 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class CycleResult:
-    """Everything one cycle produced."""
+    """Everything one cycle produced: its report, ads and the analysis behind them."""
 
     report: RunReport
-    stats: tuple[PathStats, ...]
+    stats: tuple[PathStats, ...]  # the cycle's window, per site path
     ads: tuple[Any, ...]
+    analysis: Analysis
     history: Mapping[PathKey, PathHistory] = field(default_factory=dict)  # run_cycle(history=True)
-    # every configured window, quality, forecasts, estimates, alarms (analysis.py)
-    windows: tuple[PathStats, ...] = ()  # every configured window, per site path
-    host_pairs: tuple[PathStats, ...] = ()  # the cycle's window, per host pair
-    site_stats: tuple[SiteStats, ...] = ()
-    health: tuple[PathHealth, ...] = ()
-    forecasts: tuple[Forecast, ...] = ()
-    estimates: tuple[BandwidthEstimate, ...] = ()
-    alarms: tuple[Alarm, ...] = ()
+
+    @property
+    def windows(self) -> tuple[PathStats, ...]:
+        """Every configured window, per site path."""
+        return self.analysis.windows
+
+    @property
+    def host_pairs(self) -> tuple[PathStats, ...]:
+        """The cycle's window, per host pair."""
+        return self.analysis.host_pairs
+
+    @property
+    def site_stats(self) -> tuple[SiteStats, ...]:
+        return self.analysis.sites
+
+    @property
+    def health(self) -> tuple[PathHealth, ...]:
+        return self.analysis.health
+
+    @property
+    def forecasts(self) -> tuple[Forecast, ...]:
+        return self.analysis.forecasts
+
+    @property
+    def estimates(self) -> tuple[BandwidthEstimate, ...]:
+        return self.analysis.estimates
+
+    @property
+    def alarms(self) -> tuple[Alarm, ...]:
+        return self.analysis.alarms
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,30 +319,38 @@ def publish_ads(
     return outputs, problems
 
 
+@dataclass(frozen=True, slots=True)
+class DaemonContext:
+    """What a cycle of `larkps run` knows that a one-shot command does not.
+
+    ``sequence`` and ``started`` become the ads' UpdateSequenceNumber and
+    DaemonStartTime; archives with their own ``interval`` are fetched only when due
+    (larkps.cadence).
+    """
+
+    sequence: int
+    started: int
+
+
 def run_cycle(
     settings: Settings,
     now: int,
     window: int | None = None,
     publish: bool = True,
-    sequence: int = 0,
-    daemon_start: int | None = None,
     history: bool = False,
-    cadence: bool = False,
+    daemon: DaemonContext | None = None,
 ) -> CycleResult:
     """One full cycle: fetch the window, aggregate, build ads and publish them.
 
     With `history`, the result also holds each path's hourly history (larkps.history).
-    With `cadence` (`larkps run`), archives with their own `interval` are fetched only
-    when due (larkps.cadence); one-shot commands fetch every archive.
-
-    `sequence` and `daemon_start` become the ads' UpdateSequenceNumber and
-    DaemonStartTime (a one-shot run is sequence 0 of a process started `now`).
+    Without `daemon` (one-shot commands) every archive is fetched, and the ads are
+    sequence 0 of a process started `now`.
     """
     started = time.monotonic()
     window = window or settings.windows.default
     with open_sources(settings) as sources:
         raw_sources, summary_sources = split_modes(sources)  # summary mode: nothing stored
-        fetched = fetch_cycle(settings, raw_sources, now, window, cadence)
+        fetched = fetch_cycle(settings, raw_sources, now, window, cadence=daemon is not None)
         policies = Policies.from_settings(settings, window)
         summaries = collect_summaries(
             summary_sources, now, policies.needed, settings.fetch.deadline
@@ -338,8 +369,8 @@ def run_cycle(
     context = AdContext(
         update_time=now,
         lifetime=settings.publish.ad_lifetime,
-        sequence=sequence,
-        daemon_start=now if daemon_start is None else daemon_start,
+        sequence=0 if daemon is None else daemon.sequence,
+        daemon_start=now if daemon is None else daemon.started,
     )
     ads = path_ads(stats, context, extras=ad_extras(analysis, window))
     ads += site_ads(analysis.sites, context, window)
@@ -368,19 +399,7 @@ def run_cycle(
         skipped=fetched.skipped,
     )
     histories = path_history(fetched.data, now, window) if history else {}
-    return CycleResult(
-        report,
-        tuple(stats),
-        tuple(ads),
-        history=histories,
-        windows=analysis.windows,
-        host_pairs=analysis.host_pairs,
-        site_stats=analysis.sites,
-        health=analysis.health,
-        forecasts=analysis.forecasts,
-        estimates=analysis.estimates,
-        alarms=analysis.alarms,
-    )
+    return CycleResult(report, tuple(stats), tuple(ads), analysis, history=histories)
 
 
 def _no_answer(errors: Sequence[ArchiveError]) -> ArchiveError:
