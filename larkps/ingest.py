@@ -27,7 +27,7 @@ from larkps.errors import ArchiveDeadline, ArchiveError, ArchiveUnavailable, Sta
 from larkps.fetch import DEFAULT_EVENT_TYPES, JsonClient, ParsedPage, cycle_deadline, describe
 from larkps.ingest_store import Commit, IngestStore, StoredSeries, page_rows
 from larkps.ingest_writer import WriterProcess
-from larkps.model import ArchiveAnswers, FetchProblem, Point, Series
+from larkps.model import ArchiveAnswers, FetchProblem, Point, ProblemKind, Series
 from larkps.sites import SiteMap
 
 log = logging.getLogger(__name__)
@@ -244,7 +244,9 @@ class Ingester:
                 skipped = getattr(plan.source, "skipped_metadata", 0)
                 if skipped:
                     problem = f"skipped {skipped} malformed metadata objects"
-                    answers.problems.append(FetchProblem(name, "metadata", problem, "bad-values"))
+                    answers.problems.append(
+                        FetchProblem(name, "metadata", problem, ProblemKind.BAD_VALUES)
+                    )
             wanted = set(plan.event_types)
             for stored in known:
                 ranges = plan_ranges(stored, since, now)
@@ -382,7 +384,7 @@ class _Runner:
         for task in pending.values():
             what = describe(task.stored.series)
             problem = "cycle deadline reached; fetched in part or not at all"
-            tally.problems.append(FetchProblem(task.archive, what, problem, "deadline"))
+            tally.problems.append(FetchProblem(task.archive, what, problem, ProblemKind.DEADLINE))
 
     def _next_batch(self, pending: int) -> list[Commit | _Done] | None:
         while True:
@@ -471,7 +473,7 @@ class _Runner:
             for fetch_range in task.ranges:
                 self._fetch_range(task, fetch_range, rejected)
         except ArchiveError as exc:
-            kind = "deadline" if isinstance(exc, ArchiveDeadline) else "error"
+            kind = ProblemKind.DEADLINE if isinstance(exc, ArchiveDeadline) else ProblemKind.ERROR
             problem = FetchProblem(task.archive, describe(series), exc.problem, kind)
         except Exception as exc:
             log.exception("archive %s: %s: unexpected failure", task.archive, describe(series))
@@ -523,7 +525,7 @@ def _unanswered(
         wanted[task.archive] = wanted.get(task.archive, 0) + 1
     failed: dict[str, list[FetchProblem]] = {}
     for problem in problems:
-        if problem.kind == "error":
+        if problem.kind == ProblemKind.ERROR:
             failed.setdefault(problem.archive, []).append(problem)
     return [
         ArchiveUnavailable(name, failed[name][0].problem)
@@ -543,4 +545,4 @@ def _rejected(task: _Task, rejected: dict[str, int]) -> FetchProblem | None:
         return None
     detail = ", ".join(f"{n} {reason}" for reason, n in sorted(rejected.items()))
     problem = f"rejected {sum(rejected.values())} points: {detail}"
-    return FetchProblem(task.archive, describe(task.stored.series), problem, "bad-values")
+    return FetchProblem(task.archive, describe(task.stored.series), problem, ProblemKind.BAD_VALUES)

@@ -18,6 +18,7 @@ from larkps.aggregate.series_summaries import summary_stats
 from larkps.analysis import Analysis, Policies, RawWindow, analyse
 from larkps.cadence import not_due, slack_for
 from larkps.config import ArchiveSettings, Settings
+from larkps.config_fetch import Writer
 from larkps.errors import ArchiveError, PublishError
 from larkps.fetch import EsmondSource, HttpOptions, JsonClient, cycle_deadline, describe
 from larkps.history import PathHistory, path_history
@@ -244,7 +245,7 @@ def ingest(
         retention=max(settings.fetch.retention, now - since),
         deadline=deadline,
         keep_new_points=window is not None,  # a backfill only counts them
-        writer_process={"process": True, "thread": False}.get(settings.fetch.writer),
+        writer_process={Writer.PROCESS: True, Writer.THREAD: False}.get(settings.fetch.writer),
     )
     plans = [ArchivePlan(s, s.event_types, repr(s.filters)) for s in sources]
     with Store.in_directory(settings.state_dir) as store:

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from larkps.logs import one_line
-from larkps.model import FetchProblem, PathStats, RunReport
+from larkps.model import FetchProblem, PathStats, ProblemKind, RunReport
 from larkps.units import format_duration
 
 STATS_FORMATS = ("table", "json", "csv")  # json, csv: larkps.stats_document
@@ -114,7 +114,7 @@ def problem_lines(problems: Iterable[FetchProblem]) -> Iterable[str]:
     """Each problem once, escaped; the series a deadline cut short in one line."""
     cut = []
     for problem in problems:
-        if problem.kind == "deadline":
+        if problem.kind == ProblemKind.DEADLINE:
             cut.append(problem)
         else:
             yield one_line(f"archive {problem.archive}: {problem.what}: {problem.problem}")

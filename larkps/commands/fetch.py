@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, TextIO
 from larkps.commands.common import Subparsers, add_command, duration_arg
 from larkps.config import load_settings
 from larkps.logs import one_line
+from larkps.model import ProblemKind
 
 if TYPE_CHECKING:
     from larkps.ingest import IngestReport
@@ -81,8 +82,8 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
 def summary(report: IngestReport) -> list[str]:
     """The closing account: series, points, errors, time."""
-    errors = [p for p in report.problems if p.kind != "bad-values"]
-    rejected = [p for p in report.problems if p.kind == "bad-values"]
+    errors = [p for p in report.problems if p.kind != ProblemKind.BAD_VALUES]
+    rejected = [p for p in report.problems if p.kind == ProblemKind.BAD_VALUES]
     lines = [
         f"fetched {report.series} series: {report.points} new points, "
         f"{len(errors)} errors, {len(rejected)} series with rejected points, "
