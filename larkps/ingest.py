@@ -27,8 +27,9 @@ from larkps.errors import ArchiveDeadline, ArchiveError, ArchiveUnavailable, Sta
 from larkps.fetch import DEFAULT_EVENT_TYPES, JsonClient, ParsedPage, cycle_deadline, describe
 from larkps.ingest_store import Commit, IngestStore, StoredSeries, page_rows
 from larkps.ingest_writer import WriterProcess
-from larkps.model import ArchiveAnswers, FetchProblem, Point, ProblemKind, Series
+from larkps.model import FetchProblem, Point, ProblemKind, Series
 from larkps.sites import SiteMap
+from larkps.sources.base import ArchiveAnswers
 
 log = logging.getLogger(__name__)
 

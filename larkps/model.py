@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import NamedTuple, NewType
 
-from larkps.errors import ArchiveError
-
 
 class Family(StrEnum):
     """IP address family of a measurement; IPv4 and IPv6 are separate series."""
@@ -346,30 +344,6 @@ class FetchProblem:
     what: str
     problem: str
     kind: ProblemKind = ProblemKind.ERROR
-
-
-@dataclass(slots=True)
-class ArchiveAnswers:
-    """Which archives answered one stage of a cycle, and what went wrong there."""
-
-    problems: list[FetchProblem] = field(default_factory=list)
-    archives_ok: list[str] = field(default_factory=list)
-    archive_errors: list[ArchiveError] = field(default_factory=list)
-
-    def answered(self, archive: str) -> None:
-        self.archives_ok.append(archive)
-
-    def failed(self, archive: str, what: str, error: ArchiveError) -> None:
-        """An archive that did not answer ``what`` (its error is the problem)."""
-        self.problems.append(FetchProblem(archive, what, error.problem))
-        self.archive_errors.append(error)
-
-    def __add__(self, other: ArchiveAnswers) -> ArchiveAnswers:
-        return ArchiveAnswers(
-            self.problems + other.problems,
-            self.archives_ok + other.archives_ok,
-            self.archive_errors + other.archive_errors,
-        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,6 @@ from larkps.ingest import ArchivePlan, Ingester, IngestOptions, IngestReport, Pr
 from larkps.ingest_store import IngestStore
 from larkps.model import (
     Alarm,
-    ArchiveAnswers,
     BandwidthEstimate,
     FetchProblem,
     Forecast,
@@ -51,6 +50,7 @@ from larkps.rollup_views import SiteOf, sites_of
 from larkps.sites import SiteMap, SiteRule
 from larkps.sources import (
     SEARCH_KINDS,
+    ArchiveAnswers,
     Collected,
     Source,
     collect_summaries,

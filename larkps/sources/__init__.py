@@ -10,7 +10,7 @@ and :class:`~larkps.model.SeriesSummary`.
 
 from __future__ import annotations
 
-from larkps.sources.base import Source, SummarySource
+from larkps.sources.base import ArchiveAnswers, Source, SummarySource
 from larkps.sources.collect import Collected, collect_summaries, split_modes
 from larkps.sources.factory import SEARCH_KINDS, search_source
 from larkps.sources.opensearch import OpenSearchSource
@@ -20,6 +20,7 @@ from larkps.sources.search import MODES, SearchSource
 __all__ = [
     "MODES",
     "SEARCH_KINDS",
+    "ArchiveAnswers",
     "Collected",
     "OpenSearchSource",
     "PsEsSource",

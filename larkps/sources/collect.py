@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 from larkps.errors import ArchiveError
 from larkps.fetch import cycle_deadline
-from larkps.model import ArchiveAnswers, SeriesSummary
-from larkps.sources.base import Source, SummarySource
+from larkps.model import SeriesSummary
+from larkps.sources.base import ArchiveAnswers, Source, SummarySource
 
 log = logging.getLogger(__name__)
 
