@@ -31,6 +31,7 @@ from larkps.credentials import (
     password_from_file,
 )
 from larkps.errors import ConfigError
+from larkps.fetch.options import SearchMode
 from larkps.model import EGRESS, INGRESS, AlarmPolicy, ModelPolicy
 from larkps.sites import SiteMap, SiteRule
 from larkps.throttle import ThrottlePolicy
@@ -41,7 +42,6 @@ SEARCH_INDEX_KEYS = {
     "opensearch": ("throughput", "latency", "latencybg", "rtt"),
     "ps-es": ("throughput", "owd", "packetloss", "retransmits", "trace"),
 }
-SEARCH_MODES = ("raw", "summary")
 INDEX_PATTERN = re.compile(r"^(?!\.{1,2}$)[a-z0-9_.][a-z0-9_.*+,-]{0,254}$")
 USERNAME_PATTERN = re.compile(r"^[^:\x00-\x1f\x7f]{1,256}$")
 FLAVOURS = ("esmond", "elmond")
@@ -61,7 +61,7 @@ class EmbeddedSettings:
 class SearchSettings:
     """How an OpenSearch/Elasticsearch archive is read (kinds "opensearch", "ps-es")."""
 
-    mode: str = "raw"  # "raw": documents; "summary": per-pair statistics from the cluster
+    mode: SearchMode = SearchMode.RAW
     indices: tuple[tuple[str, str], ...] = ()  # (index family, index name), defaults filled
     production_only: bool = True  # ps-es: only hosts in production meshes
 
@@ -283,7 +283,7 @@ def _archive(section: Section, interval: int) -> ArchiveSettings:
 
 
 def _summary(archive: ArchiveSettings) -> bool:
-    return archive.search is not None and archive.search.mode == "summary"
+    return archive.search is not None and archive.search.mode == SearchMode.SUMMARY
 
 
 def _credentials(section: Section, kind: str, url: str | None) -> Credentials | None:
@@ -337,7 +337,7 @@ def _search(section: Section, kind: str) -> SearchSettings | None:
     )
     indices.finish()
     result = SearchSettings(
-        mode=table.choice("mode", SEARCH_MODES, "raw"),
+        mode=SearchMode(table.choice("mode", tuple(SearchMode), SearchMode.RAW.value)),
         indices=names,
         production_only=table.boolean("production_only", True),
     )

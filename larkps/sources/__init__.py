@@ -15,10 +15,9 @@ from larkps.sources.collect import Collected, collect_summaries, split_modes
 from larkps.sources.factory import SEARCH_KINDS, search_source
 from larkps.sources.opensearch import OpenSearchSource
 from larkps.sources.pses import PsEsSource
-from larkps.sources.search import MODES, SearchSource
+from larkps.sources.search import SearchSource
 
 __all__ = [
-    "MODES",
     "SEARCH_KINDS",
     "ArchiveAnswers",
     "Collected",

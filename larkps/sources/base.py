@@ -16,6 +16,7 @@ from typing import Protocol, runtime_checkable
 
 from larkps.errors import ArchiveError
 from larkps.fetch import JsonClient, ParsedPage
+from larkps.fetch.options import SearchMode
 from larkps.model import FetchProblem, Point, Series, SeriesSummary
 from larkps.sites import SiteMap
 
@@ -51,7 +52,7 @@ class Source(Protocol):
 class SummarySource(Source, Protocol):
     """A source whose archive can compute per-pair statistics itself."""
 
-    mode: str  # "raw" or "summary"
+    mode: SearchMode
 
     def summaries(
         self, start: int, end: int, event_types: Iterable[str] | None = None

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from larkps.errors import ArchiveError
 from larkps.fetch import cycle_deadline
+from larkps.fetch.options import SearchMode
 from larkps.model import SeriesSummary
 from larkps.sources.base import ArchiveAnswers, Source, SummarySource
 
@@ -38,7 +39,7 @@ def split_modes(sources: Sequence[Source]) -> tuple[list[Source], list[SummarySo
     raw: list[Source] = []
     summary: list[SummarySource] = []
     for source in sources:
-        if isinstance(source, SummarySource) and source.mode == "summary":
+        if isinstance(source, SummarySource) and source.mode == SearchMode.SUMMARY:
             summary.append(source)
         else:
             raw.append(source)

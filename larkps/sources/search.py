@@ -23,6 +23,7 @@ from urllib.parse import parse_qsl, quote, urlencode
 
 from larkps.errors import ArchiveFormatError
 from larkps.fetch import DEFAULT_EVENT_TYPES, JsonClient, ParsedPage, describe
+from larkps.fetch.options import SearchMode
 from larkps.model import Point, Series, SeriesKey, SeriesSummary
 from larkps.sites import SiteMap
 from larkps.sources import query
@@ -33,7 +34,6 @@ from larkps.sources.summaries import summarise
 from larkps.units import finite_number
 
 log = logging.getLogger(__name__)
-MODES = ("raw", "summary")
 KEPT = frozenset({"negative-delay"})  # counted, but the points are kept
 SEARCH_PAGE = 1000  # hits per _search page (OpenSearch allows up to 10000)
 BUCKET_PAGE = 500  # composite buckets per page
@@ -54,18 +54,16 @@ class SearchSource:
         client: JsonClient,
         sites: SiteMap,
         indices: dict[str, str] | None = None,
-        mode: str = "raw",
+        mode: str = SearchMode.RAW,
         page_size: int = SEARCH_PAGE,
         bucket_page: int = BUCKET_PAGE,
         event_types: Iterable[str] = DEFAULT_EVENT_TYPES,
     ) -> None:
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         self.name = name
         self.url = url.rstrip("/") + "/"
         self.client = client
         self.sites = sites
-        self.mode = mode
+        self.mode = SearchMode(mode)  # ValueError for anything else
         self.page_size = page_size
         self.bucket_page = bucket_page
         self.quality = Quality()
