@@ -30,6 +30,8 @@ from larkps.config import Settings
 from larkps.estimates import bandwidth_estimates
 from larkps.forecast import Prediction, forecast
 from larkps.model import (
+    EGRESS,
+    INGRESS,
     Alarm,
     AlarmPolicy,
     BandwidthEstimate,
@@ -91,17 +93,11 @@ class Policies:
     quality: QualityPolicy
     alarms: AlarmPolicy
     model: ModelPolicy
-    capacities: Mapping[tuple[str, str], float]  # (site, "ingress"|"egress") -> bits/s
+    capacities: Mapping[tuple[str, str], float]  # ThrottleSettings.capacities
 
     @classmethod
     def from_settings(cls, settings: Settings, default: int | None = None) -> Policies:
         windows = settings.windows
-        capacities = {}
-        for entry in settings.throttle.site_capacity:
-            if entry.ingress is not None:
-                capacities[(entry.site, "ingress")] = entry.ingress
-            if entry.egress is not None:
-                capacities[(entry.site, "egress")] = entry.egress
         chosen = default or windows.default
         return cls(
             windows=tuple(sorted({*windows.windows, chosen})),
@@ -109,15 +105,15 @@ class Policies:
             quality=QualityPolicy(windows.stale_after, **dataclasses.asdict(settings.quality)),
             alarms=settings.alarms,
             model=settings.model,
-            capacities=capacities,
+            capacities=settings.throttle.capacities,
         )
 
     def capacity(self, path: PathKey) -> float:
         """Model cap: the path capacity, or less where the sites' capacities say so."""
         return min(
             self.model.path_capacity_bps,
-            self.capacities.get((path.source_site, "egress"), math.inf),
-            self.capacities.get((path.destination_site, "ingress"), math.inf),
+            self.capacities.get((path.source_site, EGRESS), math.inf),
+            self.capacities.get((path.destination_site, INGRESS), math.inf),
         )
 
     @property

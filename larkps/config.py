@@ -31,7 +31,8 @@ from larkps.credentials import (
     password_from_file,
 )
 from larkps.errors import ConfigError
-from larkps.model import AlarmPolicy, ModelPolicy
+from larkps.fetch.options import SearchMode
+from larkps.model import EGRESS, INGRESS, AlarmPolicy, ModelPolicy
 from larkps.sites import SiteMap, SiteRule
 from larkps.throttle import ThrottlePolicy
 
@@ -41,7 +42,6 @@ SEARCH_INDEX_KEYS = {
     "opensearch": ("throughput", "latency", "latencybg", "rtt"),
     "ps-es": ("throughput", "owd", "packetloss", "retransmits", "trace"),
 }
-SEARCH_MODES = ("raw", "summary")
 INDEX_PATTERN = re.compile(r"^(?!\.{1,2}$)[a-z0-9_.][a-z0-9_.*+,-]{0,254}$")
 USERNAME_PATTERN = re.compile(r"^[^:\x00-\x1f\x7f]{1,256}$")
 FLAVOURS = ("esmond", "elmond")
@@ -61,7 +61,7 @@ class EmbeddedSettings:
 class SearchSettings:
     """How an OpenSearch/Elasticsearch archive is read (kinds "opensearch", "ps-es")."""
 
-    mode: str = "raw"  # "raw": documents; "summary": per-pair statistics from the cluster
+    mode: SearchMode = SearchMode.RAW
     indices: tuple[tuple[str, str], ...] = ()  # (index family, index name), defaults filled
     production_only: bool = True  # ps-es: only hosts in production meshes
 
@@ -136,6 +136,17 @@ class ThrottleSettings:
     policy: ThrottlePolicy = field(default_factory=ThrottlePolicy)  # read straight in
     transfer_time: int = 600
     site_capacity: tuple[SiteCapacity, ...] = ()
+
+    @property
+    def capacities(self) -> dict[tuple[str, str], float]:
+        """Configured capacities by (site, EGRESS | INGRESS), bits/s; measured ones are absent."""
+        found = {}
+        for entry in self.site_capacity:
+            if entry.ingress is not None:
+                found[(entry.site, INGRESS)] = entry.ingress
+            if entry.egress is not None:
+                found[(entry.site, EGRESS)] = entry.egress
+        return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,7 +283,7 @@ def _archive(section: Section, interval: int) -> ArchiveSettings:
 
 
 def _summary(archive: ArchiveSettings) -> bool:
-    return archive.search is not None and archive.search.mode == "summary"
+    return archive.search is not None and archive.search.mode == SearchMode.SUMMARY
 
 
 def _credentials(section: Section, kind: str, url: str | None) -> Credentials | None:
@@ -326,7 +337,7 @@ def _search(section: Section, kind: str) -> SearchSettings | None:
     )
     indices.finish()
     result = SearchSettings(
-        mode=table.choice("mode", SEARCH_MODES, "raw"),
+        mode=SearchMode(table.choice("mode", tuple(SearchMode), SearchMode.RAW.value)),
         indices=names,
         production_only=table.boolean("production_only", True),
     )
@@ -478,7 +489,7 @@ def _site_capacities(section: Section) -> tuple[SiteCapacity, ...]:
         if not NAME_PATTERN.match(site):
             raise section.error(site, "a site name of letters, digits, '.', '_' or '-'")
         entry = section.section(site)
-        capacity = SiteCapacity(site, entry.rate("ingress"), entry.rate("egress"))
+        capacity = SiteCapacity(site, entry.rate(INGRESS), entry.rate(EGRESS))
         entry.finish()
         if capacity.ingress is None and capacity.egress is None:
             raise section.error(site, 'expected ingress and/or egress rates such as "10Gbit"')

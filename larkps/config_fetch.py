@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from larkps.config_reader import Section
 from larkps.errors import ConfigError
@@ -45,6 +46,14 @@ class ArchiveFetch:
     interval: int | None = None  # own cadence (s) in `larkps run`; None: every cycle
 
 
+class Writer(StrEnum):
+    """``[fetch] writer``: where an incremental cycle commits pages."""
+
+    AUTO = "auto"  # a second process for big cycles, this one otherwise
+    PROCESS = "process"  # always a second process
+    THREAD = "thread"  # always this process
+
+
 @dataclass(frozen=True, slots=True)
 class FetchSettings:
     """``[fetch]``: incremental polling, state and deadlines (seconds)."""
@@ -53,7 +62,7 @@ class FetchSettings:
     deadline: int | None = 240
     retention: int = 8 * 86400
     discover_interval: int = 3600
-    writer: str = "auto"  # where pages are committed: "auto", "process" or "thread"
+    writer: Writer = Writer.AUTO
 
 
 def archive_fetch(section: Section, kind: str, cycle_interval: int) -> ArchiveFetch:
@@ -150,9 +159,6 @@ def _filters(section: Section) -> MetadataFilters:
     )
 
 
-WRITERS = ("auto", "process", "thread")
-
-
 def fetch_settings(
     section: Section, state_dir_given: bool, interval: int, longest_window: int
 ) -> FetchSettings:
@@ -163,7 +169,7 @@ def fetch_settings(
         deadline=section.duration("deadline", deadline_default),
         retention=section.duration("retention", longest_window + 3600),
         discover_interval=section.duration("discover_interval", "1h"),
-        writer=section.choice("writer", WRITERS, "auto"),
+        writer=Writer(section.choice("writer", tuple(Writer), Writer.AUTO.value)),
     )
     if result.retention < longest_window:
         raise section.error("retention", "retention must cover the longest of windows.list")

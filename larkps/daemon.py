@@ -32,12 +32,12 @@ from larkps.errors import LarkpsError
 from larkps.memory import release_free_memory
 from larkps.metrics import DaemonMetrics
 from larkps.model import RunReport
-from larkps.pipeline import CycleResult, run_cycle
+from larkps.pipeline import CycleResult, DaemonContext, run_cycle
 from larkps.publish_collector import CollectorPublisher, Spool
 from larkps.report import problem_lines
 
 log = logging.getLogger(__name__)
-Cycle = Callable[..., CycleResult]  # (settings, now, *, sequence, daemon_start, cadence)
+Cycle = Callable[..., CycleResult]  # (settings, now, *, daemon: DaemonContext)
 JOB_ID = "larkps-cycle"
 
 
@@ -147,13 +147,8 @@ class Daemon:
             report: RunReport | None = None
             error: LarkpsError | str | None = None
             try:
-                report = self.cycle(
-                    settings,
-                    started,
-                    sequence=self.cycles_done,
-                    daemon_start=self.started_at,
-                    cadence=True,
-                ).report
+                context = DaemonContext(sequence=self.cycles_done, started=self.started_at)
+                report = self.cycle(settings, started, daemon=context).report
             except LarkpsError as exc:
                 error = exc
             except Exception as exc:  # a bug in one cycle must not kill the daemon

@@ -24,11 +24,12 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from larkps.errors import ArchiveDeadline, ArchiveError, ArchiveUnavailable, StateError
-from larkps.fetch import DEFAULT_EVENT_TYPES, JsonClient, ParsedPage, series_label
+from larkps.fetch import DEFAULT_EVENT_TYPES, JsonClient, ParsedPage, cycle_deadline, series_label
 from larkps.ingest_store import Commit, IngestStore, StoredSeries, page_rows
 from larkps.ingest_writer import WriterProcess
-from larkps.model import FetchProblem, Point, Series
+from larkps.model import FetchProblem, Point, ProblemKind, Series
 from larkps.sites import SiteMap
+from larkps.sources.base import ArchiveAnswers
 
 log = logging.getLogger(__name__)
 
@@ -94,16 +95,22 @@ class IngestReport:
     points: int
     requests: int
     retries: int
-    archives_ok: tuple[str, ...]
-    problems: tuple[FetchProblem, ...]
+    answers: ArchiveAnswers
     new_points: Mapping[Series, list[Point]]
     duration_s: float
-    archive_errors: tuple[ArchiveError, ...] = ()
     skipped: tuple[str, ...] = ()  # archives left out of this cycle (not due)
 
     @property
+    def archives_ok(self) -> tuple[str, ...]:
+        return tuple(self.answers.archives_ok)
+
+    @property
+    def problems(self) -> tuple[FetchProblem, ...]:
+        return tuple(self.answers.problems)
+
+    @property
     def partial(self) -> bool:
-        return bool(self.problems)
+        return bool(self.answers.problems)
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,24 +179,20 @@ class Ingester:
         """Fetch what is new in [since, now] for every archive not in ``skip``
         (pruning still covers all of them)."""
         started = time.monotonic()
-        deadline = None if self.options.deadline is None else started + self.options.deadline
         all_plans, plans = plans, [p for p in plans if p.source.name not in skip]
         clients = [p.source.client for p in plans]
         before = [(c.stats.requests, c.stats.retries) for c in clients]
-        for client in clients:
-            client.deadline = deadline
-        try:
-            tasks, problems, ok, errors = self._tasks(plans, now, since)
+        with cycle_deadline(clients, self.options.deadline) as deadline:
+            tasks, answers = self._tasks(plans, now, since)
             with self._committer(tasks) as committer, fewer_collections():
                 runner = _Runner(committer, plans, deadline, progress)
                 runner.keep = self.options.keep_new_points
                 tally = runner.run(tasks)
-        finally:
-            for client in clients:
-                client.deadline = None
-        down = _unanswered(tasks, tally.problems, ok)
-        ok = [name for name in ok if name not in {e.archive for e in down}]
-        errors += down
+        down = _unanswered(tasks, tally.problems, answers.archives_ok)
+        gone = {e.archive for e in down}
+        answers.archives_ok[:] = [name for name in answers.archives_ok if name not in gone]
+        answers.archive_errors += down
+        answers.problems += tally.problems
         self._maybe_prune(all_plans, min(now - self.options.retention, since), now)
         after = [(c.stats.requests, c.stats.retries) for c in clients]
         return IngestReport(
@@ -197,11 +200,9 @@ class Ingester:
             points=tally.stored,
             requests=sum(a[0] - b[0] for a, b in zip(after, before, strict=True)),
             retries=sum(a[1] - b[1] for a, b in zip(after, before, strict=True)),
-            archives_ok=tuple(ok),
-            problems=tuple(problems + tally.problems),
+            answers=answers,
             new_points=tally.new_points,
             duration_s=round(time.monotonic() - started, 3),
-            archive_errors=tuple(errors),
             skipped=tuple(p.source.name for p in all_plans if p.source.name in skip),
         )
 
@@ -227,31 +228,32 @@ class Ingester:
 
     def _tasks(
         self, plans: Sequence[ArchivePlan], now: int, since: int
-    ) -> tuple[list[_Task], list[FetchProblem], list[str], list[ArchiveError]]:
-        tasks, problems, ok, errors = [], [], [], []
+    ) -> tuple[list[_Task], ArchiveAnswers]:
+        tasks, answers = [], ArchiveAnswers()
         for plan in plans:
             name = plan.source.name
             try:
                 known = self._series(plan, now, since)
             except ArchiveError as exc:
                 log.debug("%s", str(exc))  # in the run report, which the CLI or daemon prints
-                problems.append(FetchProblem(name, "metadata", exc.problem))
-                errors.append(exc)
+                answers.failed(name, "metadata", exc)
                 known = self.store.series(name, plan.source.sites)  # carry on with what we know
                 if not known:
                     continue
             else:
-                ok.append(name)
+                answers.answered(name)
                 skipped = getattr(plan.source, "skipped_metadata", 0)
                 if skipped:
                     problem = f"skipped {skipped} malformed metadata objects"
-                    problems.append(FetchProblem(name, "metadata", problem, "bad-values"))
+                    answers.problems.append(
+                        FetchProblem(name, "metadata", problem, ProblemKind.BAD_VALUES)
+                    )
             wanted = set(plan.event_types)
             for stored in known:
                 ranges = plan_ranges(stored, since, now)
                 if stored.series.key.event_type in wanted and ranges:
                     tasks.append(_Task(name, stored, ranges))
-        return tasks, problems, ok, errors
+        return tasks, answers
 
     def _series(self, plan: ArchivePlan, now: int, since: int) -> list[StoredSeries]:
         name, sites = plan.source.name, plan.source.sites
@@ -381,7 +383,7 @@ class _Runner:
         for task in pending.values():
             what = series_label(task.stored.series)
             problem = "cycle deadline reached; fetched in part or not at all"
-            tally.problems.append(FetchProblem(task.archive, what, problem, "deadline"))
+            tally.problems.append(FetchProblem(task.archive, what, problem, ProblemKind.DEADLINE))
 
     def _next_batch(self, pending: int) -> list[Commit | _Done] | None:
         while True:
@@ -470,7 +472,7 @@ class _Runner:
             for fetch_range in task.ranges:
                 self._fetch_range(task, fetch_range, rejected)
         except ArchiveError as exc:
-            kind = "deadline" if isinstance(exc, ArchiveDeadline) else "error"
+            kind = ProblemKind.DEADLINE if isinstance(exc, ArchiveDeadline) else ProblemKind.ERROR
             problem = FetchProblem(task.archive, series_label(series), exc.problem, kind)
         except Exception as exc:
             log.exception("archive %s: %s: unexpected failure", task.archive, series_label(series))
@@ -522,7 +524,7 @@ def _unanswered(
         wanted[task.archive] = wanted.get(task.archive, 0) + 1
     failed: dict[str, list[FetchProblem]] = {}
     for problem in problems:
-        if problem.kind == "error":
+        if problem.kind == ProblemKind.ERROR:
             failed.setdefault(problem.archive, []).append(problem)
     return [
         ArchiveUnavailable(name, failed[name][0].problem)
@@ -542,4 +544,6 @@ def _rejected(task: _Task, rejected: dict[str, int]) -> FetchProblem | None:
         return None
     detail = ", ".join(f"{n} {reason}" for reason, n in sorted(rejected.items()))
     problem = f"rejected {sum(rejected.values())} points: {detail}"
-    return FetchProblem(task.archive, series_label(task.stored.series), problem, "bad-values")
+    return FetchProblem(
+        task.archive, series_label(task.stored.series), problem, ProblemKind.BAD_VALUES
+    )

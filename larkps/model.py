@@ -49,6 +49,10 @@ class Metric(StrEnum):
     PATH = "path"  # traceroute: value = hop count, note = sha256 fingerprint of the hop IPs
 
 
+#: The two directions of a site's aggregate capacity (config keys and throttle names).
+EGRESS = "egress"
+INGRESS = "ingress"
+
 #: esmond/elmond event type -> larkps metric
 EVENT_TYPE_METRICS: dict[str, Metric] = {
     "throughput": Metric.THROUGHPUT,
@@ -327,6 +331,14 @@ def lower_bound(expected: float | None, error: float) -> float | None:
     return max(0.0, expected - error)
 
 
+class ProblemKind(StrEnum):
+    """What kind of trouble a :class:`FetchProblem` records."""
+
+    ERROR = "error"  # the archive or series could not be read
+    BAD_VALUES = "bad-values"  # points or metadata objects rejected
+    DEADLINE = "deadline"  # the cycle deadline left it fetched in part or not at all
+
+
 @dataclass(frozen=True, slots=True)
 class FetchProblem:
     """A series or archive that could not be read in a cycle."""
@@ -334,7 +346,7 @@ class FetchProblem:
     archive: str
     what: str
     problem: str
-    kind: str = "error"  # "error", "bad-values" (points rejected), "deadline" (not fetched)
+    kind: ProblemKind = ProblemKind.ERROR
 
 
 @dataclass(frozen=True, slots=True)
@@ -372,7 +384,7 @@ class RunReport:
     @property
     def cut_by_deadline(self) -> bool:
         """Whether the cycle deadline left series unfetched or fetched in part."""
-        return any(p.kind == "deadline" for p in self.problems)
+        return any(p.kind == ProblemKind.DEADLINE for p in self.problems)
 
 
 @dataclass(frozen=True, slots=True)

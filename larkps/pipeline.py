@@ -18,8 +18,9 @@ from larkps.aggregate.series_summaries import summary_stats
 from larkps.analysis import Analysis, Policies, RawWindow, analyse
 from larkps.cadence import not_due, slack_for
 from larkps.config import ArchiveSettings, Settings
+from larkps.config_fetch import Writer
 from larkps.errors import ArchiveError, PublishError
-from larkps.fetch import EsmondSource, HttpOptions, JsonClient, series_label
+from larkps.fetch import EsmondSource, HttpOptions, JsonClient, cycle_deadline, series_label
 from larkps.history import PathHistory, path_history
 from larkps.ingest import ArchivePlan, Ingester, IngestOptions, IngestReport, Progress
 from larkps.ingest_store import IngestStore
@@ -50,6 +51,7 @@ from larkps.rollup_views import SiteOf, sites_of
 from larkps.sites import SiteMap, SiteRule
 from larkps.sources import (
     SEARCH_KINDS,
+    ArchiveAnswers,
     Collected,
     Source,
     collect_summaries,
@@ -63,28 +65,49 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class CycleResult:
-    """Everything one cycle produced."""
+    """Everything one cycle produced: its report, ads and the analysis behind them."""
 
     report: RunReport
-    stats: tuple[PathStats, ...]
+    stats: tuple[PathStats, ...]  # the cycle's window, per site path
     ads: tuple[Any, ...]
+    analysis: Analysis
     history: Mapping[PathKey, PathHistory] = field(default_factory=dict)  # run_cycle(history=True)
-    # every configured window, quality, forecasts, estimates, alarms (analysis.py)
-    windows: tuple[PathStats, ...] = ()  # every configured window, per site path
-    host_pairs: tuple[PathStats, ...] = ()  # the cycle's window, per host pair
-    site_stats: tuple[SiteStats, ...] = ()
-    health: tuple[PathHealth, ...] = ()
-    forecasts: tuple[Forecast, ...] = ()
-    estimates: tuple[BandwidthEstimate, ...] = ()
-    alarms: tuple[Alarm, ...] = ()
+
+    @property
+    def windows(self) -> tuple[PathStats, ...]:
+        """Every configured window, per site path."""
+        return self.analysis.windows
+
+    @property
+    def host_pairs(self) -> tuple[PathStats, ...]:
+        """The cycle's window, per host pair."""
+        return self.analysis.host_pairs
+
+    @property
+    def site_stats(self) -> tuple[SiteStats, ...]:
+        return self.analysis.sites
+
+    @property
+    def health(self) -> tuple[PathHealth, ...]:
+        return self.analysis.health
+
+    @property
+    def forecasts(self) -> tuple[Forecast, ...]:
+        return self.analysis.forecasts
+
+    @property
+    def estimates(self) -> tuple[BandwidthEstimate, ...]:
+        return self.analysis.estimates
+
+    @property
+    def alarms(self) -> tuple[Alarm, ...]:
+        return self.analysis.alarms
 
 
 @dataclass(frozen=True, slots=True)
 class _Fetched:
     data: list[tuple[Series, list[Point]]]
-    problems: list[FetchProblem]
-    archives_ok: list[str]
-    archive_errors: list[ArchiveError]
+    answers: ArchiveAnswers
     ingest: IngestReport | None = None  # incremental cycles: new points per series, counters
 
     @property
@@ -177,17 +200,14 @@ def fetch_cycle(
     """
     deadline = settings.fetch.deadline
     if not settings.fetch.incremental:
-        for source in sources:
-            source.client.deadline = None if deadline is None else time.monotonic() + deadline
-        return fetch_window(sources, now - window, now)
+        with cycle_deadline([s.client for s in sources], deadline):
+            return fetch_window(sources, now - window, now)
     # Fetch what the cycle's window needs; older points come from the store (or from
     # `larkps fetch --since`), so a cold start does not pull the longest window.
     report, data = ingest_cycle(
         settings, sources, now, now - window, deadline, window=window, cadence=cadence
     )
-    return _Fetched(
-        data, list(report.problems), list(report.archives_ok), list(report.archive_errors), report
-    )
+    return _Fetched(data, report.answers, report)
 
 
 def _not_due(
@@ -226,7 +246,7 @@ def ingest_cycle(
         retention=max(settings.fetch.retention, now - since),
         deadline=deadline,
         keep_new_points=window is not None,  # a backfill only counts them
-        writer_process={"process": True, "thread": False}.get(settings.fetch.writer),
+        writer_process={Writer.PROCESS: True, Writer.THREAD: False}.get(settings.fetch.writer),
     )
     plans = [ArchivePlan(s, s.event_types, repr(s.filters)) for s in sources]
     with Store.in_directory(settings.state_dir) as store:
@@ -242,22 +262,19 @@ def ingest_cycle(
 def fetch_window(sources: Sequence[Source], start: int, end: int) -> _Fetched:
     """Discover and fetch every series of every source; failures are recorded."""
     data: list[tuple[Series, list[Point]]] = []
-    problems: list[FetchProblem] = []
-    archives_ok = []
-    archive_errors = []
+    answers = ArchiveAnswers()
     for source in sources:
         try:
             series = source.discover(source.event_types, start)
         except ArchiveError as exc:
-            problems.append(FetchProblem(source.name, "metadata", exc.problem))
-            archive_errors.append(exc)
+            answers.failed(source.name, "metadata", exc)
             log.debug("%s", str(exc))  # in the run report, which the CLI or daemon prints
             continue
-        archives_ok.append(source.name)
+        answers.answered(source.name)
         fetched, failed = _fetch_series(source, series, start, end)
         data.extend(fetched)
-        problems.extend(failed)
-    return _Fetched(data, problems, archives_ok, archive_errors)
+        answers.problems.extend(failed)
+    return _Fetched(data, answers)
 
 
 def _fetch_series(
@@ -304,38 +321,47 @@ def publish_ads(
     return outputs, problems
 
 
+@dataclass(frozen=True, slots=True)
+class DaemonContext:
+    """What a cycle of `larkps run` knows that a one-shot command does not.
+
+    ``sequence`` and ``started`` become the ads' UpdateSequenceNumber and
+    DaemonStartTime; archives with their own ``interval`` are fetched only when due
+    (larkps.cadence).
+    """
+
+    sequence: int
+    started: int
+
+
 def run_cycle(
     settings: Settings,
     now: int,
     window: int | None = None,
     publish: bool = True,
-    sequence: int = 0,
-    daemon_start: int | None = None,
     history: bool = False,
-    cadence: bool = False,
+    daemon: DaemonContext | None = None,
 ) -> CycleResult:
     """One full cycle: fetch the window, aggregate, build ads and publish them.
 
     With `history`, the result also holds each path's hourly history (larkps.history).
-    With `cadence` (`larkps run`), archives with their own `interval` are fetched only
-    when due (larkps.cadence); one-shot commands fetch every archive.
-
-    `sequence` and `daemon_start` become the ads' UpdateSequenceNumber and
-    DaemonStartTime (a one-shot run is sequence 0 of a process started `now`).
+    Without `daemon` (one-shot commands) every archive is fetched, and the ads are
+    sequence 0 of a process started `now`.
     """
     started = time.monotonic()
     window = window or settings.windows.default
     with open_sources(settings) as sources:
         raw_sources, summary_sources = split_modes(sources)  # summary mode: nothing stored
-        fetched = fetch_cycle(settings, raw_sources, now, window, cadence)
+        fetched = fetch_cycle(settings, raw_sources, now, window, cadence=daemon is not None)
         policies = Policies.from_settings(settings, window)
         summaries = collect_summaries(
             summary_sources, now, policies.needed, settings.fetch.deadline
         )
         sites = sites_of({s.name: s.sites for s in sources}, settings.sites)
-    archives_ok = fetched.archives_ok + summaries.archives_ok
+    answers = fetched.answers + summaries.answers
+    archives_ok = answers.archives_ok
     if not archives_ok and not fetched.skipped:
-        raise _no_answer(fetched.archive_errors + summaries.archive_errors)
+        raise _no_answer(answers.archive_errors)
     if not fetched.data and not summaries.series and not fetched.skipped:
         raise _no_series(settings, archives_ok)
     fetched_at = time.monotonic()
@@ -345,8 +371,8 @@ def run_cycle(
     context = AdContext(
         update_time=now,
         lifetime=settings.publish.ad_lifetime,
-        sequence=sequence,
-        daemon_start=now if daemon_start is None else daemon_start,
+        sequence=0 if daemon is None else daemon.sequence,
+        daemon_start=now if daemon is None else daemon.started,
     )
     ads = path_ads(stats, context, extras=ad_extras(analysis, window))
     ads += site_ads(analysis.sites, context, window)
@@ -364,7 +390,7 @@ def run_cycle(
         paths=len(stats),
         ads_written=len(ads) if outputs else 0,
         outputs=tuple(outputs),
-        problems=tuple(fetched.problems + summaries.problems),
+        problems=tuple(answers.problems),
         publish_problems=tuple(publish_problems),
         duration_s=round(time.monotonic() - started, 3),
         stages=(
@@ -376,19 +402,7 @@ def run_cycle(
         skipped=fetched.skipped,
     )
     histories = path_history(fetched.data, now, window) if history else {}
-    return CycleResult(
-        report,
-        tuple(stats),
-        tuple(ads),
-        history=histories,
-        windows=analysis.windows,
-        host_pairs=analysis.host_pairs,
-        site_stats=analysis.sites,
-        health=analysis.health,
-        forecasts=analysis.forecasts,
-        estimates=analysis.estimates,
-        alarms=analysis.alarms,
-    )
+    return CycleResult(report, tuple(stats), tuple(ads), analysis, history=histories)
 
 
 def _no_answer(errors: Sequence[ArchiveError]) -> ArchiveError:
@@ -427,7 +441,7 @@ def analyse_fetched(
     statistics merged in (raw figures win on a path both have)."""
     window = policies.default
     summarised = None
-    if summaries is not None and summaries.archives_ok:
+    if summaries is not None and summaries.answers.archives_ok:
         by_window = summaries.by_window
         summarised = summary_stats(by_window, now, policies.quality, policies.default)
     if fetched.ingest is None:

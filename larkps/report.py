@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from larkps.logs import one_line
-from larkps.model import FetchProblem, PathStats, PublishProblem, RunReport
+from larkps.model import FetchProblem, PathStats, ProblemKind, PublishProblem, RunReport
 from larkps.units import format_duration
 
 STATS_FORMATS = ("table", "json", "csv")  # json, csv: larkps.stats_document
@@ -116,7 +116,7 @@ def problem_lines(problems: Iterable[FetchProblem | PublishProblem]) -> Iterable
     for problem in problems:
         if isinstance(problem, PublishProblem):
             yield one_line(f"publish to {problem.target}: {problem.problem}")
-        elif problem.kind == "deadline":
+        elif problem.kind == ProblemKind.DEADLINE:
             cut.append(problem)
         else:
             yield one_line(f"archive {problem.archive}: {problem.what}: {problem.problem}")

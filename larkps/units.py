@@ -1,4 +1,7 @@
-"""Parsing and formatting of durations, sizes and rates, in one place.
+"""Parsing and formatting of numbers, durations, sizes and rates, in one place.
+
+Numbers from archives: :func:`finite_number` is the one rule (numeric strings
+accepted; bools, NaN and infinities refused).
 
 Durations: ``90``, ``90s``, ``5m``, ``1h``, ``24h``, ``7d``, ``1w``, and sums such
 as ``1h30m``. Sizes (bytes): ``2GB``, ``500MiB``, ``1.5TB``, ``800Mbit``. Rates
@@ -45,6 +48,23 @@ _RATE_UNITS = {
 }
 # Short forms whose meaning depends on the case of the b: b = bit, B = byte.
 _SHORT_RATE_UNITS = {"bps", "b/s"}
+
+
+def finite_number(value: object) -> float | None:
+    """A finite float from a number or numeric string, else None (bools, NaN, inf, text)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def positive_number(value: object) -> float | None:
+    """:func:`finite_number` when it is above zero, else None."""
+    number = finite_number(value)
+    return number if number is not None and number > 0 else None
 
 
 def parse_duration(text: str | int | float) -> int:

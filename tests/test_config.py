@@ -199,3 +199,29 @@ def test_site_names_that_differ_only_in_case_are_a_config_error(tmp_path: Path, 
         load_settings(config)
     assert f"{table}.cern" in str(caught.value) and "only in letter case" in str(caught.value)
     assert main(["check-config", str(config)]) == 2
+
+
+def test_configured_site_capacities_are_one_map_for_the_model_cap():
+    from larkps.analysis import Policies
+    from larkps.config import settings_from_dict
+    from larkps.model import Family, PathKey
+
+    document = {
+        "archives": [{"name": "a", "kind": "esmond", "url": "https://x.example"}],
+        "throttle": {
+            "site_capacity": {
+                "A": {"egress": "1Gbit"},
+                "B": {"ingress": "500Mbit", "egress": "3Gbit"},
+            }
+        },
+    }
+    settings = settings_from_dict(document)
+    assert settings.throttle.capacities == {
+        ("A", "egress"): 1e9,
+        ("B", "ingress"): 500e6,
+        ("B", "egress"): 3e9,
+    }
+    policies = Policies.from_settings(settings)
+    assert policies.capacity(PathKey("A", "B", Family.IPV4)) == 500e6  # B's ingress is smaller
+    assert policies.capacity(PathKey("B", "A", Family.IPV4)) == 3e9
+    assert policies.capacity(PathKey("C", "D", Family.IPV6)) == settings.model.path_capacity_bps

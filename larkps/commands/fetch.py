@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, TextIO
 from larkps.commands.common import Subparsers, add_command, duration_arg
 from larkps.config import load_settings
 from larkps.logs import one_line
+from larkps.model import ProblemKind
 
 if TYPE_CHECKING:
     from larkps.ingest import IngestReport
@@ -76,13 +77,13 @@ def cmd_fetch(args: argparse.Namespace) -> int:
         bar.update(report.series, report.series, report.points, final=True)
     for line in summary(report):
         print(line)
-    return 1 if report.archive_errors and not report.archives_ok else 0
+    return 1 if report.answers.archive_errors and not report.archives_ok else 0
 
 
 def summary(report: IngestReport) -> list[str]:
     """The closing account: series, points, errors, time."""
-    errors = [p for p in report.problems if p.kind != "bad-values"]
-    rejected = [p for p in report.problems if p.kind == "bad-values"]
+    errors = [p for p in report.problems if p.kind != ProblemKind.BAD_VALUES]
+    rejected = [p for p in report.problems if p.kind == ProblemKind.BAD_VALUES]
     lines = [
         f"fetched {report.series} series: {report.points} new points, "
         f"{len(errors)} errors, {len(rejected)} series with rejected points, "

@@ -22,10 +22,8 @@ from larkps.commands.common import (
 from larkps.config import NAME_PATTERN, Settings, ThrottleSettings, load_settings
 from larkps.dag import DagError, DagTree, check_category, load_dag, rewrite_maxjobs
 from larkps.errors import FieldError, LarkpsError, UsageError
-from larkps.model import BandwidthEstimate, Family, ThrottleDecision
+from larkps.model import EGRESS, INGRESS, BandwidthEstimate, Family, ThrottleDecision
 from larkps.throttle import (
-    EGRESS,
-    INGRESS,
     Capacity,
     Demand,
     ThrottlePolicy,
@@ -325,12 +323,7 @@ def _capacities(
     throttle: ThrottleSettings,
     policy: ThrottlePolicy,
 ) -> list[Capacity]:
-    configured = {}
-    for entry in throttle.site_capacity:
-        if entry.ingress is not None:
-            configured[(entry.site, INGRESS)] = entry.ingress
-        if entry.egress is not None:
-            configured[(entry.site, EGRESS)] = entry.egress
+    configured = throttle.capacities
     if args.bandwidth is not None:
         found = [given_capacity(args.bandwidth)]
         ends = [(args.source_site, EGRESS), (args.dest_site, INGRESS)]

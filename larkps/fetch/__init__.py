@@ -1,7 +1,8 @@
 """Archive sources: the esmond/elmond REST client and the HTTP transport all sources share.
 
 :class:`JsonClient` (in :mod:`larkps.fetch.http`) is the only code that talks HTTP;
-:mod:`larkps.fetch.parse` is pure; :class:`EsmondSource` discovers series and pages
+:mod:`larkps.fetch.parse` is pure; :mod:`larkps.fetch.routes` reads a traceroute
+of any archive into one form and fingerprints it; :class:`EsmondSource` discovers series and pages
 their points. :mod:`larkps.ingest` keeps them in the state store incrementally.
 :mod:`larkps.fetch.options` holds the query vocabulary the configuration needs.
 
@@ -17,7 +18,13 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from larkps.fetch.esmond import EsmondSource, series_label
-    from larkps.fetch.http import ClientStats, HttpOptions, JsonClient, ResponseTooLarge
+    from larkps.fetch.http import (
+        ClientStats,
+        HttpOptions,
+        JsonClient,
+        ResponseTooLarge,
+        cycle_deadline,
+    )
     from larkps.fetch.options import (
         ALL_EVENT_TYPES,
         ARCHIVE_PATH,
@@ -35,13 +42,18 @@ if TYPE_CHECKING:
         parse_metadata,
         parse_page,
         parse_points,
-        path_fingerprint,
-        trace_hops,
     )
+    from larkps.fetch.routes import listed_hops, path_fingerprint, trace_hops
 
 _HOMES = {
     "larkps.fetch.esmond": ("EsmondSource", "series_label"),
-    "larkps.fetch.http": ("ClientStats", "HttpOptions", "JsonClient", "ResponseTooLarge"),
+    "larkps.fetch.http": (
+        "ClientStats",
+        "HttpOptions",
+        "JsonClient",
+        "ResponseTooLarge",
+        "cycle_deadline",
+    ),
     "larkps.fetch.options": (
         "ALL_EVENT_TYPES",
         "ARCHIVE_PATH",
@@ -59,9 +71,8 @@ _HOMES = {
         "parse_metadata",
         "parse_page",
         "parse_points",
-        "path_fingerprint",
-        "trace_hops",
     ),
+    "larkps.fetch.routes": ("listed_hops", "path_fingerprint", "trace_hops"),
 }
 _HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
 
@@ -91,6 +102,8 @@ __all__ = [
     "ResponseTooLarge",
     "address_family",
     "archive_url",
+    "cycle_deadline",
+    "listed_hops",
     "parse_histogram",
     "parse_metadata",
     "parse_page",

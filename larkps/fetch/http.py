@@ -21,6 +21,8 @@ import threading
 import time
 import zlib
 from base64 import b64encode
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -203,11 +205,26 @@ def _tls_context(options: HttpOptions) -> ssl.SSLContext:
     return context
 
 
+@contextmanager
+def cycle_deadline(clients: Iterable[JsonClient], seconds: float | None) -> Iterator[float | None]:
+    """Bound every request of ``clients`` by one instant ``seconds`` from now (None: no
+    bound) until the block ends; yields that ``time.monotonic()`` instant."""
+    bounded = list(clients)
+    until = None if seconds is None else time.monotonic() + seconds
+    for client in bounded:
+        client.deadline = until
+    try:
+        yield until
+    finally:
+        for client in bounded:
+            client.deadline = None
+
+
 class JsonClient:
     """GET/POST JSON documents from one archive over a bounded pool of connections.
 
     ``deadline`` (a ``time.monotonic()`` instant, or None) bounds every request,
-    retry and wait for a connection; the pipeline sets it once per cycle.
+    retry and wait for a connection; :func:`cycle_deadline` is the one place that sets it.
     """
 
     def __init__(self, name: str, options: HttpOptions) -> None:

@@ -8,6 +8,7 @@ that reads a config file) can use it without importing the fetching machinery.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from urllib.parse import urlsplit, urlunsplit
 
 from larkps.model import EVENT_TYPE_METRICS, Family, Series
@@ -26,6 +27,15 @@ DEFAULT_EVENT_TYPES = (
 )
 #: Every event type larkps can parse.
 ALL_EVENT_TYPES = tuple(sorted(EVENT_TYPE_METRICS))
+
+
+class SearchMode(StrEnum):
+    """``[archives.search] mode``: what a search archive is asked for."""
+
+    RAW = "raw"  # the test documents, stored and aggregated here
+    SUMMARY = "summary"  # per-pair statistics computed by the cluster
+
+
 DNS_MATCH_RULES = ("v4v6", "only-v4", "only-v6", "prefer-v4", "prefer-v6")
 METADATA_PAGE = 500
 DATA_PAGE = 10000  # elmond rejects larger pages

@@ -8,7 +8,6 @@ few bad points never cost a whole series and never reach the store.
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import math
 import operator
@@ -21,6 +20,7 @@ from typing import Any, cast
 
 from larkps.errors import ArchiveFormatError
 from larkps.fetch.buckets import label_values, pack_page
+from larkps.fetch.routes import path_fingerprint, trace_hops
 from larkps.histogram import EMPTY, pack_histogram
 from larkps.model import (
     EVENT_TYPE_METRICS,
@@ -33,6 +33,7 @@ from larkps.model import (
     SeriesKey,
 )
 from larkps.sites import SiteMap
+from larkps.units import finite_number, positive_number
 
 #: Largest plausible value per metric (inclusive), in larkps units; the lower bound is 0.
 UPPER_BOUNDS: dict[Metric, float] = {
@@ -92,7 +93,7 @@ def parse_metadata(
     )
     family = address_family(source_ip, archive)
     tool = str(obj.get("tool-name", ""))
-    width = _bucket_width(obj.get("sample-bucket-width"))
+    width = positive_number(obj.get("sample-bucket-width"))
     result = []
     for entry in event_types if isinstance(event_types, list) else []:
         if not isinstance(entry, dict):
@@ -116,14 +117,6 @@ def address_family(ip: str, archive: str) -> Family:
     except ValueError:
         raise ArchiveFormatError(archive, f"source {ip!r} is not an IP address") from None
     return Family.IPV6 if version == 6 else Family.IPV4
-
-
-def _bucket_width(value: object) -> float | None:
-    try:
-        width = float(str(value))
-    except ValueError:
-        return None
-    return width if math.isfinite(width) and width > 0 else None
 
 
 def parse_page(page: object, series: Series, archive: str, latest: int) -> ParsedPage:
@@ -198,7 +191,7 @@ def _timestamp(item: object, latest: int) -> int | str:
     """The point's timestamp, or the reason it was rejected."""
     if not isinstance(item, dict):
         return "malformed point"
-    ts = _number(item.get("ts"))
+    ts = finite_number(item.get("ts"))
     if ts is None or ts < 0 or ts != int(ts):
         return "bad timestamp"
     if ts > latest:
@@ -263,7 +256,7 @@ def _scalar_parser(upper: float) -> ValueParser:
             return Point(ts, value)
         if isinstance(value, float) and not math.isfinite(value):
             return "non-finite value"
-        number = _number(value)
+        number = finite_number(value)
         if number is None:
             return "non-numeric value"
         if number < 0:
@@ -298,17 +291,6 @@ def _trace_point(ts: int, value: object) -> Point | str:
     if not hops:
         return "bad trace"
     return Point(ts, value=float(len(hops)), note=path_fingerprint(hops))
-
-
-def _number(value: object) -> float | None:
-    """A finite float from a number or numeric string, else None."""
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        return None
-    try:
-        number = float(value)
-    except ValueError:
-        return None
-    return number if math.isfinite(number) else None
 
 
 def _printable(text: str) -> str:
@@ -356,7 +338,7 @@ def _columns_slowly(value: dict[Any, Any], scale: float) -> Columns | None:
     """Bucket by bucket, dropping bad labels and non-positive counts."""
     buckets = []
     for label, count in value.items():
-        bucket, weight = _number(label), _number(count)
+        bucket, weight = finite_number(label), finite_number(count)
         if bucket is None or weight is None or weight <= 0:
             continue
         buckets.append((round(bucket * scale, 9), int(weight)))
@@ -364,38 +346,3 @@ def _columns_slowly(value: dict[Any, Any], scale: float) -> Columns | None:
         return None
     buckets.sort()
     return [v for v, _ in buckets], [c for _, c in buckets]
-
-
-def trace_hops(value: object) -> list[tuple[int, tuple[str, ...]]]:
-    """(ttl, sorted responding IPs) per hop of a ``packet-trace`` value.
-
-    Old bwctl data give every field as a string; pScheduler data use numbers. A hop
-    whose probes all failed has no IPs (``()``).
-    """
-    if not isinstance(value, list):
-        return []
-    by_ttl: dict[int, set[str]] = {}
-    for probe in value:
-        if not isinstance(probe, dict):
-            continue
-        ttl = _number(probe.get("ttl"))
-        if ttl is None or not 0 < ttl < 256:
-            continue
-        addresses = by_ttl.setdefault(int(ttl), set())
-        ip = probe.get("ip")
-        if isinstance(ip, str) and ip and probe.get("success", 1) not in (0, "0", False):
-            addresses.add(_normal_ip(ip))
-    return [(ttl, tuple(sorted(by_ttl[ttl]))) for ttl in sorted(by_ttl)]
-
-
-def path_fingerprint(hops: list[tuple[int, tuple[str, ...]]]) -> str:
-    """sha256 of the hop IP sequence: equal fingerprints mean the same route."""
-    text = ";".join(f"{ttl}:{'|'.join(ips) or '*'}" for ttl, ips in hops)
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _normal_ip(text: str) -> str:
-    try:
-        return ipaddress.ip_address(text.strip("[]")).compressed
-    except ValueError:
-        return _printable(text)[:64]

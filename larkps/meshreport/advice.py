@@ -13,13 +13,11 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 
-from larkps.config import Settings, ThrottleSettings
+from larkps.config import Settings
 from larkps.estimates import window_estimates
 from larkps.meshreport.model import ReportAdvice
-from larkps.model import BandwidthEstimate, Family, PathKey, PathStats
+from larkps.model import EGRESS, INGRESS, BandwidthEstimate, Family, PathKey, PathStats
 from larkps.throttle import (
-    EGRESS,
-    INGRESS,
     Demand,
     decide,
     path_capacity,
@@ -55,7 +53,7 @@ def _family_advice(
         bytes_per_job=settings.report.bytes_per_job,
         transfer_time=settings.throttle.transfer_time,
     )
-    configured = _configured(settings.throttle)
+    configured = settings.throttle.capacities
     sites = {e.path.source_site for e in estimates} | {e.path.destination_site for e in estimates}
     egress = {
         s: site_capacity(s, EGRESS, estimates, policy, configured.get((s, EGRESS))) for s in sites
@@ -83,13 +81,3 @@ def _family_advice(
             demand=demand.describe(),
         )
     return advice
-
-
-def _configured(throttle: ThrottleSettings) -> dict[tuple[str, str], float]:
-    found = {}
-    for entry in throttle.site_capacity:
-        if entry.ingress is not None:
-            found[(entry.site, INGRESS)] = entry.ingress
-        if entry.egress is not None:
-            found[(entry.site, EGRESS)] = entry.egress
-    return found

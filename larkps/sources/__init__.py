@@ -10,8 +10,7 @@ and :class:`~larkps.model.SeriesSummary`.
 
 from __future__ import annotations
 
-from larkps.config import SEARCH_MODES
-from larkps.sources.base import Source, SummarySource
+from larkps.sources.base import ArchiveAnswers, Source, SummarySource
 from larkps.sources.collect import Collected, collect_summaries, split_modes
 from larkps.sources.factory import SEARCH_KINDS, search_source
 from larkps.sources.opensearch import OpenSearchSource
@@ -20,7 +19,7 @@ from larkps.sources.search import SearchSource
 
 __all__ = [
     "SEARCH_KINDS",
-    "SEARCH_MODES",
+    "ArchiveAnswers",
     "Collected",
     "OpenSearchSource",
     "PsEsSource",

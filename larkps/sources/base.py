@@ -5,15 +5,19 @@
 :class:`~larkps.sources.pses.PsEsSource` all satisfy :class:`Source`, which is
 also what :class:`larkps.ingest.Ingester` needs (``PagedSource``). The last two
 also satisfy :class:`SummarySource`: per-pair statistics computed server-side.
+:class:`ArchiveAnswers` records which archives answered a stage of a cycle.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+from larkps.errors import ArchiveError
 from larkps.fetch import JsonClient, ParsedPage
-from larkps.model import Point, Series, SeriesSummary
+from larkps.fetch.options import SearchMode
+from larkps.model import FetchProblem, Point, Series, SeriesSummary
 from larkps.sites import SiteMap
 
 
@@ -48,10 +52,34 @@ class Source(Protocol):
 class SummarySource(Source, Protocol):
     """A source whose archive can compute per-pair statistics itself."""
 
-    mode: str  # "raw" or "summary"
+    mode: SearchMode
 
     def summaries(
         self, start: int, end: int, event_types: Iterable[str] | None = None
     ) -> list[SeriesSummary]:
         """Per-pair statistics over ``[start, end]`` computed by the archive."""
         ...
+
+
+@dataclass(slots=True)
+class ArchiveAnswers:
+    """Which archives answered one stage of a cycle, and what went wrong there."""
+
+    problems: list[FetchProblem] = field(default_factory=list)
+    archives_ok: list[str] = field(default_factory=list)
+    archive_errors: list[ArchiveError] = field(default_factory=list)
+
+    def answered(self, archive: str) -> None:
+        self.archives_ok.append(archive)
+
+    def failed(self, archive: str, what: str, error: ArchiveError) -> None:
+        """An archive that did not answer ``what`` (its error is the problem)."""
+        self.problems.append(FetchProblem(archive, what, error.problem))
+        self.archive_errors.append(error)
+
+    def __add__(self, other: ArchiveAnswers) -> ArchiveAnswers:
+        return ArchiveAnswers(
+            self.problems + other.problems,
+            self.archives_ok + other.archives_ok,
+            self.archive_errors + other.archive_errors,
+        )

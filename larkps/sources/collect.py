@@ -9,13 +9,14 @@ number of pairs, not of tests). Raw-mode archives go through discovery and point
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from larkps.errors import ArchiveError
-from larkps.model import FetchProblem, SeriesSummary
-from larkps.sources.base import Source, SummarySource
+from larkps.fetch import cycle_deadline
+from larkps.fetch.options import SearchMode
+from larkps.model import SeriesSummary
+from larkps.sources.base import ArchiveAnswers, Source, SummarySource
 
 log = logging.getLogger(__name__)
 
@@ -25,9 +26,7 @@ class Collected:
     """What the summary-mode archives answered in one cycle."""
 
     by_window: dict[int, list[SeriesSummary]] = field(default_factory=dict)
-    problems: list[FetchProblem] = field(default_factory=list)
-    archives_ok: list[str] = field(default_factory=list)
-    archive_errors: list[ArchiveError] = field(default_factory=list)
+    answers: ArchiveAnswers = field(default_factory=ArchiveAnswers)
 
     @property
     def series(self) -> int:
@@ -40,7 +39,7 @@ def split_modes(sources: Sequence[Source]) -> tuple[list[Source], list[SummarySo
     raw: list[Source] = []
     summary: list[SummarySource] = []
     for source in sources:
-        if isinstance(source, SummarySource) and source.mode == "summary":
+        if isinstance(source, SummarySource) and source.mode == SearchMode.SUMMARY:
             summary.append(source)
         else:
             raw.append(source)
@@ -59,17 +58,17 @@ def collect_summaries(
     set of windows per archive) and recorded as a problem of the cycle.
     """
     collected = Collected(by_window={w: [] for w in windows})
-    until = None if deadline is None else time.monotonic() + deadline
-    for source in sources:
-        source.client.deadline = until
-        try:
-            answers = {w: source.summaries(now - w + 1, now, source.event_types) for w in windows}
-        except ArchiveError as exc:
-            collected.problems.append(FetchProblem(source.name, "summaries", exc.problem))
-            collected.archive_errors.append(exc)
-            log.info("%s", str(exc))  # reported in the run report; the CLI prints it once
-            continue
-        collected.archives_ok.append(source.name)
-        for window, summaries in answers.items():
-            collected.by_window[window].extend(summaries)
+    with cycle_deadline([s.client for s in sources], deadline):
+        for source in sources:
+            try:
+                answers = {
+                    w: source.summaries(now - w + 1, now, source.event_types) for w in windows
+                }
+            except ArchiveError as exc:
+                collected.answers.failed(source.name, "summaries", exc)
+                log.info("%s", str(exc))  # reported in the run report; the CLI prints it once
+                continue
+            collected.answers.answered(source.name)
+            for window, summaries in answers.items():
+                collected.by_window[window].extend(summaries)
     return collected

@@ -8,18 +8,20 @@ out-of-range values are dropped and counted.
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 from larkps.fetch.parse import NOTE_LIMIT
+from larkps.fetch.routes import listed_hops, path_fingerprint
 from larkps.histogram import EMPTY, histogram_of
 from larkps.model import Histogram, Metric, Point, Series, SeriesSummary
-from larkps.sources.records import QualityCounters, dig, number, scale_factor, text
+from larkps.sources.records import QualityCounters, dig, scale_factor, text
 from larkps.sources.specs import FieldKind, FieldSpec
+from larkps.units import finite_number
 
 SIGNED = frozenset({Metric.OWDELAY_MEDIAN, Metric.OWDELAY_MEAN})
 FRACTIONS = frozenset({Metric.LOSS_RATE, Metric.LOSS_RATE_BIDIR})
 MAX_BUCKETS = 100000
+TTLS = "ttls"  # ps_trace: the ttl of each entry of the hops list
 
 
 def point_for(
@@ -43,8 +45,8 @@ def point_for(
         histogram = search_histogram(raw, factor)
         return Point(ts, histogram=histogram) if histogram else None
     if spec.kind is FieldKind.TRACE:
-        return _trace_point(raw, ts)
-    value = number(raw)
+        return _trace_point(raw, dig(document, TTLS), ts)
+    value = finite_number(raw)
     if value is None:
         if raw is not None:  # present but not a finite number: NaN, "lots", {...}
             quality.add("bad-value")
@@ -76,7 +78,7 @@ def search_histogram(raw: object, factor: float) -> Histogram:
         return EMPTY
     merged: dict[float, int] = {}
     for label, count in pairs[:MAX_BUCKETS]:
-        bucket, weight = number(label), number(count)
+        bucket, weight = finite_number(label), finite_number(count)
         if bucket is None or weight is None or weight <= 0:
             continue
         key = round(bucket * factor, 9)
@@ -84,11 +86,11 @@ def search_histogram(raw: object, factor: float) -> Histogram:
     return histogram_of(merged.items())
 
 
-def _trace_point(hops: object, ts: int) -> Point | None:
-    if not isinstance(hops, list) or not hops:
+def _trace_point(hops: object, ttls: object, ts: int) -> Point | None:
+    route = listed_hops(hops, ttls)
+    if not route:
         return None
-    route = ",".join(text(h, 64) for h in hops)
-    return Point(ts, value=float(len(hops)), note=hashlib.sha256(route.encode()).hexdigest())
+    return Point(ts, value=float(len(route)), note=path_fingerprint(route))
 
 
 def summary_for(
@@ -101,7 +103,7 @@ def summary_for(
     """The server-side statistics of one field in one composite bucket, in larkps units."""
     name = aggregation_name(spec)
     latest, earliest = _value(bucket, "latest"), _value(bucket, "earliest")
-    documents = number(bucket.get("doc_count"))
+    documents = finite_number(bucket.get("doc_count"))
     common: dict[str, Any] = {
         "series": series,
         "start": window[0],
@@ -111,7 +113,7 @@ def summary_for(
         "documents": None if documents is None else int(documents),
     }
     if spec.kind is FieldKind.FAILURE:
-        failed = number(_get(bucket, f"{name}__n", "doc_count"))
+        failed = finite_number(_get(bucket, f"{name}__n", "doc_count"))
         return SeriesSummary(count=int(failed), **common) if failed else None
     count = _value(bucket, f"{name}__count")
     if not count:
@@ -143,7 +145,7 @@ def _get(bucket: dict[str, Any], name: str, key: str) -> Any:
 
 
 def _value(bucket: dict[str, Any], name: str) -> float | None:
-    return number(_get(bucket, name, "value"))
+    return finite_number(_get(bucket, name, "value"))
 
 
 def _scaled(value: float | None, factor: float) -> float | None:
@@ -155,7 +157,7 @@ def _percentiles(values: object, factor: float) -> tuple[tuple[float, float], ..
         return ()
     result = []
     for percent, value in values.items():
-        q, v = number(percent), number(value)
+        q, v = finite_number(percent), finite_number(value)
         if q is not None and v is not None and 0 <= q <= 100:
             result.append((round(q / 100.0, 6), v * factor))
     return tuple(sorted(result))

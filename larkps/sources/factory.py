@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from larkps.config import ArchiveSettings
 from larkps.fetch import JsonClient
+from larkps.fetch.options import SearchMode
 from larkps.sites import SiteMap
 from larkps.sources.opensearch import OpenSearchSource
 from larkps.sources.pses import PsEsSource
@@ -17,7 +18,7 @@ def search_source(archive: ArchiveSettings, client: JsonClient, sites: SiteMap) 
     if archive.kind not in SEARCH_KINDS or archive.url is None:
         raise ValueError(f"archive {archive.name} is not a search archive")
     search = archive.search
-    mode = search.mode if search else "raw"
+    mode = search.mode if search else SearchMode.RAW
     indices = dict(search.indices) if search else {}
     if archive.kind == "opensearch":
         return OpenSearchSource(archive.name, archive.url, client, sites, indices, mode)

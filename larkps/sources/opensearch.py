@@ -21,7 +21,6 @@ from larkps.model import Endpoint
 from larkps.sources.query import terms_source
 from larkps.sources.records import (
     Pair,
-    bucket_width,
     dig,
     family_of,
     is_ip,
@@ -31,6 +30,7 @@ from larkps.sources.records import (
 )
 from larkps.sources.search import SearchSource
 from larkps.sources.specs import OPENSEARCH_INDICES
+from larkps.units import positive_number
 
 CHECKSUM_FIELD = "pscheduler.test_checksum.keyword"
 CHECKSUM = re.compile(r"^[0-9A-Za-z_-]{1,128}$")
@@ -111,7 +111,7 @@ class OpenSearchSource(SearchSource):
             destination=destination,
             family=family,
             tool=f"pscheduler/{tool}" if tool else "",
-            bucket_width=bucket_width(dig(document, "test.spec.bucket-width")),
+            bucket_width=positive_number(dig(document, "test.spec.bucket-width")),
             locator={"checksum": checksum} if checksum else {},
         )
 

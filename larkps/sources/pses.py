@@ -21,6 +21,7 @@ from dataclasses import replace
 from typing import Any
 
 from larkps.fetch import DEFAULT_EVENT_TYPES, JsonClient
+from larkps.fetch.options import SearchMode
 from larkps.model import Endpoint
 from larkps.sites import SiteMap
 from larkps.sources.learned import PROCESS_TOKEN, LearnedSites
@@ -66,7 +67,7 @@ class PsEsSource(SearchSource):
         client: JsonClient,
         sites: SiteMap,
         indices: dict[str, str] | None = None,
-        mode: str = "raw",
+        mode: str = SearchMode.RAW,
         production_only: bool = True,
         page_size: int = SEARCH_PAGE,
         bucket_page: int = BUCKET_PAGE,

@@ -19,6 +19,7 @@ from typing import Any
 
 from larkps.model import Endpoint, Family
 from larkps.sources.specs import Scale
+from larkps.units import finite_number
 
 PLACEHOLDER = "%{"
 #: Site names from documents: upper-cased, whitespace runs become "_", then this.
@@ -64,17 +65,6 @@ def dig(document: object, path: str) -> Any:
     return current
 
 
-def number(value: object) -> float | None:
-    """A finite float from a number or numeric string, else None."""
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        return None
-    try:
-        result = float(value)
-    except ValueError:
-        return None
-    return result if math.isfinite(result) else None
-
-
 def text(value: object, limit: int = 255) -> str:
     """A bounded string from a scalar document field ("" for anything else)."""
     if isinstance(value, bool) or not isinstance(value, str | int | float):
@@ -103,7 +93,7 @@ def family_of(version: object, *addresses: str) -> Family | None:
     """IPv4 or IPv6 from an ip_version (4/6), an ipv6 flag, or the addresses."""
     if isinstance(version, bool):
         return Family.IPV6 if version else Family.IPV4
-    code = number(version)
+    code = finite_number(version)
     if code in (4.0, 6.0):
         return Family.IPV6 if code == 6.0 else Family.IPV4
     for address in addresses:
@@ -125,16 +115,10 @@ def epoch_seconds(value: object, millis: bool = False) -> int | None:
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=UTC)
         return int(moment.timestamp())
-    seconds = number(value)
+    seconds = finite_number(value)
     if seconds is None or seconds < 0:
         return None
     return int(seconds // 1000) if millis else int(seconds)
-
-
-def bucket_width(value: object) -> float | None:
-    """A positive bucket width in seconds, or None."""
-    width = number(value)
-    return width if width is not None and width > 0 else None
 
 
 def scale_factor(scale: Scale, width: float | None) -> float:

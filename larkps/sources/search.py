@@ -21,16 +21,17 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode
 
-from larkps.config import SEARCH_MODES
 from larkps.errors import ArchiveFormatError
 from larkps.fetch import DEFAULT_EVENT_TYPES, JsonClient, ParsedPage, series_label
+from larkps.fetch.options import SearchMode
 from larkps.model import Point, Series, SeriesKey, SeriesSummary
 from larkps.sites import SiteMap
 from larkps.sources import query
 from larkps.sources.documents import aggregation_name, point_for
-from larkps.sources.records import Pair, QualityCounters, SearchFilters, dig, epoch_seconds, number
+from larkps.sources.records import Pair, QualityCounters, SearchFilters, dig, epoch_seconds
 from larkps.sources.specs import FieldKind, FieldSpec, IndexSpec, wanted
 from larkps.sources.summaries import summarise
+from larkps.units import finite_number
 
 log = logging.getLogger(__name__)
 KEPT = frozenset({"negative-delay"})  # counted, but the points are kept
@@ -53,18 +54,16 @@ class SearchSource:
         client: JsonClient,
         sites: SiteMap,
         indices: dict[str, str] | None = None,
-        mode: str = "raw",
+        mode: str = SearchMode.RAW,
         page_size: int = SEARCH_PAGE,
         bucket_page: int = BUCKET_PAGE,
         event_types: Iterable[str] = DEFAULT_EVENT_TYPES,
     ) -> None:
-        if mode not in SEARCH_MODES:
-            raise ValueError(f"mode must be one of {SEARCH_MODES}, got {mode!r}")
         self.name = name
         self.url = url.rstrip("/") + "/"
         self.client = client
         self.sites = sites
-        self.mode = mode
+        self.mode = SearchMode(mode)  # ValueError for anything else
         self.page_size = page_size
         self.bucket_page = bucket_page
         self.quality = QualityCounters()
@@ -154,7 +153,7 @@ class SearchSource:
             present = (
                 entry.get("value", entry.get("doc_count")) if isinstance(entry, dict) else None
             )
-            if spec.kind is FieldKind.TRACE or (number(present) or 0) > 0:
+            if spec.kind is FieldKind.TRACE or (finite_number(present) or 0) > 0:
                 result.append(self.make_series(metadata_key, spec, pair, data_uri))
         return result
 
@@ -179,7 +178,7 @@ class SearchSource:
             return None
         pair = self.pair_from(key, document)
         if isinstance(pair, str):
-            self.quality.add(pair, int(number(bucket.get("doc_count")) or 1))
+            self.quality.add(pair, int(finite_number(bucket.get("doc_count")) or 1))
             return None
         return key, pair
 

@@ -22,7 +22,7 @@ class FieldKind(Enum):
     COUNT = "count"  # one packet count per document; summaries also sum it
     HISTOGRAM = "histogram"  # parallel values[]/counts[] arrays
     FAILURE = "failure"  # a failed test: the field is the error text
-    TRACE = "trace"  # a route (list of hop IPs): value = hop count, note = fingerprint
+    TRACE = "trace"  # hop IPs (+ "ttls"): value = hop count, note = larkps.fetch.routes fingerprint
 
 
 class Scale(Enum):

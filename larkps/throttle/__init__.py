@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from larkps.throttle.arithmetic import concurrency_for, fitting_jobs, transfer_seconds
 from larkps.throttle.capacity import (
-    EGRESS,
-    INGRESS,
     candidates,
     distrust,
     given_capacity,
@@ -21,8 +19,6 @@ from larkps.throttle.decide import decide
 from larkps.throttle.inputs import Capacity, Demand, ThrottlePolicy
 
 __all__ = [
-    "EGRESS",
-    "INGRESS",
     "Capacity",
     "Demand",
     "ThrottlePolicy",

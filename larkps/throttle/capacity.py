@@ -6,11 +6,8 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 
 from larkps.expected import conservative, rationale
-from larkps.model import BandwidthEstimate
+from larkps.model import EGRESS, INGRESS, BandwidthEstimate
 from larkps.throttle.inputs import Capacity, ThrottlePolicy
-
-EGRESS = "egress"
-INGRESS = "ingress"
 
 
 def distrust(estimate: BandwidthEstimate, policy: ThrottlePolicy) -> str | None:
@@ -107,7 +104,8 @@ def candidates(
 ) -> list[Capacity]:
     """Every bottleneck a transfer from source_site (to destination_site) crosses.
 
-    site_capacities maps (site, "ingress" | "egress") to a configured capacity.
+    site_capacities maps (site, INGRESS | EGRESS) to a configured capacity
+    (``ThrottleSettings.capacities``).
     """
     estimates = list(estimates)
     configured = site_capacities or {}
