@@ -114,13 +114,16 @@ def test_kill_9_during_fetch_never_loses_committed_points(tmp_path: Path, writer
     with EmbeddedArchive(mesh, clock=lambda: float(now)) as archive:
         write_config(config, archive.url, state, writer)
         for _ in range(KILLS):
-            served = archive.requests_served
+            # Killed at a random moment of its fetch, counted in requests the archive
+            # answered (not in seconds: start-up and speed vary with the machine's load).
+            # Its first request comes after the store opened.
+            wanted = archive.requests_served + rng.randint(1, 60)
             child = run_fetch(config)
-            # Killed at a random moment once it is fetching (however long its start-up
-            # takes on a busy machine): its first request comes after the store opened.
-            fetching = _until(lambda n=served: archive.requests_served > n, 120)
-            assert fetching, (seed, "the fetch sent no request")
-            time.sleep(rng.uniform(0.0, 1.2))
+            fetching = _until(
+                lambda n=wanted, c=child: archive.requests_served >= n or c.poll() is not None,
+                120,
+            )
+            assert fetching and child.poll() is None, (seed, "the fetch ended before its kill")
             child.kill()  # SIGKILL
             child.communicate()
             assert _gone(lambda: writers_of(state), 30), (seed, "a writer outlived its fetcher")
