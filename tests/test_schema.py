@@ -23,7 +23,7 @@ from larkps.alarm_store import load_alarms
 from larkps.cli import main
 from larkps.errors import StateError
 from larkps.ingest_store import IngestStore
-from larkps.schema import MIGRATIONS, SCHEMA_VERSION
+from larkps.schema import MIGRATIONS, SCHEMA_VERSION, upgrade
 from larkps.store import STATE_FILE, Store
 
 FIXTURES = Path(__file__).parent / "fixtures" / "state"
@@ -275,3 +275,29 @@ def test_only_the_schema_module_declares_tables():
         if p.name != "schema.py" and ddl.search(p.read_text())
     ]
     assert found == []
+
+
+def test_a_second_upgrade_of_the_same_version_inside_its_transaction_does_nothing(
+    tmp_path: Path,
+):
+    """Two processes that both found an old version: the second, once it has the
+    write lock, finds the new one and runs nothing."""
+    calls: list[int] = []
+
+    def second(db: sqlite3.Connection) -> None:
+        calls.append(1)
+        db.execute("INSERT INTO ingest_meta VALUES ('second', 1)")
+
+    path = copy_of("v1-store.sqlite", tmp_path)
+    steps = (*MIGRATIONS, second)
+    with Store(path, steps=steps) as store, store.transaction() as db:
+        upgrade(db, path, steps)
+    assert calls == [1]
+
+
+def test_a_file_that_is_not_a_database_is_a_state_error(tmp_path: Path):
+    path = tmp_path / STATE_FILE
+    path.write_bytes(b"not sqlite at all\n" * 100)
+    with pytest.raises(StateError, match=f"cannot open state database {path}: file is not a"):
+        Store(path)
+    assert path.read_bytes() == b"not sqlite at all\n" * 100
