@@ -1,4 +1,5 @@
-"""Alarm hysteresis state in the state store (table ``alarm_state``)."""
+"""Alarm hysteresis state in the state store (table ``alarm_state``, declared in
+:mod:`larkps.schema`)."""
 
 from __future__ import annotations
 
@@ -8,28 +9,12 @@ from larkps.alarms import AlarmRecord
 from larkps.model import AlarmKind
 from larkps.store import Store
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS alarm_state (
-    kind TEXT NOT NULL,
-    subject TEXT NOT NULL,
-    site TEXT NOT NULL,
-    peer TEXT NOT NULL,
-    since INTEGER NOT NULL,
-    good INTEGER NOT NULL,
-    value REAL NOT NULL,
-    threshold REAL NOT NULL,
-    judged INTEGER NOT NULL,
-    detail TEXT NOT NULL,
-    PRIMARY KEY (kind, subject)
-)
-"""
 _KINDS = {k.value for k in AlarmKind}
 _COLUMNS = "kind, subject, site, peer, since, good, value, threshold, judged, detail"
 
 
 def load_alarms(store: Store) -> dict[tuple[str, str], AlarmRecord]:
     """The records the last cycle kept."""
-    store.ensure_schema(SCHEMA)
     rows = store.connection.execute(f"SELECT {_COLUMNS} FROM alarm_state").fetchall()  # noqa: S608
     records = {}
     for kind, subject, site, peer, since, good, value, threshold, judged, detail in rows:
@@ -53,7 +38,6 @@ def load_alarms(store: Store) -> dict[tuple[str, str], AlarmRecord]:
 
 def save_alarms(store: Store, records: Mapping[tuple[str, str], AlarmRecord]) -> None:
     """Replace the stored records with ``records`` (one transaction)."""
-    store.ensure_schema(SCHEMA)
     with store.transaction() as db:
         db.execute("DELETE FROM alarm_state")
         db.executemany(

@@ -1,6 +1,6 @@
 """The fetch half of the state store: series, their high-water marks, and raw points.
 
-Tables (in the one SQLite file of :class:`larkps.store.Store`):
+Tables (declared in :mod:`larkps.schema`):
 
 * ``series``: one row per (archive, metadata-key, event-type) with what is needed to
   rebuild a :class:`Series`, and its marks: the store holds every point the archive
@@ -29,48 +29,6 @@ from larkps.model import Endpoint, Family, Histogram, Metric, Point, Series, Ser
 from larkps.sites import SiteMap
 from larkps.store import Store
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS series (
-    id INTEGER PRIMARY KEY,
-    archive TEXT NOT NULL,
-    metadata_key TEXT NOT NULL,
-    event_type TEXT NOT NULL,
-    source_host TEXT NOT NULL,
-    source_ip TEXT NOT NULL,
-    destination_host TEXT NOT NULL,
-    destination_ip TEXT NOT NULL,
-    family TEXT NOT NULL,
-    metric TEXT NOT NULL,
-    tool TEXT NOT NULL,
-    data_uri TEXT NOT NULL,
-    bucket_width REAL,
-    seen_at INTEGER NOT NULL,
-    hwm INTEGER,
-    covered_from INTEGER,
-    UNIQUE (archive, metadata_key, event_type)
-);
-CREATE TABLE IF NOT EXISTS points (
-    series_id INTEGER NOT NULL,
-    ts INTEGER NOT NULL,
-    value REAL,
-    histogram BLOB,
-    note TEXT,
-    PRIMARY KEY (series_id, ts)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS discoveries (
-    archive TEXT PRIMARY KEY,
-    at INTEGER NOT NULL,
-    query TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS ingest_meta (
-    name TEXT PRIMARY KEY,
-    value INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS attempts (
-    archive TEXT PRIMARY KEY,
-    at INTEGER NOT NULL
-)
-"""
 # The columns each kind of row binds: a page of one kind binds fewer parameters (and
 # no NULLs, which sqlite3 adapts slowly); a mixed series takes the full row.
 _COLUMNS = {
@@ -283,7 +241,6 @@ class IngestStore:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        store.ensure_schema(SCHEMA)
         self.db = store.connection
         variables = self.db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
         self.chunk_rows = _power_of_two_at_most(min(_CHUNK_ROWS, variables // 5))

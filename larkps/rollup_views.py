@@ -29,7 +29,6 @@ from larkps.aggregate.weighted import FloatArray, IntArray, describe
 from larkps.model import Family, Metric, PathKey, PathStats, Point, Series
 from larkps.rollups import (
     PARTIAL_COLUMNS,
-    ensure_schema,
     load_window_states,
     partial_row,
     state_from_row,
@@ -135,7 +134,6 @@ def load_streams(db: sqlite3.Connection, since: int, sites: SiteOf) -> list[Stre
 
 def stream_sites(store: Store, sites: SiteOf) -> set[str]:
     """Every site the stored streams' endpoints map to under ``sites``."""
-    ensure_schema(store)
     rows = store.connection.execute(
         "SELECT DISTINCT archive, source_host, source_ip, destination_host, destination_ip"
         " FROM rollup_streams"
@@ -154,7 +152,6 @@ def window_stats(
 ) -> list[PathStats]:
     """PathStats of every path (or host pair) with recent tests, for each window,
     sites mapped by ``sites``."""
-    ensure_schema(store)
     policy = policy or QualityPolicy()
     db = store.connection
     # paths (or host pairs) with a test in the longest window, with all their streams:
@@ -280,7 +277,6 @@ def histories(
 ) -> dict[tuple[PathKey, Metric], tuple[IntArray, FloatArray]]:
     """Per path (sites mapped by ``sites``) and metric: the newest per-test values of
     its streams, merged by ts."""
-    ensure_schema(store)
     found: dict[tuple[PathKey, Metric], list[StreamState]] = defaultdict(list)
     for info in load_streams(store.connection, -(2**62), sites):
         if info.kind in kinds:

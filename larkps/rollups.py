@@ -1,6 +1,6 @@
 """Rollups in the state store: hourly partials and running window partials per stream.
 
-Tables (in the one SQLite file of :class:`larkps.store.Store`):
+Tables (declared in :mod:`larkps.schema`):
 
 * ``rollup_streams``: one row per (archive, metadata key, kind) with its endpoints
   (host and IP of each end) and family as last seen, its high-water mark, recent
@@ -20,10 +20,10 @@ and stores the hours, all in one transaction. Cost per cycle: the new tests, plu
 one expired hour per window and stream once an hour, whatever the window length.
 Hours older than the longest window are deleted.
 
-The tables' versions (:meth:`Store.migrate`): 1, streams with the sites seen when
-their tests were taken in; 2, streams with endpoint IPs instead (an upgraded store
-keeps every stream, hour and window; the IPs come from the ingest ``series`` table
-where it has them, else from the stream's next tests).
+Streams once kept the sites seen when their tests were taken in; a store of that
+age is upgraded by :mod:`larkps.schema` (every stream, hour and window kept; the
+IPs come from the ingest ``series`` table where it has them, else from the
+stream's next tests).
 """
 
 from __future__ import annotations
@@ -58,99 +58,6 @@ from larkps.rollups_pure import (
 )
 from larkps.store import Store
 
-# Version 1, as stores were first written (kept verbatim: step 1 creates it).
-_SCHEMA_V1 = """
-CREATE TABLE IF NOT EXISTS rollup_streams (
-    id INTEGER PRIMARY KEY,
-    archive TEXT NOT NULL,
-    metadata_key TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    source_host TEXT NOT NULL,
-    destination_host TEXT NOT NULL,
-    source_site TEXT NOT NULL,
-    destination_site TEXT NOT NULL,
-    family TEXT NOT NULL,
-    hwm INTEGER,
-    gaps BLOB NOT NULL,
-    history_ts BLOB NOT NULL,
-    history BLOB NOT NULL,
-    UNIQUE (archive, metadata_key, kind)
-);
-CREATE TABLE IF NOT EXISTS rollup_hours (
-    stream INTEGER NOT NULL,
-    hour INTEGER NOT NULL,
-    tests INTEGER NOT NULL,
-    sent INTEGER NOT NULL,
-    lost INTEGER NOT NULL,
-    latest_ts INTEGER,
-    latest_value REAL,
-    bucket_values BLOB NOT NULL,
-    bucket_counts BLOB NOT NULL,
-    PRIMARY KEY (stream, hour)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS rollup_hours_by_hour ON rollup_hours (hour);
-CREATE TABLE IF NOT EXISTS rollup_windows (
-    stream INTEGER NOT NULL,
-    length INTEGER NOT NULL,
-    first_hour INTEGER NOT NULL,
-    tests INTEGER NOT NULL,
-    sent INTEGER NOT NULL,
-    lost INTEGER NOT NULL,
-    latest_ts INTEGER,
-    latest_value REAL,
-    bucket_values BLOB NOT NULL,
-    bucket_counts BLOB NOT NULL,
-    PRIMARY KEY (length, stream)
-) WITHOUT ROWID
-"""
-# Version 2: streams keyed as before, endpoints by host and IP, no site names.
-_STREAMS_V2 = """
-CREATE TABLE rollup_streams_v2 (
-    id INTEGER PRIMARY KEY,
-    archive TEXT NOT NULL,
-    metadata_key TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    source_host TEXT NOT NULL,
-    source_ip TEXT NOT NULL,
-    destination_host TEXT NOT NULL,
-    destination_ip TEXT NOT NULL,
-    family TEXT NOT NULL,
-    hwm INTEGER,
-    gaps BLOB NOT NULL,
-    history_ts BLOB NOT NULL,
-    history BLOB NOT NULL,
-    UNIQUE (archive, metadata_key, kind)
-);
-INSERT INTO rollup_streams_v2 (id, archive, metadata_key, kind, source_host, source_ip,
-    destination_host, destination_ip, family, hwm, gaps, history_ts, history)
-SELECT id, archive, metadata_key, kind, source_host, '', destination_host, '', family, hwm,
-    gaps, history_ts, history FROM rollup_streams;
-DROP TABLE rollup_streams;
-ALTER TABLE rollup_streams_v2 RENAME TO rollup_streams
-"""
-# The endpoint IPs of upgraded streams, from the series the ingest store keeps.
-_STREAM_IPS = """
-UPDATE rollup_streams SET source_ip = s.source_ip, destination_ip = s.destination_ip
-FROM (SELECT archive, metadata_key, max(source_ip) AS source_ip,
-             max(destination_ip) AS destination_ip
-      FROM series GROUP BY archive, metadata_key) AS s
-WHERE rollup_streams.archive = s.archive AND rollup_streams.metadata_key = s.metadata_key
-"""
-
-
-def _endpoints_not_sites(db: sqlite3.Connection) -> None:
-    """Version 1 -> 2: drop the stored site names, keep the endpoints (with IPs)."""
-    for statement in _STREAMS_V2.split(";"):
-        if statement.strip():
-            db.execute(statement)
-    has_series = db.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'series'"
-    ).fetchone()
-    if has_series is not None:
-        db.execute(_STREAM_IPS)
-
-
-SCHEMA_STEPS = (_SCHEMA_V1, _endpoints_not_sites)
 PARTIAL_COLUMNS = "tests, bucket_values, bucket_counts, sent, lost, latest_ts, latest_value"
 
 
@@ -161,10 +68,6 @@ class RollupUpdate:
     streams: int  # streams with new tests
     tests: int  # new tests taken in
     hours: int  # (stream, hour) partials written
-
-
-def ensure_schema(store: Store) -> None:
-    store.migrate("rollups", SCHEMA_STEPS)
 
 
 def partial_row(row: Sequence[object]) -> Partial:
@@ -208,7 +111,6 @@ def update_rollups(
     refetched window is counted once. ``all_new``: the caller guarantees every point
     is new (incremental ingest), so late arrivals before the mark are taken too.
     """
-    ensure_schema(store)
     tests = stream_tests(clean_series(s, points, now) for s, points in data)
     with store.transaction() as db:
         ids = {t.key: _stream_id(db, t) for t in tests}

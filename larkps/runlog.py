@@ -1,5 +1,6 @@
 """Run reports kept in the state store: one row per cycle (of `larkps run` or
-`larkps once`), newest first on read, and the health of each archive."""
+`larkps once`), newest first on read, and the health of each archive (tables
+``run_reports`` and ``archive_health``, declared in :mod:`larkps.schema`)."""
 
 from __future__ import annotations
 
@@ -19,22 +20,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS run_reports (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    started INTEGER NOT NULL,
-    ok INTEGER NOT NULL,
-    report TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS run_reports_started ON run_reports (started);
-CREATE TABLE IF NOT EXISTS archive_health (
-    archive TEXT PRIMARY KEY,
-    attempted INTEGER NOT NULL,
-    last_success INTEGER,
-    failing_since INTEGER,
-    problem TEXT
-)
-"""
 KEEP = 10_000
 RUN_MODES = ("run", "once")
 
@@ -94,7 +79,6 @@ def archive_failures(
 def record(store: Store, document: dict[str, Any]) -> None:
     """Append one cycle's document, update each archive's health and trim the table
     to the newest KEEP rows."""
-    store.ensure_schema(SCHEMA)
     started = document["started"]
     with store.transaction() as db:
         db.execute(
@@ -144,7 +128,6 @@ def save_once(
 
 def latest(store: Store, limit: int = 10) -> list[dict[str, Any]]:
     """The newest `limit` cycle documents, newest first."""
-    store.ensure_schema(SCHEMA)
     rows = store.connection.execute(
         "SELECT report FROM run_reports ORDER BY id DESC LIMIT ?", (limit,)
     ).fetchall()
@@ -152,14 +135,12 @@ def latest(store: Store, limit: int = 10) -> list[dict[str, Any]]:
 
 
 def last_success(store: Store) -> int | None:
-    store.ensure_schema(SCHEMA)
     row = store.connection.execute("SELECT max(started) FROM run_reports WHERE ok = 1").fetchone()
     return int(row[0]) if row and row[0] is not None else None
 
 
 def archive_health(store: Store) -> dict[str, ArchiveHealth]:
     """Every archive a cycle has polled, by name."""
-    store.ensure_schema(SCHEMA)
     rows = store.connection.execute(
         "SELECT archive, attempted, last_success, failing_since, problem FROM archive_health"
     ).fetchall()

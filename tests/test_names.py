@@ -26,9 +26,6 @@ EMBEDDED = "larkps.embedded"
 ALLOWED = {
     "main": "the entry point of each module run as `python -m` (cli, workers, embedded)",
     "register": "each larkps.commands module adds its subcommands through register()",
-    # The state store's tables are each declared next to their code today; one
-    # declaration of the whole schema replaces these, and this entry goes with them.
-    "SCHEMA": "per-module table declarations of the state store",
 }
 
 

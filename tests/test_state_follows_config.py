@@ -31,12 +31,12 @@ from event_types import EVENTS
 
 from larkps.config import settings_from_dict
 from larkps.embedded import EmbeddedArchive, Mesh, MeshConfig
-from larkps.errors import StateError
 from larkps.histogram import histogram_of
 from larkps.model import Endpoint, Family, Metric, PathStats, Point, Series, SeriesKey
 from larkps.pathviews import views_from_ads
 from larkps.pipeline import CycleResult, run_cycle
 from larkps.publish_startd import startd_cron_ad
+from larkps.schema import SCHEMA_VERSION
 from larkps.sites import SiteMap, SiteRule
 from larkps.store import Store
 
@@ -379,11 +379,11 @@ def test_a_store_written_before_the_change_opens_and_keeps_every_point(tmp_path:
     with Store(old) as store:
         upgraded = window_stats(store, WINDOW_LENGTHS, NOW, sites=sites_of({}, V1_SITES))
         renamed = window_stats(store, WINDOW_LENGTHS, NOW, sites=sites_of({}, RENAMED))
-        versions = dict(store.connection.execute("SELECT * FROM schema_versions").fetchall())
+        version = store.connection.execute("PRAGMA user_version").fetchone()[0]
         ips = store.connection.execute(
             "SELECT source_host, source_ip, destination_host, destination_ip FROM rollup_streams"
         ).fetchall()
-    assert versions == {"rollups": 2}
+    assert version == SCHEMA_VERSION
     assert table_rows(old) == before  # every stream, hour, window and point kept
     assert all(ip == HOSTS[host] for row in ips for host, ip in (row[:2], row[2:]))
     with Store(tmp_path / "fresh.sqlite") as store:  # the same tests, taken in today
@@ -402,24 +402,6 @@ def test_a_store_written_before_the_change_opens_and_keeps_every_point(tmp_path:
                 for got in (upgraded, renamed)
             ]
             assert total[0] == total[1] > 0, (length, metric)
-
-
-def test_schema_steps_run_once_and_a_failing_step_changes_nothing(tmp_path: Path):
-    def failing(db: sqlite3.Connection) -> None:
-        db.execute("INSERT INTO t VALUES (2)")
-        raise RuntimeError("half-way")
-
-    first = "CREATE TABLE IF NOT EXISTS t (x INTEGER); INSERT INTO t VALUES (1)"
-    with Store(tmp_path / "s.sqlite") as store:
-        store.migrate("thing", [first])
-        store.migrate("thing", [first])  # already at version 1: nothing runs again
-        with pytest.raises(RuntimeError, match="half-way"):
-            store.migrate("thing", [first, failing])
-        assert store.connection.execute("SELECT x FROM t").fetchall() == [(1,)]
-        version = "SELECT version FROM schema_versions WHERE component = 'thing'"
-        assert store.connection.execute(version).fetchone() == (1,)
-        with pytest.raises(StateError, match="thing tables are at version 1, newer than"):
-            store.migrate("thing", [])
 
 
 def test_alarm_state_of_a_dropped_site_name_is_not_carried_over():

@@ -16,8 +16,8 @@ SCHEMA = "CREATE TABLE IF NOT EXISTS t (k INTEGER PRIMARY KEY, v TEXT)"
 
 def test_committed_rows_survive_and_failed_transactions_leave_nothing(tmp_path: Path):
     with Store.in_directory(tmp_path) as store:
-        store.ensure_schema(SCHEMA)
         with store.transaction() as db:
+            db.execute(SCHEMA)
             db.execute("INSERT INTO t VALUES (1, 'kept')")
         with pytest.raises(RuntimeError), store.transaction() as db:
             db.execute("INSERT INTO t VALUES (2, 'lost')")
@@ -33,8 +33,8 @@ def test_kill_9_after_commit_loses_nothing(tmp_path: Path):
         "from pathlib import Path\n"
         "from larkps.store import Store\n"
         "s = Store.in_directory(Path(sys.argv[1]))\n"
-        f"s.ensure_schema({SCHEMA!r})\n"
         "with s.transaction() as db:\n"
+        f"    db.execute({SCHEMA!r})\n"
         "    db.executemany('INSERT INTO t VALUES (?, ?)', [(i, 'x') for i in range(1000)])\n"
         "db = s.connection\n"
         "db.execute('BEGIN IMMEDIATE')\n"
