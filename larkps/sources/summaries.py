@@ -11,19 +11,38 @@ does not grow with the number of tests in the window.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from larkps.model import SeriesSummary
+from larkps.model import Series, SeriesSummary
 from larkps.sources import query
 from larkps.sources.documents import aggregation_name, summary_for
-from larkps.sources.specs import FieldKind, FieldSpec, wanted
+from larkps.sources.records import Pair, QualityCounters
+from larkps.sources.specs import FieldKind, FieldSpec, IndexSpec, wanted
 
-if TYPE_CHECKING:
-    from larkps.sources.search import SearchSource
+
+class SummarySearch(Protocol):
+    """What summary mode reads from a search-cluster source (``sources.search``)."""
+
+    name: str
+    time_field: str
+    bucket_page: int
+    quality: QualityCounters
+    indices: tuple[tuple[IndexSpec, str], ...]
+
+    def identity_fields(self) -> list[str]: ...
+    def base_filters(self) -> list[dict[str, Any]]: ...
+    def range_filter(self, start: int, end: int) -> dict[str, Any]: ...
+    def summary_sources(self) -> list[dict[str, Any]]: ...
+    def poster(self, index: str) -> query.Post: ...
+    def resolve(self, bucket: dict[str, Any]) -> tuple[dict[str, Any], Pair] | None: ...
+    def series_key(self, index: str, key: dict[str, Any], pair: Pair) -> str: ...
+    def make_series(
+        self, metadata_key: str, spec: FieldSpec, pair: Pair, data_uri: str
+    ) -> Series: ...
 
 
 def summarise(
-    source: SearchSource, start: int, end: int, event_types: Iterable[str] | None
+    source: SummarySearch, start: int, end: int, event_types: Iterable[str] | None
 ) -> list[SeriesSummary]:
     """Summaries of every summary-capable field (or those standing for `event_types`)."""
     requested = None if event_types is None else tuple(event_types)
@@ -38,7 +57,7 @@ def summarise(
 
 
 def summary_request(
-    source: SearchSource, fields: list[FieldSpec], start: int, end: int
+    source: SummarySearch, fields: list[FieldSpec], start: int, end: int
 ) -> dict[str, Any]:
     """The composite-aggregation body for one index (without ``after``)."""
     aggregations: dict[str, Any] = {
@@ -63,7 +82,7 @@ def statistics(spec: FieldSpec) -> dict[str, Any]:
 
 
 def _summarise_index(
-    source: SearchSource, index: str, fields: list[FieldSpec], window: tuple[int, int]
+    source: SummarySearch, index: str, fields: list[FieldSpec], window: tuple[int, int]
 ) -> list[SeriesSummary]:
     body = summary_request(source, fields, *window)
     result: list[SeriesSummary] = []
