@@ -1,7 +1,7 @@
 """Build and serialise 10,000 path ads; compare with bare classad2 in the same run.
 
 Baseline: the very attribute dictionaries larkps hands to the ClassAd library
-(:func:`larkps.publish.path_attributes`, built once before timing) turned into ads
+(:func:`larkps.publish.ads.path_attributes`, built once before timing) turned into ads
 with ``classad2.ClassAd(dict)`` and printed with ``printOld()``, the cheapest way
 the library offers. larkps: ``render_old`` over ``path_ad`` for every PathStats,
 which also builds those dictionaries (names checked, untrusted text cleaned, units
@@ -38,7 +38,7 @@ from larkps.model import (
     Quality,
     Summary,
 )
-from larkps.publish import AdContext, PathExtras, path_ad, path_attributes, render_old
+from larkps.publish.ads import AdContext, PathExtras, path_ad, path_attributes, render_old
 
 CONTEXT = AdContext(update_time=1_795_000_000, lifetime=900, sequence=7, daemon_start=1_794_000_000)
 

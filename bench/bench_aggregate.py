@@ -3,7 +3,7 @@
 1. Group-by: 10M synthetic rows (7,000 pairs x 1,440 one-minute results, pair-major,
    ts jittered inside the minute) aggregated over 24 h: count, mean, population std,
    min, max, p10/p25/p50/p75/p90/p95, newest ts and its value per pair, with
-   larkps's columnar core (``larkps.aggregate.grouped_stats``, the code path of
+   larkps's columnar core (``larkps.stats.aggregate.grouped_stats``, the code path of
    every scalar figure) and with DuckDB on the same rows (native table, SQL with
    ``quantile_cont``), each engine on 1 and 2 threads. Goal: larkps <= 1.5x DuckDB.
 2. Steady-state cycle: rollups in a SQLite store holding 7 days of synthetic latency
@@ -59,7 +59,7 @@ def timed(repeat: int, run) -> tuple[float, object]:
 
 
 def worker_larkps(args: argparse.Namespace) -> dict[str, object]:
-    from larkps.aggregate import grouped_stats
+    from larkps.stats.aggregate import grouped_stats
 
     group, ts, value = make_rows(args.pairs, args.minutes)
     threads = int(args.threads)
@@ -163,9 +163,9 @@ def batch(series, start: int, end: int):
 
 
 def worker_cycle(args: argparse.Namespace) -> dict[str, object]:
-    from larkps.rollup_views import sites_as_mapped, window_stats
-    from larkps.rollups import update_rollups
-    from larkps.store import Store
+    from larkps.stats.rollups.store import update_rollups
+    from larkps.stats.rollups.views import sites_as_mapped, window_stats
+    from larkps.store.db import Store
 
     windows = (args.window,)
     series = cycle_series(args.streams)

@@ -81,9 +81,9 @@ def cpu_seconds(pid: int) -> float:
 
 # -- phases, each run in its own process -------------------------------------------------
 def sources(url: str):
-    from larkps.fetch import EsmondSource, HttpOptions, JsonClient, MetadataFilters
     from larkps.model import Family
-    from larkps.sites import SiteMap
+    from larkps.sites.rules import SiteMap
+    from larkps.sources import EsmondSource, HttpOptions, JsonClient, MetadataFilters
 
     client = JsonClient("bench", HttpOptions(max_connections=CONNECTIONS, read_timeout=120))
     filters = MetadataFilters(families=(Family.IPV4,))
@@ -92,7 +92,7 @@ def sources(url: str):
 
 def bench_plan(url: str):  # type: ignore[no-untyped-def]
     """The bench's one archive and what to take from it, as a cycle plans it."""
-    from larkps.ingest import ArchivePlan
+    from larkps.ingest.runner import ArchivePlan
 
     source = sources(url)
     return ArchivePlan(source, EVENTS, repr(source.filters))
@@ -116,9 +116,9 @@ def phase_warm(url: str, now: int, window: int, urls_file: str) -> dict[str, Any
 
 def phase_discover(url: str, state: str, now: int, window: int) -> dict[str, Any]:
     """List the series into an empty store, as a cycle's discovery would (not timed)."""
-    from larkps.ingest import discovery_query
-    from larkps.ingest_store import IngestStore
-    from larkps.store import Store
+    from larkps.ingest.runner import discovery_query
+    from larkps.store.db import Store
+    from larkps.store.points import IngestStore
 
     plan = bench_plan(url)
     with Store.in_directory(Path(state)) as store:
@@ -130,9 +130,9 @@ def phase_discover(url: str, state: str, now: int, window: int) -> dict[str, Any
 
 def phase_ingest(url: str, state: str, now: int, window: int) -> dict[str, Any]:
     """One cold cycle on the discovered store: every series' window is new."""
-    from larkps.ingest import Ingester, IngestOptions
-    from larkps.ingest_store import IngestStore
-    from larkps.store import Store
+    from larkps.ingest.runner import Ingester, IngestOptions
+    from larkps.store.db import Store
+    from larkps.store.points import IngestStore
 
     plan = bench_plan(url)
     with Store.in_directory(Path(state)) as store:
@@ -143,9 +143,9 @@ def phase_ingest(url: str, state: str, now: int, window: int) -> dict[str, Any]:
 
 
 def phase_steady(url: str, state: str, now: int, window: int) -> dict[str, Any]:
-    from larkps.ingest import Ingester, IngestOptions
-    from larkps.ingest_store import IngestStore
-    from larkps.store import Store
+    from larkps.ingest.runner import Ingester, IngestOptions
+    from larkps.store.db import Store
+    from larkps.store.points import IngestStore
 
     plan = bench_plan(url)
     started = time.monotonic()
@@ -156,7 +156,7 @@ def phase_steady(url: str, state: str, now: int, window: int) -> dict[str, Any]:
 
 
 def phase_transport(urls_file: str) -> dict[str, Any]:
-    from larkps.fetch import HttpOptions, JsonClient
+    from larkps.sources import HttpOptions, JsonClient
 
     urls = Path(urls_file).read_text().split()
     client = JsonClient("bench", HttpOptions(max_connections=CONNECTIONS, read_timeout=120))

@@ -147,7 +147,7 @@ def raw_generation() -> None:
 
 def generations(out: Path) -> None:
     """One demo cycle in this process, counting block generations against distinct blocks."""
-    from larkps.commands.core import demo_settings
+    from larkps.cli.commands.core import demo_settings
     from larkps.embedded.mesh import Mesh
     from larkps.embedded.series import Series
     from larkps.pipeline import run_cycle

@@ -2,7 +2,7 @@
 
 Fetches 7 days of a 3-site embedded mesh over HTTP (as larkps does), takes per-test
 values (throughput in Mbps; the median of each delay histogram in ms) of a few
-paths, replays each series one step at a time (``larkps.forecast.replay``) and
+paths, replays each series one step at a time (``larkps.stats.forecast.replay``) and
 prints, as a Markdown table, the mean absolute one-step error of each predictor and
 of the NWS choice (the predictor with the lowest MAE over the previous 20 steps,
 chosen before each value is seen).
@@ -16,13 +16,13 @@ import argparse
 
 import numpy as np
 
-from larkps.aggregate.history import point_histories
 from larkps.embedded import EmbeddedArchive, Mesh, MeshConfig
-from larkps.fetch import EsmondSource, HttpOptions, JsonClient
-from larkps.forecast import PREDICTORS, replay
 from larkps.model import Metric
 from larkps.pipeline import _mesh_rules
-from larkps.sites import SiteMap
+from larkps.sites.rules import SiteMap
+from larkps.sources import EsmondSource, HttpOptions, JsonClient
+from larkps.stats.aggregate.history import point_histories
+from larkps.stats.forecast import PREDICTORS, replay
 
 NOW = 1_795_000_000 // 3600 * 3600
 DAY = 86400

@@ -4,6 +4,6 @@ from __future__ import annotations
 
 import sys
 
-from larkps.cli import main
+from larkps.cli.app import main
 
 sys.exit(main())

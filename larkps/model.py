@@ -324,7 +324,7 @@ def lower_bound(expected: float | None, error: float) -> float | None:
     """The expected-bandwidth figure: expected - error, never negative (None: no figure).
 
     The one formula: estimates, ads, throttles and the advisor all use it
-    (larkps.expected).
+    (larkps.stats.expected).
     """
     if expected is None:
         return None

@@ -14,16 +14,11 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from larkps.aggregate.series_summaries import summary_stats
-from larkps.analysis import Analysis, Policies, RawWindow, analyse
-from larkps.cadence import not_due, slack_for
-from larkps.config import ArchiveSettings, Settings
-from larkps.config_fetch import Writer
+from larkps.config.archives import Writer
+from larkps.config.settings import ArchiveSettings, Settings
 from larkps.errors import ArchiveError, PublishError
-from larkps.fetch import EsmondSource, HttpOptions, JsonClient, cycle_deadline, series_label
-from larkps.history import PathHistory, path_history
-from larkps.ingest import ArchivePlan, Ingester, IngestOptions, IngestReport, Progress
-from larkps.ingest_store import IngestStore
+from larkps.ingest.cadence import not_due, slack_for
+from larkps.ingest.runner import ArchivePlan, Ingester, IngestOptions, IngestReport, Progress
 from larkps.model import (
     Alarm,
     BandwidthEstimate,
@@ -38,7 +33,7 @@ from larkps.model import (
     Series,
     SiteStats,
 )
-from larkps.publish import (
+from larkps.publish.ads import (
     AdContext,
     FilePublisher,
     PathExtras,
@@ -46,19 +41,28 @@ from larkps.publish import (
     render_old,
     site_ads,
 )
-from larkps.publish_collector import CollectorPublisher, Spool
-from larkps.rollup_views import SiteOf, sites_of
-from larkps.sites import SiteMap, SiteRule
+from larkps.publish.collector import CollectorPublisher, Spool
+from larkps.report.history import PathHistory, path_history
+from larkps.sites.rules import SiteMap, SiteRule
 from larkps.sources import (
     SEARCH_KINDS,
     ArchiveAnswers,
     Collected,
+    EsmondSource,
+    HttpOptions,
+    JsonClient,
     Source,
     collect_summaries,
+    cycle_deadline,
     search_source,
+    series_label,
     split_modes,
 )
-from larkps.store import Store
+from larkps.stats.aggregate.series_summaries import summary_stats
+from larkps.stats.analysis import Analysis, Policies, RawWindow, analyse
+from larkps.stats.rollups.views import SiteOf, sites_of
+from larkps.store.db import Store
+from larkps.store.points import IngestStore
 
 log = logging.getLogger(__name__)
 
@@ -239,7 +243,7 @@ def ingest_cycle(
     load that window's points back from the store (of skipped sources too).
 
     With ``cadence``, sources whose own interval has not passed are skipped
-    (larkps.cadence); the attempt time of every source fetched is recorded.
+    (larkps.ingest.cadence); the attempt time of every source fetched is recorded.
     """
     options = IngestOptions(
         discover_interval=settings.fetch.discover_interval,
@@ -327,7 +331,7 @@ class DaemonContext:
 
     ``sequence`` and ``started`` become the ads' UpdateSequenceNumber and
     DaemonStartTime; archives with their own ``interval`` are fetched only when due
-    (larkps.cadence).
+    (larkps.ingest.cadence).
     """
 
     sequence: int
@@ -344,7 +348,7 @@ def run_cycle(
 ) -> CycleResult:
     """One full cycle: fetch the window, aggregate, build ads and publish them.
 
-    With `history`, the result also holds each path's hourly history (larkps.history).
+    With `history`, the result also holds each path's hourly history (larkps.report.history).
     Without `daemon` (one-shot commands) every archive is fetched, and the ads are
     sequence 0 of a process started `now`.
     """

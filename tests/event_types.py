@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from larkps.model import EVENT_TYPE_METRICS, Metric
-from larkps.sources.specs import OPENSEARCH_INDICES, PSES_INDICES
+from larkps.sources.search.specs import OPENSEARCH_INDICES, PSES_INDICES
 
 
 def _event_types() -> dict[Metric, str]:

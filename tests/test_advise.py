@@ -14,13 +14,13 @@ from pathlib import Path
 import classad2
 import pytest
 
-from larkps.advise import advise
-from larkps.commands.advise import advice_table
-from larkps.commands.core import demo_settings
-from larkps.pathviews import PathView, views_from_ads
+from larkps.cli.commands.advise import advice_table
+from larkps.cli.commands.core import demo_settings
+from larkps.decide.advise import advise
+from larkps.decide.views import PathView, views_from_ads
 from larkps.pipeline import run_cycle
-from larkps.publish_advice import submit_lines
-from larkps.publish_startd import startd_cron_ad, startd_cron_text
+from larkps.publish.startd import startd_cron_ad, startd_cron_text
+from larkps.publish.submit import submit_lines
 
 STALE_AFTER = 6 * 3600
 QUALITY = 0.5
@@ -216,7 +216,7 @@ def test_hook_writes_nothing_for_a_site_it_does_not_know(views: list[PathView], 
 def test_advise_refuses_an_unknown_data_site_listing_the_known_ones(
     views: list[PathView], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ):
-    from larkps.cli import main
+    from larkps.cli.app import main
 
     known = sorted({v.source_site for v in views})
     ads = tmp_path / "ads"

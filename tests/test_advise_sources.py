@@ -17,7 +17,7 @@ from pathlib import Path
 import classad2
 import pytest
 
-from larkps.cli import main
+from larkps.cli.app import main
 
 NOW = int(time.time())
 FIGURES = {("HOME-SITE", "FAR"): (800.0, 50.0), ("FAR", "HOME-SITE"): (600.0, 20.0)}

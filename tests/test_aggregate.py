@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from larkps.aggregate import histogram_summary, loss_summary, path_stats, weighted_percentiles
 from larkps.histogram import EMPTY, histogram_of
 from larkps.model import Endpoint, Family, Metric, Point, Series, SeriesKey
+from larkps.stats.aggregate import histogram_summary, loss_summary, path_stats, weighted_percentiles
 
 NOW = 1_700_086_400
 DAY = 86400
@@ -116,15 +116,15 @@ def test_no_points_gives_empty_statistics_not_an_error():
 
 # --- issue #4: more statistics, the columnar core, CSR percentiles, quality, edge cases ---
 
-from larkps.aggregate import (  # noqa: E402
+from larkps.stats.aggregate import (  # noqa: E402
     QualityPolicy,
     columnar,
     describe,
     grouped_stats,
     merge_weighted,
 )
-from larkps.aggregate.clean import clean_series  # noqa: E402
-from larkps.aggregate.weighted import QUANTILES, csr_percentile  # noqa: E402
+from larkps.stats.aggregate.clean import clean_series  # noqa: E402
+from larkps.stats.aggregate.weighted import QUANTILES, csr_percentile  # noqa: E402
 
 buckets_strategy = st.lists(
     st.tuples(st.floats(-50, 500, allow_nan=False), st.integers(1, 40)), min_size=1, max_size=30

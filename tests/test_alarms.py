@@ -8,18 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from larkps.aggregate.sites import ALARM_FACTORS, path_health, site_stats
-from larkps.alarm_store import load_alarms, save_alarms
-from larkps.alarms import (
-    bandwidth_finding,
-    clock_findings,
-    delay_finding,
-    evaluate,
-    loss_findings,
-    site_findings,
-    step,
-    to_alarm,
-)
 from larkps.model import (
     AlarmKind,
     AlarmPolicy,
@@ -30,7 +18,19 @@ from larkps.model import (
     Quality,
     Summary,
 )
-from larkps.store import Store
+from larkps.stats.aggregate.sites import ALARM_FACTORS, path_health, site_stats
+from larkps.stats.alarms import (
+    bandwidth_finding,
+    clock_findings,
+    delay_finding,
+    evaluate,
+    loss_findings,
+    site_findings,
+    step,
+    to_alarm,
+)
+from larkps.store.alarms import load_alarms, save_alarms
+from larkps.store.db import Store
 
 NOW = 1_700_000_000
 DAY = 86400

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from larkps.config import settings_from_dict
+from larkps.config.settings import settings_from_dict
 from larkps.embedded import Mesh, MeshConfig
 from larkps.model import Metric, Provenance
 from larkps.pipeline import CycleResult, run_cycle
-from larkps.store import Store
+from larkps.store.db import Store
 
 pytestmark = pytest.mark.slow
 DAY = 86400

@@ -108,7 +108,7 @@ def test_stages_never_import_the_shells():
         shells = {
             i
             for i in imports(path)
-            if i in {"larkps.cli", "larkps.daemon"} or i.startswith("larkps.commands")
+            if i in {"larkps.cli", "larkps.daemon"} or i.startswith("larkps.cli.commands")
         }
         assert not shells, f"{path} imports {shells}"
 

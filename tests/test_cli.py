@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from larkps import __version__
-from larkps.cli import build_parser, main
-from larkps.logs import JsonFormatter
+from larkps.cli.app import build_parser, main
+from larkps.cli.logs import JsonFormatter
 
 CONFIGS = Path(__file__).parent / "fixtures" / "config"
 

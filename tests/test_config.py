@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from larkps.cli import main
-from larkps.config import adhoc_settings, load_settings
+from larkps.cli.app import main
+from larkps.config.settings import adhoc_settings, load_settings
 from larkps.errors import ConfigError
 
 CONFIGS = Path(__file__).parent / "fixtures" / "config"
@@ -165,7 +165,7 @@ def test_adhoc_settings_for_one_archive_have_no_site_map():
 
 
 def test_site_map_prefers_name_then_domain_then_longest_network():
-    from larkps.config import settings_from_dict
+    from larkps.config.settings import settings_from_dict
 
     document = {
         "archives": [{"name": "a", "kind": "esmond", "url": "https://x.example"}],
@@ -202,9 +202,9 @@ def test_site_names_that_differ_only_in_case_are_a_config_error(tmp_path: Path, 
 
 
 def test_configured_site_capacities_are_one_map_for_the_model_cap():
-    from larkps.analysis import Policies
-    from larkps.config import settings_from_dict
+    from larkps.config.settings import settings_from_dict
     from larkps.model import Family, PathKey
+    from larkps.stats.analysis import Policies
 
     document = {
         "archives": [{"name": "a", "kind": "esmond", "url": "https://x.example"}],

@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from larkps.config import Settings, settings_from_dict
-from larkps.fetch.options import ALL_EVENT_TYPES
-from larkps.sources.specs import OPENSEARCH_INDICES, PSES_INDICES
+from larkps.config.settings import Settings, settings_from_dict
+from larkps.sources.options import ALL_EVENT_TYPES
+from larkps.sources.search.specs import OPENSEARCH_INDICES, PSES_INDICES
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "config" / "larkps.example.toml"

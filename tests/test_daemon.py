@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from processes import free_port, wait_for
 
-from larkps import runlog
-from larkps.daemon import Daemon
+from larkps.daemon.service import Daemon
 from larkps.errors import ArchiveUnavailable
-from larkps.store import Store
+from larkps.store import runs as runlog
+from larkps.store.db import Store
 
 pytestmark = pytest.mark.e2e
 

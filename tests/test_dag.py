@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from larkps.cli import main
-from larkps.dag import DagError, Setting, check_category, load_dag, parse_dag, set_maxjobs
+from larkps.apply.dagfile import DagError, Setting, check_category, load_dag, parse_dag, set_maxjobs
+from larkps.cli.app import main
 from larkps.embedded import EmbeddedArchive, Mesh, MeshConfig
 from larkps.errors import FieldError
 

@@ -11,8 +11,8 @@ import math
 import classad2
 import pytest
 
-from larkps.cli import main
-from larkps.dagman import current_node_throttle, describe_throttles, set_node_throttle
+from larkps.apply.dagman import current_node_throttle, describe_throttles, set_node_throttle
+from larkps.cli.app import main
 
 NO_SCHEDD = "Failed to get contact information"
 

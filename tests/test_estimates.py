@@ -6,8 +6,8 @@ from dataclasses import replace
 
 import pytest
 
-from larkps.estimates import measured_estimate
 from larkps.model import Family, LossSummary, PathKey, PathStats, Provenance, Summary
+from larkps.stats.estimates import measured_estimate
 
 NOW = 1_700_000_000
 
@@ -46,7 +46,12 @@ def test_old_or_missing_data_is_stale_and_has_no_lower_bound():
 
 import math  # noqa: E402
 
-from larkps.estimates import (  # noqa: E402
+from larkps.model import (  # noqa: E402
+    Metric,
+    ModelPolicy,
+    Quality,
+)
+from larkps.stats.estimates import (  # noqa: E402
     bandwidth_estimate,
     bandwidth_estimates,
     calibration,
@@ -54,12 +59,7 @@ from larkps.estimates import (  # noqa: E402
     mesh_calibration,
     model_bps,
 )
-from larkps.forecast import Prediction  # noqa: E402
-from larkps.model import (  # noqa: E402
-    Metric,
-    ModelPolicy,
-    Quality,
-)
+from larkps.stats.forecast import Prediction  # noqa: E402
 
 POLICY = ModelPolicy(mss_bytes=1448, mathis_constant=math.sqrt(1.5), path_capacity_bps=10e9)
 FRESH = Quality(samples=12, expected=12, completeness=1.0, age=600, stale=False)
@@ -170,10 +170,10 @@ def test_paths_without_throughput_tests_use_the_mesh_calibration():
 
 # --- a window with one test ---
 
-from larkps.aggregate import QualityPolicy  # noqa: E402
-from larkps.aggregate.paths import path_stats  # noqa: E402
-from larkps.estimates import SINGLE_TEST_ERROR, SINGLE_TEST_QUALITY  # noqa: E402
 from larkps.model import Endpoint, Point, Series, SeriesKey  # noqa: E402
+from larkps.stats.aggregate import QualityPolicy  # noqa: E402
+from larkps.stats.aggregate.paths import path_stats  # noqa: E402
+from larkps.stats.estimates import SINGLE_TEST_ERROR, SINGLE_TEST_QUALITY  # noqa: E402
 
 
 def throughput_series() -> Series:

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from larkps.aggregate import QualityPolicy
-from larkps.aggregate.paths import path_stats
-from larkps.cli import main
+from larkps.cli.app import main
 from larkps.embedded import Mesh, MeshConfig
-from larkps.explain import PathFacts, Rules, explain_path
 from larkps.histogram import pack_histogram
 from larkps.model import Endpoint, Family, Metric, ModelPolicy, Point, Series, SeriesKey
+from larkps.report.explain import PathFacts, Rules, explain_path
+from larkps.stats.aggregate import QualityPolicy
+from larkps.stats.aggregate.paths import path_stats
 
 MESH = {"sites": 3, "seed": 5}
 NOW = 1_700_000_000

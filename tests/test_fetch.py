@@ -10,7 +10,10 @@ import pytest
 from pytest_httpserver import HTTPServer
 
 from larkps.errors import ArchiveFormatError, ArchiveUnavailable
-from larkps.fetch import (
+from larkps.histogram import EMPTY, histogram_pairs
+from larkps.model import Family, Metric
+from larkps.sites.rules import SiteMap, SiteRule
+from larkps.sources import (
     ARCHIVE_PATH,
     EsmondSource,
     HttpOptions,
@@ -24,9 +27,6 @@ from larkps.fetch import (
     path_fingerprint,
     trace_hops,
 )
-from larkps.histogram import EMPTY, histogram_pairs
-from larkps.model import Family, Metric
-from larkps.sites import SiteMap, SiteRule
 
 ARCHIVE = Path(__file__).parent / "fixtures" / "archive"
 

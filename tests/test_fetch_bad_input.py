@@ -20,12 +20,12 @@ from pathlib import Path
 import pytest
 from archive_fake import ARCHIVE_PATH, FakeArchive, Handler, path_name, throughput_metadata
 
-from larkps.fetch import EsmondSource, HttpOptions, JsonClient
-from larkps.ingest import ArchivePlan, Ingester, IngestOptions, IngestReport
-from larkps.ingest_store import IngestStore
+from larkps.ingest.runner import ArchivePlan, Ingester, IngestOptions, IngestReport
 from larkps.model import Point
-from larkps.sites import SiteMap
-from larkps.store import Store
+from larkps.sites.rules import SiteMap
+from larkps.sources import EsmondSource, HttpOptions, JsonClient
+from larkps.store.db import Store
+from larkps.store.points import IngestStore
 
 T0 = 1_700_000_000
 STEP = 600

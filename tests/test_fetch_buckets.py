@@ -1,4 +1,4 @@
-"""A page of histograms read at once (larkps.fetch.buckets) gives what the rules give.
+"""A page of histograms read at once (larkps.sources.esmond.buckets) gives what the rules give.
 
 The expected histogram of each point is worked out here, bucket by bucket, from the
 documented rules (numeric labels, positive counts, labels scaled by the bucket width,
@@ -16,10 +16,10 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from larkps.fetch import parse_metadata, parse_page
-from larkps.fetch.buckets import pack_page
 from larkps.histogram import MAX_COUNT, histogram_pairs
-from larkps.sites import SiteMap
+from larkps.sites.rules import SiteMap
+from larkps.sources import parse_metadata, parse_page
+from larkps.sources.esmond.buckets import pack_page
 
 LATEST = 1_700_000_000
 OWDELAY_RANGE = (-1e5, 1e5)

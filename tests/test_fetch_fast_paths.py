@@ -15,14 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from larkps.fetch import parse_histogram, parse_metadata, parse_page
-from larkps.fetch.http import loads
 from larkps.histogram import EMPTY, histogram_of, histogram_pairs, pack_histogram
-from larkps.ingest import GC_THRESHOLDS, fewer_collections
-from larkps.ingest_store import Commit, IngestStore
+from larkps.ingest.runner import GC_THRESHOLDS, fewer_collections
 from larkps.model import Point
-from larkps.sites import SiteMap
-from larkps.store import Store
+from larkps.sites.rules import SiteMap
+from larkps.sources import parse_histogram, parse_metadata, parse_page
+from larkps.sources.http.client import loads
+from larkps.store.db import Store
+from larkps.store.points import Commit, IngestStore
 
 LATEST = 1_700_000_000
 

@@ -9,14 +9,14 @@ from typing import Any
 
 import pytest
 
-import larkps.fetch.esmond as esmond
+import larkps.sources.esmond.source as esmond
 from larkps.embedded import EmbeddedArchive, Mesh, MeshConfig
-from larkps.fetch import EsmondSource, HttpOptions, JsonClient
-from larkps.fetch.gate import CPU_SLOTS
-from larkps.ingest import ArchivePlan, Ingester, IngestOptions
-from larkps.ingest_store import IngestStore
-from larkps.sites import SiteMap
-from larkps.store import Store
+from larkps.ingest.runner import ArchivePlan, Ingester, IngestOptions
+from larkps.sites.rules import SiteMap
+from larkps.sources import EsmondSource, HttpOptions, JsonClient
+from larkps.sources.http.gate import CPU_SLOTS
+from larkps.store.db import Store
+from larkps.store.points import IngestStore
 
 NOW = 1_700_000_000 // 86400 * 86400 + 43200
 EVENTS = ("histogram-owdelay", "packet-loss-rate")

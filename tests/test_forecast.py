@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from larkps.forecast import PREDICTORS, RECENT, errors, forecast, predictions, replay
+from larkps.stats.forecast import PREDICTORS, RECENT, errors, forecast, predictions, replay
 
 
 def naive(values: list[float], name: str) -> float:

@@ -12,15 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from larkps.aggregate.paths import path_stats_windows
 from larkps.embedded import EmbeddedArchive, Mesh, MeshConfig
-from larkps.fetch import DEFAULT_EVENT_TYPES, EsmondSource, HttpOptions, JsonClient
 from larkps.model import PathStats, Point, Series
 from larkps.pipeline import _mesh_rules
-from larkps.rollup_views import sites_as_mapped, window_stats
-from larkps.rollups import update_rollups
-from larkps.sites import SiteMap
-from larkps.store import Store
+from larkps.sites.rules import SiteMap
+from larkps.sources import DEFAULT_EVENT_TYPES, EsmondSource, HttpOptions, JsonClient
+from larkps.stats.aggregate.paths import path_stats_windows
+from larkps.stats.rollups.store import update_rollups
+from larkps.stats.rollups.views import sites_as_mapped, window_stats
+from larkps.store.db import Store
 
 pytestmark = pytest.mark.slow
 DAY = 86400

@@ -9,11 +9,11 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from larkps.aggregate.summaries import histogram_arrays, unpacked
 from larkps.histogram import bucket_count, histogram_of, histogram_pairs
-from larkps.ingest_store import Commit, IngestStore
 from larkps.model import Point
-from larkps.store import Store
+from larkps.stats.aggregate.summaries import histogram_arrays, unpacked
+from larkps.store.db import Store
+from larkps.store.points import Commit, IngestStore
 
 bucket = st.tuples(
     st.floats(-1e5, 1e5, allow_nan=False).map(lambda v: round(v, 3)), st.integers(1, 2**32 - 1)

@@ -6,11 +6,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from larkps.config import settings_from_dict
+from larkps.config.settings import settings_from_dict
 from larkps.embedded import EmbeddedArchive, Mesh, MeshConfig
-from larkps.history import PathHistory, path_history
 from larkps.model import Family, PathKey, Point, Series
 from larkps.pipeline import fetch_window, open_sources
+from larkps.report.history import PathHistory, path_history
 
 NOW = 1_700_003_333  # deliberately not on an hour boundary
 HOURS = 6

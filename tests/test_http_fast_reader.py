@@ -1,4 +1,4 @@
-"""The lean HTTP/1.1 reader (larkps.fetch.wire) against a scripted server on 127.0.0.1.
+"""The lean HTTP/1.1 reader (larkps.sources.http.wire) against a scripted server on 127.0.0.1.
 
 The server answers each request with the next scripted reply, sent as raw bytes in
 the given pieces (a pause between pieces, so the client sees them in separate
@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 import pytest
 
 from larkps.errors import ArchiveUnavailable
-from larkps.fetch import HttpOptions, JsonClient, ResponseTooLarge
-from larkps.fetch.wire import Connection, Disconnected, ProtocolError
+from larkps.sources import HttpOptions, JsonClient, ResponseTooLarge
+from larkps.sources.http.wire import Connection, Disconnected, ProtocolError
 
 DOC = [{"ts": 1_700_000_000, "val": 1.5}, {"ts": 1_700_000_060, "val": {"3.5": 2}}]
 BODY = json.dumps(DOC).encode()

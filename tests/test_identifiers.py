@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from larkps.errors import PublishError
-from larkps.identifiers import fragment_site, identifier_map, site_fragment
+from larkps.publish.identifiers import fragment_site, identifier_map, site_fragment
 
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 

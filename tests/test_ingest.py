@@ -17,13 +17,13 @@ from archive_fake import (
 )
 
 from larkps.embedded import EmbeddedArchive, Mesh, MeshConfig
-from larkps.fetch import EsmondSource, HttpOptions, JsonClient
 from larkps.histogram import histogram_of, histogram_pairs
-from larkps.ingest import ArchivePlan, Ingester, IngestOptions, IngestReport
-from larkps.ingest_store import IngestStore
+from larkps.ingest.runner import ArchivePlan, Ingester, IngestOptions, IngestReport
 from larkps.model import Family, Metric, Point
-from larkps.sites import SiteMap
-from larkps.store import Store
+from larkps.sites.rules import SiteMap
+from larkps.sources import EsmondSource, HttpOptions, JsonClient
+from larkps.store.db import Store
+from larkps.store.points import IngestStore
 
 T = 1_700_000_000
 EVENTS = ("throughput", "histogram-owdelay", "packet-count-lost", "failures")
@@ -241,7 +241,7 @@ def test_point_rows_are_unique_per_series_and_timestamp(tmp_path: Path):
             "VALUES ('a', 'k', 'throughput', 'h', '192.0.2.1', 'd', '192.0.2.2', 'ipv4', "
             "'throughput', 't', '/u', 0)"
         )
-        from larkps.ingest_store import Commit
+        from larkps.store.points import Commit
 
         ingest.commit([Commit(1, [Point(10, 1.0)], hwm=10, covered_from=0)])
         fresh = ingest.commit([Commit(1, [Point(10, 2.0), Point(20, 3.0)], check_existing=True)])

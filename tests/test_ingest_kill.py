@@ -45,7 +45,7 @@ def write_config(path: Path, url: str, state: Path, writer: str) -> None:
 
 
 def writers_of(state: Path) -> list[int]:
-    """Live writer processes (larkps.ingest_writer) writing into ``state``."""
+    """Live writer processes (larkps.ingest.writer) writing into ``state``."""
     found = []
     for proc in Path("/proc").iterdir():
         try:
@@ -53,7 +53,7 @@ def writers_of(state: Path) -> list[int]:
             status = (proc / "stat").read_text().rsplit(") ", 1)[1][0]
         except (OSError, IndexError):
             continue
-        ours = b"larkps.ingest_writer" in argv and str(state).encode() in b" ".join(argv)
+        ours = b"larkps.ingest.writer" in argv and str(state).encode() in b" ".join(argv)
         if ours and status != "Z":
             found.append(int(proc.name))
     return found

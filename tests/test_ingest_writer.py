@@ -1,4 +1,4 @@
-"""Commits from a writer process (larkps.ingest_writer) store exactly what this
+"""Commits from a writer process (larkps.ingest.writer) store exactly what this
 process would, against the embedded archive's own data; a dead or failing writer is
 a clear StateError, and a ``kill -9`` of the fetching process ends the writer and
 loses nothing it committed."""
@@ -17,10 +17,10 @@ from test_ingest import Clock, T, assert_matches_archive, run
 
 from larkps.embedded import EmbeddedArchive, Mesh, MeshConfig
 from larkps.errors import StateError
-from larkps.ingest_store import Commit, IngestStore
-from larkps.ingest_writer import WriterProcess
+from larkps.ingest.writer import WriterProcess
 from larkps.model import Point
-from larkps.store import STATE_FILE, Store
+from larkps.store.db import STATE_FILE, Store
+from larkps.store.points import Commit, IngestStore
 
 SERIES_ROW = (
     "INSERT INTO series (archive, metadata_key, event_type, source_host, source_ip, "
@@ -130,8 +130,8 @@ def test_a_failed_batch_is_rolled_back_and_reported(tmp_path: Path) -> None:
 FETCHER = """
 import sys, time
 from pathlib import Path
-from larkps.ingest_store import Commit
-from larkps.ingest_writer import WriterProcess
+from larkps.store.points import Commit
+from larkps.ingest.writer import WriterProcess
 from larkps.model import Point
 writer = WriterProcess(Path(sys.argv[1]))
 writer.commit([Commit(1, [Point(10, 1.0)], hwm=10, covered_from=0)])
@@ -186,7 +186,7 @@ def test_without_a_second_process_the_cycle_commits_from_this_one(
 
 
 def test_only_big_cycles_commit_from_a_writer_process() -> None:
-    from larkps.ingest import LONG_RANGE, WRITER_PROCESS_TASKS, _big, _Range, _Task
+    from larkps.ingest.runner import LONG_RANGE, WRITER_PROCESS_TASKS, _big, _Range, _Task
 
     def tasks(ranges: tuple[_Range, ...], n: int) -> list[_Task]:
         return [_Task("a", None, ranges)] * n  # type: ignore[arg-type]

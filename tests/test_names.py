@@ -25,7 +25,7 @@ EMBEDDED = "larkps.embedded"
 # The same role in many modules, by design; each entry says why.
 ALLOWED = {
     "main": "the entry point of each module run as `python -m` (cli, workers, embedded)",
-    "register": "each larkps.commands module adds its subcommands through register()",
+    "register": "each larkps.cli.commands module adds its subcommands through register()",
 }
 
 

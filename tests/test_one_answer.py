@@ -15,15 +15,15 @@ from pathlib import Path
 import classad2
 import pytest
 
-from larkps.advise import advise
-from larkps.commands.core import demo_settings
-from larkps.estimates import window_estimates
-from larkps.identifiers import site_fragment
-from larkps.meshreport.adapter import report_input
-from larkps.pathviews import PathView, views_from_ads
+from larkps.cli.commands.core import demo_settings
+from larkps.decide.advise import advise
+from larkps.decide.throttle import Demand, candidates, decide
+from larkps.decide.views import PathView, views_from_ads
 from larkps.pipeline import CycleResult, run_cycle
-from larkps.publish_startd import startd_cron_ad
-from larkps.throttle import Demand, candidates, decide
+from larkps.publish.identifiers import site_fragment
+from larkps.publish.startd import startd_cron_ad
+from larkps.report.adapter import report_input
+from larkps.stats.estimates import window_estimates
 from larkps.units import format_rate
 
 pytestmark = pytest.mark.slow

@@ -25,13 +25,14 @@ from processes import free_port, wait_for
 from prometheus_client.parser import text_string_to_metric_families
 from pytest_httpserver import HTTPServer
 
-from larkps import __version__, runlog
-from larkps.cli import main
-from larkps.daemon import Daemon
+from larkps import __version__
+from larkps.cli.app import main
+from larkps.cli.logs import configure
+from larkps.daemon.service import Daemon
 from larkps.errors import ArchiveUnavailable
-from larkps.fetch import HttpOptions, JsonClient
-from larkps.logs import configure
-from larkps.store import Store
+from larkps.sources import HttpOptions, JsonClient
+from larkps.store import runs as runlog
+from larkps.store.db import Store
 
 pytestmark = pytest.mark.e2e
 LARKPS = [sys.executable, "-m", "larkps"]

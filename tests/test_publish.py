@@ -11,7 +11,7 @@ import pytest
 
 from larkps.errors import PublishError
 from larkps.model import Family, LossSummary, PathKey, PathStats, Summary
-from larkps.publish import (
+from larkps.publish.ads import (
     ATTRIBUTE_NAME,
     AdBuilder,
     AdContext,

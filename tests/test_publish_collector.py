@@ -15,9 +15,9 @@ from pathlib import Path
 import classad2
 import pytest
 
-from larkps.config import CollectorTarget
+from larkps.config.settings import CollectorTarget
 from larkps.errors import PublishError
-from larkps.publish_collector import CollectorPublisher, Spool, invalidation_ad
+from larkps.publish.collector import CollectorPublisher, Spool, invalidation_ad
 
 
 def free_port() -> int:

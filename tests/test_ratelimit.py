@@ -11,9 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from larkps.cli import main
-from larkps.errors import FieldError, UsageError
-from larkps.ratelimit import (
+from larkps.apply.tc import (
     HOST_SIDE,
     TIMER_HZ,
     Device,
@@ -24,6 +22,8 @@ from larkps.ratelimit import (
     check_netns,
     tc_commands,
 )
+from larkps.cli.app import main
+from larkps.errors import FieldError, UsageError
 
 
 def test_tbf_lines_for_both_ends(capsys: pytest.CaptureFixture[str]):
@@ -183,7 +183,7 @@ def test_the_command_names_the_flag_of_a_bad_shaping_value(
 
 @pytest.mark.parametrize("group", ["throttle", "ratelimit"])
 def test_every_action_has_help_and_an_example(group: str):
-    from larkps.cli import build_parser
+    from larkps.cli.app import build_parser
 
     def choices(parser: object) -> dict[str, object]:
         actions = parser._actions  # type: ignore[attr-defined]

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from larkps.cli import main
+from larkps.cli.app import main
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 

@@ -25,14 +25,14 @@ from report_truth import (
     expected_paths,
 )
 
-from larkps.config import Settings, settings_from_dict
+from larkps.report import ReportInput, ReportMetric, report_input, write_report
+from larkps.config.settings import Settings, settings_from_dict
 from larkps.embedded import EmbeddedArchive, Mesh, MeshConfig
-from larkps.meshreport import ReportInput, ReportMetric, report_input, write_report
-from larkps.meshreport.names import MAX_NAME, decode_part, encode_part, path_file_name
-from larkps.meshreport.page import embed_json, render_page
-from larkps.meshreport.pictures import grid_png, path_png
 from larkps.model import Family, Metric, PathKey
 from larkps.pipeline import CycleResult, run_cycle
+from larkps.report.names import MAX_NAME, decode_part, encode_part, path_file_name
+from larkps.report.page import embed_json, render_page
+from larkps.report.pictures import grid_png, path_png
 
 NOW = 1_700_010_000
 WINDOW = 6 * 3600

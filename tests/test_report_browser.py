@@ -28,8 +28,8 @@ from report_truth import (
 )
 
 from larkps.embedded import Mesh, MeshConfig
-from larkps.meshreport.names import path_file_name
 from larkps.model import Family, PathKey
+from larkps.report.names import path_file_name
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")

@@ -11,14 +11,14 @@ from event_types import EVENTS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from larkps.aggregate import path_stats
-from larkps.aggregate.weighted import merge_weighted
 from larkps.histogram import histogram_of
 from larkps.model import Endpoint, Family, Metric, PathStats, Point, Series, SeriesKey
-from larkps.rollup_views import sites_as_mapped, window_stats
-from larkps.rollups import update_rollups
-from larkps.rollups_pure import Partial, first_hour, full_first_hour, merge, subtract
-from larkps.store import Store
+from larkps.stats.aggregate import path_stats
+from larkps.stats.aggregate.weighted import merge_weighted
+from larkps.stats.rollups import Partial, first_hour, full_first_hour, merge, subtract
+from larkps.stats.rollups.store import update_rollups
+from larkps.stats.rollups.views import sites_as_mapped, window_stats
+from larkps.store.db import Store
 
 HOUR = 3600
 T0 = 1_700_000_000 // HOUR * HOUR  # on the hour

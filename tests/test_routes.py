@@ -11,10 +11,16 @@ import pytest
 from pytest_httpserver import HTTPServer
 from search_pages import load, serve
 
-from larkps.fetch import HttpOptions, JsonClient, listed_hops, parse_metadata, parse_page
 from larkps.model import Endpoint, Family, Metric, Point, Series, SeriesKey
-from larkps.sites import SiteMap
-from larkps.sources import PsEsSource
+from larkps.sites.rules import SiteMap
+from larkps.sources import (
+    HttpOptions,
+    JsonClient,
+    PsEsSource,
+    listed_hops,
+    parse_metadata,
+    parse_page,
+)
 
 DAY = (1735689600, 1735775999)
 PAIR = ("192.0.2.10", "198.51.100.20")

@@ -21,10 +21,7 @@ from pytest_httpserver import HTTPServer
 from search_pages import serve_empty
 from werkzeug import Request, Response
 
-from larkps.aggregate import path_stats
-from larkps.aggregate.sites import site_stats
-from larkps.alarms import loss_findings
-from larkps.config import settings_from_dict
+from larkps.config.settings import settings_from_dict
 from larkps.histogram import histogram_of
 from larkps.model import (
     AlarmKind,
@@ -42,11 +39,14 @@ from larkps.model import (
     Summary,
 )
 from larkps.pipeline import run_cycle
-from larkps.publish import AdContext, path_attributes
-from larkps.rollup_views import sites_as_mapped, window_stats
-from larkps.rollups import update_rollups
-from larkps.sources.learned import LearnedSites
-from larkps.store import Store
+from larkps.publish.ads import AdContext, path_attributes
+from larkps.sources.search.learned import LearnedSites
+from larkps.stats.aggregate import path_stats
+from larkps.stats.aggregate.sites import site_stats
+from larkps.stats.alarms import loss_findings
+from larkps.stats.rollups.store import update_rollups
+from larkps.stats.rollups.views import sites_as_mapped, window_stats
+from larkps.store.db import Store
 
 NOW = 1_735_775_999  # 2025-01-01T23:59:59Z
 HOUR, DAY = 3600, 86400

@@ -18,13 +18,13 @@ from types import ModuleType
 
 import pytest
 
-from larkps import runlog
-from larkps.alarm_store import load_alarms
-from larkps.cli import main
+from larkps.cli.app import main
 from larkps.errors import StateError
-from larkps.ingest_store import IngestStore
-from larkps.schema import MIGRATIONS, SCHEMA_VERSION, upgrade
-from larkps.store import STATE_FILE, Store
+from larkps.store import runs as runlog
+from larkps.store.alarms import load_alarms
+from larkps.store.db import STATE_FILE, Store
+from larkps.store.points import IngestStore
+from larkps.store.schema import MIGRATIONS, SCHEMA_VERSION, upgrade
 
 FIXTURES = Path(__file__).parent / "fixtures" / "state"
 PACKAGE = Path(__file__).parent.parent / "larkps"
@@ -159,8 +159,8 @@ def test_an_earlier_store_upgrades_to_the_shape_of_a_new_one(tmp_path: Path, fix
 
 
 def test_todays_store_reads_back_after_the_upgrade(tmp_path: Path):
-    from larkps.rollup_views import sites_of, window_stats
-    from larkps.rollups import update_rollups
+    from larkps.stats.rollups.store import update_rollups
+    from larkps.stats.rollups.views import sites_of, window_stats
 
     written = fixture_script("make_v2_store")
     now, sites = written.NOW, written.V1_SITES

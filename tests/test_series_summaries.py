@@ -1,4 +1,4 @@
-"""Archive summaries -> PathStats (larkps.aggregate.series_summaries), pure."""
+"""Archive summaries -> PathStats (larkps.stats.aggregate.series_summaries), pure."""
 
 from __future__ import annotations
 
@@ -8,14 +8,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-from larkps.aggregate import QualityPolicy
-from larkps.aggregate.mixture import mixture_quantiles
-from larkps.aggregate.series_summaries import (
-    raw_first,
-    series_cadences,
-    summary_path_stats,
-    summary_stats,
-)
 from larkps.model import (
     Basis,
     Endpoint,
@@ -28,6 +20,14 @@ from larkps.model import (
     SeriesKey,
     SeriesSummary,
     Summary,
+)
+from larkps.stats.aggregate import QualityPolicy
+from larkps.stats.aggregate.mixture import mixture_quantiles
+from larkps.stats.aggregate.series_summaries import (
+    raw_first,
+    series_cadences,
+    summary_path_stats,
+    summary_stats,
 )
 
 NOW = 1_735_775_999

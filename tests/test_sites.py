@@ -6,8 +6,8 @@ import statistics
 
 import pytest
 
-from larkps.aggregate.sites import data_term, path_health, site_stats
 from larkps.model import Family, LossSummary, PathKey, PathStats, Quality, Summary
+from larkps.stats.aggregate.sites import data_term, path_health, site_stats
 
 NOW = 1_700_000_000
 FRESH = Quality(samples=12, expected=12.0, completeness=1.0, age=60, stale=False)

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from larkps.cli import main
-from larkps.config import settings_from_dict
-from larkps.psconfig import import_psconfig, render_toml
-from larkps.sites import SiteMap
+from larkps.cli.app import main
+from larkps.config.settings import settings_from_dict
+from larkps.sites.psconfig import import_psconfig, render_toml
+from larkps.sites.rules import SiteMap
 
 MESH = Path(__file__).parent / "fixtures" / "psconfig" / "mesh.json"
 

@@ -31,8 +31,8 @@ from pathlib import Path
 import classad2
 import pytest
 
-from larkps.config import CollectorTarget
-from larkps.daemon import Daemon
+from larkps.config.settings import CollectorTarget
+from larkps.daemon.service import Daemon
 from larkps.embedded import EmbeddedArchive, Mesh, MeshConfig
 
 pytestmark = pytest.mark.slow

@@ -18,15 +18,15 @@ from typing import Any
 import classad2
 import pytest
 
-from larkps.cadence import is_due, not_due, slack_for
-from larkps.commands.daemon import status_lines
-from larkps.config import settings_from_dict
-from larkps.daemon import Daemon
+from larkps.cli.commands.daemon import status_lines
+from larkps.config.settings import settings_from_dict
+from larkps.daemon.service import Daemon
 from larkps.embedded import EmbeddedArchive, Mesh, MeshConfig
 from larkps.errors import ConfigError
-from larkps.ingest_store import IngestStore
+from larkps.ingest.cadence import is_due, not_due, slack_for
 from larkps.pipeline import run_cycle
-from larkps.store import Store
+from larkps.store.db import Store
+from larkps.store.points import IngestStore
 
 STEP = 300  # the cycle interval, simulated seconds
 SLOW = 900  # the slow archive's own interval

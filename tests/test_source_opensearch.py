@@ -15,13 +15,19 @@ import pytest
 from pytest_httpserver import HTTPServer
 from search_pages import filters, hits, load, serve, serve_empty
 
-from larkps.credentials import Credentials, Secret
+from larkps.config.credentials import Credentials, Secret
 from larkps.errors import ArchiveFormatError, ArchiveUnavailable
-from larkps.fetch import EsmondSource, HttpOptions, JsonClient
 from larkps.histogram import EMPTY, histogram_pairs
 from larkps.model import Endpoint, Family, Metric, Series, SeriesKey
-from larkps.sites import SiteMap, SiteRule
-from larkps.sources import OpenSearchSource, Source, SummarySource
+from larkps.sites.rules import SiteMap, SiteRule
+from larkps.sources import (
+    EsmondSource,
+    HttpOptions,
+    JsonClient,
+    OpenSearchSource,
+    Source,
+    SummarySource,
+)
 
 CHECKSUM_A = "9f3c2a81d54e6b7f0a1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f708192a3b4c5d6"
 CHECKSUM_C = "c47d2e8f9a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d"

@@ -11,11 +11,10 @@ import pytest
 from pytest_httpserver import HTTPServer
 from search_pages import filters, hits, load, serve, serve_empty
 
-from larkps.fetch import HttpOptions, JsonClient
 from larkps.model import Endpoint, Family, Metric, Series, SeriesKey
-from larkps.sites import SiteMap, SiteRule
-from larkps.sources import PsEsSource
-from larkps.sources.learned import LearnedSites
+from larkps.sites.rules import SiteMap, SiteRule
+from larkps.sources import HttpOptions, JsonClient, PsEsSource
+from larkps.sources.search.learned import LearnedSites
 
 DAY = (1735689600, 1735775999)
 SITES = SiteMap(

@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 
 from larkps.errors import ArchiveFormatError, ArchiveUnavailable
-from larkps.fetch import ResponseTooLarge
 from larkps.model import Family
-from larkps.sources import query
-from larkps.sources.records import (
+from larkps.sources import ResponseTooLarge
+from larkps.sources.search import query
+from larkps.sources.search.records import (
     dig,
     document_site,
     epoch_seconds,
@@ -19,7 +19,7 @@ from larkps.sources.records import (
     normal_ip,
     scale_factor,
 )
-from larkps.sources.specs import Scale, wanted
+from larkps.sources.search.specs import Scale, wanted
 
 
 def test_dig_follows_nested_objects_and_flattened_keys():
@@ -100,8 +100,8 @@ def test_requested_event_types_map_to_what_an_index_offers():
 
 def test_round_trip_loss_is_fetched_for_rtt_indices_by_default():
     """pscheduler_rtt has no one-way counts: its round-trip ones stand in for loss."""
-    from larkps.fetch.options import DEFAULT_EVENT_TYPES
-    from larkps.sources.specs import OPENSEARCH_INDICES
+    from larkps.sources.options import DEFAULT_EVENT_TYPES
+    from larkps.sources.search.specs import OPENSEARCH_INDICES
 
     rtt = next(i for i in OPENSEARCH_INDICES if i.name == "rtt")
     chosen = wanted(DEFAULT_EVENT_TYPES, (f.event_type for f in rtt.fields))

@@ -13,16 +13,15 @@ import pytest
 from pytest_httpserver import HTTPServer
 from search_pages import hits, load, serve, serve_empty
 
-from larkps.cli import main
-from larkps.config import SEARCH_INDEX_KEYS, load_settings, settings_from_dict
-from larkps.credentials import Secret
+from larkps.cli.app import main
+from larkps.config.credentials import Secret
+from larkps.config.settings import SEARCH_INDEX_KEYS, load_settings, settings_from_dict
 from larkps.errors import ConfigError
-from larkps.fetch import HttpOptions, JsonClient
 from larkps.model import Family
 from larkps.pipeline import open_sources, run_cycle
-from larkps.sources import OpenSearchSource, PsEsSource, search_source
-from larkps.sources.learned import LearnedSites
-from larkps.sources.specs import OPENSEARCH_INDICES, PSES_INDICES
+from larkps.sources import HttpOptions, JsonClient, OpenSearchSource, PsEsSource, search_source
+from larkps.sources.search.learned import LearnedSites
+from larkps.sources.search.specs import OPENSEARCH_INDICES, PSES_INDICES
 
 CONFIGS = Path(__file__).parent / "fixtures" / "config"
 PASSWORD = "n0t-in-any-output"

@@ -16,11 +16,16 @@ from pathlib import Path
 import pytest
 
 HEAVY = ("pandas", "numpy", "matplotlib", "htcondor2", "apscheduler", "prometheus_client")
-PIPELINE = ("larkps.pipeline", "larkps.aggregate", "larkps.daemon", "larkps.fetch.http")
+PIPELINE = (
+    "larkps.pipeline",
+    "larkps.stats.aggregate",
+    "larkps.daemon",
+    "larkps.sources.http.client",
+)
 
 PROBE = """
 import json, sys
-from larkps.cli import main
+from larkps.cli.app import main
 try:
     code = main(sys.argv[1:])
 except SystemExit as exc:

@@ -29,16 +29,16 @@ import classad2
 import pytest
 from event_types import EVENTS
 
-from larkps.config import settings_from_dict
+from larkps.config.settings import settings_from_dict
+from larkps.decide.views import views_from_ads
 from larkps.embedded import EmbeddedArchive, Mesh, MeshConfig
 from larkps.histogram import histogram_of
 from larkps.model import Endpoint, Family, Metric, PathStats, Point, Series, SeriesKey
-from larkps.pathviews import views_from_ads
 from larkps.pipeline import CycleResult, run_cycle
-from larkps.publish_startd import startd_cron_ad
-from larkps.schema import SCHEMA_VERSION
-from larkps.sites import SiteMap, SiteRule
-from larkps.store import Store
+from larkps.publish.startd import startd_cron_ad
+from larkps.sites.rules import SiteMap, SiteRule
+from larkps.store.db import Store
+from larkps.store.schema import SCHEMA_VERSION
 
 pytestmark = pytest.mark.slow
 MESH = {"sites": 3, "seed": 7}
@@ -369,8 +369,8 @@ def table_rows(path: Path) -> dict[str, int]:
 
 
 def test_a_store_written_before_the_change_opens_and_keeps_every_point(tmp_path: Path):
-    from larkps.rollup_views import sites_of, window_stats
-    from larkps.rollups import update_rollups
+    from larkps.stats.rollups.store import update_rollups
+    from larkps.stats.rollups.views import sites_of, window_stats
 
     old = tmp_path / "old.sqlite"
     shutil.copyfile(FIXTURE, old)
@@ -405,9 +405,9 @@ def test_a_store_written_before_the_change_opens_and_keeps_every_point(tmp_path:
 
 
 def test_alarm_state_of_a_dropped_site_name_is_not_carried_over():
-    from larkps.alarms import AlarmRecord
-    from larkps.analysis import current_alarms
     from larkps.model import AlarmKind
+    from larkps.stats.alarms import AlarmRecord
+    from larkps.stats.analysis import current_alarms
 
     def record(kind: AlarmKind, subject: str, site: str, peer: str = "") -> AlarmRecord:
         return AlarmRecord(kind, subject, site, 0, 0, 1.0, 0.5, 0, peer=peer)

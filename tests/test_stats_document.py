@@ -12,11 +12,11 @@ from typing import Any
 import classad2
 import pytest
 
-from larkps.cli import main
-from larkps.commands.core import demo_settings
+from larkps.cli.app import main
+from larkps.cli.commands.core import demo_settings
 from larkps.embedded import Mesh, MeshConfig
 from larkps.pipeline import run_cycle
-from larkps.stats_document import (
+from larkps.report.document import (
     BOOKKEEPING,
     IDENTITY,
     PATH_WIDE,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from larkps.errors import StateError
-from larkps.store import Store
+from larkps.store.db import Store
 
 SCHEMA = "CREATE TABLE IF NOT EXISTS t (k INTEGER PRIMARY KEY, v TEXT)"
 
@@ -31,7 +31,7 @@ def test_kill_9_after_commit_loses_nothing(tmp_path: Path):
     script = (
         "import os, signal, sys\n"
         "from pathlib import Path\n"
-        "from larkps.store import Store\n"
+        "from larkps.store.db import Store\n"
         "s = Store.in_directory(Path(sys.argv[1]))\n"
         "with s.transaction() as db:\n"
         f"    db.execute({SCHEMA!r})\n"

@@ -23,13 +23,13 @@ from pytest_httpserver import HTTPServer
 from search_pages import EMPTY_BUCKETS, EMPTY_HITS, hits, load, serve, serve_empty
 from werkzeug import Request, Response
 
-from larkps.config import settings_from_dict
-from larkps.daemon import Daemon
-from larkps.ingest_store import IngestStore
+from larkps.config.settings import settings_from_dict
+from larkps.daemon.service import Daemon
 from larkps.pipeline import run_cycle
-from larkps.sites import SiteMap
-from larkps.sources.learned import LearnedSites
-from larkps.store import Store
+from larkps.sites.rules import SiteMap
+from larkps.sources.search.learned import LearnedSites
+from larkps.store.db import Store
+from larkps.store.points import IngestStore
 
 NOW = 1735775999  # 2025-01-01T23:59:59Z, the end of the fixtures' day
 STALE_AFTER = 6 * 3600

@@ -9,8 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from larkps.model import BandwidthEstimate, Family, PathKey, Provenance, ThrottleDecision
-from larkps.throttle import (
+from larkps.decide.throttle import (
     Capacity,
     Demand,
     ThrottlePolicy,
@@ -21,6 +20,7 @@ from larkps.throttle import (
     per_site_pair,
     site_capacity,
 )
+from larkps.model import BandwidthEstimate, Family, PathKey, Provenance, ThrottleDecision
 
 POLICY = ThrottlePolicy()  # u 0.8, safety 0.9, [1, 200], +2/-1, quality 0.5, collapse 0.5
 RATE = Demand(per_job_bps=100e6)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from larkps.cli import main
+from larkps.cli.app import main
 from larkps.units import format_rate, parse_rate, parse_size
 
 MEGA, GIGA = 10**6, 10**9

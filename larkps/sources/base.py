@@ -1,9 +1,9 @@
 """What the cycle needs from an archive source, whatever the archive.
 
-:class:`~larkps.fetch.EsmondSource` (esmond, elmond, embedded),
-:class:`~larkps.sources.opensearch.OpenSearchSource` and
-:class:`~larkps.sources.pses.PsEsSource` all satisfy :class:`Source`, which is
-also what :class:`larkps.ingest.Ingester` needs (``PagedSource``). The last two
+:class:`~larkps.sources.EsmondSource` (esmond, elmond, embedded),
+:class:`~larkps.sources.search.opensearch.OpenSearchSource` and
+:class:`~larkps.sources.search.pses.PsEsSource` all satisfy :class:`Source`, which is
+also what :class:`larkps.ingest.runner.Ingester` needs (``PagedSource``). The last two
 also satisfy :class:`SummarySource`: per-pair statistics computed server-side.
 :class:`ArchiveAnswers` records which archives answered a stage of a cycle.
 """
@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from larkps.errors import ArchiveError
-from larkps.fetch import JsonClient, ParsedPage
-from larkps.fetch.options import SearchMode
 from larkps.model import FetchProblem, Point, Series, SeriesSummary
-from larkps.sites import SiteMap
+from larkps.sites.rules import SiteMap
+from larkps.sources import JsonClient, ParsedPage
+from larkps.sources.options import SearchMode
 
 
 @runtime_checkable

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from larkps.config import ArchiveSettings
-from larkps.fetch import JsonClient
-from larkps.fetch.options import SearchMode
-from larkps.sites import SiteMap
-from larkps.sources.opensearch import OpenSearchSource
-from larkps.sources.pses import PsEsSource
-from larkps.sources.search import SearchSource
+from larkps.config.settings import ArchiveSettings
+from larkps.sites.rules import SiteMap
+from larkps.sources import JsonClient
+from larkps.sources.options import SearchMode
+from larkps.sources.search.opensearch import OpenSearchSource
+from larkps.sources.search.pses import PsEsSource
+from larkps.sources.search.source import SearchSource
 
 SEARCH_KINDS = ("opensearch", "ps-es")
 

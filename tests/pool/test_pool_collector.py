@@ -24,9 +24,9 @@ import classad2
 import pytest
 from minipool import Install, Pool, minipool, shipped, wait_until
 
-from larkps.config import CollectorTarget
-from larkps.publish import render_old
-from larkps.publish_collector import CollectorPublisher, Spool
+from larkps.config.settings import CollectorTarget
+from larkps.publish.ads import render_old
+from larkps.publish.collector import CollectorPublisher, Spool
 
 SNIPPET = "config/condor/50-larkps-collector.conf"
 LARKPS_ADS = 'MyType == "LarkPSPath" || MyType == "LarkPSSite"'

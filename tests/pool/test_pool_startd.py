@@ -25,7 +25,7 @@ import pytest
 from minipool import COLLECTOR_SNIPPET, REPO, Install, Pool, minipool, shipped
 from published import Published, etc_dir, publish, wait_for_larkps_slots
 
-from larkps.identifiers import site_fragment
+from larkps.publish.identifiers import site_fragment
 
 SNIPPET = "config/condor/50-larkps-startd-cron.conf"
 INSTALLED = "/opt/larkps/venv/bin/larkps"

@@ -1,0 +1,20 @@
+"""Subcommands of ``larkps``, one module per group, each with ``register(subparsers)``."""
+
+from __future__ import annotations
+
+from larkps.cli.commands import (
+    advise,
+    core,
+    daemon,
+    explain,
+    fetch,
+    ratelimit,
+    report,
+    sites,
+    throttle,
+)
+from larkps.cli.commands.common import Handler
+
+COMMAND_MODULES = (core, daemon, throttle, ratelimit, fetch, sites, report, advise, explain)
+
+__all__ = ["COMMAND_MODULES", "Handler"]
