@@ -81,8 +81,8 @@ def cpu_seconds(pid: int) -> float:
 
 # -- phases, each run in its own process -------------------------------------------------
 def sources(url: str):
+    from larkps.config.sites import SiteMap
     from larkps.model import Family
-    from larkps.sites.rules import SiteMap
     from larkps.sources import EsmondSource, HttpOptions, JsonClient, MetadataFilters
 
     client = JsonClient("bench", HttpOptions(max_connections=CONNECTIONS, read_timeout=120))

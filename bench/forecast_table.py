@@ -16,10 +16,10 @@ import argparse
 
 import numpy as np
 
+from larkps.config.sites import SiteMap
 from larkps.embedded import EmbeddedArchive, Mesh, MeshConfig
 from larkps.model import Metric
 from larkps.pipeline import _mesh_rules
-from larkps.sites.rules import SiteMap
 from larkps.sources import EsmondSource, HttpOptions, JsonClient
 from larkps.stats.aggregate.history import point_histories
 from larkps.stats.forecast import PREDICTORS, replay

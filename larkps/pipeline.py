@@ -16,6 +16,7 @@ from typing import Any
 
 from larkps.config.archives import Writer
 from larkps.config.settings import ArchiveSettings, Settings
+from larkps.config.sites import SiteMap, SiteRule
 from larkps.errors import ArchiveError, PublishError
 from larkps.ingest.cadence import not_due, slack_for
 from larkps.ingest.runner import ArchivePlan, Ingester, IngestOptions, IngestReport, Progress
@@ -42,8 +43,6 @@ from larkps.publish.ads import (
     site_ads,
 )
 from larkps.publish.collector import CollectorPublisher, Spool
-from larkps.report.history import PathHistory, path_history
-from larkps.sites.rules import SiteMap, SiteRule
 from larkps.sources import (
     SEARCH_KINDS,
     ArchiveAnswers,
@@ -60,6 +59,7 @@ from larkps.sources import (
 )
 from larkps.stats.aggregate.series_summaries import summary_stats
 from larkps.stats.analysis import Analysis, Policies, RawWindow, analyse
+from larkps.stats.hourly import PathHistory, path_history
 from larkps.stats.rollups.views import SiteOf, sites_of
 from larkps.store.db import Store
 from larkps.store.points import IngestStore
@@ -348,7 +348,7 @@ def run_cycle(
 ) -> CycleResult:
     """One full cycle: fetch the window, aggregate, build ads and publish them.
 
-    With `history`, the result also holds each path's hourly history (larkps.report.history).
+    With `history`, the result also holds each path's hourly history (larkps.stats.hourly).
     Without `daemon` (one-shot commands) every archive is fetched, and the ads are
     sequence 0 of a process started `now`.
     """

@@ -19,6 +19,7 @@ from larkps.model import (
     Summary,
 )
 from larkps.stats.aggregate.sites import ALARM_FACTORS, path_health, site_stats
+from larkps.stats.alarm_state import load_alarms, save_alarms
 from larkps.stats.alarms import (
     bandwidth_finding,
     clock_findings,
@@ -29,7 +30,6 @@ from larkps.stats.alarms import (
     step,
     to_alarm,
 )
-from larkps.store.alarms import load_alarms, save_alarms
 from larkps.store.db import Store
 
 NOW = 1_700_000_000

@@ -14,7 +14,7 @@ import pytest
 
 from larkps import __version__
 from larkps.cli.app import build_parser, main
-from larkps.cli.logs import JsonFormatter
+from larkps.daemon.logs import JsonFormatter
 
 CONFIGS = Path(__file__).parent / "fixtures" / "config"
 

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
+from larkps.config.queries import ALL_EVENT_TYPES
 from larkps.config.settings import Settings, settings_from_dict
-from larkps.sources.options import ALL_EVENT_TYPES
 from larkps.sources.search.specs import OPENSEARCH_INDICES, PSES_INDICES
 
 REPO = Path(__file__).resolve().parents[1]

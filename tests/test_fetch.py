@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from pytest_httpserver import HTTPServer
 
+from larkps.config.sites import SiteMap, SiteRule
 from larkps.errors import ArchiveFormatError, ArchiveUnavailable
 from larkps.histogram import EMPTY, histogram_pairs
 from larkps.model import Family, Metric
-from larkps.sites.rules import SiteMap, SiteRule
 from larkps.sources import (
     ARCHIVE_PATH,
     EsmondSource,

@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 from archive_fake import ARCHIVE_PATH, FakeArchive, Handler, path_name, throughput_metadata
 
+from larkps.config.sites import SiteMap
 from larkps.ingest.runner import ArchivePlan, Ingester, IngestOptions, IngestReport
 from larkps.model import Point
-from larkps.sites.rules import SiteMap
 from larkps.sources import EsmondSource, HttpOptions, JsonClient
 from larkps.store.db import Store
 from larkps.store.points import IngestStore

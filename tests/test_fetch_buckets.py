@@ -16,8 +16,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from larkps.config.sites import SiteMap
 from larkps.histogram import MAX_COUNT, histogram_pairs
-from larkps.sites.rules import SiteMap
 from larkps.sources import parse_metadata, parse_page
 from larkps.sources.esmond.buckets import pack_page
 

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from larkps.config.sites import SiteMap
 from larkps.histogram import EMPTY, histogram_of, histogram_pairs, pack_histogram
 from larkps.ingest.runner import GC_THRESHOLDS, fewer_collections
 from larkps.model import Point
-from larkps.sites.rules import SiteMap
 from larkps.sources import parse_histogram, parse_metadata, parse_page
 from larkps.sources.http.client import loads
 from larkps.store.db import Store

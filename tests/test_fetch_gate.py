@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 import larkps.sources.esmond.source as esmond
+from larkps.config.sites import SiteMap
 from larkps.embedded import EmbeddedArchive, Mesh, MeshConfig
 from larkps.ingest.runner import ArchivePlan, Ingester, IngestOptions
-from larkps.sites.rules import SiteMap
 from larkps.sources import EsmondSource, HttpOptions, JsonClient
 from larkps.sources.http.gate import CPU_SLOTS
 from larkps.store.db import Store

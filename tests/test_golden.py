@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from larkps.config.sites import SiteMap
 from larkps.embedded import EmbeddedArchive, Mesh, MeshConfig
 from larkps.model import PathStats, Point, Series
 from larkps.pipeline import _mesh_rules
-from larkps.sites.rules import SiteMap
 from larkps.sources import DEFAULT_EVENT_TYPES, EsmondSource, HttpOptions, JsonClient
 from larkps.stats.aggregate.paths import path_stats_windows
 from larkps.stats.rollups.store import update_rollups

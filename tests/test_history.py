@@ -10,7 +10,7 @@ from larkps.config.settings import settings_from_dict
 from larkps.embedded import EmbeddedArchive, Mesh, MeshConfig
 from larkps.model import Family, PathKey, Point, Series
 from larkps.pipeline import fetch_window, open_sources
-from larkps.report.history import PathHistory, path_history
+from larkps.stats.hourly import PathHistory, path_history
 
 NOW = 1_700_003_333  # deliberately not on an hour boundary
 HOURS = 6

@@ -16,11 +16,11 @@ from archive_fake import (
     throughput_metadata,
 )
 
+from larkps.config.sites import SiteMap
 from larkps.embedded import EmbeddedArchive, Mesh, MeshConfig
 from larkps.histogram import histogram_of, histogram_pairs
 from larkps.ingest.runner import ArchivePlan, Ingester, IngestOptions, IngestReport
 from larkps.model import Family, Metric, Point
-from larkps.sites.rules import SiteMap
 from larkps.sources import EsmondSource, HttpOptions, JsonClient
 from larkps.store.db import Store
 from larkps.store.points import IngestStore

@@ -27,7 +27,7 @@ from pytest_httpserver import HTTPServer
 
 from larkps import __version__
 from larkps.cli.app import main
-from larkps.cli.logs import configure
+from larkps.daemon.logs import configure
 from larkps.daemon.service import Daemon
 from larkps.errors import ArchiveUnavailable
 from larkps.sources import HttpOptions, JsonClient

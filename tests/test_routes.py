@@ -11,8 +11,8 @@ import pytest
 from pytest_httpserver import HTTPServer
 from search_pages import load, serve
 
+from larkps.config.sites import SiteMap
 from larkps.model import Endpoint, Family, Metric, Point, Series, SeriesKey
-from larkps.sites.rules import SiteMap
 from larkps.sources import (
     HttpOptions,
     JsonClient,

@@ -20,8 +20,8 @@ import pytest
 
 from larkps.cli.app import main
 from larkps.errors import StateError
+from larkps.stats.alarm_state import load_alarms
 from larkps.store import runs as runlog
-from larkps.store.alarms import load_alarms
 from larkps.store.db import STATE_FILE, Store
 from larkps.store.points import IngestStore
 from larkps.store.schema import MIGRATIONS, SCHEMA_VERSION, upgrade

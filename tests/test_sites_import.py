@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from larkps.cli.app import main
+from larkps.config.psconfig import import_psconfig, render_toml
 from larkps.config.settings import settings_from_dict
-from larkps.sites.psconfig import import_psconfig, render_toml
-from larkps.sites.rules import SiteMap
+from larkps.config.sites import SiteMap
 
 MESH = Path(__file__).parent / "fixtures" / "psconfig" / "mesh.json"
 

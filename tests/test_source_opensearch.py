@@ -16,10 +16,10 @@ from pytest_httpserver import HTTPServer
 from search_pages import filters, hits, load, serve, serve_empty
 
 from larkps.config.credentials import Credentials, Secret
+from larkps.config.sites import SiteMap, SiteRule
 from larkps.errors import ArchiveFormatError, ArchiveUnavailable
 from larkps.histogram import EMPTY, histogram_pairs
 from larkps.model import Endpoint, Family, Metric, Series, SeriesKey
-from larkps.sites.rules import SiteMap, SiteRule
 from larkps.sources import (
     EsmondSource,
     HttpOptions,

@@ -11,8 +11,8 @@ import pytest
 from pytest_httpserver import HTTPServer
 from search_pages import filters, hits, load, serve, serve_empty
 
+from larkps.config.sites import SiteMap, SiteRule
 from larkps.model import Endpoint, Family, Metric, Series, SeriesKey
-from larkps.sites.rules import SiteMap, SiteRule
 from larkps.sources import HttpOptions, JsonClient, PsEsSource
 from larkps.sources.search.learned import LearnedSites
 

@@ -100,7 +100,7 @@ def test_requested_event_types_map_to_what_an_index_offers():
 
 def test_round_trip_loss_is_fetched_for_rtt_indices_by_default():
     """pscheduler_rtt has no one-way counts: its round-trip ones stand in for loss."""
-    from larkps.sources.options import DEFAULT_EVENT_TYPES
+    from larkps.config.queries import DEFAULT_EVENT_TYPES
     from larkps.sources.search.specs import OPENSEARCH_INDICES
 
     rtt = next(i for i in OPENSEARCH_INDICES if i.name == "rtt")

@@ -30,13 +30,13 @@ import pytest
 from event_types import EVENTS
 
 from larkps.config.settings import settings_from_dict
+from larkps.config.sites import SiteMap, SiteRule
 from larkps.decide.views import views_from_ads
 from larkps.embedded import EmbeddedArchive, Mesh, MeshConfig
 from larkps.histogram import histogram_of
 from larkps.model import Endpoint, Family, Metric, PathStats, Point, Series, SeriesKey
 from larkps.pipeline import CycleResult, run_cycle
 from larkps.publish.startd import startd_cron_ad
-from larkps.sites.rules import SiteMap, SiteRule
 from larkps.store.db import Store
 from larkps.store.schema import SCHEMA_VERSION
 

@@ -24,9 +24,9 @@ from search_pages import EMPTY_BUCKETS, EMPTY_HITS, hits, load, serve, serve_emp
 from werkzeug import Request, Response
 
 from larkps.config.settings import settings_from_dict
+from larkps.config.sites import SiteMap
 from larkps.daemon.service import Daemon
 from larkps.pipeline import run_cycle
-from larkps.sites.rules import SiteMap
 from larkps.sources.search.learned import LearnedSites
 from larkps.store.db import Store
 from larkps.store.points import IngestStore

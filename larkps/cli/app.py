@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from larkps import __version__
 from larkps.cli.commands import COMMAND_MODULES, Handler
 from larkps.cli.commands.common import add_global_options, merge_global_options
-from larkps.cli.logs import configure as configure_logging
-from larkps.cli.logs import one_line
+from larkps.daemon.logs import configure as configure_logging
+from larkps.daemon.logs import one_line
 from larkps.errors import LarkpsError
 
 log = logging.getLogger("larkps")

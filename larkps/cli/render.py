@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from larkps.cli.logs import one_line
-from larkps.model import FetchProblem, PathStats, ProblemKind, PublishProblem, RunReport
+from larkps.daemon.logs import problem_lines
+from larkps.model import PathStats, RunReport
 from larkps.units import format_duration
 
 STATS_FORMATS = ("table", "json", "csv")  # json, csv: larkps.report.document
@@ -108,20 +108,3 @@ def summary_lines(report: RunReport) -> Iterable[str]:
         yield f"not delivered: {report.ads_spooled} ads wait in the spool for the next cycle"
     for line in problem_lines(report.problems + report.publish_problems):
         yield line if line.startswith("partial: ") else f"warning: {line}"
-
-
-def problem_lines(problems: Iterable[FetchProblem | PublishProblem]) -> Iterable[str]:
-    """Each problem once, escaped; the series a deadline cut short in one line."""
-    cut = []
-    for problem in problems:
-        if isinstance(problem, PublishProblem):
-            yield one_line(f"publish to {problem.target}: {problem.problem}")
-        elif problem.kind == ProblemKind.DEADLINE:
-            cut.append(problem)
-        else:
-            yield one_line(f"archive {problem.archive}: {problem.what}: {problem.problem}")
-    if cut:
-        yield one_line(
-            f"partial: the cycle deadline cut {len(cut)} series short (fetched in part or"
-            f" not at all), such as archive {cut[0].archive}: {cut[0].what}"
-        )

@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from larkps.config.queries import DATA_PAGE, DEFAULT_EVENT_TYPES, DNS_MATCH_RULES, MetadataFilters
 from larkps.config.reader import Section
 from larkps.errors import ConfigError
 from larkps.model import EVENT_TYPE_METRICS, Family
-from larkps.sources.options import DATA_PAGE, DEFAULT_EVENT_TYPES, DNS_MATCH_RULES, MetadataFilters
 from larkps.units import format_duration, parse_size
 
 ESMOND_KINDS = ("esmond", "embedded")

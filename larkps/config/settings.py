@@ -27,14 +27,14 @@ from larkps.config.credentials import (
     password_from_environment,
     password_from_file,
 )
+from larkps.config.queries import SearchMode
 from larkps.config.reader import Section
 from larkps.config.report import ReportSettings, report_settings
+from larkps.config.sites import SiteMap, SiteRule
 from larkps.config.stats import QualitySettings, stats_settings
-from larkps.decide.throttle import ThrottlePolicy
+from larkps.config.throttle import ThrottlePolicy
 from larkps.errors import ConfigError
 from larkps.model import EGRESS, INGRESS, AlarmPolicy, ModelPolicy
-from larkps.sites.rules import SiteMap, SiteRule
-from larkps.sources.options import SearchMode
 
 ARCHIVE_KINDS = ("esmond", "embedded", "opensearch", "ps-es")
 #: Kinds read through a search API, and the index families each can rename.

@@ -26,8 +26,8 @@ from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from larkps.cli.render import problem_lines
 from larkps.config.settings import Settings, load_settings
+from larkps.daemon.logs import problem_lines
 from larkps.daemon.memory import release_free_memory
 from larkps.daemon.prometheus import DaemonMetrics
 from larkps.errors import LarkpsError

@@ -23,10 +23,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from larkps.config.sites import SiteMap
 from larkps.errors import ArchiveDeadline, ArchiveError, ArchiveUnavailable, StateError
 from larkps.ingest.writer import WriterProcess
 from larkps.model import FetchProblem, Point, ProblemKind, Series
-from larkps.sites.rules import SiteMap
 from larkps.sources import DEFAULT_EVENT_TYPES, JsonClient, ParsedPage, cycle_deadline, series_label
 from larkps.sources.base import ArchiveAnswers
 from larkps.store.points import Commit, IngestStore, StoredSeries, page_rows

@@ -374,6 +374,11 @@ def render(ads: Sequence[classad2.ClassAd], fmt: str, generated: int) -> str:
     raise PublishError(f"unknown ad format {fmt!r}")
 
 
+def parse_old(text: str) -> list[classad2.ClassAd]:
+    """The ads of an ads file (old ClassAd syntax, blank-line separated)."""
+    return list(classad2.parseAds(text, classad2.ParserType.Old))
+
+
 def write_atomically(path: Path, text: str) -> None:
     """Write text to path so readers see the old file or the new one, never a part."""
     directory = path.parent

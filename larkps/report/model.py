@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from larkps.model import Family, PathKey
-from larkps.report.history import PathHistory
+from larkps.stats.hourly import PathHistory
 
 
 class Level(StrEnum):

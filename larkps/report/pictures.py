@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from larkps.model import Family, PathKey
-from larkps.report.history import PathHistory
 from larkps.report.model import Level, ReportInput, ReportMetric, ReportPath
 from larkps.report.page import METRIC_LABELS
+from larkps.stats.hourly import PathHistory
 from larkps.units import format_duration
 
 if TYPE_CHECKING:

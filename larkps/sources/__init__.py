@@ -8,7 +8,7 @@
   the WLCG ``ps_*`` datastore (:class:`PsEsSource`), with per-pair summaries computed by
   the cluster;
 - :mod:`~larkps.sources.routes`: a traceroute of any archive in one form, fingerprinted;
-- :mod:`~larkps.sources.options`: the query vocabulary the configuration needs;
+- :mod:`~larkps.config.queries`: the query vocabulary the configuration needs;
 - :mod:`~larkps.sources.base`, :mod:`~larkps.sources.factory`,
   :mod:`~larkps.sources.summary_mode`: the Source protocols, building sources from
   settings, and summary-mode collection.
@@ -16,7 +16,7 @@
 Every source satisfies :class:`Source` (``discover`` + ``fetch``); the search sources also
 satisfy :class:`SummarySource`. Records are those of :mod:`larkps.model`.
 
-Public names, loaded on first use so that importing ``larkps.sources.options`` (as every
+Public names, loaded on first use so that importing ``larkps.config.queries`` (as every
 command that reads a config file does) imports neither numpy nor the HTTP client:
 the ``__all__`` below.
 """
@@ -27,6 +27,16 @@ from importlib import import_module
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from larkps.config.queries import (
+        ALL_EVENT_TYPES,
+        ARCHIVE_PATH,
+        DATA_PAGE,
+        DEFAULT_EVENT_TYPES,
+        DNS_MATCH_RULES,
+        METADATA_PAGE,
+        MetadataFilters,
+        archive_url,
+    )
     from larkps.sources.base import ArchiveAnswers, Source, SummarySource
     from larkps.sources.esmond.parse import (
         ParsedPage,
@@ -44,16 +54,6 @@ if TYPE_CHECKING:
         JsonClient,
         ResponseTooLarge,
         cycle_deadline,
-    )
-    from larkps.sources.options import (
-        ALL_EVENT_TYPES,
-        ARCHIVE_PATH,
-        DATA_PAGE,
-        DEFAULT_EVENT_TYPES,
-        DNS_MATCH_RULES,
-        METADATA_PAGE,
-        MetadataFilters,
-        archive_url,
     )
     from larkps.sources.routes import listed_hops, path_fingerprint, trace_hops
     from larkps.sources.search.opensearch import OpenSearchSource
@@ -80,7 +80,7 @@ _HOMES = {
         "ResponseTooLarge",
         "cycle_deadline",
     ),
-    "larkps.sources.options": (
+    "larkps.config.queries": (
         "ALL_EVENT_TYPES",
         "ARCHIVE_PATH",
         "DATA_PAGE",

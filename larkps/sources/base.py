@@ -14,11 +14,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+from larkps.config.queries import SearchMode
+from larkps.config.sites import SiteMap
 from larkps.errors import ArchiveError
 from larkps.model import FetchProblem, Point, Series, SeriesSummary
-from larkps.sites.rules import SiteMap
 from larkps.sources import JsonClient, ParsedPage
-from larkps.sources.options import SearchMode
 
 
 @runtime_checkable

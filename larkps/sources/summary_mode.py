@@ -12,11 +12,11 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from larkps.config.queries import SearchMode
 from larkps.errors import ArchiveError
 from larkps.model import SeriesSummary
 from larkps.sources import cycle_deadline
 from larkps.sources.base import ArchiveAnswers, Source, SummarySource
-from larkps.sources.options import SearchMode
 
 log = logging.getLogger(__name__)
 

@@ -41,13 +41,13 @@ from larkps.stats.aggregate.history import History, point_histories
 from larkps.stats.aggregate.paths import path_stats, path_stats_windows
 from larkps.stats.aggregate.series_summaries import SummaryStats, raw_first
 from larkps.stats.aggregate.sites import path_health, site_stats
+from larkps.stats.alarm_state import load_alarms, save_alarms
 from larkps.stats.alarms import AlarmRecord, evaluate, to_alarm
 from larkps.stats.estimates import bandwidth_estimates
 from larkps.stats.forecast import Prediction, forecast
 from larkps.stats.rollups import StreamKind
 from larkps.stats.rollups.store import RollupUpdate, update_rollups
 from larkps.stats.rollups.views import SiteOf, histories, no_site_map, stream_sites, window_stats
-from larkps.store.alarms import load_alarms, save_alarms
 from larkps.store.db import Store
 
 FORECAST_METRICS = (Metric.THROUGHPUT, Metric.OWDELAY, Metric.RTT)

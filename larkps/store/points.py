@@ -25,8 +25,8 @@ from functools import lru_cache, partial
 from itertools import chain
 from typing import Any
 
+from larkps.config.sites import SiteMap
 from larkps.model import Endpoint, Family, Histogram, Metric, Point, Series, SeriesKey
-from larkps.sites.rules import SiteMap
 from larkps.store.db import Store
 
 # The columns each kind of row binds: a page of one kind binds fewer parameters (and

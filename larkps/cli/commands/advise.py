@@ -12,13 +12,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import classad2
-
 from larkps.cli.commands.common import Subparsers, add_command, duration_arg, size_arg
 from larkps.config.settings import CollectorTarget, Settings, load_settings
 from larkps.decide.advise import Advice, advise
 from larkps.decide.views import PathView, views_from_ads
 from larkps.errors import LarkpsError, UsageError
+from larkps.publish.ads import parse_old
 from larkps.publish.collector import query_ads
 from larkps.publish.startd import startd_cron_ad, startd_cron_text
 from larkps.publish.submit import submit_lines
@@ -86,7 +85,7 @@ def _load_views(args: argparse.Namespace) -> tuple[list[PathView], Settings | No
     else:
         path = args.ads or _ads_file(settings)
         try:
-            ads = list(classad2.parseAds(path.read_text(), classad2.ParserType.Old))
+            ads = list(parse_old(path.read_text()))
         except OSError as exc:
             raise LarkpsError(f"cannot read ads file {path}: {exc.strerror}") from None
     return views_from_ads(ads), settings

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, TypeAlias
 
-from larkps.cli.logs import LOG_FORMATS
+from larkps.daemon.logs import LOG_FORMATS
 from larkps.errors import FieldError
 from larkps.units import parse_duration, parse_rate, parse_size
 
@@ -111,7 +111,7 @@ def add_archive(sub: argparse.ArgumentParser) -> None:
 
 def warn_problems(report: RunReport) -> None:
     """A cycle's problems on stderr, each once, for commands whose stdout is data."""
-    from larkps.cli.render import problem_lines
+    from larkps.daemon.logs import problem_lines
 
     for line in problem_lines(report.problems + report.publish_problems):
         prefix = "" if line.startswith("partial: ") else "warning: "

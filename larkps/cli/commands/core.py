@@ -19,6 +19,7 @@ from larkps.cli.commands.common import (
     warn_problems,
 )
 from larkps.cli.render import STATS_FORMATS, render_stats, summary_lines
+from larkps.config.queries import archive_url
 from larkps.config.settings import (
     FileTarget,
     Settings,
@@ -30,7 +31,6 @@ from larkps.errors import LarkpsError, UsageError
 from larkps.model import PathStats
 from larkps.publish.ads import AD_FORMATS, render
 from larkps.report.document import PathSelector, parse_path, render_document, stats_document
-from larkps.sources.options import archive_url
 
 if TYPE_CHECKING:
     from larkps.pipeline import CycleResult

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from larkps.cli.commands.common import Subparsers, add_command
-from larkps.cli.logs import one_line
 from larkps.config.settings import load_settings
+from larkps.daemon.logs import one_line
 from larkps.store import runs as runlog
 from larkps.store.db import STATE_FILE, Store
 from larkps.store.runs import ArchiveHealth

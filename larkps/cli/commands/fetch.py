@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from larkps.cli.commands.common import Subparsers, add_command, duration_arg
-from larkps.cli.logs import one_line
 from larkps.config.settings import load_settings
+from larkps.daemon.logs import one_line
 from larkps.model import ProblemKind
 
 if TYPE_CHECKING:

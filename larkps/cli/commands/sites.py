@@ -9,10 +9,10 @@ import tomllib
 from pathlib import Path
 
 from larkps.cli.commands.common import Subparsers, add_command
+from larkps.config.psconfig import import_psconfig, render_toml
 from larkps.config.settings import settings_from_dict
 from larkps.errors import ConfigError, UsageError
 from larkps.publish.ads import write_atomically
-from larkps.sites.psconfig import import_psconfig, render_toml
 
 MAX_TEMPLATE_BYTES = 64 * 2**20
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any, cast
 
+from larkps.config.sites import SiteMap
 from larkps.errors import ArchiveFormatError
 from larkps.histogram import EMPTY, pack_histogram
 from larkps.model import (
@@ -30,7 +31,6 @@ from larkps.model import (
     Series,
     SeriesKey,
 )
-from larkps.sites.rules import SiteMap
 from larkps.sources.esmond.buckets import label_values, pack_page
 from larkps.sources.routes import path_fingerprint, trace_hops
 from larkps.units import finite_number, positive_number

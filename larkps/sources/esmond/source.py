@@ -13,19 +13,19 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-from larkps.errors import ArchiveFormatError
-from larkps.model import Point, Series, SeriesKey
-from larkps.sites.rules import SiteMap
-from larkps.sources.esmond.parse import ParsedPage, parse_metadata, parse_page
-from larkps.sources.http.client import JsonClient, ResponseTooLarge
-from larkps.sources.http.gate import cpu_gate
-from larkps.sources.options import (
+from larkps.config.queries import (
     DATA_PAGE,
     DEFAULT_EVENT_TYPES,
     METADATA_PAGE,
     MetadataFilters,
     archive_url,
 )
+from larkps.config.sites import SiteMap
+from larkps.errors import ArchiveFormatError
+from larkps.model import Point, Series, SeriesKey
+from larkps.sources.esmond.parse import ParsedPage, parse_metadata, parse_page
+from larkps.sources.http.client import JsonClient, ResponseTooLarge
+from larkps.sources.http.gate import cpu_gate
 
 log = logging.getLogger(__name__)
 

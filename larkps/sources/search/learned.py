@@ -14,7 +14,7 @@ import threading
 import uuid
 from typing import ClassVar
 
-from larkps.sites.rules import SiteMap
+from larkps.config.sites import SiteMap
 
 #: Changes with every process, so a restarted daemon rediscovers (and relearns) once.
 PROCESS_TOKEN = uuid.uuid4().hex[:12]

@@ -21,11 +21,11 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode
 
+from larkps.config.queries import SearchMode
+from larkps.config.sites import SiteMap
 from larkps.errors import ArchiveFormatError
 from larkps.model import Point, Series, SeriesKey, SeriesSummary
-from larkps.sites.rules import SiteMap
 from larkps.sources import DEFAULT_EVENT_TYPES, JsonClient, ParsedPage, series_label
-from larkps.sources.options import SearchMode
 from larkps.sources.search import query
 from larkps.sources.search.documents import aggregation_name, point_for
 from larkps.sources.search.records import Pair, QualityCounters, SearchFilters, dig, epoch_seconds

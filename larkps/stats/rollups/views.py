@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from larkps.config.sites import SiteMap
 from larkps.model import Family, Metric, PathKey, PathStats, Point, Series
-from larkps.sites.rules import SiteMap
 from larkps.stats.aggregate.assemble import PathFigures, Span, assemble, sort_key
 from larkps.stats.aggregate.clean import clean_series
 from larkps.stats.aggregate.paths import GroupKey

@@ -1,4 +1,4 @@
-"""Logging set-up: text or one JSON object per line, to stderr.
+"""Logging set-up (text or one JSON object per line, to stderr) and problem lines.
 
 A record may carry structured fields in ``extra={"fields": {...}}``: the JSON
 format writes them as fields of the line's object, the text format as
@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
+
+from larkps.model import FetchProblem, ProblemKind, PublishProblem
 
 LOG_FORMATS = ("text", "json")
 RESERVED = ("time", "level", "logger", "message", "exception")
@@ -100,3 +102,20 @@ def configure(verbose: int, fmt: str = "text", default: int = logging.WARNING) -
     root.addHandler(handler)
     root.setLevel(level)
     logging.getLogger("apscheduler").setLevel(scheduler_level)
+
+
+def problem_lines(problems: Iterable[FetchProblem | PublishProblem]) -> Iterable[str]:
+    """Each problem once, escaped; the series a deadline cut short in one line."""
+    cut = []
+    for problem in problems:
+        if isinstance(problem, PublishProblem):
+            yield one_line(f"publish to {problem.target}: {problem.problem}")
+        elif problem.kind == ProblemKind.DEADLINE:
+            cut.append(problem)
+        else:
+            yield one_line(f"archive {problem.archive}: {problem.what}: {problem.problem}")
+    if cut:
+        yield one_line(
+            f"partial: the cycle deadline cut {len(cut)} series short (fetched in part or"
+            f" not at all), such as archive {cut[0].archive}: {cut[0].what}"
+        )
