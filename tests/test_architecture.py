@@ -3,24 +3,29 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "larkps"
 PURE = (
-    "aggregate",
-    "throttle",
-    "estimates",
-    "forecast",
-    "alarms",
-    "rollups_pure",
+    "stats/aggregate",
+    "stats/rollups/partial",
+    "stats/rollups/streams",
+    "stats/rollups/window",
+    "stats/estimates",
+    "stats/forecast",
+    "stats/alarms",
+    "stats/expected",
+    "stats/hourly",
+    "decide/throttle",
+    "decide/advise",
+    "decide/views",
+    "ingest/cadence",
+    "report/document",
+    "report/explain",
     "units",
-    "history",
-    "cadence",
-    "expected",
-    "stats_document",
-    "explain",
 )
 IO_MODULES = {
     "requests",
@@ -43,6 +48,11 @@ def modules(prefix: str) -> list[Path]:
     if package.is_dir():
         found += sorted(package.rglob("*.py"))
     return found
+
+
+def module_of(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
 def imports(path: Path) -> set[str]:
@@ -80,19 +90,81 @@ def test_pure_modules_touch_no_network_clock_or_htcondor(module: Path):
     assert not clock_calls(module), f"{module.name} reads the clock"
 
 
-# Modules that apply decisions through htcondor2 (thin appliers, not computation).
-HTCONDOR_APPLIERS = {"dagman.py"}
+ARCHITECTURE = PACKAGE.parent / "docs" / "architecture.md"
+BINDINGS = {"classad2", "htcondor2"}
+COMMANDS = {"subprocess"}
+# Stages that may import the HTCondor bindings, and stages that may run commands.
+BINDING_STAGES = {"publish", "apply", "jobnet"}
+COMMAND_STAGES = {"apply", "jobnet"}
+# Modules that start larkps's own child processes (sys.executable -m larkps...), not commands.
+OWN_CHILDREN = {"larkps.ingest.writer", "larkps.publish.collector"}
 
 
-def test_only_publish_and_appliers_import_htcondor():
-    for path in PACKAGE.rglob("*.py"):
-        bindings = {i for i in imports(path) if i.split(".")[0] in {"classad2", "htcondor2"}}
-        if not bindings:
+def stage_of(module: str) -> str:
+    """``larkps.stats.rollups.views`` -> ``stats``; ``larkps.model`` -> ``model``."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "larkps"
+
+
+def allowed_imports() -> dict[str, set[str]]:
+    """The 'may import' column of docs/architecture.md's package table, per stage."""
+    table: dict[str, set[str]] = {}
+    for line in ARCHITECTURE.read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) != 3 or not cells[0].startswith("`"):
             continue
-        top = path.relative_to(PACKAGE).parts[0]
-        assert top.startswith("publish") or top == "commands" or path.name in HTCONDOR_APPLIERS, (
-            f"{path} imports {bindings}"
-        )
+        name = cells[0].strip("`").removesuffix("/").removesuffix(".py")
+        may = cells[2].replace("`", "")
+        table[name] = set() if may == "nothing" else {m.strip() for m in may.split(",")}
+    return table
+
+
+def every_module() -> dict[str, Path]:
+    return {module_of(p): p for p in PACKAGE.rglob("*.py")}
+
+
+def stage_imports(path: Path) -> set[str]:
+    return {stage_of(i) for i in imports(path) if i.startswith("larkps.")}
+
+
+def test_the_documented_table_covers_every_stage():
+    table = allowed_imports()
+    stages = {stage_of(m) for m in every_module()} - {"larkps"}
+    assert stages <= set(table), f"not in docs/architecture.md: {sorted(stages - set(table))}"
+    assert not set(table) - stages, f"documented but absent: {sorted(set(table) - stages)}"
+    for stage, may in table.items():
+        assert may <= set(table), f"{stage} may import unknown stages {may - set(table)}"
+
+
+@pytest.mark.parametrize("module", sorted(every_module()), ids=str)
+def test_each_module_imports_only_what_its_stage_may(module: str):
+    path = every_module()[module]
+    stage = stage_of(module)
+    if stage == "larkps":
+        return
+    bad = stage_imports(path) - allowed_imports()[stage] - {stage}
+    assert not bad, f"{module} ({stage}) imports {sorted(bad)}: see docs/architecture.md"
+
+
+def test_data_flows_one_way_between_stages():
+    table = allowed_imports()
+    graph = {stage: may & set(table) for stage, may in table.items()}
+    assert import_cycles(graph) == []
+
+
+def test_only_publishing_and_the_appliers_import_htcondor():
+    for module, path in every_module().items():
+        found = {i for i in imports(path) if i.split(".")[0] in BINDINGS}
+        assert not found or stage_of(module) in BINDING_STAGES, f"{module} imports {found}"
+
+
+def test_only_the_appliers_run_commands():
+    for module, path in every_module().items():
+        found = {i for i in imports(path) if i.split(".")[0] in COMMANDS}
+        if not found or stage_of(module) in COMMAND_STAGES:
+            continue
+        assert module in OWN_CHILDREN, f"{module} imports {found}"
+        assert "sys.executable" in path.read_text(), f"{module} starts something not larkps"
 
 
 def test_model_and_errors_import_nothing_internal():
@@ -101,21 +173,46 @@ def test_model_and_errors_import_nothing_internal():
         assert not internal, f"{name} imports {internal}"
 
 
-def test_stages_never_import_the_shells():
-    for path in PACKAGE.rglob("*.py"):
-        if path.parent.name == "commands" or path.name in {"cli.py", "daemon.py", "__main__.py"}:
-            continue
-        shells = {
-            i
-            for i in imports(path)
-            if i in {"larkps.cli", "larkps.daemon"} or i.startswith("larkps.cli.commands")
-        }
-        assert not shells, f"{path} imports {shells}"
+def public_names(stage: str) -> str:
+    """A package's docstring and its ``__all__``: where its public names are listed."""
+    init = PACKAGE / stage / "__init__.py"
+    if not init.exists():
+        return ""
+    tree = ast.parse(init.read_text())
+    listed = [
+        ast.unparse(node.value)
+        for node in tree.body
+        if isinstance(node, ast.Assign) and any(ast.unparse(t) == "__all__" for t in node.targets)
+    ]
+    return "\n".join([ast.get_docstring(tree) or "", *listed])
 
 
-def module_of(path: Path) -> str:
-    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+def cross_stage_names(path: Path, stage: str) -> list[tuple[str, str]]:
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("larkps."):
+            target = stage_of(node.module)
+            if target != stage and (PACKAGE / target).is_dir():
+                found += [(target, alias.name) for alias in node.names]
+    return found
+
+
+@pytest.mark.parametrize("module", sorted(every_module()), ids=str)
+def test_other_stages_use_only_a_package_public_names(module: str):
+    path = every_module()[module]
+    for target, name in cross_stage_names(path, stage_of(module)):
+        assert not name.startswith("_"), f"{module} imports private {target} name {name}"
+        doc = public_names(target)
+        assert re.search(rf"\b{re.escape(name)}\b", doc), (
+            f"{module} imports {name} from {target}, which larkps/{target}/__init__.py"
+            " does not list as public"
+        )
+
+
+def test_every_package_says_what_it_does():
+    for init in PACKAGE.rglob("__init__.py"):
+        doc = ast.get_docstring(ast.parse(init.read_text()))
+        assert doc and len(doc.split()) >= 5, f"{init} has no docstring saying what it does"
 
 
 def internal_imports(source: str, name: str, known: set[str]) -> set[str]:

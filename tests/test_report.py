@@ -29,8 +29,10 @@ from larkps.config.settings import Settings, settings_from_dict
 from larkps.embedded import EmbeddedArchive, Mesh, MeshConfig
 from larkps.model import Family, Metric, PathKey
 from larkps.pipeline import CycleResult, run_cycle
-from larkps.report import ReportInput, ReportMetric, report_input, write_report
+from larkps.report.adapter import report_input
+from larkps.report.model import ReportInput, ReportMetric
 from larkps.report.names import MAX_NAME, decode_part, encode_part, path_file_name
+from larkps.report.output import write_report
 from larkps.report.page import embed_json, render_page
 from larkps.report.pictures import grid_png, path_png
 

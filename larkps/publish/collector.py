@@ -129,7 +129,7 @@ class CollectorPublisher:
 
 
 def run_worker(target: CollectorTarget, command: str, extra: list[str], text: str = "") -> str:
-    """Run one publish_worker command against `target` under its deadline; its stdout."""
+    """Run one collector_worker command against `target` under its deadline; its stdout."""
     argv = [
         sys.executable,
         "-m",

@@ -18,7 +18,8 @@ from larkps.config.queries import SearchMode
 from larkps.config.sites import SiteMap
 from larkps.errors import ArchiveError
 from larkps.model import FetchProblem, Point, Series, SeriesSummary
-from larkps.sources import JsonClient, ParsedPage
+from larkps.sources.esmond.parse import ParsedPage
+from larkps.sources.http.client import JsonClient
 
 
 @runtime_checkable

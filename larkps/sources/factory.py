@@ -5,7 +5,7 @@ from __future__ import annotations
 from larkps.config.queries import SearchMode
 from larkps.config.settings import ArchiveSettings
 from larkps.config.sites import SiteMap
-from larkps.sources import JsonClient
+from larkps.sources.http.client import JsonClient
 from larkps.sources.search.opensearch import OpenSearchSource
 from larkps.sources.search.pses import PsEsSource
 from larkps.sources.search.source import SearchSource

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from larkps.config.queries import SearchMode
 from larkps.errors import ArchiveError
 from larkps.model import SeriesSummary
-from larkps.sources import cycle_deadline
 from larkps.sources.base import ArchiveAnswers, Source, SummarySource
+from larkps.sources.http.client import cycle_deadline
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ hysteresis persists, except for alarms naming a site that map no longer yields:
 their figures are re-judged under the new names); without one, every window is
 computed directly from the points handed in, and windows longer than what was
 fetched show it in their completeness. The stages called here are pure; this
-module only wires them and touches the store through rollups and alarm_store.
+module only wires them and touches the store through the rollups and alarm_state.
 """
 
 from __future__ import annotations

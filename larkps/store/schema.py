@@ -13,16 +13,16 @@ stores of its version were written.
 
 Tables, by the module that reads and writes them:
 
-* ingest_store: ``series`` (one row per archive, metadata key and event type, with
+* store.points: ``series`` (one row per archive, metadata key and event type, with
   its endpoints and marks), ``points`` (one row per series and timestamp),
   ``discoveries`` (when each archive's series were last listed), ``attempts`` (when
   each archive was last asked for points), ``ingest_meta`` (named integers).
-* rollups, rollup_views: ``rollup_streams`` (one row per archive, metadata key and
+* stats.rollups (store, views): ``rollup_streams`` (one row per archive, metadata key and
   kind, with its endpoints, high-water mark, gaps and forecast history),
   ``rollup_hours`` (the partial of each stream and hour), ``rollup_windows`` (the
   running partial of each stream per configured window length).
-* alarm_store: ``alarm_state`` (hysteresis of each alarm between cycles).
-* runlog: ``run_reports`` (one JSON document per cycle), ``archive_health`` (each
+* stats.alarm_state: ``alarm_state`` (hysteresis of each alarm between cycles).
+* store.runs: ``run_reports`` (one JSON document per cycle), ``archive_health`` (each
   polled archive's last attempt, last success and current failure).
 """
 

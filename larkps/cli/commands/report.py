@@ -26,7 +26,8 @@ def register(commands: Subparsers) -> None:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from larkps.pipeline import run_cycle
-    from larkps.report import report_input, write_report
+    from larkps.report.adapter import report_input
+    from larkps.report.output import write_report
 
     settings = load_settings(args.config)
     now = int(time.time())

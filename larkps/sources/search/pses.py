@@ -20,10 +20,10 @@ from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
-from larkps.config.queries import SearchMode
+from larkps.config.queries import DEFAULT_EVENT_TYPES, SearchMode
 from larkps.config.sites import SiteMap
 from larkps.model import Endpoint
-from larkps.sources import DEFAULT_EVENT_TYPES, JsonClient
+from larkps.sources.http.client import JsonClient
 from larkps.sources.search.learned import PROCESS_TOKEN, LearnedSites
 from larkps.sources.search.query import terms_source
 from larkps.sources.search.records import (

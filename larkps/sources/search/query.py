@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from larkps.errors import ArchiveFormatError, ArchiveUnavailable
-from larkps.sources import ResponseTooLarge
+from larkps.sources.http.client import ResponseTooLarge
 
 Post = Callable[[dict[str, Any]], Any]
 MAX_SEARCH_PAGES = 100000

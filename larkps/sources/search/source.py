@@ -21,11 +21,13 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode
 
-from larkps.config.queries import SearchMode
+from larkps.config.queries import DEFAULT_EVENT_TYPES, SearchMode
 from larkps.config.sites import SiteMap
 from larkps.errors import ArchiveFormatError
 from larkps.model import Point, Series, SeriesKey, SeriesSummary
-from larkps.sources import DEFAULT_EVENT_TYPES, JsonClient, ParsedPage, series_label
+from larkps.sources.esmond.parse import ParsedPage
+from larkps.sources.esmond.source import series_label
+from larkps.sources.http.client import JsonClient
 from larkps.sources.search import query
 from larkps.sources.search.documents import aggregation_name, point_for
 from larkps.sources.search.records import Pair, QualityCounters, SearchFilters, dig, epoch_seconds

@@ -1,6 +1,7 @@
-"""Pure rollup arithmetic: hourly partials, their merge and subtraction, window sliding.
+"""Rollups: hourly and running window partials per stream, and their state in the store.
 
-No I/O: :mod:`larkps.stats.rollups.store` persists these in the state store.
+The arithmetic (``partial``, ``streams``, ``window``) is pure; ``store`` persists a cycle's
+partials in the state store and ``views`` reads them back as PathStats per window.
 """
 
 from __future__ import annotations

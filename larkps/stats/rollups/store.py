@@ -5,14 +5,14 @@ Tables (declared in :mod:`larkps.store.schema`):
 * ``rollup_streams``: one row per (archive, metadata key, kind) with its endpoints
   (host and IP of each end) and family as last seen, its high-water mark, recent
   gaps and forecast history (see :mod:`larkps.stats.rollups.streams`). No site
-  names: the readers (rollup_views) map the endpoints through the site map in
+  names: the readers (stats.rollups.views) map the endpoints through the site map in
   force when they read, so a changed map applies at once to every window and
   nothing stored is keyed by a name the configuration may drop.
 * ``rollup_hours``: the partial of each (stream, hour): test count, packet counts,
   newest test and the weighted multiset of samples (float64 values, int64 counts).
 * ``rollup_windows``: for each configured window length, the running partial of the
   hours from ``first_hour`` on: the hours wholly inside the window (the partly
-  covered oldest hour is added when the window is read, see rollup_views).
+  covered oldest hour is added when the window is read, see stats.rollups.views).
 
 :func:`update_rollups` takes a cycle's points (new ones, or a whole refetched window:
 anything at or before a stream's high-water mark is skipped), slides every window
