@@ -19,7 +19,7 @@ HEAVY = ("pandas", "numpy", "matplotlib", "htcondor2", "apscheduler", "prometheu
 PIPELINE = (
     "larkps.pipeline",
     "larkps.stats.aggregate",
-    "larkps.daemon",
+    "larkps.daemon.service",
     "larkps.sources.http.client",
 )
 
