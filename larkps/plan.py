@@ -100,6 +100,7 @@ class Plan:
     bytes_per_job: int
     decision: ThrottleDecision
     bottleneck: Bound
+    candidates: tuple[Bound, ...]
     trusted: bool
     job_s: float  # one full job at R
     waves: int
@@ -132,9 +133,7 @@ def bounds(
     """The candidates of :func:`larkps.throttle.candidates` with their centre and upper figures."""
     pairs = per_site_pair(estimates, policy)
     levels = {f"site {source} {EGRESS}": _site(source, EGRESS, pairs, policy, configured)}
-    levels[f"site {destination} {INGRESS}"] = _site(
-        destination, INGRESS, pairs, policy, configured
-    )
+    levels[f"site {destination} {INGRESS}"] = _site(destination, INGRESS, pairs, policy, configured)
     pair = pairs.get((source, destination))
     if pair is not None and pair.forecast_bps is not None:
         levels[f"path {pair.path.name}"] = (
@@ -195,7 +194,8 @@ def _schedule(
     waves = -(-jobs // slots)
     in_last_wave = jobs - (waves - 1) * slots
     final = last * 8.0 / rate if in_last_wave == 1 else full
-    return _Schedule(decision, jobs, each, full, waves, (waves - 1) * full + final)
+    completion = round((waves - 1) * full + final, 9)  # no float noise across job sizes
+    return _Schedule(decision, jobs, each, round(full, 9), waves, completion)
 
 
 def plan_path(
@@ -224,6 +224,7 @@ def plan_path(
         done.each,
         done.decision,
         chosen,
+        tuple(found),
         trusted,
         done.job_s,
         done.waves,
