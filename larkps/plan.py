@@ -280,7 +280,8 @@ def plan_all(
 ) -> list[Plan]:
     """A plan for every destination with a measured path from the source, best first.
 
-    Trusted plans come first, by completion time, then the untrusted ones by name.
+    Trusted plans come first, by completion time (ties: the larger aggregate rate
+    first), then the untrusted ones by name.
     """
     sites = sorted(
         {
@@ -294,8 +295,8 @@ def plan_all(
     return sorted(plans, key=_rank_key)
 
 
-def _rank_key(plan: Plan) -> tuple[bool, float, str]:
-    return (not plan.trusted, plan.completion_s, plan.destination_site)
+def _rank_key(plan: Plan) -> tuple[bool, float, float, str]:
+    return (not plan.trusted, plan.completion_s, -plan.aggregate_bps, plan.destination_site)
 
 
 def explain(plan: Plan, request: Request) -> dict[str, str]:
