@@ -21,6 +21,7 @@ PURE = (
     "expected",
     "stats_document",
     "explain",
+    "plan",
 )
 IO_MODULES = {
     "requests",
