@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import math
+import time
 
+import classad2
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from larkps.commands.plan import ready_lines
 from larkps.errors import FieldError
 from larkps.model import BandwidthEstimate, Family, PathKey, Provenance
 from larkps.plan import Request, plan_all, plan_path
@@ -168,3 +171,30 @@ def test_a_later_deadline_never_makes_a_feasible_plan_infeasible(mesh, policy, s
     if first.feasible:
         assert second.feasible
     assert (first.largest_bytes or 0) <= (second.largest_bytes or 0)
+
+
+def test_ready_lines_pin_the_site_and_require_the_per_job_rate():
+    plan = plan_path(request(), "B", MESH, POLICY)
+    lines = ready_lines(plan, "xfer", 6 * 3600)
+    assert lines["dag"] == ["CATEGORY ALL_NODES xfer", "MAXJOBS xfer 108"]
+    text = "\n".join(x for x in lines["submit"] if not x.startswith("#"))
+    job = classad2.parseOne(
+        text.replace("requirements =", "Requirements =").replace("rank =", "Rank ="),
+        classad2.ParserType.Old,
+    )
+    need = plan.decision.per_job_bps / 1e6
+
+    def machine(site: str, low_mbps: float) -> classad2.ClassAd:
+        return classad2.ClassAd(
+            {
+                "LarkPS_Site": site,
+                "LarkPS_From_A_BandwidthLowMbps": low_mbps,
+                "LarkPS_From_A_Trusted": True,
+                "LarkPS_UpdateTime": int(time.time()),
+                "Requirements": True,
+            }
+        )
+
+    assert machine("B", need * 1.01).matches(job)
+    assert not machine("B", need * 0.9).matches(job)
+    assert not machine("C", need * 10).matches(job)
