@@ -68,7 +68,7 @@ class Request:
 
     def split_text(self) -> str:
         if self.files is not None:
-            return f"{self.files} files (--files), each at most the largest share"
+            return f"{self.files} files (--files)"
         if self.bytes_per_job is not None:
             return f"{format_size(self.bytes_per_job)} per job (--bytes-per-job)"
         return f"{format_size(DEFAULT_BYTES_PER_JOB)} per job (default; --files or --bytes-per-job)"
@@ -216,26 +216,26 @@ def plan_path(
     needed = math.ceil(done.completion_s) if trusted and math.isfinite(done.completion_s) else None
     finish = request.now + needed if needed is not None else None
     plan = Plan(
-        request.source_site,
-        destination,
-        request.total_bytes,
-        request.deadline_s,
-        done.jobs,
-        done.each,
-        done.decision,
-        chosen,
-        tuple(found),
-        trusted,
-        done.job_s,
-        done.waves,
-        done.completion_s,
-        expected,
-        earliest,
-        feasible,
-        largest,
-        needed,
-        finish,
-        {},
+        source_site=request.source_site,
+        destination_site=destination,
+        total_bytes=request.total_bytes,
+        deadline_s=request.deadline_s,
+        jobs_total=done.jobs,
+        bytes_per_job=done.each,
+        decision=done.decision,
+        bottleneck=chosen,
+        candidates=tuple(found),
+        trusted=trusted,
+        job_s=done.job_s,
+        waves=done.waves,
+        completion_s=done.completion_s,
+        expected_s=expected,
+        earliest_s=earliest,
+        feasible=feasible,
+        largest_bytes=largest,
+        deadline_needed_s=needed,
+        finish_ts=finish,
+        rationale={},
     )
     return replace(plan, rationale=explain(plan, request))
 

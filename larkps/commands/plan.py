@@ -25,7 +25,7 @@ from larkps.publish_advice import submit_lines
 from larkps.units import format_rate, format_size
 
 ANY = "any"
-FLAGS = {
+PLAN_FLAGS = {
     "bytes": "--bytes",
     "deadline": "--deadline",
     "files": "--files",
@@ -71,7 +71,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         raise UsageError("--to: the data's own site reads over the LAN; name another site")
     settings = load_settings(args.config)
     throttle = settings.throttle
-    with flag_errors(FLAGS):
+    with flag_errors(PLAN_FLAGS):
         request = Request(
             source_site=args.source,
             total_bytes=args.bytes,
@@ -93,7 +93,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     else:
         raise UsageError(f"--from: no measured paths from {args.source!r} to another site")
     others = [p for p in ranked if p.destination_site != best.destination_site]
-    with flag_errors(FLAGS):
+    with flag_errors(PLAN_FLAGS):
         ready = ready_lines(best, args.category, settings.windows.stale_after)
     if args.format == "json":
         print(json.dumps(plan_document(best, others, ready), indent=1))
