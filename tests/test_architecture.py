@@ -22,6 +22,7 @@ PURE = (
     "decide/throttle",
     "decide/advise",
     "decide/views",
+    "decide/plan",
     "ingest/cadence",
     "report/document",
     "report/explain",

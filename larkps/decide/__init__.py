@@ -8,5 +8,6 @@ Public (what other stages may import):
 - ``throttle``: Capacity, Demand, ThrottlePolicy, candidates, decide, given_capacity,
   path_capacity, site_capacity
 - ``advise``: Advice, advise
+- ``plan``: Plan, Request, plan_all, plan_path
 - ``views``: PathView, best_family, views_from_ads
 """

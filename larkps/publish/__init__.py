@@ -5,9 +5,9 @@ The collector is reached through a child process per ``htcondor2`` call
 
 Public (what other stages may import):
 
-- ``ads``: AD_FORMATS, AdContext, FilePublisher, PathExtras, parse_old, path_ads, render,
-  render_old, site_ads, write_atomically
+- ``ads``: AD_FORMATS, AdContext, clean_text, FilePublisher, PathExtras, parse_old, path_ads,
+  render, render_old, site_ads, write_atomically
 - ``collector``: CollectorPublisher, Spool, query_ads
 - ``startd``: startd_cron_ad, startd_cron_text
-- ``submit``: submit_lines
+- ``submit``: site_lines, submit_lines
 """

@@ -46,6 +46,15 @@ def requirements_expression(advice: Advice, strict: bool = False) -> str:
     return f"({local}) || !{known} || ({fast_enough})"
 
 
+def site_lines(advice: Advice, site: str) -> list[str]:
+    """Submit lines that run only at ``site`` and, there, only where the path is fast enough."""
+    lines = submit_lines(advice)
+    only = f"TARGET.LarkPS_Site =?= {classad2.quote(clean_text(site))}"
+    expression = lines[1].removeprefix("requirements = ")
+    lines[1] = f"requirements = ({only}) && ({expression})"
+    return lines
+
+
 def submit_lines(advice: Advice, strict: bool = False) -> list[str]:
     """Ready to paste into a submit file (combine with your own requirements by &&)."""
     return [

@@ -8,6 +8,7 @@ from larkps.cli.commands import (
     daemon,
     explain,
     fetch,
+    plan,
     ratelimit,
     report,
     sites,
@@ -15,6 +16,6 @@ from larkps.cli.commands import (
 )
 from larkps.cli.commands.common import Handler
 
-COMMAND_MODULES = (core, daemon, throttle, ratelimit, fetch, sites, report, advise, explain)
+COMMAND_MODULES = (core, daemon, throttle, ratelimit, fetch, sites, report, advise, explain, plan)
 
 __all__ = ["COMMAND_MODULES", "Handler"]

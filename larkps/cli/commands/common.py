@@ -8,6 +8,8 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, TypeAlias
 
+from larkps.apply.dagfile import check_category
+from larkps.config.settings import NAME_PATTERN
 from larkps.daemon.logs import LOG_FORMATS
 from larkps.errors import FieldError
 from larkps.units import parse_duration, parse_rate, parse_size
@@ -141,3 +143,24 @@ def field_arg(check: Callable[[str, str], str], field: str) -> Callable[[str], s
             raise argparse.ArgumentTypeError(exc.problem) from None
 
     return parse
+
+
+def category_arg(text: str) -> str:
+    try:
+        return check_category(text)
+    except FieldError as exc:
+        raise argparse.ArgumentTypeError(exc.problem) from None
+
+
+def site_arg(text: str) -> str:
+    if not NAME_PATTERN.match(text):
+        raise argparse.ArgumentTypeError(
+            f"expected a site name of letters, digits, '.', '_' or '-', got {text!r}"
+        )
+    return text
+
+
+def count_arg(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return int(text)

@@ -10,17 +10,20 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from larkps.apply.dagfile import DagError, DagTree, check_category, load_dag, rewrite_maxjobs
+from larkps.apply.dagfile import DagError, DagTree, load_dag, rewrite_maxjobs
 from larkps.cli.commands.common import (
     Subparsers,
     add_command,
+    category_arg,
+    count_arg,
     duration_arg,
     flag_errors,
     rate_arg,
+    site_arg,
     size_arg,
     warn_problems,
 )
-from larkps.config.settings import NAME_PATTERN, Settings, ThrottleSettings, load_settings
+from larkps.config.settings import Settings, ThrottleSettings, load_settings
 from larkps.decide.throttle import (
     Capacity,
     Demand,
@@ -30,7 +33,7 @@ from larkps.decide.throttle import (
     given_capacity,
     site_capacity,
 )
-from larkps.errors import FieldError, LarkpsError, UsageError
+from larkps.errors import LarkpsError, UsageError
 from larkps.model import EGRESS, INGRESS, BandwidthEstimate, Family, ThrottleDecision
 
 
@@ -61,7 +64,7 @@ def _add_dag(actions: Subparsers) -> None:
         " --dest-site UNL --bytes-per-job 2GB --config /etc/larkps/larkps.toml --in-place",
     )
     sub.add_argument("file", type=Path, help="the DAG file")
-    sub.add_argument("--category", required=True, type=_category, help="category to throttle")
+    sub.add_argument("--category", required=True, type=category_arg, help="category to throttle")
     sub.add_argument(
         "--in-place", action="store_true", help="rewrite FILE (backup: FILE.bak, or FILE.bak.N)"
     )
@@ -85,7 +88,7 @@ def _add_running(actions: Subparsers) -> None:
         help="DAGMan job(s) to change (needed only with --apply)",
     )
     sub.add_argument(
-        "--previous", type=_count, help="current max_nodes, for steps (default: DAGMan_MaxJobs)"
+        "--previous", type=count_arg, help="current max_nodes, for steps (default: DAGMan_MaxJobs)"
     )
     sub.add_argument("--apply", action="store_true", help="send the throttle (default: dry run)")
     _add_inputs(sub)
@@ -93,43 +96,22 @@ def _add_running(actions: Subparsers) -> None:
 
 def _add_inputs(sub: argparse.ArgumentParser) -> None:
     sub.add_argument(
-        "--source-site", type=_site, help="site the data comes from (needed unless --bandwidth)"
+        "--source-site", type=site_arg, help="site the data comes from (needed unless --bandwidth)"
     )
-    sub.add_argument("--dest-site", type=_site, help="site the jobs run at (default: any)")
+    sub.add_argument("--dest-site", type=site_arg, help="site the jobs run at (default: any)")
     demand = sub.add_mutually_exclusive_group(required=True)
     demand.add_argument("--bytes-per-job", type=size_arg, help="data each job moves, e.g. 2GB")
     demand.add_argument("--per-job-rate", type=rate_arg, help="rate each job needs, e.g. 100Mbit")
     sub.add_argument("--transfer-time", type=duration_arg, help="with --bytes-per-job (10m)")
     sub.add_argument("--bandwidth", type=rate_arg, help="use this bandwidth, not a measurement")
-    sub.add_argument("--consumers", type=_count, help="users sharing the bottleneck (1)")
+    sub.add_argument("--consumers", type=count_arg, help="users sharing the bottleneck (1)")
     sub.add_argument("--family", choices=[f.value for f in Family], help="address family")
     sub.add_argument("--config", type=Path, help="TOML configuration (policy, archives)")
     sub.add_argument("--window", type=duration_arg, help="statistics window, e.g. 24h")
 
 
-def _category(text: str) -> str:
-    try:
-        return check_category(text)
-    except FieldError as exc:
-        raise argparse.ArgumentTypeError(exc.problem) from None
-
-
-def _site(text: str) -> str:
-    if not NAME_PATTERN.match(text):
-        raise argparse.ArgumentTypeError(
-            f"expected a site name of letters, digits, '.', '_' or '-', got {text!r}"
-        )
-    return text
-
-
-def _count(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return int(text)
-
-
 def _cluster_id(text: str) -> int:
-    return _count(text.removesuffix(".0"))
+    return count_arg(text.removesuffix(".0"))
 
 
 def cmd_dag(args: argparse.Namespace) -> int:
