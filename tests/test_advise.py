@@ -8,6 +8,7 @@ evaluation must order the machines as the advisor's table does.
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import pytest
 
 from larkps.cli.commands.advise import advice_table
 from larkps.cli.commands.core import demo_settings
-from larkps.decide.advise import advise
+from larkps.decide.advise import AdviceRow, advise
 from larkps.decide.views import PathView, views_from_ads
 from larkps.pipeline import run_cycle
 from larkps.publish.startd import startd_cron_ad, startd_cron_text
@@ -105,16 +106,27 @@ def test_rank_orders_machines_as_the_advisor_table(views: list[PathView]):
 def test_deadline_excludes_machines_that_cannot_make_it(views: list[PathView]):
     now = int(time.time())
     loose = advise(views, "ALPHA-T2", 50 * GB, now, STALE_AFTER, QUALITY)
-    lowers = sorted(r.lower_mbps for r in loose.rows if r.lower_mbps)
-    # A deadline between the slowest and the next site's transfer time.
-    middle = (lowers[0] + lowers[1]) / 2
-    deadline = int(50 * GB * 8 / (middle * 1e6))
-    advice = advise(views, "ALPHA-T2", 50 * GB, now, STALE_AFTER, QUALITY, deadline)
+    remote = sorted((r for r in loose.rows[1:] if r.transfer_s is not None), key=_transfer_s)
+    assert len(remote) >= 2, loose.rows
+    slowest, runner_up = _transfer_s(remote[-1]), _transfer_s(remote[-2])
+    assert slowest > runner_up, remote
+    # The day's figures can put the two slowest sites within a second of each other:
+    # scale the input so they lie >= 4 s apart, and a whole-second deadline fits between.
+    scale = max(1.0, 4.0 / (slowest - runner_up))
+    size = math.ceil(50 * GB * scale)
+    deadline = math.ceil(runner_up * size / (50 * GB)) + 1
+    advice = advise(views, "ALPHA-T2", size, now, STALE_AFTER, QUALITY, deadline)
     job = job_ad(submit_lines(advice))
     nodes = machines(views, now)
     for row in advice.rows:
         assert nodes[row.site].matches(job) == (row.meets_deadline is not False), row
-    assert sum(1 for r in advice.rows if r.meets_deadline is False) == 1
+    missed = [r.site for r in advice.rows if r.meets_deadline is False]
+    assert missed == [remote[-1].site], (deadline, advice.rows)
+
+
+def _transfer_s(row: AdviceRow) -> float:
+    assert row.transfer_s is not None
+    return row.transfer_s
 
 
 def test_machine_without_metrics_is_allowed_but_ranked_last_unless_strict(views):

@@ -19,7 +19,6 @@ import pytest
 
 from larkps.cli.app import main
 
-NOW = int(time.time())
 FIGURES = {("HOME-SITE", "FAR"): (800.0, 50.0), ("FAR", "HOME-SITE"): (600.0, 20.0)}
 
 
@@ -31,7 +30,9 @@ def refused() -> Iterator[str]:
         yield f"127.0.0.1:{sock.getsockname()[1]}"
 
 
-def _path_ad(source: str, destination: str, mbps: float, error: float) -> classad2.ClassAd:
+def _path_ad(
+    source: str, destination: str, mbps: float, error: float, now: int
+) -> classad2.ClassAd:
     return classad2.ClassAd(
         {
             "MyType": "LarkPSPath",
@@ -39,7 +40,7 @@ def _path_ad(source: str, destination: str, mbps: float, error: float) -> classa
             "LarkPS_SourceSite": source,
             "LarkPS_DestinationSite": destination,
             "LarkPS_AddressFamily": "ipv4",
-            "LarkPS_UpdateTime": NOW - 60,
+            "LarkPS_UpdateTime": now - 60,
             "LarkPS_ExpectedMbps": mbps,
             "LarkPS_ExpectedErrorMbps": error,
             "LarkPS_ExpectedQuality": 0.9,
@@ -51,7 +52,8 @@ def _path_ad(source: str, destination: str, mbps: float, error: float) -> classa
 @pytest.fixture
 def ads_file(tmp_path: Path) -> Path:
     path = tmp_path / "larkps.ads"
-    ads = [_path_ad(s, d, *figures) for (s, d), figures in FIGURES.items()]
+    now = int(time.time())  # when the test runs, not when the module was imported
+    ads = [_path_ad(s, d, *figures, now) for (s, d), figures in FIGURES.items()]
     path.write_text("\n".join(ad.printOld() for ad in ads))
     return path
 
