@@ -26,6 +26,8 @@ from larkps.aggregate.series_summaries import SummaryStats, raw_first
 from larkps.aggregate.sites import path_health, site_stats
 from larkps.alarm_store import load_alarms, save_alarms
 from larkps.alarms import AlarmRecord, evaluate, to_alarm
+from larkps.calibration import CalibrationPolicy
+from larkps.calibration_cycle import calibrate_estimates, pair_calibrations
 from larkps.config import Settings
 from larkps.estimates import bandwidth_estimates
 from larkps.forecast import Prediction, forecast
@@ -94,6 +96,8 @@ class Policies:
     alarms: AlarmPolicy
     model: ModelPolicy
     capacities: Mapping[tuple[str, str], float]  # ThrottleSettings.capacities
+    calibration: CalibrationPolicy | None = None  # [calibration] enabled: its rules
+    commit_calibration: bool = True  # publishing cycles keep the applied ratios
 
     @classmethod
     def from_settings(cls, settings: Settings, default: int | None = None) -> Policies:
@@ -106,6 +110,7 @@ class Policies:
             alarms=settings.alarms,
             model=settings.model,
             capacities=settings.throttle.capacities,
+            calibration=settings.calibration.policy if settings.calibration.enabled else None,
         )
 
     def capacity(self, path: PathKey) -> float:
@@ -166,7 +171,27 @@ def analyse(
     records = _alarms(stats, history, previous, now, policies)
     if store is not None:
         save_alarms(store, records)
-    return _results(stats, hosts, history, records, now, policies, update)
+    results = _results(stats, hosts, history, records, now, policies, update)
+    if store is None or policies.calibration is None:
+        return results
+    return _calibrated(results, store, now, policies, sites)
+
+
+def _calibrated(
+    results: Analysis, store: Store, now: int, policies: Policies, sites: SiteOf
+) -> Analysis:
+    """The analysis with each estimate calibrated by its pair's achieved transfers."""
+
+    def site_of(host: str) -> str | None:
+        site = sites("", host, "")
+        return None if site == host else site
+
+    assert policies.calibration is not None
+    found = pair_calibrations(
+        store, results.estimates, now, policies.calibration, site_of, policies.commit_calibration
+    )
+    estimates = calibrate_estimates(results.estimates, found)
+    return dataclasses.replace(results, estimates=estimates)
 
 
 def current_alarms(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from larkps.commands import (
+    achieved,
     advise,
     core,
     daemon,
@@ -15,6 +16,8 @@ from larkps.commands import (
 )
 from larkps.commands.common import Handler
 
-COMMAND_MODULES = (core, daemon, throttle, ratelimit, fetch, sites, report, advise, explain)
+COMMAND_MODULES = (
+    core, daemon, throttle, ratelimit, fetch, sites, report, advise, explain, achieved,
+)  # fmt: skip
 
 __all__ = ["COMMAND_MODULES", "Handler"]

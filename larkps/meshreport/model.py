@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from larkps.history import PathHistory
-from larkps.model import Family, PathKey
+from larkps.model import Calibration, Family, PathKey
 
 
 class Level(StrEnum):
@@ -110,6 +110,7 @@ class ReportPath:
     alarms: tuple[AlarmMark, ...] = ()
     advice: ReportAdvice | None = None
     health: float | None = None  # 0..1 when the statistics provide it
+    calibration: Calibration | None = None  # achieved/predicted of its site pair
 
 
 @dataclass(frozen=True, slots=True)

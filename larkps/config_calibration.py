@@ -1,0 +1,43 @@
+"""The ``[calibration]`` section: where completed jobs are read and how they calibrate."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from larkps.calibration import CalibrationPolicy
+from larkps.config_reader import Section
+
+
+@dataclass(frozen=True, slots=True)
+class CalibrationSettings:
+    """Read the schedd's history each daemon cycle (when ``enabled``) and calibrate."""
+
+    enabled: bool = False
+    pool: str | None = None  # collector to locate the schedd; None: this host's config
+    schedd: str | None = None  # schedd name; None: the local schedd
+    since: int = 7 * 86400  # how far back the first read goes
+    history_limit: int = 10000  # at most this many history ads a read
+    policy: CalibrationPolicy = field(default_factory=CalibrationPolicy)
+
+
+def calibration_settings(section: Section) -> CalibrationSettings:
+    policy = CalibrationPolicy(
+        half_life=section.duration("half_life", "3d"),
+        max_age=section.duration("max_age", "14d"),
+        min_samples=section.integer("min_samples", 5, minimum=1),
+        min_ratio=section.number("min_ratio", 0.25, 0.01, 1.0),
+        max_ratio=section.number("max_ratio", 2.0, 1.0, 100.0),
+        max_step=section.number("max_step", 1.5, 1.0, 100.0),
+    )
+    result = CalibrationSettings(
+        enabled=section.boolean("enabled", False),
+        pool=section.optional_string("pool"),
+        schedd=section.optional_string("schedd"),
+        since=section.duration("since", "7d"),
+        history_limit=section.integer("history_limit", 10000, minimum=1, maximum=10**7),
+        policy=policy,
+    )
+    if policy.half_life <= 0:
+        raise section.error("half_life", "must be positive")
+    section.finish()
+    return result
