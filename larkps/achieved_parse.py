@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from typing import Any
 
 COMPLETED = 4  # JobStatus of a completed job
-SITE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-HOST_PATTERN = re.compile(
+JOB_SITE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+JOB_HOST_PATTERN = re.compile(
     r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9-]+)*$"
 )
 _IP6_PATTERN = re.compile(r"^\[?[0-9A-Fa-f:.]{2,45}\]?$")
@@ -156,7 +156,7 @@ def _number(ad: Mapping[str, Any], name: str, integer: bool = True) -> float | N
         return None
     if integer and value != int(value):
         return None
-    return float(value)
+    return int(value) if integer else float(value)
 
 
 def _int_or_none(ad: Mapping[str, Any], name: str) -> int | None:
@@ -168,12 +168,12 @@ def _input_bytes(ad: Mapping[str, Any]) -> tuple[float, str] | None:
     """Bytes moved in, summed over the transfer methods, with the methods' names."""
     stats = ad.get("TransferInputStats")
     if isinstance(stats, Mapping):
-        total, methods = 0.0, []
+        total, methods = 0, []
         for key in sorted(stats):
             match = _STATS_BYTES.match(str(key))
             size = _number(stats, key) if match else None
             if match and size is not None:
-                total += size
+                total += int(size)
                 methods.append(match.group(1).lower())
         if methods and total < LIMIT:
             return total, "+".join(methods)
@@ -193,13 +193,13 @@ def _seconds(ad: Mapping[str, Any]) -> float | None:
 
 def _site(ad: Mapping[str, Any], name: str) -> str | None:
     value = ad.get(name)
-    return value if isinstance(value, str) and SITE_PATTERN.match(value) else None
+    return value if isinstance(value, str) and JOB_SITE_PATTERN.fullmatch(value) else None
 
 
 def _host(text: object) -> str | None:
     if not isinstance(text, str):
         return None
-    if HOST_PATTERN.match(text) or (":" in text and _IP6_PATTERN.match(text)):
+    if JOB_HOST_PATTERN.fullmatch(text) or (":" in text and _IP6_PATTERN.fullmatch(text)):
         return text.strip("[]").lower()
     return None
 

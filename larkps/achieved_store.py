@@ -21,7 +21,7 @@ from larkps.store import Store
 
 #: The site of a host (None: no rule of the site map names it).
 HostSite = Callable[[str], str | None]
-Pair = tuple[str, str]
+SitePair = tuple[str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +29,7 @@ class StoredTransfer:
     """A recorded transfer, its path under today's site map, and its predicted figure."""
 
     transfer: AchievedTransfer
-    pair: Pair | None  # None: an end maps to no site
+    pair: SitePair | None  # None: an end maps to no site
     predicted_bps: float | None
 
 
@@ -85,7 +85,7 @@ def stored_transfers(store: Store, site_of: HostSite, since: int) -> list[Stored
     return out
 
 
-def _pair(source: End, destination: End, site_of: HostSite) -> Pair | None:
+def _pair(source: End, destination: End, site_of: HostSite) -> SitePair | None:
     ends = [end.site or (site_of(end.host) if end.host else None) for end in (source, destination)]
     if ends[0] is None or ends[1] is None:
         return None
@@ -95,7 +95,7 @@ def _pair(source: End, destination: End, site_of: HostSite) -> Pair | None:
 def fill_predictions(
     store: Store,
     transfers: Iterable[StoredTransfer],
-    predicted: Mapping[Pair, float],
+    predicted: Mapping[SitePair, float],
     now: int,
 ) -> list[StoredTransfer]:
     """Give transfers without a predicted figure their path's figure now; the list
@@ -117,9 +117,9 @@ def fill_predictions(
     return out
 
 
-def samples_by_pair(transfers: Iterable[StoredTransfer]) -> dict[Pair, list[Sample]]:
+def samples_by_pair(transfers: Iterable[StoredTransfer]) -> dict[SitePair, list[Sample]]:
     """Calibration samples of each site pair (transfers with a path and a figure)."""
-    out: dict[Pair, list[Sample]] = defaultdict(list)
+    out: dict[SitePair, list[Sample]] = defaultdict(list)
     for item in transfers:
         if item.pair is None or item.predicted_bps is None:
             continue
@@ -143,7 +143,7 @@ class AppliedRatio:
     updated: int
 
 
-def load_ratios(store: Store) -> dict[Pair, AppliedRatio]:
+def load_ratios(store: Store) -> dict[SitePair, AppliedRatio]:
     """The ratio applied to each site pair in the last publishing cycle."""
     with store.transaction() as db:
         rows = db.execute(
@@ -152,7 +152,7 @@ def load_ratios(store: Store) -> dict[Pair, AppliedRatio]:
         return {(r[0], r[1]): AppliedRatio(float(r[2]), int(r[3]), int(r[4])) for r in rows}
 
 
-def save_ratios(store: Store, ratios: Mapping[Pair, tuple[float, int]], now: int) -> None:
+def save_ratios(store: Store, ratios: Mapping[SitePair, tuple[float, int]], now: int) -> None:
     """Replace the calibration state: each applied pair's ratio and live count."""
     with store.transaction() as db:
         db.execute("DELETE FROM calibration_state")

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from larkps.achieved_store import (
     AppliedRatio,
     HostSite,
-    Pair,
+    SitePair,
     fill_predictions,
     load_ratios,
     prune_transfers,
@@ -28,9 +28,9 @@ from larkps.model import BandwidthEstimate, Calibration
 from larkps.store import Store
 
 
-def predicted_figures(estimates: Sequence[BandwidthEstimate]) -> dict[Pair, float]:
+def predicted_figures(estimates: Sequence[BandwidthEstimate]) -> dict[SitePair, float]:
     """Per site pair, the lowest uncalibrated lower bound of its families."""
-    out: dict[Pair, float] = {}
+    out: dict[SitePair, float] = {}
     for e in estimates:
         low = e.lower_bound_bps
         if low is None or low <= 0:
@@ -47,7 +47,7 @@ def pair_calibrations(
     policy: CalibrationPolicy,
     site_of: HostSite,
     commit: bool = True,
-) -> dict[Pair, Calibration]:
+) -> dict[SitePair, Calibration]:
     """This cycle's calibration of every pair with an estimate and a stored transfer.
 
     ``commit`` (publishing cycles): the applied ratios are kept for the next cycle's
@@ -87,7 +87,7 @@ def _as_applied(
 
 
 def calibrate_estimates(
-    estimates: Sequence[BandwidthEstimate], calibrations: dict[Pair, Calibration]
+    estimates: Sequence[BandwidthEstimate], calibrations: dict[SitePair, Calibration]
 ) -> tuple[BandwidthEstimate, ...]:
     """Each estimate with its pair's calibration (unchanged where there is none)."""
     out = []

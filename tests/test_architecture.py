@@ -17,6 +17,8 @@ PURE = (
     "rollups_pure",
     "units",
     "history",
+    "achieved_parse",
+    "calibration",
     "cadence",
     "expected",
     "stats_document",
@@ -80,8 +82,9 @@ def test_pure_modules_touch_no_network_clock_or_htcondor(module: Path):
     assert not clock_calls(module), f"{module.name} reads the clock"
 
 
-# Modules that apply decisions through htcondor2 (thin appliers, not computation).
-HTCONDOR_APPLIERS = {"dagman.py"}
+# Modules that apply decisions through htcondor2 (thin appliers, not computation), and
+# the reader of the schedd's job history.
+HTCONDOR_APPLIERS = {"dagman.py", "achieved.py"}
 
 
 def test_only_publish_and_appliers_import_htcondor():

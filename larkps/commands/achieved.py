@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from larkps.achieved_store import StoredTransfer
     from larkps.config import Settings
 
-EXAMPLE = "larkps achieved --config /etc/larkps/larkps.toml --since 24h"
+ACHIEVED_EXAMPLE = "larkps achieved --config /etc/larkps/larkps.toml --since 24h"
 
 
 def register(commands: Subparsers) -> None:
@@ -24,7 +24,7 @@ def register(commands: Subparsers) -> None:
         "achieved",
         cmd_achieved,
         "record completed jobs' transfer rates from the schedd's history; show them per path",
-        EXAMPLE,
+        ACHIEVED_EXAMPLE,
     )
     sub.add_argument("--config", required=True, type=Path, help="TOML configuration file")
     sub.add_argument("--pool", help="collector locating the schedd ([calibration] pool)")
