@@ -135,7 +135,11 @@ def test_completed_jobs_calibrate_their_path(tmp_path: Path) -> None:
         logs = [math.log(rates[j] / predicted[j]) for j in rates]
         target = min(2.0, max(0.25, math.exp(sum(logs) / len(logs))))  # ages ~0: equal weights
         expected = min(1.5, max(1 / 1.5, target))  # the first step moves from 1
-        print(f"rates {sorted(r * 1e-6 for r in rates.values())} Mbps, ratio {expected:.4f}")
+        print(
+            f"rates {sorted(r * 1e-6 for r in rates.values())} Mbps, predicted"
+            f" {uncalibrated_mbps:.6g} Mbps, mean {math.exp(sum(logs) / len(logs)):.4g},"
+            f" target {target:.4g}, applied {expected:.4f}"
+        )
         assert len(rates) >= 3
         assert math.isclose(after["LarkPS_CalibrationRatio"], expected, rel_tol=0.01, abs_tol=1e-3)
         assert after["LarkPS_CalibrationCount"] == len(rates)
@@ -144,6 +148,19 @@ def test_completed_jobs_calibrate_their_path(tmp_path: Path) -> None:
         assert math.isclose(
             after["LarkPS_ExpectedLowerMbps"], uncalibrated_mbps * expected, rel_tol=0.05
         )
+
+        listed = pool.run(*LARKPS, "achieved", "--config", config, "--format", "json").stdout
+        document = json.loads(listed)
+        assert document["read"]["recorded"] == 0  # every job was recorded by the cycle
+        assert {t["job"] for t in document["transfers"]} == set(rates)
+        assert {t["path"] for t in document["transfers"]} == {f"{SOURCE}->{DESTINATION}"}
+
+        second = pool.run(*LARKPS, "once", "--config", config, timeout=300)
+        again = _path_ad(etc / "larkps.ads")["LarkPS_CalibrationRatio"]
+        step = min(expected * 1.5, max(expected / 1.5, target))
+        assert math.isclose(again, step, rel_tol=0.01, abs_tol=1e-3), second.stdout
+        after = _path_ad(etc / "larkps.ads")
+        expected = again
 
         name = f"{SOURCE}->{DESTINATION}"
         explained = pool.run(*LARKPS, "explain", name, "--config", config, timeout=300).stdout
