@@ -67,6 +67,8 @@ def cmd_achieved(args: argparse.Namespace) -> int:
         )
         for reason in sorted({s.reason for s in read.skipped}):
             print(f"  skipped {sum(s.reason == reason for s in read.skipped)}: {reason}")
+    if not rows:
+        print("no transfers recorded")
     for row in rows:
         predicted = "-" if row["predicted_mbps"] is None else f"{row['predicted_mbps']:.4g}"
         print(
