@@ -244,6 +244,7 @@ def _one_schema(db: sqlite3.Connection) -> None:
 
 # -- version 1 -> 2 ---------------------------------------------------------------------
 # Version 2 adds the achieved transfers of completed jobs and the calibration state.
+#: (today's ACHIEVED_TABLES: copy the text here before a later step changes it)
 _ACHIEVED_2 = ACHIEVED_TABLES
 
 #: ``MIGRATIONS[i]`` upgrades a store from version i to i + 1.
