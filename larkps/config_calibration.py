@@ -17,6 +17,7 @@ class CalibrationSettings:
     schedd: str | None = None  # schedd name; None: the local schedd
     since: int = 7 * 86400  # how far back the first read goes
     history_limit: int = 10000  # at most this many history ads a read
+    timeout: int = 60  # deadline of one read
     policy: CalibrationPolicy = field(default_factory=CalibrationPolicy)
 
 
@@ -35,9 +36,11 @@ def calibration_settings(section: Section) -> CalibrationSettings:
         schedd=section.optional_string("schedd"),
         since=section.duration("since", "7d"),
         history_limit=section.integer("history_limit", 10000, minimum=1, maximum=10**7),
+        timeout=section.duration("timeout", "60s"),
         policy=policy,
     )
-    if policy.half_life <= 0:
-        raise section.error("half_life", "must be positive")
+    for key, value in (("half_life", policy.half_life), ("timeout", result.timeout)):
+        if value <= 0:
+            raise section.error(key, "must be positive")
     section.finish()
     return result

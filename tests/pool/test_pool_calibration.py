@@ -1,6 +1,6 @@
 """Completed jobs in a real pool calibrate their path: ads, report and explain show it.
 
-Jobs with a 40 MB input name their data site (``+LarkPSSourceSite``) and run on the
+Jobs with a 200 MB input name their data site (``+LarkPSSourceSite``) and run on the
 pool's only host, which the config maps to another site of the embedded mesh. A
 larkps cycle before they run publishes no calibration for that pair; the cycle
 after reads the schedd's history, records each job's transfer and applies the
@@ -21,8 +21,8 @@ import classad2
 from minipool import Pool, minipool, wait_until, world_dir
 
 SOURCE, DESTINATION = "BRAVO-T1", "ALPHA-T2"
-JOBS = 4
-INPUT_BYTES = 40_000_000
+JOBS = 5
+INPUT_BYTES = 200_000_000
 LARKPS = [sys.executable, "-m", "larkps"]
 
 
