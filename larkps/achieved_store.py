@@ -124,7 +124,8 @@ def samples_by_pair(transfers: Iterable[StoredTransfer]) -> dict[SitePair, list[
         if item.pair is None or item.predicted_bps is None:
             continue
         t = item.transfer
-        out[item.pair].append(Sample(t.completed, t.rate_bps, item.predicted_bps, t.rate_limit_bps))
+        sample = Sample(t.completed, t.rate_bps, item.predicted_bps, t.rate_limit_bps, t.seconds)
+        out[item.pair].append(sample)
     return dict(out)
 
 

@@ -7,7 +7,8 @@ A pair's ratio is the weighted geometric mean of its samples' ratios, each weigh
 with fewer than ``min_samples`` live samples there is no calibration (ratio 1).
 The ratio is clamped to ``[min_ratio, max_ratio]`` and moves by at most a factor
 ``max_step`` per cycle from the ratio applied in the previous cycle (1 before the
-first). A job limited by larkps's rate limit to R that achieved 0.9 R or more says
+first). Transfers shorter than ``min_seconds`` are not counted: HTCondor times
+them in whole seconds. A job limited by larkps's rate limit to R that achieved 0.9 R or more says
 only that the path carries R: it is censored, not counted.
 """
 
@@ -32,6 +33,7 @@ class CalibrationPolicy:
     min_ratio: float = 0.25
     max_ratio: float = 2.0
     max_step: float = 1.5
+    min_seconds: int = 10  # shorter transfers are timed too coarsely (whole seconds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +44,7 @@ class Sample:
     achieved_bps: float
     predicted_bps: float
     rate_limit_bps: float | None = None
+    seconds: int | None = None  # the transfer's duration (None: not known, not checked)
 
     @property
     def censored(self) -> bool:
@@ -54,12 +57,14 @@ class Sample:
 
 
 def live_samples(samples: Iterable[Sample], now: int, policy: CalibrationPolicy) -> list[Sample]:
-    """Samples usable now: not expired, not censored, with positive finite rates."""
+    """Samples usable now: not expired, not censored, long enough to time, with
+    positive finite rates."""
     return [
         s
         for s in samples
         if now - s.completed <= policy.max_age
         and not s.censored
+        and (s.seconds is None or s.seconds >= policy.min_seconds)
         and _positive(s.achieved_bps)
         and _positive(s.predicted_bps)
     ]

@@ -29,6 +29,7 @@ def calibration_settings(section: Section) -> CalibrationSettings:
         min_ratio=section.number("min_ratio", 0.25, 0.01, 1.0),
         max_ratio=section.number("max_ratio", 2.0, 1.0, 100.0),
         max_step=section.number("max_step", 1.5, 1.0, 100.0),
+        min_seconds=section.integer("min_seconds", 10, minimum=1),
     )
     result = CalibrationSettings(
         enabled=section.boolean("enabled", False),

@@ -80,6 +80,13 @@ def test_the_weighted_geometric_mean_by_hand():
     assert result.spread == pytest.approx(math.sqrt(variance))
 
 
+def test_transfers_too_short_to_time_are_not_counted():
+    short = [Sample(NOW, 1e9, 1e9, seconds=POLICY.min_seconds - 1)] * 10
+    assert calibrate(short, None, NOW, POLICY).count == 0
+    timed = [Sample(NOW, 1e9, 1e9, seconds=POLICY.min_seconds)] * 10
+    assert calibrate(timed, None, NOW, POLICY).count == 10
+
+
 def test_rate_limited_jobs_are_censored():
     limited = [Sample(NOW, 95e6, 1e9, rate_limit_bps=100e6)] * 10
     assert calibrate(limited, None, NOW, POLICY).count == 0

@@ -49,6 +49,7 @@ path = "{etc / "larkps.ads"}"
 enabled = true
 since = "1h"
 min_samples = 3
+min_seconds = 1
 """)
     return path
 
