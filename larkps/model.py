@@ -302,6 +302,18 @@ class Provenance(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class Calibration:
+    """Achieved over predicted for a site pair (larkps.stats.calibration): the ratio applied
+    to its expected bandwidth (1 when not ``applied``), its live samples and spread."""
+
+    ratio: float
+    count: int
+    spread: float
+    applied: bool
+    note: str  # the provenance, in words
+
+
+@dataclass(frozen=True, slots=True)
 class BandwidthEstimate:
     """Expected bandwidth of one path, with its error bar and how much to trust it."""
 
@@ -313,6 +325,7 @@ class BandwidthEstimate:
     quality: float  # 0..1: fraction of expected tests present in the window
     latest_ts: int | None
     method: str = ""  # predictor or model name
+    calibration: Calibration | None = None  # applied to forecast and error (larkps.stats.expected)
 
     @property
     def lower_bound_bps(self) -> float | None:

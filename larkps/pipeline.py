@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import logging
 import time
@@ -17,7 +18,7 @@ from typing import Any
 from larkps.config.archives import Writer
 from larkps.config.settings import ArchiveSettings, Settings
 from larkps.config.sites import SiteMap, SiteRule
-from larkps.errors import ArchiveError, PublishError
+from larkps.errors import ArchiveError, LarkpsError, PublishError
 from larkps.ingest.cadence import not_due, slack_for
 from larkps.ingest.runner import ArchivePlan, Ingester, IngestOptions, IngestReport, Progress
 from larkps.model import (
@@ -369,6 +370,9 @@ def run_cycle(
     if not fetched.data and not summaries.series and not fetched.skipped:
         raise _no_series(settings, archives_ok)
     fetched_at = time.monotonic()
+    if publish and fetched.ingest is not None:
+        read_history(settings, now)
+    policies = dataclasses.replace(policies, commit_calibration=publish)
     analysis = analyse_fetched(settings, fetched, now, policies, summaries, sites)
     stats = analysis.window(window)
     analysed_at = time.monotonic()
@@ -407,6 +411,25 @@ def run_cycle(
     )
     histories = path_history(fetched.data, now, window) if history else {}
     return CycleResult(report, tuple(stats), tuple(ads), analysis, history=histories)
+
+
+def read_history(settings: Settings, now: int) -> None:
+    """With ``[calibration] enabled``, record the schedd's newly completed jobs; a
+    failure to read is logged and the cycle goes on with what is stored."""
+    if not settings.calibration.enabled:
+        return
+    from larkps.publish.schedd_history import read_into_store
+
+    try:
+        with Store.in_directory(settings.state_dir) as store:
+            read = read_into_store(store, settings.calibration, now)
+    except LarkpsError as exc:
+        log.warning("calibration: %s", exc)
+        return
+    log.info(
+        "calibration: %d history ads, %d transfers (%d new), %d skipped",
+        read.ads, len(read.transfers), read.recorded, len(read.skipped),
+    )  # fmt: skip
 
 
 def _no_answer(errors: Sequence[ArchiveError]) -> ArchiveError:

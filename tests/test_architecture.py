@@ -23,6 +23,8 @@ PURE = (
     "decide/advise",
     "decide/views",
     "decide/plan",
+    "stats/achieved",
+    "stats/calibration",
     "ingest/cadence",
     "report/document",
     "report/explain",
@@ -98,7 +100,7 @@ COMMANDS = {"subprocess"}
 BINDING_STAGES = {"publish", "apply", "jobnet"}
 COMMAND_STAGES = {"apply", "jobnet"}
 # Modules that start larkps's own child processes (sys.executable -m larkps...), not commands.
-OWN_CHILDREN = {"larkps.ingest.writer", "larkps.publish.collector"}
+OWN_CHILDREN = {"larkps.ingest.writer", "larkps.publish.collector", "larkps.publish.schedd_history"}
 
 
 def stage_of(module: str) -> str:

@@ -247,6 +247,8 @@ PROSE: dict[tuple[str, str], Check] = {
         _settings({**BASE, "windows": {"list": ["1h", "2d"], "default": "1h"}}).fetch.retention
         == 2 * 86400 + 3600
     ),
+    ("calibration.pool", "none"): lambda: _settings(BASE).calibration.pool is None,
+    ("calibration.schedd", "none"): lambda: _settings(BASE).calibration.schedd is None,
     ("archives[].username", "none"): lambda: _settings(BASE).archives[0].credentials is None,
     ("archives[].password_file", "none"): lambda: _settings(BASE).archives[0].credentials is None,
     ("archives[].password_env", "none"): lambda: _settings(BASE).archives[0].credentials is None,

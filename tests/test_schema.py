@@ -4,7 +4,9 @@ a failing step leaves the store as it was.
 
 Fixtures (tests/fixtures/state, each with the script that wrote it): v1-store.sqlite
 from commit b4b99de (rollups with site names, no versions recorded), v2-store.sqlite
-from commit c1f5872 (every table, versions recorded per module in schema_versions).
+from commit c1f5872 (every table, versions recorded per module in schema_versions),
+v3-store.sqlite from commit 5525e71 (schema version 1: the same rows, before the
+achieved transfers and calibration state).
 """
 
 from __future__ import annotations
@@ -28,8 +30,8 @@ from larkps.store.schema import MIGRATIONS, SCHEMA_VERSION, upgrade
 
 FIXTURES = Path(__file__).parent / "fixtures" / "state"
 PACKAGE = Path(__file__).parent.parent / "larkps"
-#: every table the modules read and write (ingest, rollups, alarms, run reports)
-TABLES = {
+#: every table the modules read and write (ingest, rollups, alarms, run reports, calibration)
+TABLES_V1 = {
     "series",
     "points",
     "discoveries",
@@ -42,6 +44,9 @@ TABLES = {
     "run_reports",
     "archive_health",
 }
+TABLES = TABLES_V1 | {"achieved_transfers", "calibration_state"}
+#: each fixture and the schema version it was written at
+FIXTURE_VERSIONS = {"v1-store.sqlite": 0, "v2-store.sqlite": 0, "v3-store.sqlite": 1}
 
 
 def fixture_script(name: str) -> ModuleType:
@@ -134,10 +139,10 @@ def test_a_new_store_has_every_table_at_the_current_version(tmp_path: Path):
     assert user_version(path) == SCHEMA_VERSION == len(MIGRATIONS)
 
 
-@pytest.mark.parametrize("fixture", ["v1-store.sqlite", "v2-store.sqlite"])
+@pytest.mark.parametrize("fixture", sorted(FIXTURE_VERSIONS))
 def test_an_earlier_store_upgrades_to_the_shape_of_a_new_one(tmp_path: Path, fixture: str):
     path = copy_of(fixture, tmp_path)
-    assert user_version(path) == 0
+    assert user_version(path) == FIXTURE_VERSIONS[fixture]
     before = rows(path)
     Store(path).close()
     new = tmp_path / "new.sqlite"
@@ -154,18 +159,22 @@ def test_an_earlier_store_upgrades_to_the_shape_of_a_new_one(tmp_path: Path, fix
         else:
             assert after[table] == kept, table
     if fixture == "v2-store.sqlite":  # it holds every table, each with rows
-        assert set(before) == TABLES | {"schema_versions"}
-        assert all(before[t] for t in TABLES)
+        assert set(before) == TABLES_V1 | {"schema_versions"}
+        assert all(before[t] for t in TABLES_V1)
+    if fixture == "v3-store.sqlite":
+        assert set(before) == TABLES_V1 and all(before[t] for t in TABLES_V1)
+        assert after["achieved_transfers"] == after["calibration_state"] == []
 
 
-def test_todays_store_reads_back_after_the_upgrade(tmp_path: Path):
+@pytest.mark.parametrize("fixture", ["v2-store.sqlite", "v3-store.sqlite"])
+def test_todays_store_reads_back_after_the_upgrade(tmp_path: Path, fixture: str):
     from larkps.stats.rollups.store import update_rollups
     from larkps.stats.rollups.views import sites_of, window_stats
 
     written = fixture_script("make_v2_store")
     now, sites = written.NOW, written.V1_SITES
     data = written.upgrade_data(sites)
-    with Store(copy_of("v2-store.sqlite", tmp_path)) as store:
+    with Store(copy_of(fixture, tmp_path)) as store:
         assert load_alarms(store) == {r.key: r for r in written.ALARMS}
         assert runlog.latest(store) == list(reversed(written.RUNS))
         assert runlog.last_success(store) == now - 3600
@@ -229,16 +238,18 @@ def bug_step(db: sqlite3.Connection) -> None:
     raise RuntimeError("a bug in the step")
 
 
-@pytest.mark.parametrize("fixture", ["v1-store.sqlite", "v2-store.sqlite"])
+@pytest.mark.parametrize("fixture", sorted(FIXTURE_VERSIONS))
 def test_a_failing_step_leaves_the_store_as_it_was(tmp_path: Path, fixture: str):
     path = copy_of(fixture, tmp_path)
     before = contents(path)
     with pytest.raises(StateError) as caught:
         Store(path, steps=(*MIGRATIONS, failing_step))
     message = str(caught.value)
-    assert str(path) in message and "from schema version 0 to 2" in message
+    found = FIXTURE_VERSIONS[fixture]
+    assert str(path) in message
+    assert f"from schema version {found} to {SCHEMA_VERSION + 1}" in message
     assert "no such table: no_such_table" in message and "\n" not in message
-    assert contents(path) == before  # step 1 (which did run) rolled back too
+    assert contents(path) == before  # the real steps (which did run) rolled back too
     with pytest.raises(RuntimeError, match="a bug in the step"):
         Store(path, steps=(*MIGRATIONS, bug_step))
     assert contents(path) == before
@@ -259,11 +270,12 @@ def test_a_step_runs_once_and_later_versions_start_from_the_recorded_one(tmp_pat
     for _ in range(3):
         Store(path, steps=steps).close()
     assert calls == [0]
-    assert user_version(path) == 2
+    assert user_version(path) == SCHEMA_VERSION + 1
     db = raw(path)
     assert "why" in {r[1] for r in db.execute("SELECT * FROM pragma_table_info('attempts')")}
     db.close()
-    with pytest.raises(StateError, match="schema version 2, newer than this larkps knows"):
+    newer = f"schema version {SCHEMA_VERSION + 1}, newer than this larkps knows"
+    with pytest.raises(StateError, match=newer):
         Store(path)
 
 

@@ -14,4 +14,5 @@ Public (what other stages may import):
 - ``queries``: ALL_EVENT_TYPES, ARCHIVE_PATH, DATA_PAGE, DEFAULT_EVENT_TYPES, DNS_MATCH_RULES,
   METADATA_PAGE, MetadataFilters, SearchMode, archive_url
 - ``psconfig``: import_psconfig, render_toml
+- ``calibration``: CalibrationPolicy, CalibrationSettings, calibration_settings
 """

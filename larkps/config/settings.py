@@ -22,6 +22,7 @@ from larkps.config.archives import (
     check_intervals,
     fetch_settings,
 )
+from larkps.config.calibration import CalibrationSettings, calibration_settings
 from larkps.config.credentials import (
     Credentials,
     password_from_environment,
@@ -177,6 +178,7 @@ class Settings:
     alarms: AlarmPolicy = field(default_factory=AlarmPolicy)  # [alarms]
     model: ModelPolicy = field(default_factory=ModelPolicy)  # [model]
     report: ReportSettings = field(default_factory=ReportSettings)  # larkps report
+    calibration: CalibrationSettings = field(default_factory=CalibrationSettings)
 
 
 def load_settings(path: str | Path) -> Settings:
@@ -229,6 +231,7 @@ def _settings(root: Section) -> Settings:
         throttle=_throttle(root.section("throttle")),
         daemon=_daemon(root.section("daemon")),
         report=report_settings(root.section("report")),
+        calibration=calibration_settings(root.section("calibration")),
     )
     longest = max(settings.windows.windows)
     fetch = fetch_settings(root.section("fetch"), state_dir_given, interval, longest)

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from larkps.model import PATH_AD_TYPE, lower_bound
+from larkps.model import PATH_AD_TYPE, Calibration, lower_bound
 from larkps.stats.expected import conservative, rationale
 from larkps.units import format_duration
 
@@ -34,6 +34,7 @@ class PathView:
     provenance: str
     method: str = ""
     published_lower_mbps: float | None = None  # the ad's LarkPS_ExpectedLowerMbps
+    calibration: Calibration | None = None  # the ad's LarkPS_Calibration* (already applied)
 
     @property
     def lower_mbps(self) -> float | None:
@@ -48,7 +49,12 @@ class PathView:
         """The figure in words, as throttle and explain word it (larkps.stats.expected)."""
         expected = None if self.expected_mbps is None else self.expected_mbps * 1e6
         return rationale(
-            expected, self.error_mbps * 1e6, self.provenance, self.method, self.quality
+            expected,
+            self.error_mbps * 1e6,
+            self.provenance,
+            self.method,
+            self.quality,
+            self.calibration,
         )
 
     def trusted(self, now: int, stale_after: int, min_quality: float) -> bool:
@@ -90,6 +96,20 @@ def view_from_ad(ad: Mapping[str, Any]) -> PathView | None:
         provenance=str(ad.get("LarkPS_ExpectedProvenance", "none")),
         method=str(ad.get("LarkPS_ExpectedMethod", "")),
         published_lower_mbps=_number(ad, "LarkPS_ExpectedLowerMbps"),
+        calibration=_calibration(ad),
+    )
+
+
+def _calibration(ad: Mapping[str, Any]) -> Calibration | None:
+    ratio = _number(ad, "LarkPS_CalibrationRatio")
+    if ratio is None:
+        return None
+    return Calibration(
+        ratio=ratio,
+        count=int(_number(ad, "LarkPS_CalibrationCount") or 0),
+        spread=_number(ad, "LarkPS_CalibrationSpread") or 0.0,
+        applied=ad.get("LarkPS_CalibrationApplied") is True,
+        note=str(ad.get("LarkPS_CalibrationProvenance", "")),
     )
 
 

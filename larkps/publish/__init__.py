@@ -10,4 +10,5 @@ Public (what other stages may import):
 - ``collector``: CollectorPublisher, Spool, query_ads
 - ``startd``: startd_cron_ad, startd_cron_text
 - ``submit``: site_lines, submit_lines
+- ``schedd_history``: HistoryRead, read_into_store
 """

@@ -240,6 +240,13 @@ def _add_extras(attributes: dict[str, object], extras: PathExtras) -> None:
     attributes["LarkPS_ExpectedMethod"] = clean_text(estimate.method)
     attributes["LarkPS_ExpectedStale"] = estimate.stale
     attributes["LarkPS_ExpectedQuality"] = round(estimate.quality, 4)
+    calibration = estimate.calibration
+    if calibration is not None:
+        attributes["LarkPS_CalibrationRatio"] = round(calibration.ratio, 4)
+        attributes["LarkPS_CalibrationCount"] = calibration.count
+        attributes["LarkPS_CalibrationSpread"] = round(calibration.spread, 4)
+        attributes["LarkPS_CalibrationApplied"] = calibration.applied
+        attributes["LarkPS_CalibrationProvenance"] = clean_text(calibration.note)
 
 
 def path_ad_name(stats: PathStats) -> str:

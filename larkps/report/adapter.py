@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
 from larkps.config.settings import Settings
-from larkps.model import Alarm, AlarmKind, BandwidthEstimate, Metric, PathKey
+from larkps.model import Alarm, AlarmKind, BandwidthEstimate, Calibration, Metric, PathKey
 from larkps.pipeline import CycleResult
 from larkps.report.advice import path_advice
 from larkps.report.figures import GREY, path_figures, thresholds
@@ -62,6 +62,7 @@ def report_input(result: CycleResult, settings: Settings, generated: int) -> Rep
             alarms=tuple(alarms.get(s.path.name, ())),
             advice=advice.get(s.path),
             health=health.get(s.path),
+            calibration=_calibration(estimates.get(s.path)),
         )
         for s in result.stats
     )
@@ -80,6 +81,10 @@ def report_input(result: CycleResult, settings: Settings, generated: int) -> Rep
         problems=tuple(f"{p.archive}: {p.what}: {p.problem}" for p in result.report.problems)
         + tuple(f"publish to {p.target}: {p.problem}" for p in result.report.publish_problems),
     )
+
+
+def _calibration(estimate: BandwidthEstimate | None) -> Calibration | None:
+    return None if estimate is None else estimate.calibration
 
 
 def _estimates(result: CycleResult, stale_after: int) -> dict[PathKey, BandwidthEstimate]:

@@ -3,7 +3,7 @@
 Built from the ads' own attributes (what ``condor_status`` would show), so the
 document can hold nothing the ads do not and miss nothing they do. A window
 attribute ``LarkPS_<Group>_<W>_<Field>`` lands at ``windows[W][Group][Field]`` (the
-ads' names, docs/classads.md); path-wide ones under ``expected``, ``health`` and
+ads' names, docs/classads.md); path-wide ones under ``expected``, ``calibration``, ``health`` and
 ``alarms``. The cycle's NWS forecasts of each path's metrics are added.
 """
 
@@ -43,6 +43,7 @@ PATH_WIDE = {
     "LarkPS_Alarms": "alarms",
 }
 EXPECTED_PREFIX = "LarkPS_Expected"
+CALIBRATION_PREFIX = "LarkPS_Calibration"
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +85,7 @@ def path_document(ad: Mapping[str, Any], forecasts: Iterable[Forecast] = ()) -> 
             document[key] = ad[attribute]
     windows: dict[str, dict[str, dict[str, Any]]] = {}
     expected: dict[str, Any] = {}
+    calibration: dict[str, Any] = {}
     for attribute, value in ad.items():
         match = _WINDOW_ATTRIBUTE.match(attribute)
         if match:
@@ -91,10 +93,14 @@ def path_document(ad: Mapping[str, Any], forecasts: Iterable[Forecast] = ()) -> 
             windows.setdefault(label, {}).setdefault(group, {})[field] = value
         elif attribute.startswith(EXPECTED_PREFIX):
             expected[attribute[len(EXPECTED_PREFIX) :]] = value
+        elif attribute.startswith(CALIBRATION_PREFIX):
+            calibration[attribute[len(CALIBRATION_PREFIX) :]] = value
         elif attribute in PATH_WIDE:
             document[PATH_WIDE[attribute]] = value
     document["windows"] = {label: windows[label] for label in sorted(windows, key=_seconds)}
     document["expected"] = expected
+    if calibration:
+        document["calibration"] = calibration
     document["forecasts"] = [_forecast(f) for f in forecasts]
     return document
 
@@ -172,12 +178,13 @@ LEAD_COLUMNS = ("source_site", "destination_site", "family", "window_s", "window
 
 def csv_rows(document: Mapping[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
     """Columns and rows: the path's identity, its window's figures (``Group_Field``),
-    then its path-wide figures (``Expected*``, ``Health``, ``Alarms``)."""
+    then its path-wide figures (``Expected*``, ``Calibration*``, ``Health``, ``Alarms``)."""
     rows: list[dict[str, Any]] = []
     window_columns: dict[str, None] = {}
     wide_columns: dict[str, None] = {}
     for path in document["paths"]:
         wide = {f"Expected{k}": v for k, v in path["expected"].items()}
+        wide |= {f"Calibration{k}": v for k, v in path.get("calibration", {}).items()}
         wide["Health"] = path.get("health")
         wide["Alarms"] = " ".join(path.get("alarms", []))
         wide_columns.update(dict.fromkeys(wide))

@@ -87,6 +87,7 @@ def _expected(facts: PathFacts, main: PathStats, rules: Rules, now: int) -> Iter
         estimate.provenance.value,
         estimate.method,
         estimate.quality,
+        estimate.calibration,
     )
     fresh = "fresh" if not _stale(main.throughput) else "stale"
     yield (
@@ -97,6 +98,23 @@ def _expected(facts: PathFacts, main: PathStats, rules: Rules, now: int) -> Iter
     )
     yield "  inputs: " + _inputs(estimate, facts.forecasts, main, rules)
     yield "  trust: " + _trust(estimate, rules)
+    yield from _calibration(estimate)
+
+
+def _calibration(estimate: BandwidthEstimate) -> Iterator[str]:
+    found = estimate.calibration
+    if found is None:
+        return
+    applied = "applied" if found.applied else "not applied"
+    yield (
+        f"LarkPS_CalibrationRatio = {found.ratio:.4g} ({applied}),"
+        f" LarkPS_CalibrationCount = {found.count}, spread {found.spread:.3g}"
+    )
+    yield f"  calibration: {found.note}"
+    yield (
+        "  rule: achieved/predicted of completed jobs on this site pair, weighted by a"
+        " half-life, clamped, at most one bounded step a cycle; with too few jobs, 1"
+    )
 
 
 def _stale(summary: Summary) -> bool:

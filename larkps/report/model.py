@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from larkps.model import Family, PathKey
+from larkps.model import Calibration, Family, PathKey
 from larkps.stats.hourly import PathHistory
 
 
@@ -110,6 +110,7 @@ class ReportPath:
     alarms: tuple[AlarmMark, ...] = ()
     advice: ReportAdvice | None = None
     health: float | None = None  # 0..1 when the statistics provide it
+    calibration: Calibration | None = None  # achieved/predicted of its site pair
 
 
 @dataclass(frozen=True, slots=True)

@@ -130,6 +130,15 @@ def _path(view: ReportPath, picture: str | None) -> dict[str, Any]:
             "rationale": view.advice.rationale,
             "demand": view.advice.demand,
         },
+        "calibration": None
+        if view.calibration is None
+        else {
+            "ratio": _number(view.calibration.ratio),
+            "count": view.calibration.count,
+            "spread": _number(view.calibration.spread),
+            "applied": view.calibration.applied,
+            "note": view.calibration.note,
+        },
         "png": picture,
     }
 

@@ -14,4 +14,6 @@ Public (what other stages may import):
 - ``aggregate.series_summaries``: summary_stats
 - ``aggregate.sites``: ALARM_FACTORS, data_term
 - ``rollups.views``: SiteOf, sites_of
+- ``achieved``: ATTRIBUTES, AchievedTransfer, Skipped, parse_history_ad
+- ``achieved_state``: StoredTransfer, latest_completion, record_transfers, stored_transfers
 """

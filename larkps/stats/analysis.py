@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from larkps.config.calibration import CalibrationPolicy
 from larkps.config.settings import Settings
 from larkps.model import (
     EGRESS,
@@ -43,6 +44,7 @@ from larkps.stats.aggregate.series_summaries import SummaryStats, raw_first
 from larkps.stats.aggregate.sites import path_health, site_stats
 from larkps.stats.alarm_state import load_alarms, save_alarms
 from larkps.stats.alarms import AlarmRecord, evaluate, to_alarm
+from larkps.stats.calibration_cycle import calibrate_estimates, pair_calibrations
 from larkps.stats.estimates import bandwidth_estimates
 from larkps.stats.forecast import Prediction, forecast
 from larkps.stats.rollups import StreamKind
@@ -94,6 +96,8 @@ class Policies:
     alarms: AlarmPolicy
     model: ModelPolicy
     capacities: Mapping[tuple[str, str], float]  # ThrottleSettings.capacities
+    calibration: CalibrationPolicy | None = None  # [calibration] enabled: its rules
+    commit_calibration: bool = True  # publishing cycles keep the applied ratios
 
     @classmethod
     def from_settings(cls, settings: Settings, default: int | None = None) -> Policies:
@@ -106,6 +110,7 @@ class Policies:
             alarms=settings.alarms,
             model=settings.model,
             capacities=settings.throttle.capacities,
+            calibration=settings.calibration.policy if settings.calibration.enabled else None,
         )
 
     def capacity(self, path: PathKey) -> float:
@@ -166,7 +171,27 @@ def analyse(
     records = _alarms(stats, history, previous, now, policies)
     if store is not None:
         save_alarms(store, records)
-    return _results(stats, hosts, history, records, now, policies, update)
+    results = _results(stats, hosts, history, records, now, policies, update)
+    if store is None or policies.calibration is None:
+        return results
+    return _calibrated(results, store, now, policies, sites)
+
+
+def _calibrated(
+    results: Analysis, store: Store, now: int, policies: Policies, sites: SiteOf
+) -> Analysis:
+    """The analysis with each estimate calibrated by its pair's achieved transfers."""
+
+    def site_of(host: str) -> str | None:
+        site = sites("", host, "")
+        return None if site == host else site
+
+    assert policies.calibration is not None
+    found = pair_calibrations(
+        store, results.estimates, now, policies.calibration, site_of, policies.commit_calibration
+    )
+    estimates = calibrate_estimates(results.estimates, found)
+    return dataclasses.replace(results, estimates=estimates)
 
 
 def current_alarms(

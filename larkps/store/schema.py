@@ -24,6 +24,10 @@ Tables, by the module that reads and writes them:
 * stats.alarm_state: ``alarm_state`` (hysteresis of each alarm between cycles).
 * store.runs: ``run_reports`` (one JSON document per cycle), ``archive_health`` (each
   polled archive's last attempt, last success and current failure).
+* achieved_store: ``achieved_transfers`` (one row per completed job's input
+  transfer: the ends as the job ad named them, bytes, seconds, and the predicted
+  figure once known), ``calibration_state`` (the ratio applied to each site pair in
+  the last cycle, so that the next one moves from it by a bounded step).
 """
 
 from __future__ import annotations
@@ -154,8 +158,38 @@ CREATE TABLE IF NOT EXISTS archive_health (
     problem TEXT
 )
 """
+ACHIEVED_TABLES = """
+CREATE TABLE IF NOT EXISTS achieved_transfers (
+    job TEXT PRIMARY KEY,
+    schedd TEXT NOT NULL,
+    completed INTEGER NOT NULL,
+    source_site TEXT,
+    source_host TEXT,
+    destination_site TEXT,
+    destination_host TEXT,
+    bytes INTEGER NOT NULL,
+    seconds INTEGER NOT NULL,
+    method TEXT NOT NULL,
+    rate_limit_bps REAL,
+    network_received INTEGER,
+    network_sent INTEGER,
+    predicted_bps REAL,
+    predicted_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS achieved_by_completion ON achieved_transfers (completed);
+CREATE TABLE IF NOT EXISTS calibration_state (
+    source_site TEXT NOT NULL,
+    destination_site TEXT NOT NULL,
+    ratio REAL NOT NULL,
+    count INTEGER NOT NULL,
+    updated INTEGER NOT NULL,
+    PRIMARY KEY (source_site, destination_site)
+)
+"""
+#: The tables of version 1.
+_TABLES_1 = ";".join((INGEST_TABLES, ROLLUP_TABLES, ALARM_TABLES, RUN_TABLES))
 #: Every table at :data:`SCHEMA_VERSION`.
-TABLES = ";".join((INGEST_TABLES, ROLLUP_TABLES, ALARM_TABLES, RUN_TABLES))
+TABLES = ";".join((_TABLES_1, ACHIEVED_TABLES))
 
 # -- version 0 -> 1 ---------------------------------------------------------------------
 # Version 0: each module created its own tables when first used, so a store holds
@@ -196,10 +230,6 @@ WHERE rollup_streams.archive = s.archive AND rollup_streams.metadata_key = s.met
 """
 
 
-#: The tables of version 1 (today's: copy TABLES here before a later step changes it).
-_TABLES_1 = TABLES
-
-
 def _one_schema(db: sqlite3.Connection) -> None:
     """Version 0 -> 1: rollup streams with endpoint IPs instead of sites, every
     missing table created, the per-module versions dropped."""
@@ -212,8 +242,13 @@ def _one_schema(db: sqlite3.Connection) -> None:
     db.execute("DROP TABLE IF EXISTS schema_versions")
 
 
+# -- version 1 -> 2 ---------------------------------------------------------------------
+# Version 2 adds the achieved transfers of completed jobs and the calibration state.
+#: (today's ACHIEVED_TABLES: copy the text here before a later step changes it)
+_ACHIEVED_2 = ACHIEVED_TABLES
+
 #: ``MIGRATIONS[i]`` upgrades a store from version i to i + 1.
-MIGRATIONS: tuple[Step, ...] = (_one_schema,)
+MIGRATIONS: tuple[Step, ...] = (_one_schema, _ACHIEVED_2)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

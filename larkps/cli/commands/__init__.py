@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from larkps.cli.commands import (
+    achieved,
     advise,
     core,
     daemon,
@@ -16,6 +17,8 @@ from larkps.cli.commands import (
 )
 from larkps.cli.commands.common import Handler
 
-COMMAND_MODULES = (core, daemon, throttle, ratelimit, fetch, sites, report, advise, explain, plan)
+COMMAND_MODULES = (
+    core, daemon, throttle, ratelimit, fetch, sites, report, advise, explain, plan, achieved,
+)  # fmt: skip
 
 __all__ = ["COMMAND_MODULES", "Handler"]

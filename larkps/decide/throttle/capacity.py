@@ -32,6 +32,7 @@ def estimate_rationale(estimate: BandwidthEstimate) -> str:
         estimate.provenance.value,
         estimate.method,
         estimate.quality,
+        estimate.calibration,
     )
 
 

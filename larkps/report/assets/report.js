@@ -197,11 +197,19 @@
       });
     }
     if (p.advice) showAdvice(box, p.advice);
+    if (p.calibration) showCalibration(box, p.calibration);
     if (p.png) box.appendChild(el("p")).appendChild(el("a", { href: p.png, id: "detail-png" }, "PNG of this path"));
     data.metrics.forEach(function (m) {
       box.appendChild(el("h3", {}, m.label + " (" + (m.id === "loss" ? "%" : m.id === "throughput" ? "Mbit/s" : "ms") + ")"));
       box.appendChild(chart(m.id, p));
     });
+  }
+  function showCalibration(box, c) {
+    var div = box.appendChild(el("div", { "class": "calibration", id: "calibration" }));
+    div.appendChild(el("strong", {}, "Calibration: "));
+    div.appendChild(document.createTextNode(
+      (c.applied ? "expected bandwidth x" + sig(c.ratio) : "not applied") + " from " + c.count +
+      (c.count === 1 ? " completed job" : " completed jobs") + " (spread " + sig(c.spread) + "); " + c.note + "."));
   }
   function showAdvice(box, a) {
     var div = box.appendChild(el("div", { "class": "advice", id: "advice" }));
