@@ -1,6 +1,6 @@
 """Completed jobs in a real pool calibrate their path: ads, report and explain show it.
 
-Jobs with a 200 MB input name their data site (``+LarkPSSourceSite``) and run on the
+Jobs with a 1 GB input name their data site (``+LarkPSSourceSite``) and run on the
 pool's only host, whose startd says it is another site of the embedded mesh
 (``LarkPS_Site``, as the STARTD_CRON hook publishes it; the jobs ask for it with
 ``job_machine_attrs``, and the config's site map does not name the host). A
@@ -24,7 +24,7 @@ from minipool import Pool, minipool, wait_until, world_dir
 
 SOURCE, DESTINATION = "BRAVO-T1", "ALPHA-T2"
 JOBS = 5
-INPUT_BYTES = 200_000_000
+INPUT_BYTES = 1_000_000_000  # about 5 s per local transfer: whole-second dates time every job
 LARKPS = [sys.executable, "-m", "larkps"]
 
 
