@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 import pytest
 from report_truth import (
+    ALARMS_TABLE,
     COLOURS,
     expected_level,
     expected_loss_alarm,
@@ -43,7 +45,9 @@ FLAGS = (
     "--disable-sync",
     "--window-size=1400,1400",
 )
-SITES, SEED = 4, 1
+SITES = 4
+#: the window the report is asked for, and how far its end may drift past the fixture
+WINDOW, DRIFT = 6 * 3600, 900
 
 pytestmark = [
     pytest.mark.e2e,
@@ -64,19 +68,50 @@ class Rendered:
     document: dict[str, Any]
 
 
-def _config(path: Path, state: Path) -> None:
+def _clear_alarm(mesh: Mesh, src: str, dst: str, family: str, end: int) -> bool:
+    """Whether the loss rule fires, by a wide margin, on the truth of the window to ``end``."""
+    truth = mesh.truth(src, dst, family, "loss", end - WINDOW, end)
+    limit = float(ALARMS_TABLE["loss"])
+    return truth.fraction is not None and 1.5 * limit <= truth.fraction < 1.0
+
+
+def _has_clear_alarm(mesh: Mesh, now: int) -> bool:
+    for family in ("ipv4", "ipv6"):
+        for name in expected_paths(mesh, family):
+            src, dst = name.split("/")[0].split("->")
+            if all(_clear_alarm(mesh, src, dst, family, end) for end in (now, now + DRIFT)):
+                return True
+    return False
+
+
+@pytest.fixture(scope="module")
+def seed() -> int:
+    """The first mesh seed whose truth raises a loss alarm in the window now ending.
+
+    The embedded mesh follows the real clock and has a loss burst on about one path in
+    fifty each hour, so a fixed seed has hours without any alarm to check.
+    """
+    now = int(time.time())
+    for candidate in range(1, 200):
+        if _has_clear_alarm(Mesh(MeshConfig(sites=SITES, seed=candidate)), now):
+            print(f"mesh seed {candidate} (now={now})")
+            return candidate
+    raise AssertionError(f"no seed in 1..199 has a loss alarm in the window ending {now}")
+
+
+def _config(path: Path, state: Path, seed: int) -> None:
     path.write_text(
         f'[larkps]\nstate_dir = "{state}"\n\n'
         '[[archives]]\nname = "mesh"\nkind = "embedded"\n\n'
-        f"[archives.embedded]\nsites = {SITES}\nseed = {SEED}\n\n"
+        f"[archives.embedded]\nsites = {SITES}\nseed = {seed}\n\n"
         '[windows]\nlist = ["6h", "24h"]\ndefault = "6h"\nstale_after = "90m"\n\n' + report_toml()
     )
 
 
 @pytest.fixture(scope="module")
-def rendered(tmp_path_factory: pytest.TempPathFactory) -> Rendered:
+def rendered(tmp_path_factory: pytest.TempPathFactory, seed: int) -> Rendered:
     base = tmp_path_factory.mktemp("report")
-    _config(base / "larkps.toml", base / "state")
+    _config(base / "larkps.toml", base / "state", seed)
     done = subprocess.run(
         [sys.executable, "-m", "larkps", "report", "--config", str(base / "larkps.toml"),
          "--out", str(base / "out"), "--png"],
@@ -89,8 +124,8 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> Rendered:
 
 
 @pytest.fixture(scope="module")
-def mesh() -> Mesh:
-    return Mesh(MeshConfig(sites=SITES, seed=SEED))
+def mesh(seed: int) -> Mesh:
+    return Mesh(MeshConfig(sites=SITES, seed=seed))
 
 
 @pytest.fixture(scope="module")
