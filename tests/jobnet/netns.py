@@ -296,8 +296,10 @@ class Jobs:
             TMPDIR=str(workdir),
             LANG="C.UTF-8",
         )
-        argv = [sys.executable, str(STARTER), str(workdir / "report.json"), str(self.user.uid),
-                str(self.user.gid), str(workdir), str(self.base / "tun"), "--", *prefix, *job_argv]  # fmt: skip
+        ids = [str(self.user.uid), str(self.user.gid)]
+        where = [str(workdir), str(self.base / "tun")]
+        argv = [sys.executable, str(STARTER), str(workdir / "report.json"), *ids, *where, "--"]
+        argv += [*prefix, *job_argv]
         starter_env = {
             **os.environ,
             **env,

@@ -11,9 +11,8 @@ import signal
 import time
 from collections.abc import Iterator
 
-import pytest
-
 import netns
+import pytest
 
 pytestmark = [pytest.mark.root]
 
