@@ -162,18 +162,17 @@ def canonical(item: JobObject) -> tuple[str, str]:
     return item.kind, item.name
 
 
-def job_of_name(kind: str, name: str, prefixes: Prefixes) -> str | None:
+JOB_NAMES = {
+    "netns": re.compile(r"^larkps-(\d+)-(\d+)$"),
+    "nft-table": re.compile(r"^larkps_(\d+)_(\d+)$"),
+}
+
+
+def job_of_name(kind: str, name: str) -> str | None:
     """The job id a larkps-made name carries ("larkps-12-0" -> "12.0"), if any."""
-    prefix = prefixes.netns if kind == "netns" else prefixes.nft if kind == "nft-table" else None
-    if prefix is None or not name.startswith(prefix):
-        return None
-    match = re.match(r"^(\d+)[-_.](\d+)$", name[len(prefix) :])
+    pattern = JOB_NAMES.get(kind)
+    match = pattern.match(name) if pattern else None
     return f"{match[1]}.{match[2]}" if match else None
-
-
-def job_of_netns(name: str) -> str | None:
-    """The job id of a namespace named ``larkps-<cluster>-<proc>``."""
-    return job_of_name("netns", name, Prefixes())
 
 
 # -- removal ----------------------------------------------------------------------------
@@ -398,13 +397,13 @@ def _clean_untracked(
     candidates: list[tuple[JobObject, str | None, str | None]] = []  # object, job, reason kept
     for family, table in sorted(inv.tables):
         if table.startswith(prefixes.nft):
-            job = job_of_name("nft-table", table, prefixes)
+            job = job_of_name("nft-table", table)
             candidates.append((JobObject("nft-table", f"{family} {table}"), job, None))
     for name, info in sorted(inv.links.items()):
         if name.startswith(prefixes.link):
             nsid = info.get("link_netnsid")
             peer_ns = nsid_names.get(nsid) if isinstance(nsid, int) else None
-            job = job_of_name("netns", peer_ns, prefixes) if peer_ns else None
+            job = job_of_name("netns", peer_ns) if peer_ns else None
             kept = (
                 f"its peer is in namespace {peer_ns}, made moments ago"
                 if peer_ns in young
@@ -414,9 +413,7 @@ def _clean_untracked(
     for name in sorted(inv.netns):
         if name.startswith(prefixes.netns):
             kept = f"made less than {GRACE_S:g} s ago" if name in young else None
-            candidates.append(
-                (JobObject("netns", name), job_of_name("netns", name, prefixes), kept)
-            )
+            candidates.append((JobObject("netns", name), job_of_name("netns", name), kept))
     for obj, job, kept in candidates:
         if canonical(obj) in tracked:
             continue

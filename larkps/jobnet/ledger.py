@@ -32,10 +32,11 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from larkps.errors import StateError
 from larkps.jobnet.accounting import Counter, RunRecord, counters_from
+from larkps.jobnet.request import JobPlan
 from larkps.store.schema import Step, run_script
 
 KINDS = ("netns", "link", "nft-table", "qdisc", "process")
@@ -610,21 +611,6 @@ def read_runs(file: LedgerFile) -> list[RunRecord]:
 
 
 # -- the wrapper's recorder -------------------------------------------------------------
-class PlanLike(Protocol):
-    """What the recorder reads of a job's plan (larkps.jobnet.request.Plan)."""
-
-    @property
-    def job_id(self) -> str: ...
-    @property
-    def owner(self) -> str: ...
-    @property
-    def mode(self) -> Any: ...
-    @property
-    def policy(self) -> Any: ...
-    @property
-    def rate_bps(self) -> int | None: ...
-
-
 class LedgerRecorder:
     """The ledger behind the wrapper's start/end calls (one run per job id at a time).
 
@@ -639,7 +625,7 @@ class LedgerRecorder:
         self.path = writer_path(configured)
         self._runs: dict[str, int] = {}
 
-    def start(self, plan: PlanLike, objects: Iterable[JobObject | Mapping[str, str]]) -> None:
+    def start(self, plan: JobPlan, objects: Iterable[JobObject | Mapping[str, str]]) -> None:
         items = [JobObject.from_any(o) for o in objects]
         with Ledger(self.path) as ledger:
             if plan.job_id in self._runs:
@@ -658,7 +644,7 @@ class LedgerRecorder:
 
     def end(
         self,
-        plan: PlanLike,
+        plan: JobPlan,
         exit_status: int | None,
         counters: Iterable[Counter] | Mapping[tuple[str, str], tuple[int, int]],
     ) -> None:

@@ -89,8 +89,10 @@ def _configured(config: Path | None) -> Path:
     """The ledger path of the node's config, or the default."""
     if config is None:
         return DEFAULT_LEDGER
-    from larkps.config.settings import load_settings
+    from larkps.config.settings import load_jobnet, load_settings, read_toml
 
+    if set(read_toml(config)) == {"jobnet"}:  # the privileged helper's own file
+        return Path(load_jobnet(config).ledger)
     return Path(load_settings(config).jobnet.ledger)
 
 
@@ -175,8 +177,8 @@ def report_doc(report: Report, dry_run: bool) -> dict[str, Any]:
     return {
         "dry_run": dry_run,
         "actions": [dataclasses.asdict(a) for a in report.actions],
-        "closed": [{"ledger": l, "run": r, "job": j} for l, r, j in report.closed],
-        "live": [{"ledger": l, "run": r, "job": j} for l, r, j in report.live],
+        "closed": [{"ledger": f, "run": r, "job": j} for f, r, j in report.closed],
+        "live": [{"ledger": f, "run": r, "job": j} for f, r, j in report.live],
         "problems": report.problems,
     }
 
