@@ -43,7 +43,7 @@ def runs(draw: st.DrawFn) -> list[RunRecord]:
                 ended,
                 0,
                 counters,
-            )  # fmt: skip
+            )
         )
     return found
 
@@ -191,8 +191,9 @@ def test_bad_input_is_one_line_and_exit_2(argv, message, capsys: pytest.CaptureF
     assert len([line for line in err.splitlines() if "error" in line]) == 1
 
 
-def test_a_newer_ledger_is_a_runtime_error_of_one_line(ledger: Path,
-                                                       capsys: pytest.CaptureFixture[str]):  # fmt: skip
+def test_a_newer_ledger_is_a_runtime_error_of_one_line(
+    ledger: Path, capsys: pytest.CaptureFixture[str]
+):
     db = sqlite3.connect(ledger)
     db.execute("PRAGMA user_version = 9")
     db.close()
