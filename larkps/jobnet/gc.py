@@ -394,33 +394,32 @@ def _clean_untracked(
     inv = remover.inventory
     nsid_names = {nsid: name for name, nsid in inv.netns.items() if nsid is not None}
     young = {name for name in inv.netns if _age(name, clock) < GRACE_S}
-    candidates: list[tuple[JobObject, str | None, str | None]] = []  # object, job, reason kept
+    starting = {job for job in (job_of_name("netns", n) for n in young) if job}
+    peers: dict[str, str] = {}
+    candidates: list[tuple[JobObject, str | None]] = []
     for family, table in sorted(inv.tables):
         if table.startswith(prefixes.nft):
             job = job_of_name("nft-table", table)
-            candidates.append((JobObject("nft-table", f"{family} {table}"), job, None))
+            candidates.append((JobObject("nft-table", f"{family} {table}"), job))
     for name, info in sorted(inv.links.items()):
         if name.startswith(prefixes.link):
             nsid = info.get("link_netnsid")
-            peer_ns = nsid_names.get(nsid) if isinstance(nsid, int) else None
-            job = job_of_name("netns", peer_ns) if peer_ns else None
-            kept = (
-                f"its peer is in namespace {peer_ns}, made moments ago"
-                if peer_ns in young
-                else None
-            )
-            candidates.append((JobObject("link", name), job, kept))
+            peers[name] = nsid_names.get(nsid, "") if isinstance(nsid, int) else ""
+            candidates.append((JobObject("link", name), job_of_name("netns", peers[name])))
     for name in sorted(inv.netns):
         if name.startswith(prefixes.netns):
-            kept = f"made less than {GRACE_S:g} s ago" if name in young else None
-            candidates.append((JobObject("netns", name), job_of_name("netns", name), kept))
-    for obj, job, kept in candidates:
+            candidates.append((JobObject("netns", name), job_of_name("netns", name)))
+    for obj, job in candidates:
         if canonical(obj) in tracked:
             continue
         if job is not None and job in live_jobs:
             outcome, reason = "kept", f"job {job} has a live run"
-        elif kept is not None:
-            outcome, reason = "kept", kept
+        elif job is not None and job in starting:
+            outcome, reason = "kept", f"job {job}'s namespace was made less than {GRACE_S:g} s ago"
+        elif obj.kind == "netns" and obj.name in young:
+            outcome, reason = "kept", f"made less than {GRACE_S:g} s ago"
+        elif obj.kind == "link" and peers[obj.name] in young:
+            outcome, reason = "kept", f"its peer's namespace was made less than {GRACE_S:g} s ago"
         else:
             outcome, reason = remover.remove(obj)
         report.actions.append(Action(obj.kind, obj.name, outcome, f"untracked; {reason}", job))
