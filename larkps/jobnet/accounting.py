@@ -44,20 +44,36 @@ class Counter:
                 raise FieldError(name, f"expected 0..2**63-1, got {value}")
 
 
-def counters_from(
-    counters: Iterable[Counter] | Mapping[tuple[str, str], tuple[int, int]],
-) -> tuple[Counter, ...]:
-    """Counters as given, or from ``{(direction, class): (bytes, packets)}``; one per key."""
-    if isinstance(counters, Mapping):
-        items = tuple(Counter(d, k, b, p) for (d, k), (b, p) in counters.items())
+def counters_from(counters: object) -> tuple[Counter, ...]:
+    """Counters as given: an iterable of :class:`Counter`, a mapping ``{(direction,
+    class): (bytes, packets)}`` or ``{(direction, class): count}`` (a count has
+    ``bytes`` and ``packets``), or an object whose ``accepted`` is such a mapping (the
+    rules' counters read back from nft); one per direction and class."""
+    accepted = getattr(counters, "accepted", counters)
+    if isinstance(accepted, Mapping):
+        items = tuple(_counter(key, value) for key, value in accepted.items())
+    elif isinstance(accepted, Iterable):
+        items = tuple(accepted)
+        if not all(isinstance(i, Counter) for i in items):
+            raise FieldError("counters", "expected Counter items")
     else:
-        items = tuple(counters)
+        raise FieldError("counters", f"expected counters, got {type(counters).__name__}")
     seen: set[tuple[str, str]] = set()
     for item in items:
         if (item.direction, item.klass) in seen:
             raise FieldError("counters", f"{item.direction} {item.klass} given twice")
         seen.add((item.direction, item.klass))
     return items
+
+
+def _counter(key: object, value: object) -> Counter:
+    if not (isinstance(key, tuple) and len(key) == 2):
+        raise FieldError("counters", f"expected (direction, class) keys, got {key!r}")
+    direction, klass = key
+    if isinstance(value, tuple) and len(value) == 2:
+        return Counter(direction, klass, value[0], value[1])
+    size, packets = getattr(value, "bytes", None), getattr(value, "packets", None)
+    return Counter(direction, klass, size, packets)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True, slots=True)

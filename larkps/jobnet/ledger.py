@@ -244,16 +244,19 @@ class JobObject:
         return cls(str(item["kind"]), str(item["name"]))
 
 
-def _with_start(item: JobObject) -> JobObject:
-    """A process named by pid alone gets its start time (a reused pid is then another)."""
+def _with_start(item: JobObject) -> JobObject | None:
+    """A process named by pid alone gets its start time (a reused pid is then another);
+    one that has ended already is nothing to clean up (None)."""
     if item.kind != "process" or " " in item.name:
         return item
     if not item.name.isdigit():
         raise LedgerError(f"process name {item.name!r} is not a pid")
     start = process_start(int(item.name))
-    if start is None:
-        raise LedgerError(f"process {item.name} does not exist")
-    return JobObject("process", f"{item.name} {start}")
+    return None if start is None else JobObject("process", f"{item.name} {start}")
+
+
+def _started(objects: Iterable[JobObject]) -> list[JobObject]:
+    return [o for o in map(_with_start, objects) if o is not None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -443,7 +446,7 @@ class Ledger:
         started: float,
     ) -> int:
         """Record a run and its objects; its id."""
-        items = [_with_start(o) for o in objects]
+        items = _started(objects)
         with self.transaction() as db:
             cursor = db.execute(
                 "INSERT INTO runs (job_id, owner, mode, policy, rate_bps, pid, pid_start, "
@@ -460,7 +463,7 @@ class Ledger:
 
     def add_objects(self, run_id: int, objects: Iterable[JobObject]) -> None:
         """More objects of an open run (made after it was recorded)."""
-        items = [_with_start(o) for o in objects]
+        items = _started(objects)
         with self.transaction() as db:
             first = db.execute(
                 "SELECT coalesce(max(seq) + 1, 0) FROM objects WHERE run_id = ?", (run_id,)
@@ -625,8 +628,18 @@ class LedgerRecorder:
         self.path = writer_path(configured)
         self._runs: dict[str, int] = {}
 
-    def start(self, plan: JobPlan, objects: Iterable[JobObject | Mapping[str, str]]) -> None:
-        items = [JobObject.from_any(o) for o in objects]
+    def start(
+        self,
+        plan: JobPlan,
+        objects: Iterable[JobObject | Mapping[str, str]] | Mapping[str, str] = (),
+    ) -> None:
+        """Record the run (a second call for the same job adds objects to it).
+
+        ``objects``: :class:`JobObject` items or ``{"kind": ..., "name": ...}`` mappings;
+        or one mapping of ``{kind: name}`` where keys ``pid`` and ``*_pid`` name
+        processes and keys that are no kind (``net = "pasta"``) are not objects.
+        """
+        items = objects_from(objects)
         with Ledger(self.path) as ledger:
             if plan.job_id in self._runs:
                 ledger.add_objects(self._runs[plan.job_id], items)
@@ -646,13 +659,31 @@ class LedgerRecorder:
         self,
         plan: JobPlan,
         exit_status: int | None,
-        counters: Iterable[Counter] | Mapping[tuple[str, str], tuple[int, int]],
+        counters: object,
     ) -> None:
+        """Close the run: ``counters`` as :func:`larkps.jobnet.accounting.counters_from` takes."""
         run_id = self._runs.pop(plan.job_id, None)
         if run_id is None:
             raise LedgerError(f"job {plan.job_id} has no run started in {self.path}")
         with Ledger(self.path) as ledger:
             ledger.end_run(run_id, exit_status, counters_from(counters), self.clock())
+
+
+def objects_from(
+    objects: Iterable[JobObject | Mapping[str, str]] | Mapping[str, str],
+) -> list[JobObject]:
+    """The objects of a start call, in any of its forms."""
+    if not isinstance(objects, Mapping):
+        return [JobObject.from_any(o) for o in objects]
+    if "kind" in objects:
+        return [JobObject.from_any(objects)]
+    found = []
+    for key, value in objects.items():
+        if key == "pid" or key.endswith("_pid"):
+            found.append(JobObject("process", str(value)))
+        elif key in KINDS:
+            found.append(JobObject(key, str(value)))
+    return found
 
 
 def _text(value: object) -> str:

@@ -13,6 +13,7 @@ import tempfile
 import textwrap
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -361,3 +362,55 @@ def test_someone_elses_file_is_not_read_without_root(tmp_path: Path):
         pytest.skip("root may read any file (as its owner)")
     with pytest.raises(LedgerError, match="read it as root or as that user"):
         read_runs(LedgerFile(tmp_path / "x", os.geteuid() + 1))
+
+
+@dataclass(frozen=True)
+class Count:  # what the rules read back from nft: bytes and packets of one counter
+    bytes: int
+    packets: int
+
+
+@dataclass(frozen=True)
+class NftCounters:
+    accepted: dict[tuple[str, str], Count]
+    refused: dict[str, Count]
+
+
+def test_the_wrappers_forms_of_objects_and_counters(tmp_path: Path):
+    """A mapping of {kind or *pid: name} as the rootless wrapper passes it, and counters
+    as an object whose ``accepted`` maps (direction, class) to a count."""
+    path = tmp_path / "ledger.sqlite"
+    recorder = LedgerRecorder(path)
+    helper = subprocess.Popen(["sleep", "30"])
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    try:
+        objects = {"net": "pasta", "pid": str(os.getpid()), "net_pid": str(helper.pid),
+                   "old_pid": str(gone.pid), "netns": "4026532999"}  # fmt: skip
+        recorder.start(plan("60.0"), objects)
+        recorder.start(plan("60.0"), [{"kind": "link", "name": "lk60"}])  # added later
+    finally:
+        helper.kill()
+        helper.wait()
+    with Ledger(path) as ledger:
+        (run,) = ledger.open_runs()
+    assert [(o.kind, o.name.split()[0]) for _, o, _ in run.objects] == [
+        ("process", str(os.getpid())),
+        ("process", str(helper.pid)),  # the ended one is nothing to clean up
+        ("netns", "4026532999"),
+        ("link", "lk60"),
+    ]
+    counted = NftCounters(
+        {("out", "elsewhere"): Count(300, 3), ("in", "elsewhere"): Count(100, 1),
+         ("out", "same-site"): Count(0, 0)},
+        {"in": Count(60, 1)},
+    )  # fmt: skip
+    recorder.end(plan("60.0"), -9, counted)
+    with Ledger(path) as ledger:
+        (done,) = ledger.runs()
+    assert done.exit_status == -9
+    assert set(done.counters) == {
+        Counter("out", "elsewhere", 300, 3),
+        Counter("in", "elsewhere", 100, 1),
+        Counter("out", "same-site", 0, 0),
+    }
