@@ -18,7 +18,16 @@ from larkps.errors import FieldError
 IN, OUT = "in", "out"
 DIRECTIONS = (IN, OUT)
 SAME_SITE, OTHER_SITES, ELSEWHERE = "same-site", "other-sites", "elsewhere"
-CLASSES = (SAME_SITE, OTHER_SITES, ELSEWHERE)
+#: Counted on the interface as a whole, with no rule to tell destinations apart.
+UNCLASSIFIED = "unclassified"
+CLASSES = (SAME_SITE, OTHER_SITES, ELSEWHERE, UNCLASSIFIED)
+#: Interface totals by name (what a veth's statistics give) -> (direction, what).
+TOTALS_KEYS = {
+    "bytes_sent": (OUT, "bytes"),
+    "packets_sent": (OUT, "packets"),
+    "bytes_received": (IN, "bytes"),
+    "packets_received": (IN, "packets"),
+}
 GROUPINGS = ("job", "owner", "class")
 MAX_COUNT = 2**63 - 1  # what SQLite's INTEGER holds
 
@@ -47,10 +56,14 @@ class Counter:
 def counters_from(counters: object) -> tuple[Counter, ...]:
     """Counters as given: an iterable of :class:`Counter`, a mapping ``{(direction,
     class): (bytes, packets)}`` or ``{(direction, class): count}`` (a count has
-    ``bytes`` and ``packets``), or an object whose ``accepted`` is such a mapping (the
-    rules' counters read back from nft); one per direction and class."""
+    ``bytes`` and ``packets``), an object whose ``accepted`` is such a mapping (the
+    rules' counters read back from nft), or interface totals ``{"bytes_sent": n,
+    "packets_sent": n, "bytes_received": n, "packets_received": n}`` (class
+    ``unclassified``); one per direction and class."""
     accepted = getattr(counters, "accepted", counters)
-    if isinstance(accepted, Mapping):
+    if isinstance(accepted, Mapping) and accepted and set(accepted) <= set(TOTALS_KEYS):
+        items = _interface_totals(accepted)
+    elif isinstance(accepted, Mapping):
         items = tuple(_counter(key, value) for key, value in accepted.items())
     elif isinstance(accepted, Iterable):
         items = tuple(accepted)
@@ -64,6 +77,18 @@ def counters_from(counters: object) -> tuple[Counter, ...]:
             raise FieldError("counters", f"{item.direction} {item.klass} given twice")
         seen.add((item.direction, item.klass))
     return items
+
+
+def _interface_totals(given: Mapping[str, object]) -> tuple[Counter, ...]:
+    cells: dict[str, dict[str, object]] = {}
+    for key, value in given.items():
+        direction, unit = TOTALS_KEYS[key]
+        cells.setdefault(direction, {"bytes": 0, "packets": 0})[unit] = value
+    return tuple(
+        Counter(d, UNCLASSIFIED, cells[d]["bytes"], cells[d]["packets"])  # type: ignore[arg-type]
+        for d in DIRECTIONS
+        if d in cells
+    )
 
 
 def _counter(key: object, value: object) -> Counter:

@@ -40,6 +40,10 @@ from larkps.jobnet.request import JobPlan
 from larkps.store.schema import Step, run_script
 
 KINDS = ("netns", "link", "nft-table", "qdisc", "process")
+#: Other names callers give kinds by (the privileged helper's), and kinds that are
+#: not network objects (its address leases, which it releases itself).
+ALIASES = {"veth": "link", "nft": "nft-table"}
+NOT_OBJECTS = ("lease",)
 CLOSED_BY = ("wrapper", "gc")
 
 
@@ -237,11 +241,6 @@ class JobObject:
         if not 0 < len(self.name) <= 100 or not self.name.isprintable():
             raise LedgerError(f"{self.kind} name {self.name!r} is empty, long or unprintable")
 
-    @classmethod
-    def from_any(cls, item: JobObject | Mapping[str, str]) -> JobObject:
-        if isinstance(item, JobObject):
-            return item
-        return cls(str(item["kind"]), str(item["name"]))
 
 
 def _with_start(item: JobObject) -> JobObject | None:
@@ -631,13 +630,15 @@ class LedgerRecorder:
     def start(
         self,
         plan: JobPlan,
-        objects: Iterable[JobObject | Mapping[str, str]] | Mapping[str, str] = (),
+        objects: Iterable[JobObject | Mapping[str, str] | tuple[str, str]] | Mapping[str, str] = (),
     ) -> None:
         """Record the run (a second call for the same job adds objects to it).
 
-        ``objects``: :class:`JobObject` items or ``{"kind": ..., "name": ...}`` mappings;
-        or one mapping of ``{kind: name}`` where keys ``pid`` and ``*_pid`` name
-        processes and keys that are no kind (``net = "pasta"``) are not objects.
+        ``objects``: :class:`JobObject` items, ``{"kind": ..., "name": ...}`` mappings
+        or ``(kind, name)`` pairs (kinds ``veth`` and ``nft`` are read as ``link`` and
+        ``nft-table``; ``lease`` is no network object); or one mapping ``{kind: name}``
+        whose keys ``pid`` and ``*_pid`` name processes and whose keys that are no kind
+        (``net = "pasta"``) are not objects.
         """
         items = objects_from(objects)
         with Ledger(self.path) as ledger:
@@ -670,19 +671,23 @@ class LedgerRecorder:
 
 
 def objects_from(
-    objects: Iterable[JobObject | Mapping[str, str]] | Mapping[str, str],
+    objects: Iterable[JobObject | Mapping[str, str] | tuple[str, str]] | Mapping[str, str],
 ) -> list[JobObject]:
-    """The objects of a start call, in any of its forms."""
-    if not isinstance(objects, Mapping):
-        return [JobObject.from_any(o) for o in objects]
-    if "kind" in objects:
-        return [JobObject.from_any(objects)]
+    """The objects of a start call, in any of its forms (see :meth:`LedgerRecorder.start`)."""
+    if isinstance(objects, Mapping) and "kind" not in objects:
+        pairs = [
+            ("process" if key == "pid" or key.endswith("_pid") else key, str(value))
+            for key, value in objects.items()
+        ]
+        return [JobObject(k, n) for k, n in pairs if k in KINDS]
     found = []
-    for key, value in objects.items():
-        if key == "pid" or key.endswith("_pid"):
-            found.append(JobObject("process", str(value)))
-        elif key in KINDS:
-            found.append(JobObject(key, str(value)))
+    for item in [objects] if isinstance(objects, Mapping) else objects:
+        if isinstance(item, JobObject):
+            found.append(item)
+            continue
+        kind, name = (item["kind"], item["name"]) if isinstance(item, Mapping) else item
+        if kind not in NOT_OBJECTS:
+            found.append(JobObject(ALIASES.get(kind, kind), str(name)))
     return found
 
 

@@ -414,3 +414,28 @@ def test_the_wrappers_forms_of_objects_and_counters(tmp_path: Path):
         Counter("in", "elsewhere", 100, 1),
         Counter("out", "same-site", 0, 0),
     }
+
+
+def test_the_privileged_helpers_forms_of_objects_and_counters(tmp_path: Path):
+    """(kind, name) pairs with its kind names, and the totals of the job's veth."""
+    path = tmp_path / "ledger.sqlite"
+    recorder = LedgerRecorder(path)
+    made = [("netns", "larkps-61-0"), ("veth", "lk0123456789"),
+            ("nft", "bridge larkps_61_0"), ("lease", "/run/larkps/leases 61.0")]  # fmt: skip
+    recorder.start(plan("61.0"), made)
+    with Ledger(path) as ledger:
+        (run,) = ledger.open_runs()
+    assert [(o.kind, o.name) for _, o, _ in run.objects] == [
+        ("netns", "larkps-61-0"),
+        ("link", "lk0123456789"),
+        ("nft-table", "bridge larkps_61_0"),
+    ]
+    totals = {"bytes_sent": 5000, "packets_sent": 50, "bytes_received": 7000,
+              "packets_received": 70}  # fmt: skip
+    recorder.end(plan("61.0"), 0, totals)
+    with Ledger(path) as ledger:
+        (done,) = ledger.runs()
+    assert set(done.counters) == {
+        Counter("out", "unclassified", 5000, 50),
+        Counter("in", "unclassified", 7000, 70),
+    }
