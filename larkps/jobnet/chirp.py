@@ -22,7 +22,8 @@ from pathlib import Path
 
 import classad2
 
-from larkps.jobnet.accounting import Totals
+from larkps.jobnet.accounting import Totals, counters_from, totals
+from larkps.jobnet.request import JobPlan
 
 CHIRP_ENV = "LARKPS_CONDOR_CHIRP"  # an explicit path, for admins and tests
 LIBEXEC_DIRS = ("/usr/libexec/condor", "/usr/lib/condor/libexec")
@@ -49,6 +50,22 @@ def attributes(totals: Totals, policy: str, rate_bps: int | None) -> dict[str, o
     if rate_bps is not None:
         values["LarkNetworkRateLimitMbps"] = rate_bps / 1e6
     return values
+
+
+def report_to_job_ad(
+    plan: JobPlan,
+    counters: object,
+    env: Mapping[str, str] | None = None,
+    user: JobUser | None = None,
+) -> str | None:
+    """The wrapper's call at the job's end: its counters (any form
+    :func:`~larkps.jobnet.accounting.counters_from` takes), policy and rate into its
+    job ad. None, or the one problem line already written to stderr."""
+    try:
+        summed = totals(counters_from(counters))
+    except ValueError as exc:
+        return _warn(f"no network figures for the job ad: {exc}")
+    return chirp(attributes(summed, plan.policy.value, plan.rate_bps), env, user)
 
 
 def rendered(values: Mapping[str, object]) -> list[tuple[str, str]]:

@@ -37,7 +37,6 @@ from typing import Any
 from larkps.errors import StateError
 from larkps.jobnet.accounting import Counter, RunRecord, counters_from
 from larkps.jobnet.request import JobPlan
-from larkps.store.schema import Step, run_script
 
 KINDS = ("netns", "link", "nft-table", "qdisc", "process")
 #: Other names callers give kinds by (the privileged helper's), and kinds that are
@@ -52,6 +51,18 @@ class LedgerError(StateError):
 
 
 # -- schema -----------------------------------------------------------------------------
+#: One schema change: DDL text (statements split on ";") or a function of the connection.
+Step = str | Callable[[sqlite3.Connection], None]
+
+
+def run_script(db: sqlite3.Connection, script: str) -> None:
+    """Run ``script``'s statements one by one in the open transaction (no implicit COMMIT,
+    unlike ``executescript``)."""
+    for statement in script.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
 #: Version 1: the objects of a run as a JSON list in the run row.
 TABLES_1 = """
 CREATE TABLE runs (
@@ -240,7 +251,6 @@ class JobObject:
             raise LedgerError(f"object kind {self.kind!r} is not one of {', '.join(KINDS)}")
         if not 0 < len(self.name) <= 100 or not self.name.isprintable():
             raise LedgerError(f"{self.kind} name {self.name!r} is empty, long or unprintable")
-
 
 
 def _with_start(item: JobObject) -> JobObject | None:

@@ -141,3 +141,20 @@ def test_a_root_caller_runs_condor_chirp_as_the_job_user(world: Path):
     got = calls(log)
     assert {(c["uid"], c["gid"]) for c in got} == {(65534, 65534)}
     assert all(c["groups"] == [] for c in got)
+
+
+def test_the_wrappers_call_at_the_end_of_a_job(world: Path):
+    from larkps.config.jobnet import Mode, Policy
+    from larkps.jobnet.chirp import report_to_job_ad
+    from larkps.jobnet.request import JobPlan
+
+    program, log = fake(world)
+    job = JobPlan("70.0", "alice", Mode.ROOTLESS, Policy.NAT, rate_bps=None)
+    counted = {("out", "elsewhere"): (10, 1), ("in", "same-site"): (20, 2)}
+    assert report_to_job_ad(job, counted, {CHIRP_ENV: str(program)}) is None
+    values = {c["argv"][1]: classad2.ExprTree(c["argv"][2]).eval() for c in calls(log)}
+    assert values == {
+        "LarkNetworkBytesSent": 10,
+        "LarkNetworkBytesReceived": 20,
+        "LarkNetworkPolicy": "nat",
+    }

@@ -89,9 +89,16 @@ def _configured(config: Path | None) -> Path:
     """The ledger path of the node's config, or the default."""
     if config is None:
         return DEFAULT_LEDGER
-    from larkps.config.settings import load_jobnet, load_settings, read_toml
+    import tomllib
 
-    if set(read_toml(config)) == {"jobnet"}:  # the privileged helper's own file
+    from larkps.config.settings import load_jobnet, load_settings
+
+    try:
+        with open(config, "rb") as handle:
+            only_jobnet = set(tomllib.load(handle)) == {"jobnet"}  # the helper's own file
+    except (OSError, tomllib.TOMLDecodeError):
+        only_jobnet = False  # load_settings says what is wrong with it
+    if only_jobnet:
         return Path(load_jobnet(config).ledger)
     return Path(load_settings(config).jobnet.ledger)
 
