@@ -12,6 +12,7 @@ environment (``_CONDOR_CHIRP_CONFIG``). Any failure is one line on stderr, never
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -27,6 +28,7 @@ from larkps.jobnet.request import JobPlan
 
 CHIRP_ENV = "LARKPS_CONDOR_CHIRP"  # an explicit path, for admins and tests
 LIBEXEC_DIRS = ("/usr/libexec/condor", "/usr/lib/condor/libexec")
+HTCHIRP = "htcondor2.htchirp.htchirp"
 TIMEOUT_S = 30.0
 PREFIX = "larkps-jobnet: "
 
@@ -76,18 +78,24 @@ def rendered(values: Mapping[str, object]) -> list[tuple[str, str]]:
     return [(name, str(ad.lookup(name))) for name in values]
 
 
-def find_condor_chirp(env: Mapping[str, str]) -> str | None:
-    """condor_chirp: $LARKPS_CONDOR_CHIRP, $_CONDOR_LIBEXEC (a config override the
-    starter passes on), the usual libexec directories, then PATH."""
+def find_condor_chirp(env: Mapping[str, str]) -> list[str] | None:
+    """The argv that runs condor_chirp: $LARKPS_CONDOR_CHIRP, $_CONDOR_LIBEXEC (a config
+    override the starter passes on), the usual libexec directories, PATH; else the
+    pure-Python client of the htcondor wheel (``htcondor2.htchirp``, same commands)."""
     explicit = env.get(CHIRP_ENV)
     if explicit:
-        return explicit if os.access(explicit, os.X_OK) else None
+        return [explicit] if os.access(explicit, os.X_OK) else None
     dirs = [env["_CONDOR_LIBEXEC"]] if env.get("_CONDOR_LIBEXEC") else []
     for directory in (*dirs, *LIBEXEC_DIRS):
         candidate = Path(directory) / "condor_chirp"
         if candidate.is_file() and os.access(candidate, os.X_OK):
-            return str(candidate)
-    return shutil.which("condor_chirp", path=env.get("PATH", os.defpath))
+            return [str(candidate)]
+    found = shutil.which("condor_chirp", path=env.get("PATH", os.defpath))
+    if found:
+        return [found]
+    if importlib.util.find_spec("htcondor2") is not None:
+        return [sys.executable, "-m", HTCHIRP]
+    return None
 
 
 def chirp(
@@ -105,7 +113,7 @@ def chirp(
     if program is None:
         return _warn("condor_chirp not found: the job ad gets no network figures")
     for name, text in rendered(values):
-        problem = _one([program, "set_job_attr", name, text], env, user, run)
+        problem = _one([*program, "set_job_attr", name, text], env, user, run)
         if problem:
             return _warn(
                 f"condor_chirp set_job_attr {name}: {problem} (the job ad gets no network "

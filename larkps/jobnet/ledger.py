@@ -289,6 +289,13 @@ def writer_path(configured: Path, uid: int | None = None) -> Path:
     uid = os.geteuid() if uid is None else uid
     try:
         st = os.stat(configured.parent)
+    except FileNotFoundError:
+        if uid == 0:
+            return configured  # root makes the directory, mode 0755
+        raise LedgerError(
+            f"ledger directory {configured.parent} does not exist: for job users to write "
+            "their ledgers in it, the admin makes it with mode 1777"
+        ) from None
     except OSError as exc:
         raise LedgerError(f"ledger directory {configured.parent}: {exc.strerror}") from None
     if st.st_uid == uid and not st.st_mode & 0o022:
