@@ -28,7 +28,11 @@ from larkps.jobnet.request import JobPlan
 
 CHIRP_ENV = "LARKPS_CONDOR_CHIRP"  # an explicit path, for admins and tests
 LIBEXEC_DIRS = ("/usr/libexec/condor", "/usr/lib/condor/libexec")
-HTCHIRP = "htcondor2.htchirp.htchirp"
+#: condor_chirp's command line through the wheel's client (its exit code, its messages).
+HTCHIRP = (
+    "import sys; from htcondor2.htchirp import condor_chirp; "
+    "sys.exit(condor_chirp(sys.argv[1:], True))"
+)
 TIMEOUT_S = 30.0
 PREFIX = "larkps-jobnet: "
 
@@ -94,7 +98,7 @@ def find_condor_chirp(env: Mapping[str, str]) -> list[str] | None:
     if found:
         return [found]
     if importlib.util.find_spec("htcondor2") is not None:
-        return [sys.executable, "-m", HTCHIRP]
+        return [sys.executable, "-c", HTCHIRP]
     return None
 
 

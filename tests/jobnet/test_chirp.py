@@ -17,6 +17,7 @@ import pytest
 from larkps.jobnet.accounting import Counter, totals
 from larkps.jobnet.chirp import (
     CHIRP_ENV,
+    HTCHIRP,
     JobUser,
     attributes,
     chirp,
@@ -138,8 +139,8 @@ def test_condor_chirp_is_found_in_the_libexec_directory(world: Path, tmp_path: P
     # none to run: the htcondor wheel's own client, condor_chirp's commands
     assert find_condor_chirp({"_CONDOR_LIBEXEC": str(tmp_path), "PATH": ""}) == [
         sys.executable,
-        "-m",
-        "htcondor2.htchirp.htchirp",
+        "-c",
+        HTCHIRP,
     ]
 
 
@@ -173,5 +174,9 @@ def test_without_condor_chirp_the_wheels_client_is_tried(tmp_path: Path, capsys)
     """Outside a job (no .chirp.config) it fails, as one line, and nothing breaks."""
     problem = chirp({"LarkNetworkPolicy": "nat"}, {"PATH": str(tmp_path)})
     assert problem is not None
-    assert problem.startswith("condor_chirp set_job_attr LarkNetworkPolicy: ")
+    assert problem == (
+        "condor_chirp set_job_attr LarkNetworkPolicy: .chirp.config must be present or you "
+        "must provide a host and port (the job ad gets no network figures; is "
+        "+WantIOProxy = true?)"
+    )
     assert capsys.readouterr().err.count("\n") == 1
