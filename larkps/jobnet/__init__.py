@@ -11,7 +11,7 @@ Public (what other stages may import):
 - ``jobad``: AdUnreadable, ads_from_environment, job_id_from_environment, read_ad
 - ``ledger``: Ledger, LedgerError, LedgerFile, LedgerRecorder, JobObject, ProcessId,
   ledger_files, read_runs, writer_path
-- ``accounting``: Counter, RunRecord, Summary, Totals, counters_from, summarize, totals
+- ``accounting``: Counter, RunRecord, Accounting, Totals, counters_from, summarize, totals
 - ``gc``: Prefixes, Report, collect
 - ``chirp``: JobUser, attributes, chirp, report_to_job_ad
 """

@@ -34,7 +34,7 @@ HTCHIRP = (
     "sys.exit(condor_chirp(sys.argv[1:], True))"
 )
 TIMEOUT_S = 30.0
-PREFIX = "larkps-jobnet: "
+CHIRP_PREFIX = "larkps-jobnet: "
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,5 +158,5 @@ def _one(
 
 def _warn(problem: str) -> str:
     line = "".join(c if c.isprintable() else "?" for c in problem)
-    sys.stderr.write(PREFIX + line + "\n")
+    sys.stderr.write(CHIRP_PREFIX + line + "\n")
     return line

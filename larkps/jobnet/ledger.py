@@ -5,7 +5,7 @@ rate, the supervising process as pid + start time + boot id, and the objects it
 made) and closed when the job ends (exit status, counters per direction and
 destination class), or by gc after a crash. A crash at any moment loses nothing
 committed. The file has its own schema version (``PRAGMA user_version``, ordered
-steps in :data:`STEPS`, all run in one transaction); a file of a newer larkps is
+steps in :data:`LEDGER_STEPS`, all run in one transaction); a file of a newer larkps is
 refused.
 
 Who writes where: the configured ``ledger`` path is written by the owner of its
@@ -52,10 +52,10 @@ class LedgerError(StateError):
 
 # -- schema -----------------------------------------------------------------------------
 #: One schema change: DDL text (statements split on ";") or a function of the connection.
-Step = str | Callable[[sqlite3.Connection], None]
+LedgerStep = str | Callable[[sqlite3.Connection], None]
 
 
-def run_script(db: sqlite3.Connection, script: str) -> None:
+def _run_script(db: sqlite3.Connection, script: str) -> None:
     """Run ``script``'s statements one by one in the open transaction (no implicit COMMIT,
     unlike ``executescript``)."""
     for statement in script.split(";"):
@@ -64,7 +64,7 @@ def run_script(db: sqlite3.Connection, script: str) -> None:
 
 
 #: Version 1: the objects of a run as a JSON list in the run row.
-TABLES_1 = """
+LEDGER_TABLES_1 = """
 CREATE TABLE runs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     job_id TEXT NOT NULL,
@@ -90,7 +90,7 @@ CREATE TABLE counters (
 ) WITHOUT ROWID
 """
 #: Version 2 (today's): one row per object, so gc records what it removed; who closed a run.
-TABLES = """
+LEDGER_TABLES = """
 CREATE TABLE runs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     job_id TEXT NOT NULL,
@@ -128,7 +128,7 @@ CREATE TABLE objects (
 
 def _objects_table(db: sqlite3.Connection) -> None:
     """Version 1 -> 2: the JSON list of each run into rows of ``objects``; closed_by."""
-    run_script(
+    _run_script(
         db,
         """
         CREATE TABLE objects (
@@ -151,29 +151,31 @@ def _objects_table(db: sqlite3.Connection) -> None:
     )
 
 
-#: ``STEPS[i]`` takes a ledger from version i to i + 1 (0: a new, empty file).
-STEPS: tuple[Step, ...] = (TABLES_1, _objects_table)
-VERSION = len(STEPS)
+#: ``LEDGER_STEPS[i]`` takes a ledger from version i to i + 1 (0: a new, empty file).
+LEDGER_STEPS: tuple[LedgerStep, ...] = (LEDGER_TABLES_1, _objects_table)
+LEDGER_VERSION = len(LEDGER_STEPS)
 
 
-def upgrade(db: sqlite3.Connection, path: Path, steps: Sequence[Step] = STEPS) -> None:
+def upgrade_ledger(
+    db: sqlite3.Connection, path: Path, steps: Sequence[LedgerStep] = LEDGER_STEPS
+) -> None:
     """Bring the ledger to ``len(steps)`` in the caller's transaction (new: today's tables)."""
     found = _version(db)
-    refuse_newer(found, path, len(steps))
+    refuse_newer_ledger(found, path, len(steps))
     if found == len(steps):
         return
-    if found == 0 and steps is STEPS:
-        run_script(db, TABLES)
+    if found == 0 and steps is LEDGER_STEPS:
+        _run_script(db, LEDGER_TABLES)
     else:
         for step in steps[found:]:
             if callable(step):
                 step(db)
             else:
-                run_script(db, step)
+                _run_script(db, step)
     db.execute(f"PRAGMA user_version = {len(steps):d}")
 
 
-def refuse_newer(found: int, path: Path, known: int = VERSION) -> None:
+def refuse_newer_ledger(found: int, path: Path, known: int = LEDGER_VERSION) -> None:
     if found > known:
         raise LedgerError(
             f"ledger {path} has schema version {found}, newer than this larkps knows "
@@ -397,7 +399,9 @@ def _check_stat(path: Path, st: os.stat_result) -> None:
 class Ledger:
     """One ledger file of this user's, open for reading and writing."""
 
-    def __init__(self, path: Path, create: bool = True, steps: Sequence[Step] = STEPS) -> None:
+    def __init__(
+        self, path: Path, create: bool = True, steps: Sequence[LedgerStep] = LEDGER_STEPS
+    ) -> None:
         self.path = path
         if create and path.parent.name != f"{path.stem}.{os.geteuid()}":
             _make_parents(path.parent)
@@ -412,15 +416,15 @@ class Ledger:
             self.connection.close()
             raise
 
-    def _open(self, steps: Sequence[Step]) -> None:
+    def _open(self, steps: Sequence[LedgerStep]) -> None:
         try:
-            refuse_newer(_version(self.connection), self.path, len(steps))
+            refuse_newer_ledger(_version(self.connection), self.path, len(steps))
             self.connection.execute("PRAGMA journal_mode=WAL")
             self.connection.execute("PRAGMA synchronous=FULL")
             self.connection.execute("PRAGMA foreign_keys=ON")
             if _version(self.connection) != len(steps):
                 with self.transaction() as db:
-                    upgrade(db, self.path, steps)
+                    upgrade_ledger(db, self.path, steps)
         except sqlite3.Error as exc:
             raise LedgerError(f"cannot open ledger {self.path} (it is unchanged): {exc}") from None
 
