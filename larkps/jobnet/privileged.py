@@ -156,21 +156,28 @@ def lease_alive(tag: str) -> bool:
     return pid_text.isdigit() and _process_start(int(pid_text)) == start
 
 
-def take_lease(directory: Path, key: str, tag: str) -> Path | None:
-    """Create ``directory/key`` for tag unless a live holder has it; its path or None."""
+def take_lease(directory: Path, key: str, tag: str, record: Record) -> Path | None:
+    """Create ``directory/key`` holding tag unless a live holder has it; its path or None.
+
+    The lease is recorded before it is created, so that a helper killed in between
+    leaves nothing; :func:`remove` takes away only a lease that holds its tag (or
+    nothing yet).
+    """
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     path = directory / key
     for _ in range(2):
         try:
+            holder = path.read_text()
+        except FileNotFoundError:
+            holder = None
+        if holder is not None and holder and lease_alive(holder):
+            return None
+        if holder is not None:
+            path.unlink(missing_ok=True)  # its holder died without removing it
+        record("lease", f"{path} {tag}")
+        try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         except FileExistsError:
-            try:
-                holder = path.read_text()
-            except FileNotFoundError:
-                continue
-            if lease_alive(holder):
-                return None
-            path.unlink(missing_ok=True)  # its holder died without removing it
             continue
         with os.fdopen(fd, "w") as handle:
             handle.write(tag)
@@ -189,9 +196,7 @@ def allocate(
             break
         if index == 0 or (pool.version == 4 and address == last) or str(address) in skip:
             continue
-        path = take_lease(leases / "addr", str(address), tag)
-        if path is not None:
-            record("lease", str(path))
+        if take_lease(leases / "addr", str(address), tag, record) is not None:
             return address
     raise PrivilegedError(f"no free address left in {pool}")
 
@@ -199,10 +204,8 @@ def allocate(
 def take_ports(ports: Iterable[int], tag: str, record: Record, leases: Path = LEASES) -> None:
     """Hold each host port (TCP and UDP) for this job; refuse one another job holds."""
     for port in ports:
-        path = take_lease(leases / "port", str(int(port)), tag)
-        if path is None:
+        if take_lease(leases / "port", str(int(port)), tag, record) is None:
             raise PrivilegedError(f"host port {port} is forwarded to another job already")
-        record("lease", str(path))
 
 
 # --- the bridge -----------------------------------------------------------------------
@@ -229,21 +232,25 @@ def _bridge_side(pool: Network, own: list[Interface], tag: str, record: Record) 
     return Side(ipaddress.ip_interface(f"{address}/{prefix}"), subnet.ip if subnet else None)
 
 
-def _routed_side(pool: Network, tag: str, record: Record) -> Side:
-    address = allocate(pool, [], tag, record)
+def _routed_side(pool: Network, reserved: list[Address], tag: str, record: Record) -> Side:
+    address = allocate(pool, reserved, tag, record)
     gateway: Address = GATEWAY4 if pool.version == 4 else GATEWAY6
     return Side(ipaddress.ip_interface(f"{address}/{pool.max_prefixlen}"), gateway)
 
 
 def plan_sides(request: JobPlan, node: NodeJobNet, tag: str, record: Record) -> tuple[Side, ...]:
-    """Allocate the job's addresses (one per configured pool)."""
+    """Allocate the job's addresses (one per configured pool), never one of the bridge's."""
     pools = [p for p in (node.pool4, node.pool6) if p is not None]
     if not pools:
         raise PrivilegedError("privileged mode needs pool4 or pool6 in the helper's config")
     if request.policy is Policy.BRIDGE:
         own = bridge_addresses(node.bridge)
         return tuple(_bridge_side(pool, own, tag, record) for pool in pools)
-    return tuple(_routed_side(pool, tag, record) for pool in pools)
+    try:
+        reserved = [a.ip for a in bridge_addresses(node.bridge)]
+    except PrivilegedError:
+        reserved = []  # no bridge on this node
+    return tuple(_routed_side(pool, reserved, tag, record) for pool in pools)
 
 
 # --- making and removing --------------------------------------------------------------
@@ -271,8 +278,8 @@ def make_netns(names: Names, record: Record) -> None:
     """Create the namespace; refuse if one of that name exists (another run of this job)."""
     if Path(f"/run/netns/{names.netns}").exists():
         raise PrivilegedError(f"netns {names.netns} exists already: is job {names.job_id} running?")
-    run(["ip", "netns", "add", names.netns])
     record("netns", names.netns)
+    run(["ip", "netns", "add", names.netns])
     inside = ["ip", "netns", "exec", names.netns, "sysctl", "-q", "-w"]
     run([*inside, "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0"])
     run(["ip", "-n", names.netns, "link", "set", "lo", "up"])
@@ -280,9 +287,9 @@ def make_netns(names: Names, record: Record) -> None:
 
 def make_veth(names: Names, record: Record) -> None:
     """The veth pair: host end in this namespace, ``eth0`` in the job's."""
+    record("veth", names.host_dev)
     run(["ip", "link", "add", names.host_dev, "type", "veth",
          "peer", "name", names.job_dev, "netns", names.netns])  # fmt: skip
-    record("veth", names.host_dev)
     run(["sysctl", "-q", "-w", f"net.ipv6.conf.{names.host_dev}.accept_dad=0"])
 
 
@@ -380,7 +387,7 @@ def _port_chains(layout: Layout) -> list[str]:
     rules = [f"meta nfproto ipv{s.address.version} fib daddr type local meta l4proto {{ tcp, udp }}"
              f" th dport {ports} dnat {_family(s)} to {s.address.ip}" for s in layout.sides]  # fmt: skip
     return [*_chain("prerouting", "type nat hook prerouting priority dstnat; policy accept;", rules),
-            *_chain("natout", "type nat hook output priority dstnat; policy accept;", rules)]  # fmt: skip
+            *_chain("natout", "type nat hook output priority -100; policy accept;", rules)]  # fmt: skip
 
 
 def _bridge_table(layout: Layout) -> str:
@@ -403,8 +410,8 @@ def _bridge_table(layout: Layout) -> str:
 def make_rules(layout: Layout, record: Record) -> None:
     family = "bridge" if layout.bridge is not None else "inet"
     text = host_rules(layout)
-    run(["nft", "-f", "-"], stdin=text)
     record("nft", f"{family} {layout.names.table}")
+    run(["nft", "-f", "-"], stdin=text)
 
 
 def shape(layout: Layout) -> None:
@@ -483,12 +490,12 @@ def remove(objects: Sequence[tuple[str, str]]) -> list[str]:
             kill_netns_processes(name)
             ok = _quiet(["ip", "netns", "del", name]) or not Path(f"/run/netns/{name}").exists()
         elif kind == "veth":
-            ok = _quiet(["ip", "link", "del", name]) or not Path(f"/sys/class/net/{name}").exists()
+            ok = _quiet(["ip", "link", "del", name]) or not _quiet(["ip", "link", "show", name])
         elif kind == "nft":
             family, _, table = name.partition(" ")
             ok = _quiet(["nft", "delete", "table", family, table]) or not _table_exists(family, table)
         elif kind == "lease":
-            ok = _unlink(name)
+            ok = _drop_lease(*name.split(" ", 1))
         else:
             ok = False
         if not ok:
@@ -500,9 +507,11 @@ def _table_exists(family: str, table: str) -> bool:
     return _quiet(["nft", "list", "table", family, table])
 
 
-def _unlink(path: str) -> bool:
+def _drop_lease(path: str, tag: str) -> bool:
+    """Remove a lease file if it is ours (holds tag, or nothing yet)."""
     try:
-        os.unlink(path)
+        if Path(path).read_text() in (tag, ""):
+            os.unlink(path)
     except OSError as exc:
         return exc.errno == errno.ENOENT
     return True

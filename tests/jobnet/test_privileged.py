@@ -18,6 +18,7 @@ import pwd
 import grp
 import random
 import secrets
+import shlex
 import shutil
 import signal
 import subprocess
@@ -154,7 +155,10 @@ class Node:
 
     def job(self, ad: dict[str, object], argv: Sequence[str],
             timeout: float = TIMEOUT) -> subprocess.CompletedProcess[str]:  # fmt: skip
-        scratch = self.scratch(ad)
+        return self.job_in(self.scratch(ad), argv, timeout)
+
+    def job_in(self, scratch: Path, argv: Sequence[str],
+               timeout: float = TIMEOUT) -> subprocess.CompletedProcess[str]:  # fmt: skip
         return subprocess.run(self.job_argv(scratch, argv), capture_output=True, text=True,
                               timeout=timeout, cwd=scratch, check=False)  # fmt: skip
 
@@ -299,3 +303,144 @@ def test_the_job_cannot_change_its_limit_or_rules(node: Node):
     qdisc = json.loads(done.stdout.strip().splitlines()[-1])
     assert qdisc[0]["kind"] == "tbf" and qdisc[0]["options"]["rate"] == 100_000_000 // 8
     assert node.wait_clean() == []
+
+
+# --- traffic ------------------------------------------------------------------------
+
+RATE_MBPS = 100
+SERVE = """\
+import socket, sys, time
+seconds, ports = float(sys.argv[1]), [int(p) for p in sys.argv[2:]]
+socks = []
+for port in ports:
+    s = socket.socket(socket.AF_INET6)
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("::", port)); s.listen(8); s.settimeout(0.1); socks.append(s)
+print("listening", flush=True)
+end = time.monotonic() + seconds
+while time.monotonic() < end:
+    for s in socks:
+        try:
+            c, _ = s.accept()
+        except OSError:
+            continue
+        c.sendall(b"job"); c.close()
+"""
+CONNECT = """\
+import socket, sys
+try:
+    c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=float(sys.argv[3]))
+    print("ok" if c.recv(3) == b"job" else "other")
+except OSError as e:
+    print("refused", e)
+"""
+
+
+@pytest.fixture(scope="module")
+def outside(node: Node) -> Node:
+    """iperf3 and a 'job' TCP server on the outside peer, for the jobs to reach."""
+    node.background("iperf3", "-s", "-p", "5201", netns="outside")
+    node.background(sys.executable, "-c", SERVE, "3000", "7000", netns="outside")
+    node.background(sys.executable, "-c", SERVE, "3000", "7000", netns="bpeer")
+    time.sleep(1.0)
+    return node
+
+
+def connect_argv(address: str, port: int, timeout: float = 2.0) -> list[str]:
+    return ["python3", "-c", CONNECT, address, str(port), str(timeout)]
+
+
+def iperf3(node: Node, policy: str, reverse: bool) -> float:
+    """Bits/s the receiver saw, the job the iperf3 client at RATE_MBPS."""
+    argv = ["iperf3", "-c", PEER4, "-p", "5201", "-t", "4", "-O", "1", "-J",
+            "--connect-timeout", "3000", *(["-R"] if reverse else [])]  # fmt: skip
+    for _ in range(5):  # the server serves one client at a time; another test may hold it
+        done = node.job(ad(policy, LarkNetworkRateLimit=RATE_MBPS), argv)
+        report = json.loads(done.stdout or "{}")
+        received = report.get("end", {}).get("sum_received", {}).get("bits_per_second")
+        if done.returncode == 0 and received is not None:
+            return float(received)
+        time.sleep(1)
+    raise AssertionError(f"iperf3 failed: {done.stderr[-500:]} {done.stdout[-300:]}")
+
+
+@pytest.mark.parametrize("policy", ["nat", "routed"])
+def test_the_rate_holds_both_ways(outside: Node, policy: str):
+    for reverse in (False, True):
+        got = iperf3(outside, policy, reverse)
+        assert abs(got / (RATE_MBPS * 1e6) - 1) <= 0.10, f"{policy} reverse={reverse}: {got:.3g}"
+    assert outside.wait_clean() == []
+
+
+def serving_job(node: Node, policy: str, ports: Sequence[int], **extra: object,
+                ) -> tuple[subprocess.Popen[str], list[str]]:  # fmt: skip
+    """A job listening on ports (both families); its addresses from the helper's line."""
+    job = node.start_job(ad(policy, **extra), ["python3", "-c", SERVE, "25", *map(str, ports)])
+    assert job.stderr is not None and job.stdout is not None
+    addresses: list[str] = []
+    seen = []
+    for line in job.stderr:
+        seen.append(line)
+        if ", address " in line:
+            addresses = line.strip().split(", address ")[1].split(", ")
+            break
+    assert addresses, "".join(seen)
+    assert job.stdout.readline().strip() == "listening"
+    return job, addresses
+
+
+def stop(node: Node, job: subprocess.Popen[str]) -> None:
+    job.send_signal(signal.SIGTERM)
+    job.wait(timeout=30)
+    assert node.wait_clean() == []
+
+
+def reach(node: Node, netns: str, address: str, port: int) -> str:
+    return node.run(*connect_argv(address, port), netns=netns).stdout.split()[0]
+
+
+@pytest.mark.parametrize("policy, peer", [("bridge", "bpeer"), ("routed", "outside")])
+def test_bridge_and_routed_give_an_address_peers_reach(outside: Node, policy: str, peer: str):
+    job, addresses = serving_job(outside, policy, [6000])
+    try:
+        four, six = addresses
+        assert four.startswith("198.18.100.") and six.startswith("2001:db8:100::")
+        assert reach(outside, peer, four, 6000) == "ok"
+        assert reach(outside, peer, six, 6000) == "ok"
+    finally:
+        stop(outside, job)
+
+
+def test_nat_refuses_inbound_and_allows_outbound(outside: Node):
+    job, (four, six) = serving_job(outside, "nat", [6000])
+    try:
+        for address in (four, six, NODE4, NODE6):
+            assert reach(outside, "outside", address, 6000) == "refused", address
+    finally:
+        stop(outside, job)
+    script = "; ".join(shlex.join(connect_argv(a, 7000)) for a in (PEER4, PEER6))
+    done = outside.job(ad("nat"), ["sh", "-c", script])
+    assert done.stdout.split() == ["ok", "ok"], done.stderr
+
+
+def test_ports_lets_in_exactly_the_listed_ports(outside: Node):
+    job, (four, six) = serving_job(outside, "ports", [6001, 6002], LarkNetworkPorts="6001")
+    try:
+        assert reach(outside, "outside", NODE4, 6001) == "ok"
+        assert reach(outside, "outside", NODE6, 6001) == "ok"
+        for address, port in ((NODE4, 6002), (NODE6, 6002), (four, 6002), (six, 6002)):
+            assert reach(outside, "outside", address, port) == "refused", (address, port)
+    finally:
+        stop(outside, job)
+
+
+def test_the_allowlist_refuses_other_destinations(outside: Node):
+    script = "; ".join(shlex.join(connect_argv(a, 7000, 1.5)) + " | cut -c1-7"
+                       for a in (PEER4, PEER6, BPEER4, BPEER6))  # fmt: skip
+    done = outside.job(ad("nat", LarkNetworkAllow="198.18.2.0/24"), ["sh", "-c", script])
+    assert done.stdout.split() == ["ok", "refused", "refused", "refused"], done.stderr
+    done = outside.job(ad("bridge", LarkNetworkAllow="2001:db8:100::/64, 198.18.100.0/29"),
+                       ["sh", "-c", script])  # fmt: skip
+    assert done.stdout.split() == ["refused", "refused", "refused", "ok"], done.stderr
+    assert outside.wait_clean() == []
