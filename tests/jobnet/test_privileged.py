@@ -444,3 +444,61 @@ def test_the_allowlist_refuses_other_destinations(outside: Node):
                        ["sh", "-c", script])  # fmt: skip
     assert done.stdout.split() == ["refused", "refused", "refused", "ok"], done.stderr
     assert outside.wait_clean() == []
+
+
+# --- kill -9 at random moments ----------------------------------------------------------
+
+KILL_ROUNDS = 8
+
+
+def chain_pids() -> dict[str, int]:
+    """The running helper chain: sudo, the helper, its guard, the job's main process."""
+    found: dict[str, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        pid = int(entry)
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            comm = Path(f"/proc/{pid}/comm").read_text().strip()
+            owner = os.stat(f"/proc/{pid}").st_uid
+            sid = os.getsid(pid)
+        except OSError:
+            continue
+        if str(HELPER).encode() in cmdline:
+            role = "sudo" if comm == "sudo" else "guard" if sid == pid else "helper"
+            found[role] = pid
+        elif owner == pwd.getpwnam(USER).pw_uid and comm == "sh":
+            found["job"] = pid
+    return found
+
+
+def _kill_policy(rng: random.Random) -> dict[str, object]:
+    policy = rng.choice(["nat", "ports", "bridge", "routed"])
+    extra: dict[str, object] = {"LarkNetworkRateLimit": 50}
+    if policy == "ports":
+        extra["LarkNetworkPorts"] = "6100-6103"
+    return ad(policy, **extra)
+
+
+@pytest.mark.parametrize("target", ["helper", "job", "guard", "sudo"])
+def test_kill_9_at_random_moments_leaves_nothing(node: Node, target: str):
+    seed = int(os.environ.get("LARKPS_KILL_SEED") or secrets.randbits(32))
+    print(f"kill test seed {seed} (LARKPS_KILL_SEED={seed} repeats it)")
+    rng = random.Random(seed)
+    for round_ in range(KILL_ROUNDS):
+        delay = rng.uniform(0.0, 1.0)
+        job = node.start_job(_kill_policy(rng), ["sh", "-c", "sleep 30 & sleep 30; wait"])
+        time.sleep(delay)
+        victim = chain_pids().get(target)
+        if victim is not None:
+            os.kill(victim, signal.SIGKILL)
+        time.sleep(0.3)
+        helper = chain_pids().get("helper")
+        if helper is not None:  # the helper lived on (guard or sudo killed, or too early)
+            os.kill(helper, signal.SIGTERM)
+        job.communicate(timeout=60)
+        left = node.wait_clean()
+        killed = "nothing (not running yet)" if victim is None else f"{target} {victim}"
+        assert left == [], f"seed {seed} round {round_}: killed {killed} at {delay:.3f}s: {left}"
+        print(f"round {round_}: killed {killed} at {delay:.3f}s, nothing left")
