@@ -46,8 +46,14 @@ CONFIG = "/etc/larkps/jobnet.toml"
 CONFIG_VARIABLE = "LARKPS_JOBNET_CONFIG"
 SCRATCH_VARIABLE = "_CONDOR_SCRATCH_DIR"
 ERROR_FILE_VARIABLE = "_CONDOR_WRAPPER_ERROR_FILE"
-FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2,
-             signal.SIGQUIT)  # fmt: skip
+FORWARDED = (
+    signal.SIGTERM,
+    signal.SIGINT,
+    signal.SIGHUP,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+    signal.SIGQUIT,
+)
 CLONE_NEWNET = 0x40000000
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
@@ -320,7 +326,7 @@ def start_job(argv: Sequence[str], env: Mapping[str, str], netns: str, caller: C
         return pid
     try:
         become_job(netns, caller, parent)
-        os.execvpe(argv[0], list(argv), dict(env))
+        os.execvpe(argv[0], list(argv), dict(env))  # noqa: S606 - the job's argv, as the caller
     except BaseException as exc:  # noqa: BLE001 - the child must never return
         os.write(2, f"{PREFIX}cannot run {argv[0]}: {exc}\n".encode(errors="replace"))
     os._exit(127)
@@ -366,17 +372,25 @@ class Supervisor:
                 self.guard.exit_status = status
 
 
-def run_job(plan: JobPlan, node: NodeJobNet, caller: Caller, argv: Sequence[str],
-            env: Mapping[str, str], recorder: Recorder | None = None) -> int:  # fmt: skip
+def run_job(
+    plan: JobPlan,
+    node: NodeJobNet,
+    caller: Caller,
+    argv: Sequence[str],
+    env: Mapping[str, str],
+    recorder: Recorder | None = None,
+) -> int:
     """Make the network, run the job in it, remove everything; the job's wait status."""
     guard = Guard()
     supervisor = Supervisor(guard)
     status: int | None = None
     try:
         layout = privileged.make(plan, node, guard.tag, guard.record)
-        for line in (*plan.rationale, f"netns {layout.names.netns}, address "
-                     + ", ".join(layout.addresses())):  # fmt: skip
-            print(PREFIX + line, file=sys.stderr, flush=True)
+        for line in (
+            *plan.rationale,
+            f"netns {layout.names.netns}, address " + ", ".join(layout.addresses()),
+        ):
+            say(line)
         if recorder is not None:
             recorder.start(plan, list(guard.objects))
         status = supervisor.wait(start_job(argv, env, layout.names.netns, caller))
@@ -391,9 +405,17 @@ def run_job(plan: JobPlan, node: NodeJobNet, caller: Caller, argv: Sequence[str]
         problems = guard.finish()
         supervisor.reap_rest()
         for problem in problems:
-            print(f"{PREFIX}could not remove {problem}", file=sys.stderr, flush=True)
+            say(f"could not remove {problem}")
     assert status is not None
     return status
+
+
+def say(message: str) -> str:
+    """One line to the job's stderr, prefixed; the line."""
+    line = f"{PREFIX}{message}"
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+    return line
 
 
 def exit_like(status: int) -> NoReturn:
@@ -409,8 +431,7 @@ def exit_like(status: int) -> NoReturn:
 
 def refuse(message: str, env: Mapping[str, str], caller: Caller | None) -> int:
     """One line to stderr and to the wrapper's error file (written as the caller)."""
-    line = f"{PREFIX}{message}"
-    print(line, file=sys.stderr, flush=True)
+    line = say(message)
     path = env.get(ERROR_FILE_VARIABLE, "")
     if path.startswith("/") and caller is not None:
         with contextlib.suppress(OSError), as_caller(caller):
@@ -429,7 +450,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.clear()
     os.environ["PATH"] = privileged.PATH
     if os.geteuid() != 0:
-        print(f"{PREFIX}must run as root (through sudo)", file=sys.stderr)
+        say("must run as root (through sudo)")
         return 1
     caller: Caller | None = None
     env: dict[str, str] = {}

@@ -18,6 +18,7 @@ Layout by policy (docs/jobnet.md):
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import ipaddress
@@ -197,7 +198,7 @@ def allocate(
         if index == 0 or (pool.version == 4 and address == last) or str(address) in skip:
             continue
         if take_lease(leases / "addr", str(address), tag, record) is not None:
-            return address
+            return ipaddress.ip_address(int(address))
     raise PrivilegedError(f"no free address left in {pool}")
 
 
@@ -270,7 +271,11 @@ def check_node(layout_sides: Sequence[Side], request: JobPlan) -> None:
         return
     for side in layout_sides:
         if not _forwarding_on(side.address.version):
-            key = "net.ipv4.ip_forward" if side.address.version == 4 else "net.ipv6.conf.all.forwarding"
+            key = (
+                "net.ipv4.ip_forward"
+                if side.address.version == 4
+                else "net.ipv6.conf.all.forwarding"
+            )
             raise PrivilegedError(f"{key} is 0 on this node: enable forwarding (docs/jobnet.md)")
 
 
@@ -288,8 +293,21 @@ def make_netns(names: Names, record: Record) -> None:
 def make_veth(names: Names, record: Record) -> None:
     """The veth pair: host end in this namespace, ``eth0`` in the job's."""
     record("veth", names.host_dev)
-    run(["ip", "link", "add", names.host_dev, "type", "veth",
-         "peer", "name", names.job_dev, "netns", names.netns])  # fmt: skip
+    run(
+        [
+            "ip",
+            "link",
+            "add",
+            names.host_dev,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            names.job_dev,
+            "netns",
+            names.netns,
+        ]
+    )
     run(["sysctl", "-q", "-w", f"net.ipv6.conf.{names.host_dev}.accept_dad=0"])
 
 
@@ -338,36 +356,59 @@ def _allow_rules(request: JobPlan, match_in: str) -> list[str]:
     return rules
 
 
+FILTER = "type filter hook {} priority filter; policy accept;"
+SRCNAT = "type nat hook postrouting priority srcnat; policy accept;"
+DSTNAT = "type nat hook prerouting priority dstnat; policy accept;"
+DSTNAT_LOCAL = "type nat hook output priority -100; policy accept;"
+
+
 def host_rules(layout: Layout) -> str:
     """The host-side nft table of one job (only validated names, numbers and networks)."""
     if layout.bridge is not None:
         return _bridge_table(layout)
-    n, req = layout.names, layout.request
-    dev = f'"{n.host_dev}"'
-    forward = [f"iifname {dev} {_family(s)} saddr != {s.address.ip} counter drop" for s in layout.sides]
-    forward += _allow_rules(req, f"iifname {dev}")
-    forward.append(f"iifname {dev} counter accept comment \"out\"")
-    inbound: list[str] = []
-    nat: list[str] = []
-    if req.policy in (Policy.NAT, Policy.PORTS):
-        inbound = [f"oifname {dev} icmpv6 type {ND_TYPES} accept",
-                   f"oifname {dev} ct state established,related counter accept comment \"in\""]  # fmt: skip
-        if req.policy is Policy.PORTS and req.ports:
-            inbound.append(f"oifname {dev} ct status dnat counter accept comment \"in\"")
-        inbound.append(f"oifname {dev} counter drop")
-        nat = [f"{_family(s)} saddr {s.address.ip} oifname != {dev} masquerade" for s in layout.sides]
-    else:
-        inbound = [f"oifname {dev} counter accept comment \"in\""]
-    lines = [f"table inet {n.table} {{",
-             *_chain("forward", "type filter hook forward priority filter; policy accept;", forward + inbound),
-             *_chain("input", "type filter hook input priority filter; policy accept;",
-                     _allow_rules(req, f"iifname {dev}")),
-             *_chain("output", "type filter hook output priority filter; policy accept;",
-                     inbound if req.policy in (Policy.NAT, Policy.PORTS) else []),
-             *_chain("postrouting", "type nat hook postrouting priority srcnat; policy accept;", nat),
-             *_port_chains(layout),
-             "}"]  # fmt: skip
+    dev = f'"{layout.names.host_dev}"'
+    closed = layout.request.policy in (Policy.NAT, Policy.PORTS)
+    inbound = _inbound_rules(layout, dev)
+    sent = [*_spoof_rules(layout, dev), *_allow_rules(layout.request, f"iifname {dev}")]
+    sent.append(f'iifname {dev} counter accept comment "out"')
+    chains = [
+        _chain("forward", FILTER.format("forward"), sent + inbound),
+        _chain("input", FILTER.format("input"), _allow_rules(layout.request, f"iifname {dev}")),
+        _chain("output", FILTER.format("output"), inbound if closed else []),
+        _chain("postrouting", SRCNAT, _masquerade(layout, dev) if closed else []),
+        *_port_chains(layout),
+    ]
+    return _table(f"inet {layout.names.table}", chains)
+
+
+def _table(name: str, chains: list[list[str]]) -> str:
+    lines = [f"table {name} {{", *(line for chain in chains for line in chain), "}"]
     return "\n".join(lines) + "\n"
+
+
+def _spoof_rules(layout: Layout, dev: str) -> list[str]:
+    """The job sends from its own addresses only."""
+    return [
+        f"iifname {dev} {_family(s)} saddr != {s.address.ip} counter drop" for s in layout.sides
+    ]
+
+
+def _inbound_rules(layout: Layout, dev: str) -> list[str]:
+    """nat and ports: replies, and (ports) what the node forwards; bridge, routed: all."""
+    policy = layout.request.policy
+    if policy not in (Policy.NAT, Policy.PORTS):
+        return [f'oifname {dev} counter accept comment "in"']
+    rules = [
+        f"oifname {dev} icmpv6 type {ND_TYPES} accept",
+        f'oifname {dev} ct state established,related counter accept comment "in"',
+    ]
+    if policy is Policy.PORTS and layout.request.ports:
+        rules.append(f'oifname {dev} ct status dnat counter accept comment "in"')
+    return [*rules, f"oifname {dev} counter drop"]
+
+
+def _masquerade(layout: Layout, dev: str) -> list[str]:
+    return [f"{_family(s)} saddr {s.address.ip} oifname != {dev} masquerade" for s in layout.sides]
 
 
 def _family(side: Side) -> str:
@@ -378,33 +419,31 @@ def _chain(name: str, head: str, rules: list[str]) -> list[str]:
     return [f"  chain {name} {{", f"    {head}", *(f"    {r}" for r in rules), "  }"]
 
 
-def _port_chains(layout: Layout) -> list[str]:
-    """DNAT of the listed host ports (TCP and UDP) to the job's addresses."""
+def _port_chains(layout: Layout) -> list[list[str]]:
+    """DNAT of the listed host ports (TCP and UDP) on the node's own addresses to the job."""
     req = layout.request
     if req.policy is not Policy.PORTS or not req.ports:
         return []
     ports = _set(sorted(set(req.ports)))
-    rules = [f"meta nfproto ipv{s.address.version} fib daddr type local meta l4proto {{ tcp, udp }}"
-             f" th dport {ports} dnat {_family(s)} to {s.address.ip}" for s in layout.sides]  # fmt: skip
-    return [*_chain("prerouting", "type nat hook prerouting priority dstnat; policy accept;", rules),
-            *_chain("natout", "type nat hook output priority -100; policy accept;", rules)]  # fmt: skip
+    rules = [
+        f"meta nfproto ipv{s.address.version} fib daddr type local"
+        f" meta l4proto {{ tcp, udp }} th dport {ports} dnat {_family(s)} to {s.address.ip}"
+        for s in layout.sides
+    ]
+    return [_chain("prerouting", DSTNAT, rules), _chain("localnat", DSTNAT_LOCAL, rules)]
 
 
 def _bridge_table(layout: Layout) -> str:
-    """On the bridge: the job's port may send only from its own addresses, and its allowlist."""
-    n, req = layout.names, layout.request
-    dev = f'"{n.host_dev}"'
-    rules = [f"iifname {dev} {_family(s)} saddr != {{ {s.address.ip}, fe80::/10, :: }} counter drop"
-             if s.address.version == 6 else
-             f"iifname {dev} ip saddr != {{ {s.address.ip}, 0.0.0.0 }} counter drop"
-             for s in layout.sides]  # fmt: skip
-    rules += _allow_rules(req, f"iifname {dev}")
-    head = "type filter hook {} priority filter; policy accept;"
-    lines = [f"table bridge {n.table} {{",
-             *_chain("forward", head.format("forward"), rules),
-             *_chain("input", head.format("input"), rules),
-             "}"]  # fmt: skip
-    return "\n".join(lines) + "\n"
+    """On the bridge: the job's port sends from its own addresses only, within its allowlist."""
+    dev = f'"{layout.names.host_dev}"'
+    rules = []
+    for side in layout.sides:
+        other = "fe80::/10, ::" if side.address.version == 6 else "0.0.0.0"  # noqa: S104 - DAD, DHCP
+        own = f"{side.address.ip}, {other}"
+        rules.append(f"iifname {dev} {_family(side)} saddr != {{ {own} }} counter drop")
+    rules += _allow_rules(layout.request, f"iifname {dev}")
+    chains = [_chain(hook, FILTER.format(hook), rules) for hook in ("forward", "input")]
+    return _table(f"bridge {layout.names.table}", chains)
 
 
 def make_rules(layout: Layout, record: Record) -> None:
@@ -475,10 +514,8 @@ def kill_netns_processes(netns: str, rounds: int = 50) -> None:
         if not pids:
             return
         for pid in pids:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         time.sleep(0.05)
 
 
@@ -493,7 +530,9 @@ def remove(objects: Sequence[tuple[str, str]]) -> list[str]:
             ok = _quiet(["ip", "link", "del", name]) or not _quiet(["ip", "link", "show", name])
         elif kind == "nft":
             family, _, table = name.partition(" ")
-            ok = _quiet(["nft", "delete", "table", family, table]) or not _table_exists(family, table)
+            ok = _quiet(["nft", "delete", "table", family, table]) or not _table_exists(
+                family, table
+            )
         elif kind == "lease":
             ok = _drop_lease(*name.split(" ", 1))
         else:

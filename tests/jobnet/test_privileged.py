@@ -12,10 +12,10 @@ util-linux.
 
 from __future__ import annotations
 
+import grp
 import json
 import os
 import pwd
-import grp
 import random
 import secrets
 import shlex
@@ -38,9 +38,16 @@ HELPER = Path(sys.executable).parent / "larkps-jobnet-helper"
 SUDOERS = ROOT / "config" / "condor" / "larkps-jobnet.sudoers"
 USER, GROUP = "lkpriv", "lkprivg"  # the job's user and one supplementary group
 TIMEOUT = 60.0
-TOOLS = {"ip": "iproute2", "tc": "iproute2", "nft": "nftables", "iperf3": "iperf3",
-         "sudo": "sudo", "nsenter": "util-linux", "unshare": "util-linux",
-         "setpriv": "util-linux"}  # fmt: skip
+TOOLS = {
+    "ip": "iproute2",
+    "tc": "iproute2",
+    "nft": "nftables",
+    "iperf3": "iperf3",
+    "sudo": "sudo",
+    "nsenter": "util-linux",
+    "unshare": "util-linux",
+    "setpriv": "util-linux",
+}
 PEER4, PEER6 = "198.18.2.2", "2001:db8:2::2"  # "outside", routed through the node
 NODE4, NODE6 = "198.18.2.1", "2001:db8:2::1"  # the node's address towards it
 BPEER4, BPEER6 = "198.18.100.200", "2001:db8:100::1:200"  # a peer on the node's bridge
@@ -71,7 +78,9 @@ if (_reason := _missing()) is not None:
     pytest.skip(_reason, allow_module_level=True)
 
 
-def sh(*argv: str, timeout: float = TIMEOUT, check: bool = True) -> subprocess.CompletedProcess[str]:
+def sh(
+    *argv: str, timeout: float = TIMEOUT, check: bool = True
+) -> subprocess.CompletedProcess[str]:
     done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
     if check:
         assert done.returncode == 0, f"{' '.join(argv)}: {done.stderr.strip()} {done.stdout[-500:]}"
@@ -88,8 +97,18 @@ def ensure_user() -> pwd.struct_passwd:
         try:
             return pwd.getpwnam(USER)
         except KeyError:
-            sh("useradd", "-M", "-d", "/nonexistent", "-s", "/usr/sbin/nologin", "-G", GROUP, USER,
-               check=False)  # fmt: skip
+            sh(
+                "useradd",
+                "-M",
+                "-d",
+                "/nonexistent",
+                "-s",
+                "/usr/sbin/nologin",
+                "-G",
+                GROUP,
+                USER,
+                check=False,
+            )
         time.sleep(1)
     return pwd.getpwnam(USER)
 
@@ -121,16 +140,28 @@ class Node:
         """argv run in the sandbox: in the node's netns, or in a named one."""
         if netns is None:
             return ["nsenter", "-t", str(self.node.pid), "-m", "-n", "--", *argv]
-        return ["nsenter", "-t", str(self.node.pid), "-m", "--", "ip", "netns", "exec", netns,
-                *argv]  # fmt: skip
+        return [
+            "nsenter",
+            "-t",
+            str(self.node.pid),
+            "-m",
+            "--",
+            "ip",
+            "netns",
+            "exec",
+            netns,
+            *argv,
+        ]
 
-    def run(self, *argv: str, netns: str | None = None, check: bool = True,
-            timeout: float = TIMEOUT) -> subprocess.CompletedProcess[str]:  # fmt: skip
+    def run(
+        self, *argv: str, netns: str | None = None, check: bool = True, timeout: float = TIMEOUT
+    ) -> subprocess.CompletedProcess[str]:
         return sh(*self.cmd(*argv, netns=netns), check=check, timeout=timeout)
 
     def background(self, *argv: str, netns: str | None = None) -> subprocess.Popen[bytes]:
-        proc = subprocess.Popen(self.cmd(*argv, netns=netns), stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)  # fmt: skip
+        proc = subprocess.Popen(
+            self.cmd(*argv, netns=netns), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         self.spawned.append(proc)
         return proc
 
@@ -147,25 +178,57 @@ class Node:
 
     def job_argv(self, scratch: Path, argv: Sequence[str]) -> list[str]:
         """The helper as the wrapper runs it: the job's user, ``sudo -n HELPER -- argv``."""
-        env = [f"_CONDOR_JOB_AD={scratch}/.job.ad", f"_CONDOR_SCRATCH_DIR={scratch}",
-               "PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "LARKPS_TEST_MARK=1",
-               f"LARKPS_JOBNET_CONFIG={self.config}"]  # fmt: skip
-        return self.cmd("setpriv", "--reuid", USER, "--regid", USER, "--init-groups", "--",
-                        "env", "-i", *env, "sudo", "-n", str(HELPER), "--", *argv)  # fmt: skip
+        env = [
+            f"_CONDOR_JOB_AD={scratch}/.job.ad",
+            f"_CONDOR_SCRATCH_DIR={scratch}",
+            "PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
+            "LARKPS_TEST_MARK=1",
+            f"LARKPS_JOBNET_CONFIG={self.config}",
+        ]
+        return self.cmd(
+            "setpriv",
+            "--reuid",
+            USER,
+            "--regid",
+            USER,
+            "--init-groups",
+            "--",
+            "env",
+            "-i",
+            *env,
+            "sudo",
+            "-n",
+            str(HELPER),
+            "--",
+            *argv,
+        )
 
-    def job(self, ad: dict[str, object], argv: Sequence[str],
-            timeout: float = TIMEOUT) -> subprocess.CompletedProcess[str]:  # fmt: skip
+    def job(
+        self, ad: dict[str, object], argv: Sequence[str], timeout: float = TIMEOUT
+    ) -> subprocess.CompletedProcess[str]:
         return self.job_in(self.scratch(ad), argv, timeout)
 
-    def job_in(self, scratch: Path, argv: Sequence[str],
-               timeout: float = TIMEOUT) -> subprocess.CompletedProcess[str]:  # fmt: skip
-        return subprocess.run(self.job_argv(scratch, argv), capture_output=True, text=True,
-                              timeout=timeout, cwd=scratch, check=False)  # fmt: skip
+    def job_in(
+        self, scratch: Path, argv: Sequence[str], timeout: float = TIMEOUT
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            self.job_argv(scratch, argv),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=scratch,
+            check=False,
+        )
 
     def start_job(self, ad: dict[str, object], argv: Sequence[str]) -> subprocess.Popen[str]:
         scratch = self.scratch(ad)
-        return subprocess.Popen(self.job_argv(scratch, argv), stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, cwd=scratch)  # fmt: skip
+        return subprocess.Popen(
+            self.job_argv(scratch, argv),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=scratch,
+        )
 
     def leftovers(self) -> list[str]:
         """Every object a job could leave: netns, veths, nft tables, qdiscs, leases."""
@@ -173,11 +236,13 @@ class Node:
         names = self.run("ip", "netns", "list").stdout.split()
         found += [f"netns {n}" for n in names if n.startswith("larkps-")]
         links = json.loads(self.run("ip", "-j", "link", "show").stdout)
-        found += [f"link {l['ifname']}" for l in links if l["ifname"].startswith("lk")]
+        found += [f"link {k['ifname']}" for k in links if k["ifname"].startswith("lk")]
         tables = self.run("nft", "list", "tables").stdout.splitlines()
         found += [t for t in tables if "larkps_" in t]
         qdiscs = json.loads(self.run("tc", "-j", "qdisc", "show").stdout)
-        found += [f"qdisc {q['kind']} {q.get('dev')}" for q in qdiscs if q["kind"] in ("tbf", "htb")]
+        found += [
+            f"qdisc {q['kind']} {q.get('dev')}" for q in qdiscs if q["kind"] in ("tbf", "htb")
+        ]
         leases = self.run("find", "/run/larkps", "-type", "f", check=False).stdout.split()
         found += [f"lease {p}" for p in leases]
         procs = sh("pgrep", "-u", USER, "-a", check=False).stdout.strip()
@@ -204,8 +269,17 @@ def _build(node: Node) -> None:
     for name, host_dev in (("outside", "up0"), ("bpeer", "bp0")):
         run("ip", "netns", "add", name)
         run("ip", "link", "add", host_dev, "type", "veth", "peer", "name", "eth0", "netns", name)
-        run("ip", "netns", "exec", name, "sysctl", "-q", "-w", "net.ipv6.conf.all.accept_dad=0",
-            "net.ipv6.conf.eth0.accept_dad=0")  # fmt: skip
+        run(
+            "ip",
+            "netns",
+            "exec",
+            name,
+            "sysctl",
+            "-q",
+            "-w",
+            "net.ipv6.conf.all.accept_dad=0",
+            "net.ipv6.conf.eth0.accept_dad=0",
+        )
         run("ip", "-n", name, "link", "set", "lo", "up")
     run("ip", "addr", "add", f"{NODE4}/24", "dev", "up0")
     run("ip", "-6", "addr", "add", f"{NODE6}/64", "dev", "up0", "nodad")
@@ -235,12 +309,20 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
     config.chmod(0o644)
     work = Path(tempfile.mkdtemp(prefix="larkps-priv-", dir="/tmp"))
     work.chmod(0o711)
-    script = 'mount -t tmpfs -o mode=755 tmpfs /run && mount --bind "$1" /etc/sudoers && echo ready && exec sleep 3600'
-    holder = subprocess.Popen(["unshare", "-m", "--propagation", "private", "--", "sh", "-c",
-                               script, "sh", str(sudoers)], stdout=subprocess.PIPE, text=True)  # fmt: skip
+    script = (
+        'mount -t tmpfs -o mode=755 tmpfs /run && mount --bind "$1" /etc/sudoers'
+        " && echo ready && exec sleep 3600"
+    )
+    holder = subprocess.Popen(
+        ["unshare", "-m", "--propagation", "private", "--", "sh", "-c", script, "sh", str(sudoers)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
-    netns = subprocess.Popen(["nsenter", "-t", str(holder.pid), "-m", "--", "unshare", "-n", "--",
-                              "sleep", "3600"], text=True)  # fmt: skip
+    netns = subprocess.Popen(
+        ["nsenter", "-t", str(holder.pid), "-m", "--", "unshare", "-n", "--", "sleep", "3600"],
+        text=True,
+    )
     time.sleep(0.3)
     made = Node(holder, netns, work, config, user)
     try:
@@ -254,8 +336,12 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
 
 
 def ad(policy: str, **extra: object) -> dict[str, object]:
-    base: dict[str, object] = {"ClusterId": random.randrange(1, 10**6), "ProcId": 0,
-                               "Owner": USER, "LarkNetworkPolicy": policy}  # fmt: skip
+    base: dict[str, object] = {
+        "ClusterId": random.randrange(1, 10**6),
+        "ProcId": 0,
+        "Owner": USER,
+        "LarkNetworkPolicy": policy,
+    }
     base.update(extra)
     return base
 
@@ -264,8 +350,15 @@ def ad(policy: str, **extra: object) -> dict[str, object]:
 
 
 def test_the_job_runs_as_the_user_with_its_groups_and_no_privileges(node: Node):
-    done = node.job(ad("nat"), ["sh", "-c", "id -u; id -g; id -G; grep -E '^(CapEff|NoNewPrivs)' "
-                                "/proc/self/status; echo $LARKPS_TEST_MARK"])  # fmt: skip
+    done = node.job(
+        ad("nat"),
+        [
+            "sh",
+            "-c",
+            "id -u; id -g; id -G; grep -E '^(CapEff|NoNewPrivs)' "
+            "/proc/self/status; echo $LARKPS_TEST_MARK",
+        ],
+    )
     assert done.returncode == 0, done.stderr
     uid, gid, groups, cap, nnp, mark = done.stdout.split("\n")[:6]
     user = node.user
@@ -293,10 +386,16 @@ def test_a_policy_or_value_the_node_refuses_runs_nothing(node: Node):
 
 
 def test_the_job_cannot_change_its_limit_or_rules(node: Node):
-    done = node.job(ad("nat", LarkNetworkRateLimit=100),
-                    ["sh", "-c", "tc qdisc del dev eth0 root; echo tc=$?; nft flush ruleset;"
-                     " echo nft=$?; ip link set eth0 down; echo ip=$?;"
-                     " tc -j qdisc show dev eth0"])  # fmt: skip
+    done = node.job(
+        ad("nat", LarkNetworkRateLimit=100),
+        [
+            "sh",
+            "-c",
+            "tc qdisc del dev eth0 root; echo tc=$?; nft flush ruleset;"
+            " echo nft=$?; ip link set eth0 down; echo ip=$?;"
+            " tc -j qdisc show dev eth0",
+        ],
+    )
     assert done.returncode == 0, done.stderr
     assert "tc=2" in done.stdout or "tc=1" in done.stdout
     assert "nft=1" in done.stdout and "ip=2" in done.stdout
@@ -353,8 +452,21 @@ def connect_argv(address: str, port: int, timeout: float = 2.0) -> list[str]:
 
 def iperf3(node: Node, policy: str, reverse: bool) -> float:
     """Bits/s the receiver saw, the job the iperf3 client at RATE_MBPS."""
-    argv = ["iperf3", "-c", PEER4, "-p", "5201", "-t", "4", "-O", "1", "-J",
-            "--connect-timeout", "3000", *(["-R"] if reverse else [])]  # fmt: skip
+    argv = [
+        "iperf3",
+        "-c",
+        PEER4,
+        "-p",
+        "5201",
+        "-t",
+        "4",
+        "-O",
+        "1",
+        "-J",
+        "--connect-timeout",
+        "3000",
+        *(["-R"] if reverse else []),
+    ]
     for _ in range(5):  # the server serves one client at a time; another test may hold it
         done = node.job(ad(policy, LarkNetworkRateLimit=RATE_MBPS), argv)
         report = json.loads(done.stdout or "{}")
@@ -373,8 +485,12 @@ def test_the_rate_holds_both_ways(outside: Node, policy: str):
     assert outside.wait_clean() == []
 
 
-def serving_job(node: Node, policy: str, ports: Sequence[int], **extra: object,
-                ) -> tuple[subprocess.Popen[str], list[str]]:  # fmt: skip
+def serving_job(
+    node: Node,
+    policy: str,
+    ports: Sequence[int],
+    **extra: object,
+) -> tuple[subprocess.Popen[str], list[str]]:
     """A job listening on ports (both families); its addresses from the helper's line."""
     job = node.start_job(ad(policy, **extra), ["python3", "-c", SERVE, "25", *map(str, ports)])
     assert job.stderr is not None and job.stdout is not None
@@ -436,12 +552,15 @@ def test_ports_lets_in_exactly_the_listed_ports(outside: Node):
 
 
 def test_the_allowlist_refuses_other_destinations(outside: Node):
-    script = "; ".join(shlex.join(connect_argv(a, 7000, 1.5)) + " | cut -c1-7"
-                       for a in (PEER4, PEER6, BPEER4, BPEER6))  # fmt: skip
+    script = "; ".join(
+        shlex.join(connect_argv(a, 7000, 1.5)) + " | cut -c1-7"
+        for a in (PEER4, PEER6, BPEER4, BPEER6)
+    )
     done = outside.job(ad("nat", LarkNetworkAllow="198.18.2.0/24"), ["sh", "-c", script])
     assert done.stdout.split() == ["ok", "refused", "refused", "refused"], done.stderr
-    done = outside.job(ad("bridge", LarkNetworkAllow="2001:db8:100::/64, 198.18.100.0/29"),
-                       ["sh", "-c", script])  # fmt: skip
+    done = outside.job(
+        ad("bridge", LarkNetworkAllow="2001:db8:100::/64, 198.18.100.0/29"), ["sh", "-c", script]
+    )
     assert done.stdout.split() == ["refused", "refused", "refused", "ok"], done.stderr
     assert outside.wait_clean() == []
 
