@@ -98,7 +98,7 @@ def _status_ids(pid: int) -> dict[str, list[int]]:
 def caller_from_sudo(environ: Mapping[str, str]) -> Caller:
     """The caller as sudo names it, checked against the parent process's real ids."""
     uid_text, gid_text = environ.get("SUDO_UID", ""), environ.get("SUDO_GID", "")
-    if not (uid_text.isdigit() and gid_text.isdigit()):
+    if not all(t.isascii() and t.isdigit() for t in (uid_text, gid_text)):
         raise HelperRefused("run through sudo (SUDO_UID and SUDO_GID are not set)")
     uid, gid = int(uid_text), int(gid_text)
     if uid == 0 or gid == 0:

@@ -69,7 +69,7 @@ class Names:
 
 def names_for(job_id: str) -> Names:
     """Names for job ``cluster.proc`` (digits only, so they are safe anywhere)."""
-    match = JOB_ID.match(job_id)
+    match = JOB_ID.fullmatch(job_id)
     if match is None:
         raise PrivilegedError(f"job id {job_id!r} is not cluster.proc")
     cluster, proc = match.groups()
@@ -154,7 +154,7 @@ def owner_tag(pid: int) -> str:
 
 def lease_alive(tag: str) -> bool:
     pid_text, _, start = tag.strip().partition(" ")
-    return pid_text.isdigit() and _process_start(int(pid_text)) == start
+    return pid_text.isascii() and pid_text.isdigit() and _process_start(int(pid_text)) == start
 
 
 def take_lease(directory: Path, key: str, tag: str, record: Record) -> Path | None:
@@ -342,7 +342,7 @@ def _set(items: Iterable[object]) -> str:
 ND_TYPES = "{ nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit, nd-router-advert }"
 
 
-def _allow_rules(request: JobPlan, match_in: str) -> list[str]:
+def _allow_rules(request: JobPlan, match_in: str, bridge: bool = False) -> list[str]:
     """Drop what the job sends outside its allowlist (neighbour discovery always passes)."""
     if not request.allow:
         return []
@@ -352,7 +352,8 @@ def _allow_rules(request: JobPlan, match_in: str) -> list[str]:
         if nets:
             rules.append(f"{match_in} {family} daddr != {_set(nets)} counter drop")
         else:
-            rules.append(f"{match_in} meta nfproto ipv{version} counter drop")
+            kind = f"ether type {family}" if bridge else f"meta nfproto ipv{version}"
+            rules.append(f"{match_in} {kind} counter drop")
     return rules
 
 
@@ -441,7 +442,7 @@ def _bridge_table(layout: Layout) -> str:
         other = "fe80::/10, ::" if side.address.version == 6 else "0.0.0.0"  # noqa: S104 - DAD, DHCP
         own = f"{side.address.ip}, {other}"
         rules.append(f"iifname {dev} {_family(side)} saddr != {{ {own} }} counter drop")
-    rules += _allow_rules(layout.request, f"iifname {dev}")
+    rules += _allow_rules(layout.request, f"iifname {dev}", bridge=True)
     chains = [_chain(hook, FILTER.format(hook), rules) for hook in ("forward", "input")]
     return _table(f"bridge {layout.names.table}", chains)
 
