@@ -27,6 +27,7 @@ PURE = (
     "stats/calibration",
     "ingest/cadence",
     "jobnet/request",
+    "jobnet/accounting",
     "report/document",
     "report/explain",
     "units",
