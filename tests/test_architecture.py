@@ -27,6 +27,7 @@ PURE = (
     "stats/calibration",
     "ingest/cadence",
     "jobnet/request",
+    "jobnet/accounting",
     "jobnet/rules",
     "report/document",
     "report/explain",

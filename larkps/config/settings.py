@@ -7,7 +7,6 @@ errors. Relative paths are taken relative to the current working directory.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import tomllib
 from dataclasses import dataclass, field, replace
@@ -188,11 +187,13 @@ def load_settings(path: str | Path) -> Settings:
     return settings_from_dict(read_toml(path), str(path))
 
 
-def load_jobnet(path: str | Path) -> NodeJobNet:
-    """The ``[jobnet]`` table of a file that may hold nothing else (the helper's own file)."""
+def load_jobnet(path: str | Path, alone: bool = True) -> NodeJobNet:
+    """The ``[jobnet]`` table of a file: the helper's own file, which may hold nothing
+    else (``alone``), or a whole larkps.toml, whose other tables are not read."""
     root = Section(read_toml(path), str(path), "")
     node = jobnet_settings(root.section("jobnet"))
-    root.finish()
+    if alone:
+        root.finish()
     return node
 
 
@@ -392,14 +393,7 @@ def _refuse_case_twins(section: Section) -> None:
 
 
 def _site_rule(site: str, section: Section) -> SiteRule:
-    networks = []
-    for index, text in enumerate(section.string_list("networks")):
-        try:
-            networks.append(ipaddress.ip_network(text, strict=False))
-        except ValueError:
-            raise section.error(
-                f"networks[{index}]", f"expected an IPv4 or IPv6 network, got {text!r}"
-            ) from None
+    networks = section.network_list("networks", "an IPv4 or IPv6 network")
     rule = SiteRule(
         site=site,
         hosts=tuple(section.string_list("hosts")),
