@@ -23,6 +23,8 @@ from pathlib import Path
 import netns
 import pytest
 
+from larkps.jobnet.ledger import ledger_files, read_runs
+
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
 if (_reason := netns.missing()) is not None:
@@ -69,6 +71,7 @@ def server(peer: netns.Peer, port: int) -> Iterator[int]:
 @pytest.fixture
 def greeter(peer: netns.Peer, port: int, tmp_path: Path) -> Iterator[int]:
     """A listener in the peer (every address) that greets each connection."""
+    port += 2  # beside the iperf3 server's
     process = peer.popen("python3", "-c", LISTEN, str(port), cwd=tmp_path)
     try:
         deadline = time.monotonic() + 20
@@ -261,3 +264,41 @@ def test_kill_9_at_random_moments_leaves_nothing(
         run.wait(timeout=60)
         assert run.left == [], what
         assert netns.user_processes(user) == [], what
+
+
+def test_ledger_holds_the_run_with_counters_per_class(
+    jobs: netns.Jobs, peer: netns.Peer, server: int, greeter: int
+) -> None:
+    shared = jobs.base / "ledger"
+    shared.mkdir()
+    shared.chmod(0o1777)  # job users write their own ledgers in it
+    configured = shared / "ledger.sqlite"
+    same, other = peer.address(4, 2), peer.address(6, 3)
+    text = (
+        f'[jobnet]\nuser_net = "slirp4netns"\nledger = "{configured}"\n'
+        f'[jobnet.classes]\nsame-site = ["{same}/32"]\nother-sites = ["{other}/128"]\n'
+    )
+    script = (
+        f"iperf3 -c {same} -p {server} -t 2 -w 64K >/dev/null && "
+        f"python3 -c '{CONNECT}' {target(other, greeter)}"
+    )
+    run = jobs.run(["sh", "-c", script], ad={"LarkNetworkRateLimit": RATE_MBPS}, config=text)
+    assert run.exit_code == 0, run.stderr
+    assert "hello" in run.stdout
+    runs = [r for f in ledger_files(configured) for r in read_runs(f)]
+    assert len(runs) == 1, runs
+    record = runs[0]
+    assert (record.job_id, record.owner, record.policy) == (
+        f"{100 + jobs.count}.0",
+        jobs.user.name,
+        "nat",
+    )
+    assert record.ended is not None and record.exit_status == 0
+    counted = {(c.direction, c.klass): c.bytes for c in record.counters}
+    assert counted[("out", "same-site")] > 0.9 * RATE_MBPS * 1e6 / 8 * 2  # iperf3's 2 s
+    assert 0 < counted[("out", "other-sites")] < 10_000  # one greeting exchange
+    assert 0 < counted[("in", "other-sites")] < 10_000
+    assert (
+        counted[("out", "same-site")]
+        == run.counted("out") - counted[("out", "other-sites")] - counted[("out", "elsewhere")]
+    )
