@@ -77,34 +77,38 @@ def receive_window(rate_bps: int) -> int:
     return max(rate_bps // 32, 256 * 1024)
 
 
-def shaping_commands(rate_bps: int | None) -> list[list[str]]:
-    """tc and ip commands that limit the tap to rate_bps in both directions."""
+def shaping_commands(rate_bps: int | None) -> tuple[list[list[str]], list[list[str]]]:
+    """ip and tc commands that limit the tap to rate_bps in both directions: those that
+    can run before the tap exists (the ifb device and its queue), and those on the tap."""
     if rate_bps is None:
-        return []
+        return [], []
     queue_ms = math.ceil(receive_window(rate_bps) * 8 * 1000 / rate_bps) + 50
     shaping = Shaping(float(rate_bps), mtu=MTU, latency_ms=min(queue_ms, 10000))
-    every_packet = ["u32", "match", "u32", "0", "0"]
-    redirect = ["action", "mirred", "egress", "redirect", "dev", IFB]
-    return [
-        *tc_commands(shaping, Device(TAP)),
+    redirect = ["u32", "match", "u32", "0", "0", "action", "mirred", "egress", "redirect"]
+    redirect += ["dev", IFB]  # every packet
+    early = [
         ["ip", "link", "add", IFB, "mtu", "65535", "type", "ifb"],
         ["ip", "link", "set", IFB, "up"],
-        ["tc", "qdisc", "add", "dev", TAP, "handle", "ffff:", "ingress"],
-        [
-            "tc",
-            "filter",
-            "add",
-            "dev",
-            TAP,
-            "parent",
-            "ffff:",
-            "protocol",
-            "all",
-            *every_packet,
-            *redirect,
-        ],
         *tc_commands(shaping, Device(IFB)),
     ]
+    on_tap = [
+        *tc_commands(shaping, Device(TAP)),
+        ["tc", "qdisc", "add", "dev", TAP, "handle", "ffff:", "ingress"],
+        ["tc", "filter", "add", "dev", TAP, "parent", "ffff:", "protocol", "all", *redirect],
+    ]
+    return early, on_tap
+
+
+def batches(commands: list[list[str]]) -> list[tuple[list[str], str]]:
+    """The commands as one ``ip -batch -`` / ``tc -batch -`` run per program, in order
+    (argv, stdin text). Every word is this module's own or a checked number."""
+    runs: list[tuple[list[str], str]] = []
+    for argv in commands:
+        if runs and runs[-1][0][0] == argv[0]:
+            runs[-1] = (runs[-1][0], runs[-1][1] + " ".join(argv[1:]) + "\n")
+        else:
+            runs.append(([argv[0], "-batch", "-"], " ".join(argv[1:]) + "\n"))
+    return runs
 
 
 def tcp_limits(rate_bps: int | None) -> dict[str, str]:
@@ -222,7 +226,7 @@ class _Run:
         while not _nonempty(pidfile):
             if process.poll() is not None:
                 self.children.pop(process.pid, None)
-                raise JobNetError(f"pasta failed (exit status {process.returncode})")
+                raise JobNetError(f"pasta failed (exit status {process.returncode}){_tun_hint()}")
             if time.monotonic() > deadline:
                 raise JobNetError(f"pasta not ready within {READY_TIMEOUT:g}s")
             time.sleep(0.002)
@@ -242,7 +246,7 @@ class _Run:
         self.children[process.pid] = "net"
         try:
             if not wait_readable([ready_r], READY_TIMEOUT) or os.read(ready_r, 1) != b"1":
-                raise JobNetError("slirp4netns did not come up")
+                raise JobNetError(f"slirp4netns did not come up{_tun_hint()}")
         finally:
             os.close(ready_r)
         if self.plan.policy is Policy.PORTS:
@@ -343,7 +347,8 @@ def _bring_up(state: _Run) -> tuple[int, int]:
             os.open(f"/proc/{setup_pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC),
         ]
         state.start_user_net(setup_pid)
-        os.write(go, b"G")
+        with contextlib.suppress(BrokenPipeError):  # it failed: its report says why
+            os.write(go, b"G")
         answer = state.read_report(report, READY_TIMEOUT + STEP_TIMEOUT * 8)
         if not answer.startswith(b"P"):
             raise JobNetError(_setup_failure(state, report, answer))
@@ -443,17 +448,23 @@ def _setup_child(  # pragma: no cover - runs in the child
         _quick_ipv6()
     except OSError as exc:
         fail(f"cannot make the job's user and network namespaces: {exc}")
-    os.write(report, b"R\n")
-    if os.read(go, 1) != b"G":
-        os._exit(1)
-    os.close(go)
+    os.write(report, b"R\n")  # the wrapper starts the user-mode network meanwhile
+    early, on_tap = shaping_commands(state.plan.rate_bps)
     try:
-        for argv in shaping_commands(state.plan.rate_bps):
-            _command(argv)
+        for argv, text in batches(early):
+            _command(argv, text)
         for name, value in tcp_limits(state.plan.rate_bps).items():
             with open(f"/proc/sys/net/{name}", "w") as handle:
                 handle.write(value)
         _command(["nft", "-f", "-"], ruleset(state.plan, state.launch.classes or {}, TAP))
+    except (CommandFailed, LarkpsError, OSError) as exc:
+        fail(str(exc))
+    if os.read(go, 1) != b"G":  # the tap is there
+        os._exit(1)
+    os.close(go)
+    try:
+        for argv, text in batches(on_tap):
+            _command(argv, text)
         if state.launch.user_net is UserNet.SLIRP4NETNS:
             _wait_ipv6(READY_TIMEOUT)
     except (CommandFailed, LarkpsError, OSError) as exc:
@@ -613,6 +624,12 @@ def _wait_ipv6(timeout: float) -> None:  # pragma: no cover - runs in the setup 
             return
         time.sleep(0.01)
     say("IPv6 not configured by slirp4netns in time; the job may have IPv4 only")
+
+
+def _tun_hint() -> str:
+    if os.access("/dev/net/tun", os.R_OK | os.W_OK):
+        return ""
+    return " (/dev/net/tun is not usable by this user: the node must make it mode 0666)"
 
 
 def _nonempty(path: str) -> bool:

@@ -244,17 +244,17 @@ def test_kill_9_at_random_moments_leaves_nothing(
     print(f"kill test seed {seed} (LARKPS_KILL_SEED={seed} repeats it)")
     rng = random.Random(seed)
     argv = ["iperf3", "-c", peer.address(4), "-p", str(server), "-t", "8"]
-    for attempt in range(5):
+    for attempt in range(6):
         victim = rng.choice(["wrapper", "job"])
-        delay = rng.uniform(0.0, 1.5)
+        delay = rng.uniform(0.0, 0.6) if attempt % 2 else rng.uniform(0.0, 2.0)
         run = jobs.start(argv, ad={"LarkNetworkRateLimit": RATE_MBPS}, config=config(stack))
         wrapper = run.wrapper_pid()
         time.sleep(delay)
         pid = wrapper
-        if victim == "job":
+        if victim == "job":  # the job if it runs yet, else any process below the wrapper
             below = _descendants(wrapper)
             jobs_seen = [p for p in below if _cmdline(p).startswith("iperf3")]
-            pid = (jobs_seen or below or [wrapper])[-1]
+            pid = jobs_seen[-1] if jobs_seen else rng.choice(below or [wrapper])
         what = (
             f"seed {seed} attempt {attempt}: kill -9 {victim} ({_cmdline(pid)!r}) at {delay:.2f}s"
         )

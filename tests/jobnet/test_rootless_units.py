@@ -1,0 +1,78 @@
+"""Rootless mode's commands, as argument lists (no namespaces needed)."""
+
+from __future__ import annotations
+
+from larkps.config.jobnet import Mode, Policy
+from larkps.jobnet.request import JobPlan
+from larkps.jobnet.rootless import (
+    IFB,
+    TAP,
+    batches,
+    pasta_argv,
+    receive_window,
+    shaping_commands,
+    slirp_argv,
+    tcp_limits,
+)
+
+
+def plan(policy: Policy = Policy.NAT, **fields: object) -> JobPlan:
+    return JobPlan("7.0", "alice", Mode.ROOTLESS, policy, **fields)  # type: ignore[arg-type]
+
+
+def test_no_rate_no_shaping() -> None:
+    assert shaping_commands(None) == ([], [])
+    assert tcp_limits(None) == {}
+
+
+def test_both_directions_are_shaped_with_a_queue_that_holds_the_window() -> None:
+    early, on_tap = shaping_commands(40_000_000)
+    assert ["ip", "link", "add", IFB, "mtu", "65535", "type", "ifb"] in early
+    ifb = [c for c in early if c[:5] == ["tc", "qdisc", "replace", "dev", IFB]]
+    tap = [c for c in on_tap if c[:5] == ["tc", "qdisc", "replace", "dev", TAP]]
+    assert len(ifb) == len(tap) == 1
+    for argv in (ifb[0], tap[0]):
+        assert argv[argv.index("rate") + 1] == "40000000bit"
+        # a quarter second at the rate (1.25 MB) fits in the queue: 250 ms + 50 ms
+        assert argv[argv.index("latency") + 1] == "300ms"
+    redirect = on_tap[-1]
+    assert redirect[-6:] == ["action", "mirred", "egress", "redirect", "dev", IFB]
+    assert receive_window(40_000_000) == 1_250_000
+    assert receive_window(1_000_000) == 256 * 1024  # the floor
+    assert tcp_limits(40_000_000) == {
+        "ipv4/tcp_rmem": "4096 131072 1250000",
+        "ipv4/tcp_limit_output_bytes": "625000",
+    }
+
+
+def test_a_slow_rate_caps_the_queue_at_ten_seconds() -> None:
+    early, _ = shaping_commands(10_000)
+    tbf = next(c for c in early if "tbf" in c)
+    assert tbf[tbf.index("latency") + 1] == "10000ms"
+
+
+def test_batches_group_consecutive_commands_of_one_program() -> None:
+    early, on_tap = shaping_commands(40_000_000)
+    runs = batches(early)
+    assert [argv for argv, _ in runs] == [["ip", "-batch", "-"], ["tc", "-batch", "-"]]
+    assert runs[0][1] == f"link add {IFB} mtu 65535 type ifb\nlink set {IFB} up\n"
+    assert [argv for argv, _ in batches(on_tap)] == [["tc", "-batch", "-"]]
+    assert batches(on_tap)[0][1].count("\n") == 3
+
+
+def test_pasta_forwards_only_the_plans_ports_and_nothing_to_the_host() -> None:
+    nat = pasta_argv(plan(), 123, "/tmp/p.pid")
+    assert nat[nat.index("-t") + 1] == nat[nat.index("-u") + 1] == "none"
+    assert nat[nat.index("-T") + 1] == nat[nat.index("-U") + 1] == "none"
+    assert "--no-map-gw" in nat and "-f" in nat
+    assert nat[-1] == "123"
+    ports = pasta_argv(plan(Policy.PORTS, ports=(5000, 5001)), 123, "/tmp/p.pid")
+    assert ports[ports.index("-t") + 1] == ports[ports.index("-u") + 1] == "5000,5001"
+
+
+def test_slirp4netns_has_no_host_loopback_and_exits_with_the_wrapper() -> None:
+    argv = slirp_argv(123, 5, 6, "/tmp/s.sock")
+    assert "--disable-host-loopback" in argv
+    assert argv[argv.index("--exit-fd") + 1] == "6"
+    assert argv[argv.index("--ready-fd") + 1] == "5"
+    assert argv[-2:] == ["123", TAP]
