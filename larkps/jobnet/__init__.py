@@ -14,4 +14,9 @@ Public (what other stages may import):
 - ``accounting``: Counter, RunRecord, Accounting, Totals, counters_from, summarize, totals
 - ``gc``: Prefixes, Report, collect
 - ``chirp``: JobUser, attributes, chirp, report_to_job_ad
+- ``rules``: Count, Counters, counter_name, counters_from_json, ruleset
+- ``rootless``: JobNetError, Launch, run_rootless
+- ``supervise``: FORWARDED, Recorder, SummaryRecorder, exit_like, say
+- ``kernel``: map_ids, set_subreaper, setns, unshare (libc calls Python 3.11 lacks)
+- ``wrap``: main (``larkps-job-wrap``, HTCondor's USER_JOB_WRAPPER)
 """
