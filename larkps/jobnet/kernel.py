@@ -61,6 +61,31 @@ def no_new_privs() -> None:
     prctl(PR_SET_NO_NEW_PRIVS, 1)
 
 
+MS_NOSUID = 2
+MS_NODEV = 4
+MS_NOEXEC = 8
+MS_REC = 0x4000
+MS_PRIVATE = 1 << 18
+
+
+def mount(source: str | None, target: str, fstype: str | None, flags: int) -> None:
+    result = _libc.mount(
+        _bytes(source), target.encode(), _bytes(fstype), ctypes.c_ulong(flags), None
+    )
+    _check(result, f"mount {target}")
+
+
+def _bytes(text: str | None) -> bytes | None:
+    return None if text is None else text.encode()
+
+
+def own_proc() -> None:
+    """A mount namespace whose /proc shows this process's PID namespace only."""
+    unshare(CLONE_NEWNS)
+    mount(None, "/", None, MS_REC | MS_PRIVATE)
+    mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+
+
 def map_ids(inside_uid: int, outside_uid: int, inside_gid: int, outside_gid: int) -> None:
     """Map one uid and one gid of this process's new user namespace (groups denied)."""
     with open("/proc/self/setgroups", "w") as handle:

@@ -495,6 +495,10 @@ def _init(state: _Run, alive_r: int, status_w: int, life_r: int) -> NoReturn:  #
     kernel.die_with_parent()
     if _parent_pid() != state.supervisor or wait_readable([life_r], 0):
         os._exit(1)  # the wrapper died before the parent-death signal was set
+    try:
+        kernel.own_proc()
+    except OSError as exc:  # a /proc with parts hidden (in a container): the host's stays
+        say(f"the job sees the host's /proc: {exc}")
     signals = Signals()
     job = os.fork()
     if job == 0:

@@ -28,6 +28,7 @@ PROBE = (
     "caps = [l for l in open('/proc/self/status') if l.startswith('CapEff')][0].split()[1];"
     "print(json.dumps({'uid': os.getuid(), 'gid': os.getgid(), 'pid': os.getpid(),"
     " 'net': os.readlink('/proc/self/ns/net'), 'caps': caps,"
+    " 'procs': sorted(int(p) for p in os.listdir('/proc') if p.isdigit()),"
     " 'tc': tc.returncode, 'nft': nft.returncode, 'link': link.returncode,"
     " 'qdisc': run('/usr/sbin/tc', 'qdisc', 'show', 'dev', 'tap0').stdout}))"
 )
@@ -52,6 +53,7 @@ def test_job_runs_as_its_user_without_capabilities_and_cannot_lift_its_limit(
     seen = json.loads(run.stdout)
     assert (seen["uid"], seen["gid"]) == (user.uid, user.gid)
     assert seen["pid"] == 2  # the job's own PID namespace, under its init
+    assert seen["procs"][:2] == [1, 2] and len(seen["procs"]) <= 6  # and its own /proc
     assert seen["net"] != os.readlink("/proc/self/ns/net")
     assert int(seen["caps"], 16) == 0
     assert seen["tc"] != 0 and seen["nft"] != 0 and seen["link"] != 0
