@@ -14,4 +14,5 @@ Public (what other stages may import):
 - ``accounting``: Counter, RunRecord, Accounting, Totals, counters_from, summarize, totals
 - ``gc``: Prefixes, Report, collect
 - ``chirp``: JobUser, attributes, chirp, report_to_job_ad
+- ``recorder``: NodeRecorder (ledger and job ad; what the wrapper and helper use)
 """

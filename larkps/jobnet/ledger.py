@@ -281,6 +281,10 @@ class OpenRun:
     objects: tuple[tuple[int, JobObject, float | None], ...]  # seq, object, removed
 
 
+#: What a start call may name its objects by (see :meth:`LedgerRecorder.start`).
+ObjectsGiven = Iterable[JobObject | Mapping[str, str] | tuple[str, str]] | Mapping[str, str]
+
+
 # -- where files are and how they are opened --------------------------------------------
 def writer_path(configured: Path, uid: int | None = None) -> Path:
     """The file a writer of ``uid`` (default: this process) uses for ``configured``.
@@ -691,9 +695,7 @@ class LedgerRecorder:
             ledger.end_run(run_id, exit_status, counters_from(counters), self.clock())
 
 
-def objects_from(
-    objects: Iterable[JobObject | Mapping[str, str] | tuple[str, str]] | Mapping[str, str],
-) -> list[JobObject]:
+def objects_from(objects: ObjectsGiven) -> list[JobObject]:
     """The objects of a start call, in any of its forms (see :meth:`LedgerRecorder.start`)."""
     if isinstance(objects, Mapping) and "kind" not in objects:
         pairs = [
