@@ -34,7 +34,6 @@ from larkps.errors import FieldError, LarkpsError
 from larkps.jobnet.ledger import (
     JobObject,
     Ledger,
-    LedgerError,
     LedgerFile,
     OpenRun,
     ProcessId,
@@ -42,6 +41,7 @@ from larkps.jobnet.ledger import (
     process_start,
     process_uid,
 )
+from larkps.jobnet.schema import LedgerError
 
 GRACE_S = 60.0
 NETNS_DIR = Path("/run/netns")

@@ -21,11 +21,8 @@ import pytest
 from larkps.config.jobnet import Mode, Policy
 from larkps.jobnet.accounting import Counter
 from larkps.jobnet.ledger import (
-    LEDGER_STEPS,
-    LEDGER_VERSION,
     JobObject,
     Ledger,
-    LedgerError,
     LedgerFile,
     LedgerRecorder,
     ProcessId,
@@ -36,6 +33,7 @@ from larkps.jobnet.ledger import (
     writer_path,
 )
 from larkps.jobnet.request import JobPlan
+from larkps.jobnet.schema import LEDGER_STEPS, LEDGER_VERSION, LedgerError
 
 FIXTURE_V1 = Path(__file__).parent / "fixtures" / "ledger-v1.sqlite"
 NOBODY = 65534
