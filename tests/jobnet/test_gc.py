@@ -257,21 +257,35 @@ def test_a_job_users_ledger_is_trusted_for_that_users_processes_only(
 ):
     made.network(5)  # a root-made namespace the user's ledger claims
     theirs, not_theirs = made.sleeper(user=NOBODY), made.sleeper()
-    gone = dead_process()
+    gone = ProcessId.of(os.getpid())  # alive, but root's: not a supervisor nobody can claim
     objects = [
         ["process", str(theirs.pid)],
         ["process", str(not_theirs.pid)],
         ["netns", made.netns(5)],
     ]
 
-    def record() -> int:
+    supervisor, helper = made.sleeper(user=NOBODY), made.sleeper(user=NOBODY)
+    live_objects = [JobObject("process", str(helper.pid))]
+
+    def record() -> list[int]:
         with Ledger(writer_path(sticky_ledger)) as ledger:
             items = [JobObject(k, n) for k, n in objects]
-            return ledger.start_run(
+            dead = ledger.start_run(
                 made.job(5), "nobody", "rootless", "nat", None, gone, items, 1.0
             )
+            live = ledger.start_run(
+                "99.0",
+                "nobody",
+                "rootless",
+                "nat",
+                None,
+                ProcessId.of(supervisor.pid),
+                live_objects,
+                2.0,
+            )
+            return [dead, live]
 
-    run_id = as_owner(NOBODY, record)
+    run_id, live_id = as_owner(NOBODY, record)
     files = ledger_files(sticky_ledger)
     assert [f.uid for f in files] == [NOBODY]
     report = collect(files, prefixes=Prefixes("none-", "none", "none_"), clock=later)
@@ -288,6 +302,8 @@ def test_a_job_users_ledger_is_trusted_for_that_users_processes_only(
     assert theirs.wait(timeout=10) == -9
     assert not_theirs.poll() is None
     assert made.netns(5) in exists()["netns"]
+    assert [r for _, r, _ in report.live] == [live_id]  # its supervisor runs as nobody
+    assert helper.poll() is None
     assert [r for _, r, _ in report.closed] == [run_id]  # closed in nobody's file, as nobody
     (path,) = [f.path for f in files]
     assert all(os.stat(p).st_uid == NOBODY for p in path.parent.iterdir())
