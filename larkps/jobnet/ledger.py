@@ -51,6 +51,7 @@ KINDS = ("netns", "link", "nft-table", "qdisc", "process")
 ALIASES = {"veth": "link", "nft": "nft-table"}
 NOT_OBJECTS = ("lease",)
 CLOSED_BY = ("wrapper", "gc")
+SQLITE_HEADER = b"SQLite format 3\x00"
 
 
 # -- processes --------------------------------------------------------------------------
@@ -246,8 +247,11 @@ def _check_file(path: Path, create: bool) -> None:
             raise LedgerError(f"cannot open ledger {path}: {exc.strerror}") from None
         try:
             _check_stat(path, os.fstat(fd))
+            header = os.pread(fd, len(SQLITE_HEADER), 0)
         finally:
             os.close(fd)
+        if header and header != SQLITE_HEADER:
+            raise LedgerError(f"{path} is not a ledger (not an SQLite file); it is left alone")
         for suffix in ("-wal", "-shm", "-journal"):
             try:
                 st = os.lstat(path.name + suffix, dir_fd=dfd)

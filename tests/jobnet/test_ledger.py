@@ -446,3 +446,12 @@ def test_the_privileged_helpers_forms_of_objects_and_counters(tmp_path: Path):
         Counter("out", "unclassified", 5000, 50),
         Counter("in", "unclassified", 7000, 70),
     }
+
+
+def test_a_file_that_is_no_sqlite_file_is_not_touched(tmp_path: Path):
+    other = tmp_path / "notes.txt"
+    other.write_text("not a ledger\n")
+    with pytest.raises(LedgerError, match="is not a ledger"):
+        Ledger(other, create=False)
+    assert other.read_text() == "not a ledger\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
