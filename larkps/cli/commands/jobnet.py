@@ -40,9 +40,17 @@ def register(commands: Subparsers) -> None:
     )
     _add_ledger(sub)
     sub.add_argument(
-        "--by", choices=("job", "owner", "class"), default="job", help="rows per (job)"
+        "--by",
+        choices=("job", "owner", "class"),
+        default="job",
+        help="a row per job, owner or destination class (default: job)",
     )
-    sub.add_argument("--since", type=duration_arg, help="only runs active this long ago or later")
+    sub.add_argument(
+        "--since",
+        type=duration_arg,
+        metavar="DURATION",
+        help="only runs still running or ended this long ago or later, e.g. 24h, 7d",
+    )
     sub.add_argument("--format", choices=("table", "json"), default="table", help="output format")
     sub = add_command(
         actions,
@@ -62,9 +70,13 @@ def _missing_action(args: argparse.Namespace) -> int:
 
 def _add_ledger(sub: argparse.ArgumentParser) -> None:
     where = sub.add_mutually_exclusive_group()
-    where.add_argument("--ledger", type=Path, help="one ledger file")
+    where.add_argument("--ledger", type=Path, metavar="FILE", help="one ledger file")
     where.add_argument(
-        "--config", type=Path, help=f"the node's config ([jobnet] ledger; else {DEFAULT_LEDGER})"
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help=f"the node's config: its [jobnet] ledger and every job user's beside it "
+        f"(default: {DEFAULT_LEDGER} and those beside it)",
     )
 
 
