@@ -31,6 +31,9 @@ from pathlib import Path
 
 import pytest
 
+from larkps.jobnet.accounting import RunRecord
+from larkps.jobnet.ledger import ledger_files, read_runs
+
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -133,6 +136,7 @@ class Node:
     node: subprocess.Popen[str]
     work: Path
     config: Path
+    ledger: Path
     user: pwd.struct_passwd
     spawned: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
@@ -305,7 +309,8 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
     sudoers.write_text(test_sudoers(USER))
     sudoers.chmod(0o440)
     config = base / "jobnet.toml"
-    config.write_text(CONFIG)
+    ledger = base / "ledger" / "ledger.sqlite"
+    config.write_text(CONFIG + f'ledger = "{ledger}"\n')
     config.chmod(0o644)
     work = Path(tempfile.mkdtemp(prefix="larkps-priv-", dir="/tmp"))
     work.chmod(0o711)
@@ -324,7 +329,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
         text=True,
     )
     time.sleep(0.3)
-    made = Node(holder, netns, work, config, user)
+    made = Node(holder, netns, work, config, ledger, user)
     try:
         _build(made)
         yield made
@@ -439,7 +444,7 @@ except OSError as e:
 @pytest.fixture(scope="module")
 def outside(node: Node) -> Node:
     """iperf3 and a 'job' TCP server on the outside peer, for the jobs to reach."""
-    node.background("iperf3", "-s", "-p", "5201", netns="outside")
+    node.background("iperf3", "-s", "-J", "-p", "5201", netns="outside")
     node.background(sys.executable, "-c", SERVE, "3000", "7000", netns="outside")
     node.background(sys.executable, "-c", SERVE, "3000", "7000", netns="bpeer")
     time.sleep(1.0)
@@ -450,38 +455,45 @@ def connect_argv(address: str, port: int, timeout: float = 2.0) -> list[str]:
     return ["python3", "-c", CONNECT, address, str(port), str(timeout)]
 
 
-def iperf3(node: Node, policy: str, reverse: bool) -> float:
-    """Bits/s the receiver saw, the job the iperf3 client at RATE_MBPS."""
-    argv = [
-        "iperf3",
-        "-c",
-        PEER4,
-        "-p",
-        "5201",
-        "-t",
-        "4",
-        "-O",
-        "1",
-        "-J",
-        "--connect-timeout",
-        "3000",
-        *(["-R"] if reverse else []),
-    ]
+def iperf3(node: Node, policy: str, reverse: bool) -> tuple[float, int, str]:
+    """Bits/s and bytes the receiver saw (omitted intervals too), and the job's id."""
+    argv = ["iperf3", "-c", PEER4, "-p", "5201", "-t", "4", "-O", "1", "-J",
+            "--connect-timeout", "3000", "--get-server-output",
+            *(["-R"] if reverse else [])]  # fmt: skip
     for _ in range(5):  # the server serves one client at a time; another test may hold it
-        done = node.job(ad(policy, LarkNetworkRateLimit=RATE_MBPS), argv)
+        job_ad = ad(policy, LarkNetworkRateLimit=RATE_MBPS)
+        # a second after iperf3 for what it wrote to drain through the veth
+        done = node.job(job_ad, ["sh", "-c", f"{shlex.join(argv)}; s=$?; sleep 1; exit $s"])
         report = json.loads(done.stdout or "{}")
-        received = report.get("end", {}).get("sum_received", {}).get("bits_per_second")
+        end = report.get("end", {})
+        received = end.get("sum_received", {}).get("bits_per_second")
         if done.returncode == 0 and received is not None:
-            return float(received)
+            receiver = report if reverse else report["server_output_json"]
+            moved = sum(i["sum"]["bytes"] for i in receiver["intervals"])  # omitted ones too
+            return float(received), int(moved), f"{job_ad['ClusterId']}.0"
         time.sleep(1)
     raise AssertionError(f"iperf3 failed: {done.stderr[-500:]} {done.stdout[-300:]}")
 
 
+def ledger_run(node: Node, job_id: str) -> RunRecord:
+    runs = [r for f in ledger_files(node.ledger) for r in read_runs(f) if r.job_id == job_id]
+    assert len(runs) == 1, runs
+    return runs[0]
+
+
 @pytest.mark.parametrize("policy", ["nat", "routed"])
-def test_the_rate_holds_both_ways(outside: Node, policy: str):
+def test_the_rate_holds_both_ways_and_the_ledger_counts_it(outside: Node, policy: str):
     for reverse in (False, True):
-        got = iperf3(outside, policy, reverse)
+        got, moved, job_id = iperf3(outside, policy, reverse)
         assert abs(got / (RATE_MBPS * 1e6) - 1) <= 0.10, f"{policy} reverse={reverse}: {got:.3g}"
+        run = ledger_run(outside, job_id)
+        assert run.ended is not None and run.exit_status == 0 and run.policy == policy
+        assert run.rate_bps == RATE_MBPS * 1_000_000
+        direction = "in" if reverse else "out"
+        counted = sum(c.bytes for c in run.counters if c.direction == direction)
+        print(f"{policy} {direction}: counted {counted} iperf3 {moved} ratio {counted / moved:.4f}")
+        # the veth counts headers and what was still in flight when the receiver stopped
+        assert 1.0 <= counted / moved <= 1.03, (counted, moved)
     assert outside.wait_clean() == []
 
 
