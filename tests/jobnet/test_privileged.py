@@ -180,15 +180,17 @@ class Node:
         os.chown(directory, self.user.pw_uid, self.user.pw_gid)
         return directory
 
-    def job_argv(self, scratch: Path, argv: Sequence[str]) -> list[str]:
+    def job_argv(self, scratch: Path, argv: Sequence[str], **env_: str) -> list[str]:
         """The helper as the wrapper runs it: the job's user, ``sudo -n HELPER -- argv``."""
-        env = [
-            f"_CONDOR_JOB_AD={scratch}/.job.ad",
-            f"_CONDOR_SCRATCH_DIR={scratch}",
-            "PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
-            "LARKPS_TEST_MARK=1",
-            f"LARKPS_JOBNET_CONFIG={self.config}",
-        ]
+        given = {
+            "_CONDOR_JOB_AD": f"{scratch}/.job.ad",
+            "_CONDOR_SCRATCH_DIR": str(scratch),
+            "PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
+            "LARKPS_TEST_MARK": "1",
+            "LARKPS_JOBNET_CONFIG": str(self.config),
+            **env_,
+        }
+        env = [f"{key}={value}" for key, value in given.items()]
         return self.cmd(
             "setpriv",
             "--reuid",
@@ -213,10 +215,10 @@ class Node:
         return self.job_in(self.scratch(ad), argv, timeout)
 
     def job_in(
-        self, scratch: Path, argv: Sequence[str], timeout: float = TIMEOUT
+        self, scratch: Path, argv: Sequence[str], timeout: float = TIMEOUT, **env: str
     ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            self.job_argv(scratch, argv),
+            self.job_argv(scratch, argv, **env),
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -391,6 +393,42 @@ def test_a_policy_or_value_the_node_refuses_runs_nothing(node: Node):
     done = node.job(ad("vlan"), ["true"])
     assert done.returncode == 1 and "LarkNetworkPolicy" in done.stderr
     assert node.wait_clean() == []
+
+
+def test_a_refusal_goes_to_the_wrappers_error_file_as_the_user(node: Node):
+    scratch = node.scratch(ad("vlan"))
+    error = scratch / "wrapper-error"
+    done = node.job_in(scratch, ["true"], _CONDOR_WRAPPER_ERROR_FILE=str(error))
+    assert done.returncode == 1
+    assert "LarkNetworkPolicy" in error.read_text()
+    assert error.stat().st_uid == node.user.pw_uid
+    # A link to a root-owned file is not followed (nor could the user write it).
+    target = node.work / "root-owned"
+    target.write_text("root's\n")
+    (scratch / "linked").symlink_to(target)
+    node.job_in(scratch, ["true"], _CONDOR_WRAPPER_ERROR_FILE=str(scratch / "linked"))
+    assert target.read_text() == "root's\n"
+
+
+def test_the_helper_reads_only_what_the_user_could(node: Node):
+    secret = node.work / "secret.ad"
+    secret.write_text('ClusterId = 9\nProcId = 0\nOwner = "root"\n')
+    secret.chmod(0o600)
+    scratch = node.scratch(ad("nat"))
+    done = node.job_in(scratch, ["true"], _CONDOR_JOB_AD=str(secret))
+    assert done.returncode == 1 and "scratch directory" in done.stderr
+    (scratch / ".job.ad").unlink()
+    (scratch / ".job.ad").symlink_to(secret)
+    done = node.job_in(scratch, ["true"])
+    assert done.returncode == 1 and "cannot read" in done.stderr, done.stderr
+
+
+def test_a_config_the_user_could_change_is_refused(node: Node):
+    mine = node.work / "mine.toml"
+    mine.write_text(CONFIG.replace('max_rate = "2Gbit"', 'max_rate = "100Gbit"'))
+    os.chown(mine, node.user.pw_uid, node.user.pw_gid)
+    done = node.job_in(node.scratch(ad("nat")), ["true"], LARKPS_JOBNET_CONFIG=str(mine))
+    assert done.returncode == 1 and "not owned by root" in done.stderr
 
 
 def test_the_job_cannot_change_its_limit_or_rules(node: Node):
