@@ -28,6 +28,7 @@ PURE = (
     "ingest/cadence",
     "jobnet/request",
     "jobnet/accounting",
+    "jobnet/rules",
     "report/document",
     "report/explain",
     "units",

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from larkps.config.reader import Section
+from larkps.config.sites import IPNetwork
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Network = IPNetwork  # the one network type of the config (config.sites)
 
 
 class Mode(StrEnum):

@@ -14,12 +14,12 @@ from collections.abc import Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from larkps.config.sites import IPNetwork
 from larkps.errors import ConfigError
 from larkps.units import parse_duration, parse_rate
 
 _MISSING = object()
 _T = TypeVar("_T")
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def _type_name(value: object) -> str:
