@@ -24,6 +24,7 @@ once the helper is gone, however it ends.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import pwd
 import signal
@@ -288,11 +289,35 @@ def _guard_main(read_end: int) -> NoReturn:
 # --- the job ------------------------------------------------------------------------
 
 
+MS_REC, MS_SLAVE, MNT_DETACH = 0x4000, 0x80000, 2
+
+
+def _mount(source: str | None, target: str, kind: str | None, flags: int) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    encoded = [None if v is None else v.encode() for v in (source, target, kind)]
+    if libc.mount(*encoded, ctypes.c_ulong(flags), None) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"mount {target}: {os.strerror(err)}")
+
+
+def own_sysfs() -> None:
+    """A mount namespace of the job's own whose /sys shows its network namespace (as
+    ``ip netns exec`` gives): tools that list /sys/class/net see eth0 and lo only."""
+    kernel.unshare(kernel.CLONE_NEWNS)
+    _mount(None, "/", None, MS_REC | MS_SLAVE)  # nothing done here reaches the host
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.umount2(b"/sys", MNT_DETACH) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"umount /sys: {os.strerror(err)}")
+    _mount("sysfs", "/sys", "sysfs", 0)
+
+
 def become_job(netns: str, caller: Caller, parent: int) -> None:
     """In the forked child: enter the namespace and become the caller, for good."""
     fd = os.open(f"/run/netns/{netns}", os.O_RDONLY | os.O_CLOEXEC)
     kernel.setns(fd, kernel.CLONE_NEWNET)
     os.close(fd)
+    own_sysfs()
     os.setgroups(list(caller.groups))
     os.setresgid(caller.gid, caller.gid, caller.gid)
     os.setresuid(caller.uid, caller.uid, caller.uid)

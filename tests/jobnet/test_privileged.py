@@ -29,6 +29,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import netns
 import pytest
 
 from larkps.jobnet.accounting import RunRecord
@@ -64,6 +65,7 @@ bridge = "larkbr0"
 pool4 = "198.18.100.0/25"
 pool6 = "2001:db8:100::/120"
 ledger = "{ledger}"
+helper = "{helper}"
 
 [jobnet.classes]
 other-sites = ["198.18.2.0/24", "2001:db8:2::/64"]
@@ -185,7 +187,12 @@ class Node:
         return directory
 
     def job_argv(self, scratch: Path, argv: Sequence[str], **env_: str) -> list[str]:
-        """The helper as the wrapper runs it: the job's user, ``sudo -n HELPER -- argv``."""
+        """The helper as the wrapper runs it: the job's user, ``sudo -n HELPER -- argv``
+        (with env_ WRAP=1: the wrapper itself, ``larkps-job-wrap argv``)."""
+        start = ["sudo", "-n", str(HELPER), "--"]
+        if env_.pop("WRAP", None):
+            start, wrapper_env = netns.wrapper_command()
+            env_.update(wrapper_env)
         given = {
             "_CONDOR_JOB_AD": f"{scratch}/.job.ad",
             "_CONDOR_SCRATCH_DIR": str(scratch),
@@ -206,10 +213,7 @@ class Node:
             "env",
             "-i",
             *env,
-            "sudo",
-            "-n",
-            str(HELPER),
-            "--",
+            *start,
             *argv,
         )
 
@@ -319,7 +323,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
     sudoers.chmod(0o440)
     config = base / "jobnet.toml"
     ledger = base / "ledger" / "ledger.sqlite"
-    config.write_text(CONFIG.format(ledger=ledger))
+    config.write_text(CONFIG.format(ledger=ledger, helper=HELPER))
     config.chmod(0o644)
     work = Path(tempfile.mkdtemp(prefix="larkps-priv-", dir="/tmp"))
     work.chmod(0o711)
@@ -370,7 +374,7 @@ def test_the_job_runs_as_the_user_with_its_groups_and_no_privileges(node: Node):
             "sh",
             "-c",
             "id -u; id -g; id -G; grep -E '^(CapEff|NoNewPrivs)' "
-            "/proc/self/status; echo $LARKPS_TEST_MARK",
+            "/proc/self/status; echo $LARKPS_TEST_MARK; echo $(ls /sys/class/net)",
         ],
     )
     assert done.returncode == 0, done.stderr
@@ -381,7 +385,25 @@ def test_the_job_runs_as_the_user_with_its_groups_and_no_privileges(node: Node):
     assert set(map(int, groups.split())) == expected
     assert cap.split()[1] == "0000000000000000" and nnp.split()[1] == "1"
     assert mark == "1"  # the caller's environment reached the job
+    assert done.stdout.split("\n")[6].split() == ["eth0", "lo"]  # its own /sys
     assert "larkps-jobnet: policy nat" in done.stderr
+    assert node.wait_clean() == []
+
+
+def test_the_wrapper_reaches_the_helper_through_sudo(node: Node):
+    if netns.job_python() is None:
+        pytest.skip("no Python every user may run (the wrapper runs as the job's user)")
+    wrapper_config = node.work / "larkps.toml"  # the node's larkps.toml, readable by jobs
+    wrapper_config.write_text(node.config.read_text())
+    wrapper_config.chmod(0o644)
+    scratch = node.scratch(ad("bridge", LarkNetworkRateLimit=30))
+    argv = ["sh", "-c", "id -u; tc -j qdisc show dev eth0; ip -j -4 addr show dev eth0"]
+    done = node.job_in(scratch, argv, WRAP="1", LARKPS_CONFIG=str(wrapper_config))
+    assert done.returncode == 0, done.stderr
+    uid, qdisc, addr = done.stdout.splitlines()[:3]
+    assert int(uid) == node.user.pw_uid
+    assert json.loads(qdisc)[0]["options"]["rate"] == 30_000_000 // 8
+    assert json.loads(addr)[0]["addr_info"][0]["local"].startswith("198.18.100.")
     assert node.wait_clean() == []
 
 
@@ -429,7 +451,7 @@ def test_the_helper_reads_only_what_the_user_could(node: Node):
 
 def test_a_config_the_user_could_change_is_refused(node: Node):
     mine = node.work / "mine.toml"
-    mine.write_text(CONFIG.format(ledger="/tmp/x").replace("2Gbit", "100Gbit"))
+    mine.write_text(CONFIG.format(ledger="/tmp/x", helper=HELPER).replace("2Gbit", "100Gbit"))
     os.chown(mine, node.user.pw_uid, node.user.pw_gid)
     done = node.job_in(node.scratch(ad("nat")), ["true"], LARKPS_JOBNET_CONFIG=str(mine))
     assert done.returncode == 1 and "not owned by root" in done.stderr
