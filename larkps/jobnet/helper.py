@@ -349,12 +349,15 @@ class Supervisor:
     def __init__(self, guard: Guard) -> None:
         self.guard = guard
         self.job: int | None = None
+        self.ended = False  # the job was reaped: its pid may be another process's now
         self.stopped: int | None = None  # a signal that came before the job started
         kernel.set_subreaper()
         for sig in FORWARDED:
             signal.signal(sig, self._forward)
 
     def _forward(self, signum: int, _frame: object) -> None:
+        if self.ended:
+            return
         if self.job is None:
             self.stopped = signum
             raise HelperRefused(f"stopped by signal {signum} before the job started")
@@ -369,6 +372,7 @@ class Supervisor:
             if pid == self.guard.pid:
                 self.guard.exit_status = status
             elif pid == job:
+                self.ended = True
                 return status
 
     def reap_rest(self) -> None:

@@ -32,8 +32,10 @@ from pathlib import Path
 import netns
 import pytest
 
+from larkps.config.settings import load_jobnet
 from larkps.jobnet.accounting import RunRecord
 from larkps.jobnet.ledger import ledger_files, read_runs
+from larkps.jobnet.request import plan_job
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
@@ -404,6 +406,39 @@ def test_the_wrapper_reaches_the_helper_through_sudo(node: Node):
     assert int(uid) == node.user.pw_uid
     assert json.loads(qdisc)[0]["options"]["rate"] == 30_000_000 // 8
     assert json.loads(addr)[0]["addr_info"][0]["local"].startswith("198.18.100.")
+    assert node.wait_clean() == []
+
+
+def test_without_a_job_ad_rate_the_job_gets_larkps_rate_for_its_path(node: Node):
+    job_ad = ad("nat", LarkPSSourceSite="SITE-A", LarkNetworkJobs=4)
+    machine = {"LarkPS_Site": "SITE-B", "LarkPS_From_SITE_2d_A_BandwidthLowMbps": 400.0,
+               "LarkPS_From_SITE_2d_A_Trusted": True}  # fmt: skip
+    expected = plan_job(job_ad, machine, load_jobnet(node.config))
+    assert expected.rate_bps is not None and expected.rate_bps < 100e6
+    scratch = node.scratch(job_ad)
+    lines = [f"{key} = {json.dumps(value) if isinstance(value, str) else value}"
+             for key, value in machine.items()]  # fmt: skip
+    (scratch / ".machine.ad").write_text("\n".join(lines).replace("True", "true") + "\n")
+    done = node.job_in(scratch, ["tc", "-j", "qdisc", "show", "dev", "eth0"],
+                       _CONDOR_MACHINE_AD=str(scratch / ".machine.ad"))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)[0]["options"]["rate"] == expected.rate_bps // 8
+    assert "from larkps" in done.stderr
+    assert node.wait_clean() == []
+
+
+def test_jobs_at_once_get_their_own_addresses_and_names(node: Node):
+    policies = ["nat", "routed", "bridge", "ports"]
+    jobs = [node.start_job(ad(p, **({"LarkNetworkPorts": "6300"} if p == "ports" else {})),
+                           ["sh", "-c", "ip -j addr show dev eth0; sleep 1"])
+            for p in policies]  # fmt: skip
+    seen = set()
+    for job in jobs:
+        out, err = job.communicate(timeout=60)
+        assert job.returncode == 0, err
+        addresses = {a["local"] for a in json.loads(out)[0]["addr_info"] if a["scope"] == "global"}
+        assert len(addresses) == 2 and not addresses & seen, (addresses, seen)
+        seen |= addresses
     assert node.wait_clean() == []
 
 
