@@ -26,6 +26,7 @@ PURE = (
     "stats/achieved",
     "stats/calibration",
     "ingest/cadence",
+    "jobnet/request",
     "report/document",
     "report/explain",
     "units",

@@ -205,6 +205,10 @@ STATE = {"larkps": {"state_dir": "/srv/larkps"}}
 Check = Callable[[], bool]
 # Defaults stated in words: what each means, checked on the settings.
 PROSE: dict[tuple[str, str], Check] = {
+    ("jobnet.max_rate", "none"): lambda: _settings(BASE).jobnet.max_rate_bps is None,
+    ("jobnet.default_rate", "none"): lambda: _settings(BASE).jobnet.default_rate_bps is None,
+    ("jobnet.pool4", "none"): lambda: _settings(BASE).jobnet.pool4 is None,
+    ("jobnet.pool6", "none"): lambda: _settings(BASE).jobnet.pool6 is None,
     # Setting state_dir also turns incremental fetching on: not the same as leaving it out.
     ("larkps.state_dir", '`"/var/lib/larkps"`'): lambda: (
         _settings(BASE).state_dir == Path("/var/lib/larkps")

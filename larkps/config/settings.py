@@ -28,6 +28,7 @@ from larkps.config.credentials import (
     password_from_environment,
     password_from_file,
 )
+from larkps.config.jobnet import NodeJobNet, jobnet_settings
 from larkps.config.queries import SearchMode
 from larkps.config.reader import Section
 from larkps.config.report import ReportSettings, report_settings
@@ -179,11 +180,20 @@ class Settings:
     model: ModelPolicy = field(default_factory=ModelPolicy)  # [model]
     report: ReportSettings = field(default_factory=ReportSettings)  # larkps report
     calibration: CalibrationSettings = field(default_factory=CalibrationSettings)
+    jobnet: NodeJobNet = field(default_factory=NodeJobNet)  # [jobnet], execute nodes
 
 
 def load_settings(path: str | Path) -> Settings:
     """Read and validate one TOML file."""
     return settings_from_dict(read_toml(path), str(path))
+
+
+def load_jobnet(path: str | Path) -> NodeJobNet:
+    """The ``[jobnet]`` table of a file that may hold nothing else (the helper's own file)."""
+    root = Section(read_toml(path), str(path), "")
+    node = jobnet_settings(root.section("jobnet"))
+    root.finish()
+    return node
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:
@@ -232,6 +242,7 @@ def _settings(root: Section) -> Settings:
         daemon=_daemon(root.section("daemon")),
         report=report_settings(root.section("report")),
         calibration=calibration_settings(root.section("calibration")),
+        jobnet=jobnet_settings(root.section("jobnet")),
     )
     longest = max(settings.windows.windows)
     fetch = fetch_settings(root.section("fetch"), state_dir_given, interval, longest)

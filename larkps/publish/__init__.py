@@ -10,5 +10,6 @@ Public (what other stages may import):
 - ``collector``: CollectorPublisher, Spool, query_ads
 - ``startd``: startd_cron_ad, startd_cron_text
 - ``submit``: site_lines, submit_lines
+- ``identifiers``: site_fragment
 - ``schedd_history``: HistoryRead, read_into_store
 """

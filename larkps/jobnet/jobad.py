@@ -1,0 +1,89 @@
+"""Job and machine ads as HTCondor's starter writes them, read into plain dicts.
+
+The starter leaves the job's ad in ``_CONDOR_JOB_AD`` and the slot's machine ad in
+``_CONDOR_MACHINE_AD`` (``.job.ad``, ``.machine.ad`` in the scratch directory).
+Values are evaluated by classad2; an attribute that does not evaluate to a plain
+value (an expression over other ads, an error) is left out, so that
+:mod:`larkps.jobnet.request` only ever sees strings, numbers and booleans.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import classad2
+
+from larkps.errors import LarkpsError
+
+JOB_AD_VARIABLE = "_CONDOR_JOB_AD"
+MACHINE_AD_VARIABLE = "_CONDOR_MACHINE_AD"
+#: The largest ad file read (a job ad is a few kB; this bounds a hostile one).
+MAX_AD_BYTES = 1 << 20
+
+
+class AdUnreadable(LarkpsError):
+    """A job or machine ad file is missing, too large or not a ClassAd."""
+
+
+def plain_values(ad: classad2.ClassAd) -> dict[str, object]:
+    """Every attribute of ``ad`` that evaluates to a string, number or boolean."""
+    values: dict[str, object] = {}
+    for name in list(ad):
+        try:
+            value = ad.eval(name)
+        except (ValueError, TypeError, RuntimeError):
+            continue
+        if isinstance(value, classad2.Value):
+            continue  # undefined or error
+        if isinstance(value, bool | int | float | str):
+            values[name] = value
+    return values
+
+
+def parse_ad(text: str, source: str) -> dict[str, object]:
+    """An ad in the old (``Name = value`` lines) format, as plain values."""
+    try:
+        ad = classad2.parseOne(text, classad2.ParserType.Old)
+    except (ValueError, TypeError, RuntimeError) as exc:
+        raise AdUnreadable(f"{source}: not a ClassAd ({exc})") from None
+    return plain_values(ad)
+
+
+def read_ad(path: str | os.PathLike[str]) -> dict[str, object]:
+    """The ad in one file (AdUnreadable naming the file when it cannot be used)."""
+    source = os.fspath(path)
+    try:
+        with open(source, "rb") as handle:
+            data = handle.read(MAX_AD_BYTES + 1)
+    except OSError as exc:
+        raise AdUnreadable(f"{source}: cannot read ({exc.strerror})") from None
+    if len(data) > MAX_AD_BYTES:
+        raise AdUnreadable(f"{source}: larger than {MAX_AD_BYTES} bytes")
+    return parse_ad(data.decode("utf-8", errors="replace"), source)
+
+
+def ads_from_environment(
+    environ: Mapping[str, str] | None = None,
+) -> tuple[dict[str, object], dict[str, object]]:
+    """The job ad (required) and the machine ad (empty when the starter gave none)."""
+    env = os.environ if environ is None else environ
+    job_path = env.get(JOB_AD_VARIABLE)
+    if not job_path:
+        raise AdUnreadable(f"{JOB_AD_VARIABLE} is not set: not started by an HTCondor starter")
+    machine_path = env.get(MACHINE_AD_VARIABLE)
+    machine = read_ad(machine_path) if machine_path and Path(machine_path).is_file() else {}
+    return read_ad(job_path), machine
+
+
+def job_id_from_environment(environ: Mapping[str, str] | None = None) -> str | None:
+    """``cluster.proc`` from the job ad named in the environment, or None."""
+    try:
+        job, _ = ads_from_environment(environ)
+    except AdUnreadable:
+        return None
+    cluster, proc = job.get("ClusterId"), job.get("ProcId")
+    if isinstance(cluster, int) and isinstance(proc, int):
+        return f"{cluster}.{proc}"
+    return None
