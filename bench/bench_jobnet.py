@@ -8,12 +8,12 @@ slirp4netns attached and configured before the job runs, and the job wrapper
 ``--helper`` is given). Median and 90th percentile, and the ratio to direct exec.
 
 Throughput: iperf3 TCP for ``--seconds`` in both directions (the job sends, the job
-receives with ``-R``) from a client in each mode to a server on this host: the
-host's own loopback (the baseline of the same run), a veth pair between a network
-namespace and the host (what the privileged mode builds), pasta and slirp4netns
-(the rootless modes' user-mode networking, reaching the server on the host's
-loopback through their gateway address), and the same through the wrapper.
-Gbit/s and the ratio to loopback.
+receives with ``-R``) from a client in each mode to a server on this host: over
+the host's own loopback (the baseline of the same run); from a network namespace
+joined to the host by a veth pair (what the privileged mode builds) to the host's
+end of it; from pasta's and slirp4netns's namespaces (the rootless modes'
+user-mode networking, whose host sockets connect to that same address); and the
+same through the wrapper. Gbit/s and the ratio to loopback.
 
 Run as root: the veth case needs it, the rootless cases run as ``--user`` (an
 ordinary account, ``nobody`` unless told) in a private mount namespace of this
@@ -46,8 +46,6 @@ CLONE_NEWNS = 0x00020000
 SERVER_PORT = 5290
 VETH_NS, VETH_HOST, VETH_JOB = "lkbench-veth", "lkbench-h", "lkbench-j"
 VETH_HOST_ADDR, VETH_JOB_ADDR = "198.18.250.1", "198.18.250.2"
-#: The address each user-mode network maps to the host's own loopback.
-GATEWAY = {"pasta": None, "slirp4netns": "10.0.2.2"}
 Argv = list[str]
 
 
@@ -174,13 +172,19 @@ def hold_namespaced(user: User, command: Sequence[str]) -> Namespaced:
 
 
 def attach(user: User, net: str, pid: int) -> subprocess.Popen[bytes]:
-    """pasta or slirp4netns, as ``user``, giving the namespace of ``pid`` its tap."""
+    """pasta or slirp4netns, as ``user``, giving the namespace of ``pid`` its tap.
+
+    With the wrapper's options: no port forwarding either way, no gateway mapped to
+    the host's loopback (pasta scanning for ports to forward costs ~60 ms a start).
+    """
     wait_unshared(pid)
     if net == "pasta":
-        argv = ["pasta", "-q", "-f", "--config-net", str(pid)]
+        closed = ["-t", "none", "-u", "none", "-T", "none", "-U", "none", "--no-map-gw"]
+        argv = ["pasta", "-q", "-f", "--config-net", *closed, str(pid)]
     else:
         userns = f"--userns-path=/proc/{pid}/ns/user"
-        argv = ["slirp4netns", "--configure", "--mtu=65520", userns, str(pid), "tap0"]
+        options = ["--configure", "--mtu=65520", "--disable-host-loopback", "--enable-ipv6"]
+        argv = ["slirp4netns", *options, userns, str(pid), "tap0"]
     return subprocess.Popen(user.argv(*argv), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
@@ -210,22 +214,9 @@ def has_default_route(pid: int) -> bool:
     return any(line.split()[1] == "00000000" for line in lines)
 
 
-def gateway(net: str) -> str:
-    """The address inside the namespace that reaches the host's loopback.
-
-    pasta copies the host's default gateway into the namespace and maps it to the
-    host; slirp4netns has a fixed one.
-    """
-    fixed = GATEWAY[net]
-    if fixed:
-        return fixed
-    out = run(["ip", "-4", "route", "show", "default"]).stdout
-    return out.split()[2]  # "default via ADDR dev ..."
-
-
-def rootless(user: User, net: str, command: Callable[[str], Argv]) -> str:
-    """Run ``command(gateway)`` in a namespace with ``net`` attached; its stdout."""
-    job = hold_namespaced(user, command(gateway(net)))
+def rootless(user: User, net: str, command: Argv) -> str:
+    """Run ``command`` in a namespace with ``net`` attached; its stdout."""
+    job = hold_namespaced(user, command)
     helper = attach(user, net, job.pid)
     try:
         wait_configured(job.pid, helper)
@@ -385,7 +376,8 @@ def throughput_cases(
 
     def user_net(net: str) -> Callable[[bool], float]:
         def case(reverse: bool) -> float:
-            return gbits(rootless(user, net, lambda gw: client(gw, port, seconds, reverse)))
+            argv = client(VETH_HOST_ADDR, port + 1, seconds, reverse)
+            return gbits(rootless(user, net, argv))
 
         return case
 
@@ -415,22 +407,16 @@ def wrapped_throughput(
 
         return case
 
-    host = host_address()
+    host = VETH_HOST_ADDR
     cases = {
-        f"larkps-job-wrap, rootless {net}": through("rootless", net, host, SERVER_PORT + 2)
+        f"larkps-job-wrap, rootless {net}": through("rootless", net, host, SERVER_PORT + 1)
         for net in ("pasta", "slirp4netns")
     }
     if helper:
         cases["larkps-job-wrap, privileged veth"] = through(
-            "privileged", "pasta", host, SERVER_PORT + 2
+            "privileged", "pasta", host, SERVER_PORT + 1
         )
     return cases
-
-
-def host_address() -> str:
-    """This host's IPv4 address on the interface of its default route."""
-    out = run(["ip", "-4", "-o", "route", "get", "198.18.0.1"]).stdout.split()
-    return out[out.index("src") + 1]
 
 
 def print_throughput(results: dict[str, tuple[float, float]], seconds: float) -> None:
@@ -472,12 +458,10 @@ def main(argv: Sequence[str] | None = None) -> None:
 def measure_throughput(
     user: User, seconds: float, wrapper: Wrapper | None, helper: Path | None
 ) -> None:
-    host = host_address()
     with (
         veth_namespace(),
         iperf3_server("127.0.0.1", SERVER_PORT),
         iperf3_server(VETH_HOST_ADDR, SERVER_PORT + 1),
-        iperf3_server(host, SERVER_PORT + 2),
     ):
         results = {
             name: (case(False), case(True))
