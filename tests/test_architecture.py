@@ -27,6 +27,8 @@ PURE = (
     "stats/calibration",
     "ingest/cadence",
     "jobnet/request",
+    "jobnet/rules",
+    "jobnet/accounting",
     "report/document",
     "report/explain",
     "units",

@@ -9,6 +9,7 @@ from larkps.cli.commands import (
     daemon,
     explain,
     fetch,
+    jobnet,
     plan,
     ratelimit,
     report,
@@ -19,6 +20,7 @@ from larkps.cli.commands.common import Handler
 
 COMMAND_MODULES = (
     core, daemon, throttle, ratelimit, fetch, sites, report, advise, explain, plan, achieved,
+    jobnet,
 )  # fmt: skip
 
 __all__ = ["COMMAND_MODULES", "Handler"]

@@ -1,0 +1,91 @@
+"""``larkps-job-wrap``: HTCondor's ``USER_JOB_WRAPPER``, run as the job's user.
+
+``larkps-job-wrap JOB ARGV...``: reads the job ad (``_CONDOR_JOB_AD``), the machine
+ad (``_CONDOR_MACHINE_AD``) and the ``[jobnet]`` section of the config
+(``LARKPS_CONFIG``, else /etc/larkps/larkps.toml; absent: the defaults), plans the
+job's namespace and runs the job in it, staying its supervisor: the wrapper ends as
+the job did. A refusal (a bad job ad, a namespace that cannot be made) is one line
+in ``_CONDOR_WRAPPER_ERROR_FILE`` and on stderr, and exit status 1: the job did
+not run. The plan's rationale goes to the job's stderr, each line prefixed
+``larkps-jobnet: ``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Mapping, Sequence
+
+from larkps.config.jobnet import Mode, NodeJobNet, jobnet_settings
+from larkps.config.reader import Section
+from larkps.config.settings import read_toml
+from larkps.errors import LarkpsError
+from larkps.jobnet.jobad import ads_from_environment
+from larkps.jobnet.request import plan_job
+from larkps.jobnet.rootless import Launch, run_rootless
+from larkps.jobnet.supervise import PREFIX, Recorder, SummaryRecorder, exit_like, say
+
+CONFIG_VARIABLE = "LARKPS_CONFIG"
+DEFAULT_CONFIG = "/etc/larkps/larkps.toml"
+ERROR_FILE_VARIABLE = "_CONDOR_WRAPPER_ERROR_FILE"
+SUDO = "/usr/bin/sudo"
+
+
+def node_settings(environ: Mapping[str, str]) -> NodeJobNet:
+    """The ``[jobnet]`` section of the node's config file (defaults when it has none)."""
+    path = environ.get(CONFIG_VARIABLE) or DEFAULT_CONFIG
+    if not environ.get(CONFIG_VARIABLE) and not os.path.exists(path):
+        return NodeJobNet()
+    return jobnet_settings(Section(read_toml(path), path, "").section("jobnet"))
+
+
+def refuse(problem: str, environ: Mapping[str, str]) -> int:
+    """Report a refusal where the starter looks for it; the exit status 1."""
+    line = PREFIX + " ".join(problem.split())
+    error_file = environ.get(ERROR_FILE_VARIABLE)
+    if error_file:
+        with contextlib.suppress(OSError), open(error_file, "a", encoding="utf-8") as handle:
+            handle.write(line + "\n")
+    with contextlib.suppress(OSError):
+        sys.stderr.write(line + "\n")
+    return 1
+
+
+def default_recorder() -> Recorder:
+    """The node's ledger when larkps has one, else a line of totals on the job's stderr."""
+    return SummaryRecorder()
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    env = os.environ if environ is None else environ
+    if args[:1] == ["--"]:
+        args = args[1:]
+    if not args:
+        return refuse("usage: larkps-job-wrap JOB [ARG...] (the job's argv)", env)
+    try:
+        node = node_settings(env)
+        job_ad, machine_ad = ads_from_environment(env)
+        plan = plan_job(job_ad, machine_ad, node)
+    except LarkpsError as exc:
+        return refuse(str(exc), env)
+    if plan.mode is Mode.PRIVILEGED:
+        _exec_helper(node, args)
+    for line in plan.rationale:
+        say(line)
+    launch = Launch(argv=args, user_net=node.user_net, classes=node.classes)
+    try:
+        status = run_rootless(plan, launch, default_recorder())
+    except LarkpsError as exc:
+        return refuse(str(exc), env)
+    exit_like(status)
+
+
+def _exec_helper(node: NodeJobNet, args: list[str]) -> None:
+    """Privileged mode: the root-owned helper (the one sudoers command) does the rest."""
+    os.execv(SUDO, [SUDO, "-n", node.helper, "--", *args])  # noqa: S606 - fixed program
+
+
+if __name__ == "__main__":
+    sys.exit(main())
