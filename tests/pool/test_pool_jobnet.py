@@ -42,6 +42,9 @@ HOST4, PEER4 = "198.18.252.1", "198.18.252.2"
 HOST6, PEER6 = "2001:db8:252::1", "2001:db8:252::2"
 IPERF_PORT = 5201
 PREFIX = "larkps-jobnet: "
+#: Loopback, the tap, and the ifb device its inbound traffic is shaped on (every job
+#: here has a rate: the node's max_rate at least).
+JOB_LINKS = ["lo", "tap0", "ifb0"]
 #: Makes /dev/net a private tmpfs with a 0666 tun node, then runs the rest of argv.
 TUN_SCRIPT = (
     "mount -t tmpfs -o mode=755,size=16k larkps-test-tun /dev/net"
@@ -237,8 +240,7 @@ def test_a_job_sees_only_loopback_and_its_own_interface(node):
     assert done.ad["ExitCode"] == 0, done.err + done.said
     lines = done.out.splitlines()
     links = [line.split(": ")[1].split("@")[0] for line in lines if re.match(r"^\d+: ", line)]
-    assert len(links) == 2 and "lo" in links, done.out
-    assert HOST_LINK not in links
+    assert links == JOB_LINKS, done.out
     uid = int(lines[len(links)])
     assert (
         uid == pwd.getpwnam(node.pool.job_user).pw_uid
@@ -253,8 +255,9 @@ def test_slirp4netns_gives_the_same_view(node):
     finally:
         node.write_config()
     assert done.ad["ExitCode"] == 0, done.err + done.said
-    links = [line.split(": ")[1] for line in done.out.splitlines()]
-    assert len(links) == 2 and "lo" in links, done.out
+    lines = done.out.splitlines()
+    assert all(re.match(r"^\d+: ", line) for line in lines), f"not the job's output: {lines}"
+    assert [line.split(": ")[1] for line in lines] == JOB_LINKS, done.out
 
 
 def test_exit_code_and_output_are_the_jobs_own(node):
@@ -287,17 +290,26 @@ def _iperf_script(address: str, port: int, seconds: int = 5) -> str:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("user_net", ["pasta", "slirp4netns"])
 @pytest.mark.parametrize("family", [4, 6])
-def test_the_rate_holds_both_ways_and_the_bytes_reach_the_job_ad(node, family):
+def test_the_rate_holds_both_ways_and_the_bytes_reach_the_job_ad(node, family, user_net):
     address, port = (PEER4, IPERF_PORT) if family == 4 else (PEER6, IPERF_PORT + 1)
-    name = f"rate{family}"
-    done = run_job(node, name, _iperf_script(address, port), f"LarkNetworkRateLimit = {RATE_MBPS}")
+    name = f"rate{family}-{user_net}"
+    node.write_config(user_net=user_net)
+    try:
+        done = run_job(
+            node, name, _iperf_script(address, port), f"LarkNetworkRateLimit = {RATE_MBPS}"
+        )
+    finally:
+        node.write_config()
     assert done.ad["ExitCode"] == 0, done.err + done.said
     up = json.loads((node.jobs / name / "up.json").read_text())["end"]
     down = json.loads((node.jobs / name / "down.json").read_text())["end"]
-    for report in (up, down):
-        mbps = report["sum_received"]["bits_per_second"] / 1e6
-        assert mbps == pytest.approx(RATE_MBPS, rel=0.10)
+    rates = {
+        way: report["sum_received"]["bits_per_second"] / 1e6
+        for way, report in (("job sends", up), ("job receives", down))
+    }
+    assert rates == pytest.approx({way: RATE_MBPS for way in rates}, rel=0.10)
     ad = done.ad
     assert ad["LarkNetworkPolicy"] == "nat"
     assert ad["LarkNetworkRateLimitMbps"] == pytest.approx(RATE_MBPS)
