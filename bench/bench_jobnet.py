@@ -134,8 +134,12 @@ def client(address: str, port: int, seconds: float, reverse: bool) -> Argv:
 
 
 def gbits(report: str) -> float:
-    """The receiver's rate in an iperf3 JSON report, in Gbit/s."""
-    data = json.loads(report)
+    """The receiver's rate in an iperf3 JSON report, in Gbit/s.
+
+    Lines around the report are skipped: slirp4netns writes a warning to the stdout it
+    inherits, the job's.
+    """
+    data, _ = json.JSONDecoder().raw_decode(report[report.find("{") :])
     if "error" in data:
         raise RuntimeError(f"iperf3: {data['error']}")
     return float(data["end"]["sum_received"]["bits_per_second"]) / 1e9
@@ -265,7 +269,7 @@ class Wrapper:
         lines = [
             "[jobnet]",
             f'mode = "{mode}"',
-            f'user-net = "{net}"',
+            f'user_net = "{net}"',
             f'ledger = "{self.home}/ledger-{mode}-{net}.sqlite"',
         ]
         if helper:
