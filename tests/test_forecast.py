@@ -7,7 +7,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from larkps.stats.forecast import PREDICTORS, RECENT, errors, forecast, predictions, replay
+from larkps.stats.forecast import (
+    COVERAGE,
+    MIN_RATIOS,
+    PREDICTORS,
+    RECENT,
+    SCALE_BOUNDS,
+    SCALE_STEPS,
+    errors,
+    forecast,
+    predictions,
+    replay,
+)
 
 
 def naive(values: list[float], name: str) -> float:
@@ -42,7 +53,22 @@ def test_every_predictor_matches_its_definition(values):
             assert table[row, t] == pytest.approx(naive(values[:t], name), rel=1e-9, abs=1e-6)
 
 
-def test_the_choice_is_the_lowest_recent_mae_and_its_error_is_that_mae():
+def naive_scale(values: np.ndarray) -> float:
+    """The bar's scale, step by step: the then-chosen predictor's error over its then-MAE."""
+    err = errors(values)
+    ratios = []
+    for t in range(2, len(values)):
+        mae = np.nanmean(err[:, max(1, t - RECENT) : t], axis=1)
+        best = int(np.nanargmin(mae))
+        if mae[best] > 0:
+            ratios.append(err[best, t] / mae[best])
+    if len(ratios) < MIN_RATIOS:
+        return 1.0
+    low, high = SCALE_BOUNDS
+    return float(np.clip(np.quantile(ratios[-SCALE_STEPS:], COVERAGE), low, high))
+
+
+def test_the_choice_is_the_lowest_recent_mae_and_its_bar_that_mae_scaled():
     rng = np.random.default_rng(4)
     values = np.concatenate([rng.normal(100, 1, 60), rng.normal(300, 1, 60)])  # a level shift
     result = forecast(values)
@@ -50,7 +76,9 @@ def test_the_choice_is_the_lowest_recent_mae_and_its_error_is_that_mae():
     mae = np.nanmean(errors(values)[:, -RECENT:], axis=1)
     best = int(np.argmin(mae))
     assert result.method == PREDICTORS[best]
-    assert result.error == pytest.approx(mae[best])
+    scale = naive_scale(values)
+    assert result.scale == pytest.approx(scale)
+    assert result.error == pytest.approx(mae[best] * scale)
     assert result.value == pytest.approx(predictions(values)[best, -1])
     assert abs(result.value - 300) < 5  # a long window would still lag behind the shift
     assert result.samples == 120
@@ -78,3 +106,29 @@ def test_evaluation_replays_the_choice_using_only_the_past():
     assert result.chosen < result.single["mean"] / 3
     with pytest.raises(ValueError, match="need more than"):
         replay(values[:5])
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.floats(0, 1e4), min_size=3, max_size=260),
+)
+def test_the_bar_scale_matches_a_step_by_step_count(values):
+    result = forecast(values)
+    assert result is not None
+    assert result.scale == pytest.approx(naive_scale(np.asarray(values)), rel=1e-9, abs=1e-12)
+    low, high = SCALE_BOUNDS
+    assert result.scale == 1.0 or low <= result.scale <= high
+
+
+def test_a_heavy_tailed_series_gets_a_bar_that_holds_about_68_percent():
+    seed = 20261203
+    print(f"seed {seed}")
+    rng = np.random.default_rng(seed)
+    values = 1000 + rng.standard_t(2, 1200) * 20  # heavy tails: one MAE covers far more than 58 %
+    inside = total = 0
+    for t in range(300, len(values)):
+        result = forecast(values[:t])
+        assert result is not None
+        inside += abs(values[t] - result.value) <= result.error
+        total += 1
+    assert 0.60 <= inside / total <= 0.76, inside / total

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from larkps.config.reader import Section
+from larkps.config.sites import IPNetwork
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Network = IPNetwork  # the one network type of the config (config.sites)
 
 
 class Mode(StrEnum):
@@ -145,14 +146,7 @@ def _pool(section: Section, key: str, version: int) -> Network | None:
 def _classes(section: Section) -> dict[str, tuple[Network, ...]]:
     result: dict[str, tuple[Network, ...]] = {}
     for name in CLASSES:
-        networks = []
-        for index, text in enumerate(section.string_list(name)):
-            try:
-                networks.append(ipaddress.ip_network(text, strict=False))
-            except ValueError:
-                raise section.error(
-                    f"{name}[{index}]", f"expected a network, got {text!r}"
-                ) from None
+        networks = section.network_list(name)
         if networks:
             result[name] = tuple(networks)
     section.finish()

@@ -7,12 +7,14 @@ file: what ``larkps check-config`` prints.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from larkps.config.sites import IPNetwork
 from larkps.errors import ConfigError
 from larkps.units import parse_duration, parse_rate
 
@@ -191,6 +193,16 @@ class Section:
             if not isinstance(item, str) or not item.strip():
                 raise self.error(f"{key}[{index}]", "expected a non-empty string")
         return self.keep(key, list(value))
+
+    def network_list(self, key: str, what: str = "a network") -> list[IPNetwork]:
+        """An array of networks (``"198.18.0.0/15"``, ``"2001:db8::/32"``; host bits allowed)."""
+        networks = []
+        for index, text in enumerate(self.string_list(key)):
+            try:
+                networks.append(ipaddress.ip_network(text, strict=False))
+            except ValueError:
+                raise self.error(f"{key}[{index}]", f"expected {what}, got {text!r}") from None
+        return networks
 
     def duration_list(self, key: str, default: list[str]) -> list[int]:
         value = self._take(key, default)

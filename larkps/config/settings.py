@@ -7,7 +7,6 @@ errors. Relative paths are taken relative to the current working directory.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import tomllib
 from dataclasses import dataclass, field, replace
@@ -392,14 +391,7 @@ def _refuse_case_twins(section: Section) -> None:
 
 
 def _site_rule(site: str, section: Section) -> SiteRule:
-    networks = []
-    for index, text in enumerate(section.string_list("networks")):
-        try:
-            networks.append(ipaddress.ip_network(text, strict=False))
-        except ValueError:
-            raise section.error(
-                f"networks[{index}]", f"expected an IPv4 or IPv6 network, got {text!r}"
-            ) from None
+    networks = section.network_list("networks", "an IPv4 or IPv6 network")
     rule = SiteRule(
         site=site,
         hosts=tuple(section.string_list("hosts")),

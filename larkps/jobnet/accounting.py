@@ -13,14 +13,15 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from larkps.config.jobnet import CLASSES, ELSEWHERE
 from larkps.errors import FieldError
 
 IN, OUT = "in", "out"
-DIRECTIONS = (IN, OUT)
-SAME_SITE, OTHER_SITES, ELSEWHERE = "same-site", "other-sites", "elsewhere"
+LEDGER_DIRECTIONS = (IN, OUT)
+SAME_SITE, OTHER_SITES = CLASSES  # the node's classes; the rest is ELSEWHERE
 #: Counted on the interface as a whole, with no rule to tell destinations apart.
 UNCLASSIFIED = "unclassified"
-CLASSES = (SAME_SITE, OTHER_SITES, ELSEWHERE, UNCLASSIFIED)
+LEDGER_CLASSES = (SAME_SITE, OTHER_SITES, ELSEWHERE, UNCLASSIFIED)
 #: Interface totals by name (what a veth's statistics give) -> (direction, what).
 TOTALS_KEYS = {
     "bytes_sent": (OUT, "bytes"),
@@ -29,7 +30,7 @@ TOTALS_KEYS = {
     "packets_received": (IN, "packets"),
 }
 GROUPINGS = ("job", "owner", "class")
-MAX_COUNT = 2**63 - 1  # what SQLite's INTEGER holds
+MAX_COUNTER = 2**63 - 1  # what SQLite's INTEGER holds
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,14 +43,16 @@ class Counter:
     packets: int
 
     def __post_init__(self) -> None:
-        if self.direction not in DIRECTIONS:
+        if self.direction not in LEDGER_DIRECTIONS:
             raise FieldError("direction", f"expected in or out, got {self.direction!r}")
-        if self.klass not in CLASSES:
-            raise FieldError("class", f"expected one of {', '.join(CLASSES)}, got {self.klass!r}")
+        if self.klass not in LEDGER_CLASSES:
+            raise FieldError(
+                "class", f"expected one of {', '.join(LEDGER_CLASSES)}, got {self.klass!r}"
+            )
         for name, value in (("bytes", self.bytes), ("packets", self.packets)):
             if isinstance(value, bool) or not isinstance(value, int):
                 raise FieldError(name, f"expected an integer, got {value!r}")
-            if not 0 <= value <= MAX_COUNT:
+            if not 0 <= value <= MAX_COUNTER:
                 raise FieldError(name, f"expected 0..2**63-1, got {value}")
 
 
@@ -86,7 +89,7 @@ def _interface_totals(given: Mapping[str, object]) -> tuple[Counter, ...]:
         cells.setdefault(direction, {"bytes": 0, "packets": 0})[unit] = value
     return tuple(
         Counter(d, UNCLASSIFIED, cells[d]["bytes"], cells[d]["packets"])  # type: ignore[arg-type]
-        for d in DIRECTIONS
+        for d in LEDGER_DIRECTIONS
         if d in cells
     )
 
@@ -130,15 +133,15 @@ class Totals:
 
 
 @dataclass(frozen=True, slots=True)
-class Row:
+class AccountingRow:
     key: str
     totals: Totals
 
 
 @dataclass(frozen=True, slots=True)
-class Summary:
+class Accounting:
     by: str
-    rows: tuple[Row, ...]
+    rows: tuple[AccountingRow, ...]
     total: Totals
     since: float | None = None
     ledgers: tuple[str, ...] = field(default=())
@@ -146,7 +149,7 @@ class Summary:
 
 def totals(counters: Iterable[Counter], runs: int = 1) -> Totals:
     """The sums of ``counters``, counted as ``runs`` runs."""
-    sums = {(d, unit): 0 for d in DIRECTIONS for unit in ("bytes", "packets")}
+    sums = {(d, unit): 0 for d in LEDGER_DIRECTIONS for unit in ("bytes", "packets")}
     for c in counters:
         sums[(c.direction, "bytes")] += c.bytes
         sums[(c.direction, "packets")] += c.packets
@@ -169,7 +172,7 @@ def summarize(
     by: str = "job",
     since: float | None = None,
     ledgers: tuple[str, ...] = (),
-) -> Summary:
+) -> Accounting:
     """Rows per job, owner or destination class of the runs active since ``since``."""
     if by not in GROUPINGS:
         raise FieldError("by", f"expected one of {', '.join(GROUPINGS)}, got {by!r}")
@@ -179,9 +182,11 @@ def summarize(
         for key, counters in _keys(run, by):
             count, items = groups.get(key, (0, []))
             groups[key] = (count + 1, items + list(counters))
-    rows = tuple(Row(key, totals(items, count)) for key, (count, items) in groups.items())
+    rows = tuple(AccountingRow(key, totals(items, count)) for key, (count, items) in groups.items())
     total = totals((c for r in chosen for c in r.counters), len(chosen))
-    return Summary(by, tuple(sorted(rows, key=lambda r: _order(by, r.key))), total, since, ledgers)
+    return Accounting(
+        by, tuple(sorted(rows, key=lambda r: _order(by, r.key))), total, since, ledgers
+    )
 
 
 def _keys(run: RunRecord, by: str) -> list[tuple[str, tuple[Counter, ...]]]:
@@ -189,7 +194,7 @@ def _keys(run: RunRecord, by: str) -> list[tuple[str, tuple[Counter, ...]]]:
         return [(run.job_id, run.counters)]
     if by == "owner":
         return [(run.owner, run.counters)]
-    classes = [k for k in CLASSES if any(c.klass == k for c in run.counters)]
+    classes = [k for k in LEDGER_CLASSES if any(c.klass == k for c in run.counters)]
     return [(k, tuple(c for c in run.counters if c.klass == k)) for k in classes]
 
 
@@ -199,5 +204,5 @@ _NUMBERS = re.compile(r"(\d+)")
 def _order(by: str, key: str) -> tuple[object, ...]:
     """Classes in their fixed order; jobs and owners naturally (2.0 before 10.0)."""
     if by == "class":
-        return (CLASSES.index(key),)
+        return (LEDGER_CLASSES.index(key),)
     return tuple(int(p) if p.isdigit() else p for p in _NUMBERS.split(key))

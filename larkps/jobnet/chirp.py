@@ -12,6 +12,7 @@ environment (``_CONDOR_CHIRP_CONFIG``). Any failure is one line on stderr, never
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -22,12 +23,18 @@ from pathlib import Path
 
 import classad2
 
-from larkps.jobnet.accounting import Totals
+from larkps.jobnet.accounting import Totals, counters_from, totals
+from larkps.jobnet.request import JobPlan
 
 CHIRP_ENV = "LARKPS_CONDOR_CHIRP"  # an explicit path, for admins and tests
 LIBEXEC_DIRS = ("/usr/libexec/condor", "/usr/lib/condor/libexec")
+#: condor_chirp's command line through the wheel's client (its exit code, its messages).
+HTCHIRP = (
+    "import sys; from htcondor2.htchirp import condor_chirp; "
+    "sys.exit(condor_chirp(sys.argv[1:], True))"
+)
 TIMEOUT_S = 30.0
-PREFIX = "larkps-jobnet: "
+CHIRP_PREFIX = "larkps-jobnet: "
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +58,22 @@ def attributes(totals: Totals, policy: str, rate_bps: int | None) -> dict[str, o
     return values
 
 
+def report_to_job_ad(
+    plan: JobPlan,
+    counters: object,
+    env: Mapping[str, str] | None = None,
+    user: JobUser | None = None,
+) -> str | None:
+    """The wrapper's call at the job's end: its counters (any form
+    :func:`~larkps.jobnet.accounting.counters_from` takes), policy and rate into its
+    job ad. None, or the one problem line already written to stderr."""
+    try:
+        summed = totals(counters_from(counters))
+    except ValueError as exc:
+        return _warn(f"no network figures for the job ad: {exc}")
+    return chirp(attributes(summed, plan.policy.value, plan.rate_bps), env, user)
+
+
 def rendered(values: Mapping[str, object]) -> list[tuple[str, str]]:
     """(name, ClassAd expression text) of each value, by classad2."""
     ad = classad2.ClassAd()
@@ -59,18 +82,24 @@ def rendered(values: Mapping[str, object]) -> list[tuple[str, str]]:
     return [(name, str(ad.lookup(name))) for name in values]
 
 
-def find_condor_chirp(env: Mapping[str, str]) -> str | None:
-    """condor_chirp: $LARKPS_CONDOR_CHIRP, $_CONDOR_LIBEXEC (a config override the
-    starter passes on), the usual libexec directories, then PATH."""
+def find_condor_chirp(env: Mapping[str, str]) -> list[str] | None:
+    """The argv that runs condor_chirp: $LARKPS_CONDOR_CHIRP, $_CONDOR_LIBEXEC (a config
+    override the starter passes on), the usual libexec directories, PATH; else the
+    pure-Python client of the htcondor wheel (``htcondor2.htchirp``, same commands)."""
     explicit = env.get(CHIRP_ENV)
     if explicit:
-        return explicit if os.access(explicit, os.X_OK) else None
+        return [explicit] if os.access(explicit, os.X_OK) else None
     dirs = [env["_CONDOR_LIBEXEC"]] if env.get("_CONDOR_LIBEXEC") else []
     for directory in (*dirs, *LIBEXEC_DIRS):
         candidate = Path(directory) / "condor_chirp"
         if candidate.is_file() and os.access(candidate, os.X_OK):
-            return str(candidate)
-    return shutil.which("condor_chirp", path=env.get("PATH", os.defpath))
+            return [str(candidate)]
+    found = shutil.which("condor_chirp", path=env.get("PATH", os.defpath))
+    if found:
+        return [found]
+    if importlib.util.find_spec("htcondor2") is not None:
+        return [sys.executable, "-c", HTCHIRP]
+    return None
 
 
 def chirp(
@@ -88,7 +117,7 @@ def chirp(
     if program is None:
         return _warn("condor_chirp not found: the job ad gets no network figures")
     for name, text in rendered(values):
-        problem = _one([program, "set_job_attr", name, text], env, user, run)
+        problem = _one([*program, "set_job_attr", name, text], env, user, run)
         if problem:
             return _warn(
                 f"condor_chirp set_job_attr {name}: {problem} (the job ad gets no network "
@@ -129,5 +158,5 @@ def _one(
 
 def _warn(problem: str) -> str:
     line = "".join(c if c.isprintable() else "?" for c in problem)
-    sys.stderr.write(PREFIX + line + "\n")
+    sys.stderr.write(CHIRP_PREFIX + line + "\n")
     return line

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from larkps.apply import tc
-from larkps.apply.tc import CommandFailed, check_interface, check_netns
+from larkps.apply.tc import check_interface, check_netns
 from larkps.errors import FieldError, LarkpsError
 from larkps.jobnet.ledger import (
     JobObject,
@@ -51,6 +51,11 @@ NFT_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]{0,63}$")
 ORDER = ("process", "qdisc", "nft-table", "link", "netns")
 
 Runner = Callable[[list[str]], str]
+
+
+@dataclass(frozen=True, slots=True)
+class GcError(LarkpsError):
+    """A listing of the host's network objects could not be read."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +120,7 @@ def _json(text: str, key: str | None = None) -> list[dict[str, object]]:
     try:
         doc = json.loads(text) if text.strip() else []
     except json.JSONDecodeError:
-        raise CommandFailed("a listing was not JSON") from None
+        raise GcError("a listing was not JSON") from None
     if key is not None:
         doc = doc.get(key, []) if isinstance(doc, dict) else []
     return [d for d in doc if isinstance(d, dict)] if isinstance(doc, list) else []
@@ -199,7 +204,7 @@ class Remover:
         try:
             if argv:
                 self.run(argv)
-        except CommandFailed as exc:
+        except LarkpsError as exc:
             self.inventory = Inventory.read(self.run)
             if self._command(item, uid) is None:
                 return "absent", "gone with what it belonged to"
@@ -243,7 +248,7 @@ class Remover:
     def _has_qdisc(self, dev: str, where: str) -> bool:
         try:
             entries = _json(self.run(["tc", "-j", "qdisc", "show", "dev", dev]))
-        except CommandFailed:
+        except LarkpsError:
             return False
         if where == "ingress":
             return any(e.get("kind") in ("ingress", "clsact") for e in entries)
@@ -328,7 +333,7 @@ def collect(
                 dead.append((group.file, item))
     try:
         remover = Remover(Inventory.read(run), run, dry_run)
-    except CommandFailed as exc:
+    except LarkpsError as exc:
         report.problems.append(f"cannot list the host's network objects: {exc}")
         return report
     for file, item in dead:

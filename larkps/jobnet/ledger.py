@@ -5,7 +5,7 @@ rate, the supervising process as pid + start time + boot id, and the objects it
 made) and closed when the job ends (exit status, counters per direction and
 destination class), or by gc after a crash. A crash at any moment loses nothing
 committed. The file has its own schema version (``PRAGMA user_version``, ordered
-steps in :data:`STEPS`, all run in one transaction); a file of a newer larkps is
+steps in :data:`LEDGER_STEPS`, all run in one transaction); a file of a newer larkps is
 refused.
 
 Who writes where: the configured ``ledger`` path is written by the owner of its
@@ -37,7 +37,6 @@ from typing import Any
 from larkps.errors import StateError
 from larkps.jobnet.accounting import Counter, RunRecord, counters_from
 from larkps.jobnet.request import JobPlan
-from larkps.store.schema import Step, run_script
 
 KINDS = ("netns", "link", "nft-table", "qdisc", "process")
 #: Other names callers give kinds by (the privileged helper's), and kinds that are
@@ -52,8 +51,20 @@ class LedgerError(StateError):
 
 
 # -- schema -----------------------------------------------------------------------------
+#: One schema change: DDL text (statements split on ";") or a function of the connection.
+LedgerStep = str | Callable[[sqlite3.Connection], None]
+
+
+def _run_script(db: sqlite3.Connection, script: str) -> None:
+    """Run ``script``'s statements one by one in the open transaction (no implicit COMMIT,
+    unlike ``executescript``)."""
+    for statement in script.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
 #: Version 1: the objects of a run as a JSON list in the run row.
-TABLES_1 = """
+LEDGER_TABLES_1 = """
 CREATE TABLE runs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     job_id TEXT NOT NULL,
@@ -79,7 +90,7 @@ CREATE TABLE counters (
 ) WITHOUT ROWID
 """
 #: Version 2 (today's): one row per object, so gc records what it removed; who closed a run.
-TABLES = """
+LEDGER_TABLES = """
 CREATE TABLE runs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     job_id TEXT NOT NULL,
@@ -117,7 +128,7 @@ CREATE TABLE objects (
 
 def _objects_table(db: sqlite3.Connection) -> None:
     """Version 1 -> 2: the JSON list of each run into rows of ``objects``; closed_by."""
-    run_script(
+    _run_script(
         db,
         """
         CREATE TABLE objects (
@@ -140,29 +151,31 @@ def _objects_table(db: sqlite3.Connection) -> None:
     )
 
 
-#: ``STEPS[i]`` takes a ledger from version i to i + 1 (0: a new, empty file).
-STEPS: tuple[Step, ...] = (TABLES_1, _objects_table)
-VERSION = len(STEPS)
+#: ``LEDGER_STEPS[i]`` takes a ledger from version i to i + 1 (0: a new, empty file).
+LEDGER_STEPS: tuple[LedgerStep, ...] = (LEDGER_TABLES_1, _objects_table)
+LEDGER_VERSION = len(LEDGER_STEPS)
 
 
-def upgrade(db: sqlite3.Connection, path: Path, steps: Sequence[Step] = STEPS) -> None:
+def upgrade_ledger(
+    db: sqlite3.Connection, path: Path, steps: Sequence[LedgerStep] = LEDGER_STEPS
+) -> None:
     """Bring the ledger to ``len(steps)`` in the caller's transaction (new: today's tables)."""
     found = _version(db)
-    refuse_newer(found, path, len(steps))
+    refuse_newer_ledger(found, path, len(steps))
     if found == len(steps):
         return
-    if found == 0 and steps is STEPS:
-        run_script(db, TABLES)
+    if found == 0 and steps is LEDGER_STEPS:
+        _run_script(db, LEDGER_TABLES)
     else:
         for step in steps[found:]:
             if callable(step):
                 step(db)
             else:
-                run_script(db, step)
+                _run_script(db, step)
     db.execute(f"PRAGMA user_version = {len(steps):d}")
 
 
-def refuse_newer(found: int, path: Path, known: int = VERSION) -> None:
+def refuse_newer_ledger(found: int, path: Path, known: int = LEDGER_VERSION) -> None:
     if found > known:
         raise LedgerError(
             f"ledger {path} has schema version {found}, newer than this larkps knows "
@@ -242,7 +255,6 @@ class JobObject:
             raise LedgerError(f"{self.kind} name {self.name!r} is empty, long or unprintable")
 
 
-
 def _with_start(item: JobObject) -> JobObject | None:
     """A process named by pid alone gets its start time (a reused pid is then another);
     one that has ended already is nothing to clean up (None)."""
@@ -279,6 +291,13 @@ def writer_path(configured: Path, uid: int | None = None) -> Path:
     uid = os.geteuid() if uid is None else uid
     try:
         st = os.stat(configured.parent)
+    except FileNotFoundError:
+        if uid == 0:
+            return configured  # root makes the directory, mode 0755
+        raise LedgerError(
+            f"ledger directory {configured.parent} does not exist: for job users to write "
+            "their ledgers in it, the admin makes it with mode 1777"
+        ) from None
     except OSError as exc:
         raise LedgerError(f"ledger directory {configured.parent}: {exc.strerror}") from None
     if st.st_uid == uid and not st.st_mode & 0o022:
@@ -380,7 +399,9 @@ def _check_stat(path: Path, st: os.stat_result) -> None:
 class Ledger:
     """One ledger file of this user's, open for reading and writing."""
 
-    def __init__(self, path: Path, create: bool = True, steps: Sequence[Step] = STEPS) -> None:
+    def __init__(
+        self, path: Path, create: bool = True, steps: Sequence[LedgerStep] = LEDGER_STEPS
+    ) -> None:
         self.path = path
         if create and path.parent.name != f"{path.stem}.{os.geteuid()}":
             _make_parents(path.parent)
@@ -395,15 +416,15 @@ class Ledger:
             self.connection.close()
             raise
 
-    def _open(self, steps: Sequence[Step]) -> None:
+    def _open(self, steps: Sequence[LedgerStep]) -> None:
         try:
-            refuse_newer(_version(self.connection), self.path, len(steps))
+            refuse_newer_ledger(_version(self.connection), self.path, len(steps))
             self.connection.execute("PRAGMA journal_mode=WAL")
             self.connection.execute("PRAGMA synchronous=FULL")
             self.connection.execute("PRAGMA foreign_keys=ON")
             if _version(self.connection) != len(steps):
                 with self.transaction() as db:
-                    upgrade(db, self.path, steps)
+                    upgrade_ledger(db, self.path, steps)
         except sqlite3.Error as exc:
             raise LedgerError(f"cannot open ledger {self.path} (it is unchanged): {exc}") from None
 

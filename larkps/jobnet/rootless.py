@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import shutil
 import signal
@@ -67,13 +68,23 @@ class Launch:
 # Commands, as argument lists (pure)
 
 
+def receive_window(rate_bps: int) -> int:
+    """The largest TCP receive buffer in the namespace (bytes): a quarter second at the
+    rate, at least 256 KiB. Each direction's queue holds that much: a sender that keeps
+    to the advertised window (inbound), or to TCP small queues (outbound, half of it),
+    then never overflows it. Drops cost dear here: the user-mode stacks' TCP keeps no
+    out-of-order data, so one lost 64 KiB frame is resent with all that followed."""
+    return max(rate_bps // 32, 256 * 1024)
+
+
 def shaping_commands(rate_bps: int | None) -> list[list[str]]:
     """tc and ip commands that limit the tap to rate_bps in both directions."""
     if rate_bps is None:
         return []
-    shaping = Shaping(float(rate_bps), mtu=MTU)
+    queue_ms = math.ceil(receive_window(rate_bps) * 8 * 1000 / rate_bps) + 50
+    shaping = Shaping(float(rate_bps), mtu=MTU, latency_ms=min(queue_ms, 10000))
+    every_packet = ["u32", "match", "u32", "0", "0"]
     redirect = ["action", "mirred", "egress", "redirect", "dev", IFB]
-    match = ["u32", "match", "u32", "0", "0"]  # every packet
     return [
         *tc_commands(shaping, Device(TAP)),
         ["ip", "link", "add", IFB, "mtu", "65535", "type", "ifb"],
@@ -89,11 +100,22 @@ def shaping_commands(rate_bps: int | None) -> list[list[str]]:
             "ffff:",
             "protocol",
             "all",
-            *match,
+            *every_packet,
             *redirect,
         ],
         *tc_commands(shaping, Device(IFB)),
     ]
+
+
+def tcp_limits(rate_bps: int | None) -> dict[str, str]:
+    """Per-namespace sysctls (under /proc/sys/net) that go with the limit."""
+    if rate_bps is None:
+        return {}
+    window = receive_window(rate_bps)
+    return {
+        "ipv4/tcp_rmem": f"4096 131072 {window}",
+        "ipv4/tcp_limit_output_bytes": str(window // 2),
+    }
 
 
 def pasta_argv(plan: JobPlan, pid: int, pidfile: str) -> list[str]:
@@ -417,6 +439,7 @@ def _setup_child(  # pragma: no cover - runs in the child
         kernel.set_dumpable(True)
         kernel.unshare(kernel.CLONE_NEWUSER | kernel.CLONE_NEWNET)
         kernel.map_ids(0, state.uid, 0, state.gid)
+        _quick_ipv6()
     except OSError as exc:
         fail(f"cannot make the job's user and network namespaces: {exc}")
     os.write(report, b"R\n")
@@ -426,8 +449,13 @@ def _setup_child(  # pragma: no cover - runs in the child
     try:
         for argv in shaping_commands(state.plan.rate_bps):
             _command(argv)
+        for name, value in tcp_limits(state.plan.rate_bps).items():
+            with open(f"/proc/sys/net/{name}", "w") as handle:
+                handle.write(value)
         _command(["nft", "-f", "-"], ruleset(state.plan, state.launch.classes or {}, TAP))
-    except (CommandFailed, LarkpsError) as exc:
+        if state.launch.user_net is UserNet.SLIRP4NETNS:
+            _wait_ipv6(READY_TIMEOUT)
+    except (CommandFailed, LarkpsError, OSError) as exc:
         fail(str(exc))
     try:
         kernel.unshare(kernel.CLONE_NEWUSER)
@@ -533,6 +561,7 @@ def _spawn(argv: list[str], pass_fds: tuple[int, ...]) -> subprocess.Popen[bytes
         return subprocess.Popen(  # noqa: S603 - argument list of checked numbers and paths
             [_which(argv[0]), *argv[1:]],
             stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,  # the job's stdout is the job's alone
             preexec_fn=tie,  # single-threaded supervisor
             pass_fds=pass_fds,
         )
@@ -556,6 +585,33 @@ def _command(argv: list[str], text: str | None = None) -> None:
     if done.returncode != 0:
         first = (done.stderr.decode(errors="replace").strip().splitlines() or ["failed"])[0]
         raise CommandFailed(f"{' '.join(argv)}: {first}")
+
+
+def _quick_ipv6() -> None:  # pragma: no cover - runs in the setup child
+    """No duplicate address detection or router solicitation delay on interfaces made
+    from now on (the tap: the namespace's only link, to a stack that answers at once)."""
+    for name, value in (("accept_dad", "0"), ("dad_transmits", "0"),
+                        ("router_solicitation_delay", "0")):  # fmt: skip
+        with open(f"/proc/sys/net/ipv6/conf/default/{name}", "w") as handle:
+            handle.write(value)
+
+
+def _wait_ipv6(timeout: float) -> None:  # pragma: no cover - runs in the setup child
+    """Until router advertisement gave the tap a default route and an address past DAD
+    (slirp4netns configures IPv6 that way, after the tap is up)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with open("/proc/net/ipv6_route") as routes, open("/proc/net/if_inet6") as addresses:
+            default = any(
+                line.split()[:2] == ["0" * 32, "00"] and line.split()[-1] == TAP for line in routes
+            )
+            tentative = any(
+                line.split()[-1] == TAP and int(line.split()[4], 16) & 0x40 for line in addresses
+            )
+        if default and not tentative:
+            return
+        time.sleep(0.01)
+    say("IPv6 not configured by slirp4netns in time; the job may have IPv4 only")
 
 
 def _nonempty(path: str) -> bool:

@@ -3,7 +3,14 @@
 A family of cheap predictors runs over a series (oldest value first). Each predicts
 every value from the ones before it; its one-step absolute errors are kept. The
 forecast of the series' next value is the one of the predictor with the lowest
-mean absolute error over the last ``recent`` steps, and that MAE is its error bar.
+mean absolute error over the last ``recent`` steps.
+
+Its error bar is that MAE times a scale read off the series' own past: at every
+earlier step, the error the then-chosen predictor made divided by its then-recent
+MAE; the scale is the ``COVERAGE`` quantile of the last ``SCALE_STEPS`` of those
+ratios (clamped to ``SCALE_BOUNDS``; 1 with fewer than ``MIN_RATIOS``). So about
+68 % of past errors fell inside the bar, whatever the shape of the series' errors
+(one MAE covers 58 % of a normal error, more of a heavy-tailed one).
 
 Predictors: last value; running mean; exponential smoothing at gains 0.05 to 0.75;
 medians of the last 5 and 31 values; trimmed medians of the last 31 and 51 (the mean
@@ -24,6 +31,10 @@ TRIMMED_WINDOWS = (31, 51)
 TRIM = 0.3
 RECENT = 20  # steps the choosing MAE runs over
 MIN_VALUES = 3
+COVERAGE = 0.68  # the fraction of errors the bar should hold (one sigma of a normal error)
+SCALE_STEPS = 200  # past ratios the bar's scale is read from
+MIN_RATIOS = 10  # fewer: the bar is the plain MAE
+SCALE_BOUNDS = (0.25, 4.0)
 
 PREDICTORS: tuple[str, ...] = (
     "last",
@@ -36,12 +47,14 @@ PREDICTORS: tuple[str, ...] = (
 
 @dataclass(frozen=True, slots=True)
 class Prediction:
-    """The next value, the chosen predictor's recent MAE, and its name."""
+    """The next value, its error bar (the chosen predictor's recent MAE x ``scale``),
+    and the predictor's name."""
 
     value: float
     error: float
     method: str
     samples: int
+    scale: float = 1.0
 
 
 def predictions(values: Sequence[float] | NDArray[np.float64]) -> NDArray[np.float64]:
@@ -111,15 +124,59 @@ def forecast(
     x = x[np.isfinite(x)]
     if x.size < MIN_VALUES:
         return None
-    table = predictions(x)
-    mae = np.nanmean(errors(x)[:, 1:][:, -recent:], axis=1)
-    best = int(np.nanargmin(mae))
+    table, err = predictions(x), errors(x)
+    mae = recent_errors(err, recent)
+    best = int(np.nanargmin(mae[:, -1]))
+    scale = bar_scale(chosen_ratios(err, mae))
     return Prediction(
         value=float(table[best, -1]),
-        error=float(mae[best]),
+        error=float(mae[best, -1] * scale),
         method=PREDICTORS[best],
         samples=int(x.size),
+        scale=scale,
     )
+
+
+def recent_errors(err: NDArray[np.float64], recent: int = RECENT) -> NDArray[np.float64]:
+    """(predictor, t) for t = 0..n: each predictor's MAE over the steps
+    ``max(1, t - recent) .. t - 1`` (what was known before value t); NaN before t = 2."""
+    finite = np.isfinite(err)
+    zero = np.zeros((err.shape[0], 1))
+    sums = np.concatenate([zero, np.cumsum(np.where(finite, err, 0.0), axis=1)], axis=1)
+    counts = np.concatenate([zero, np.cumsum(finite, axis=1)], axis=1)
+    t = np.arange(err.shape[1] + 1)
+    start = np.maximum(1, t - recent)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = (sums[:, t] - sums[:, start]) / (counts[:, t] - counts[:, start])
+    mean[:, counts[:, t].max(axis=0) == 0] = np.nan
+    mean[:, t < 2] = np.nan
+    return np.asarray(mean, dtype=np.float64)
+
+
+def chosen_ratios(err: NDArray[np.float64], mae: NDArray[np.float64]) -> NDArray[np.float64]:
+    """For each step t >= 2: the error of the predictor chosen before t over its MAE
+    then (NaN where that MAE was 0)."""
+    n = err.shape[1]
+    ratios = np.full(n, np.nan)
+    known = mae[:, :n]
+    usable = np.isfinite(known).any(axis=0)
+    steps = np.flatnonzero(usable)
+    if steps.size == 0:
+        return ratios
+    best = np.nanargmin(known[:, steps], axis=0)
+    bar = known[best, steps]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratios[steps] = np.where(bar > 0, err[best, steps] / bar, np.nan)
+    return ratios
+
+
+def bar_scale(ratios: NDArray[np.float64]) -> float:
+    """The COVERAGE quantile of the last SCALE_STEPS finite ratios, clamped (1 if too few)."""
+    past = ratios[np.isfinite(ratios)][-SCALE_STEPS:]
+    if past.size < MIN_RATIOS:
+        return 1.0
+    low, high = SCALE_BOUNDS
+    return float(np.clip(np.quantile(past, COVERAGE), low, high))
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,13 @@ from hypothesis import strategies as st
 
 from larkps.cli.app import main
 from larkps.errors import FieldError
-from larkps.jobnet.accounting import CLASSES, DIRECTIONS, Counter, RunRecord, summarize
+from larkps.jobnet.accounting import (
+    LEDGER_CLASSES,
+    LEDGER_DIRECTIONS,
+    Counter,
+    RunRecord,
+    summarize,
+)
 from larkps.jobnet.ledger import Ledger, ProcessId
 
 JOBS = ("1.0", "2.0", "10.0", "10.1")
@@ -25,7 +31,9 @@ OWNERS = ("alice", "bob", "carol")
 def runs(draw: st.DrawFn) -> list[RunRecord]:
     found = []
     for run_id in range(draw(st.integers(0, 12))):
-        keys = draw(st.sets(st.tuples(st.sampled_from(DIRECTIONS), st.sampled_from(CLASSES))))
+        keys = draw(
+            st.sets(st.tuples(st.sampled_from(LEDGER_DIRECTIONS), st.sampled_from(LEDGER_CLASSES)))
+        )
         counters = tuple(
             Counter(d, k, draw(st.integers(0, 2**40)), draw(st.integers(0, 2**30)))
             for d, k in sorted(keys)

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import stat
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 from larkps.jobnet.accounting import Counter, totals
 from larkps.jobnet.chirp import (
     CHIRP_ENV,
+    HTCHIRP,
     JobUser,
     attributes,
     chirp,
@@ -117,7 +119,8 @@ def test_a_failure_is_one_stderr_line_and_not_fatal(world: Path, capsys):
     assert len(calls(log)) == 1  # the first failure stops the rest
 
 
-def test_no_condor_chirp_is_one_line(tmp_path: Path, capsys):
+def test_no_condor_chirp_is_one_line(tmp_path: Path, capsys, monkeypatch):
+    monkeypatch.setattr("importlib.util.find_spec", lambda name: None)
     problem = chirp(figures(), {"PATH": str(tmp_path)})
     assert problem == "condor_chirp not found: the job ad gets no network figures"
     assert capsys.readouterr().err == f"larkps-jobnet: {problem}\n"
@@ -125,13 +128,20 @@ def test_no_condor_chirp_is_one_line(tmp_path: Path, capsys):
 
 def test_condor_chirp_is_found_in_the_libexec_directory(world: Path, tmp_path: Path):
     program, _ = fake(world)
-    assert find_condor_chirp({"_CONDOR_LIBEXEC": str(world), "PATH": str(tmp_path)}) == str(program)
-    assert find_condor_chirp({"PATH": str(world)}) == str(program)
+    assert find_condor_chirp({"_CONDOR_LIBEXEC": str(world), "PATH": str(tmp_path)}) == [
+        str(program)
+    ]
+    assert find_condor_chirp({"PATH": str(world)}) == [str(program)]
     assert find_condor_chirp({CHIRP_ENV: str(tmp_path / "nothing")}) is None
     not_executable = tmp_path / "condor_chirp"
     not_executable.write_text("")
     not_executable.chmod(stat.S_IRUSR)
-    assert find_condor_chirp({"_CONDOR_LIBEXEC": str(tmp_path), "PATH": ""}) is None
+    # none to run: the htcondor wheel's own client, condor_chirp's commands
+    assert find_condor_chirp({"_CONDOR_LIBEXEC": str(tmp_path), "PATH": ""}) == [
+        sys.executable,
+        "-c",
+        HTCHIRP,
+    ]
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run condor_chirp as another user")
@@ -141,3 +151,32 @@ def test_a_root_caller_runs_condor_chirp_as_the_job_user(world: Path):
     got = calls(log)
     assert {(c["uid"], c["gid"]) for c in got} == {(65534, 65534)}
     assert all(c["groups"] == [] for c in got)
+
+
+def test_the_wrappers_call_at_the_end_of_a_job(world: Path):
+    from larkps.config.jobnet import Mode, Policy
+    from larkps.jobnet.chirp import report_to_job_ad
+    from larkps.jobnet.request import JobPlan
+
+    program, log = fake(world)
+    job = JobPlan("70.0", "alice", Mode.ROOTLESS, Policy.NAT, rate_bps=None)
+    counted = {("out", "elsewhere"): (10, 1), ("in", "same-site"): (20, 2)}
+    assert report_to_job_ad(job, counted, {CHIRP_ENV: str(program)}) is None
+    values = {c["argv"][1]: classad2.ExprTree(c["argv"][2]).eval() for c in calls(log)}
+    assert values == {
+        "LarkNetworkBytesSent": 10,
+        "LarkNetworkBytesReceived": 20,
+        "LarkNetworkPolicy": "nat",
+    }
+
+
+def test_without_condor_chirp_the_wheels_client_is_tried(tmp_path: Path, capsys):
+    """Outside a job (no .chirp.config) it fails, as one line, and nothing breaks."""
+    problem = chirp({"LarkNetworkPolicy": "nat"}, {"PATH": str(tmp_path)})
+    assert problem is not None
+    assert problem == (
+        "condor_chirp set_job_attr LarkNetworkPolicy: .chirp.config must be present or you "
+        "must provide a host and port (the job ad gets no network figures; is "
+        "+WantIOProxy = true?)"
+    )
+    assert capsys.readouterr().err.count("\n") == 1

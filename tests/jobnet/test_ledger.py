@@ -21,8 +21,8 @@ import pytest
 from larkps.config.jobnet import Mode, Policy
 from larkps.jobnet.accounting import Counter
 from larkps.jobnet.ledger import (
-    STEPS,
-    VERSION,
+    LEDGER_STEPS,
+    LEDGER_VERSION,
     JobObject,
     Ledger,
     LedgerError,
@@ -186,7 +186,7 @@ def test_kill_9_at_random_moments_loses_nothing_committed(tmp_path: Path):
 # -- versions -------------------------------------------------------------------------
 def make_v1_fixture(path: Path) -> None:
     """How tests/jobnet/fixtures/ledger-v1.sqlite was made (a larkps of ledger version 1)."""
-    with Ledger(path, steps=STEPS[:1]) as ledger, ledger.transaction() as db:
+    with Ledger(path, steps=LEDGER_STEPS[:1]) as ledger, ledger.transaction() as db:
         db.execute(
             "INSERT INTO runs (job_id, owner, mode, policy, rate_bps, pid, pid_start, boot_id, "
             "started, ended, exit_status, objects) VALUES "
@@ -221,7 +221,7 @@ def test_a_version_1_ledger_is_upgraded_with_every_run_kept(tmp_path: Path):
         runs = ledger.runs()
         open_runs = ledger.open_runs()
         closed_by = dict(ledger.connection.execute("SELECT job_id, closed_by FROM runs"))
-    assert version == VERSION == 2
+    assert version == LEDGER_VERSION == 2
     assert [(r.job_id, r.ended, r.exit_status) for r in runs] == [
         ("7.0", 160.0, 0),
         ("8.0", None, None),
@@ -250,7 +250,7 @@ def test_a_ledger_of_a_newer_larkps_is_refused_and_left_alone(tmp_path: Path):
     path = tmp_path / "ledger.sqlite"
     Ledger(path).close()
     db = sqlite3.connect(path)
-    db.execute(f"PRAGMA user_version = {VERSION + 1}")
+    db.execute(f"PRAGMA user_version = {LEDGER_VERSION + 1}")
     db.close()
     before = path.read_bytes()
     with pytest.raises(LedgerError) as caught:

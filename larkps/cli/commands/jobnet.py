@@ -12,7 +12,7 @@ from larkps.cli.commands.common import Subparsers, add_command, duration_arg
 from larkps.errors import UsageError
 
 if TYPE_CHECKING:
-    from larkps.jobnet.accounting import Summary, Totals
+    from larkps.jobnet.accounting import Accounting, Totals
     from larkps.jobnet.gc import Report
     from larkps.jobnet.ledger import LedgerFile
 
@@ -89,9 +89,16 @@ def _configured(config: Path | None) -> Path:
     """The ledger path of the node's config, or the default."""
     if config is None:
         return DEFAULT_LEDGER
-    from larkps.config.settings import load_jobnet, load_settings, read_toml
+    import tomllib
 
-    if set(read_toml(config)) == {"jobnet"}:  # the privileged helper's own file
+    from larkps.config.settings import load_jobnet, load_settings
+
+    try:
+        with open(config, "rb") as handle:
+            only_jobnet = set(tomllib.load(handle)) == {"jobnet"}  # the helper's own file
+    except (OSError, tomllib.TOMLDecodeError):
+        only_jobnet = False  # load_settings says what is wrong with it
+    if only_jobnet:
         return Path(load_jobnet(config).ledger)
     return Path(load_settings(config).jobnet.ledger)
 
@@ -114,7 +121,7 @@ def cmd_accounting(args: argparse.Namespace) -> int:
     return 0
 
 
-def summary_doc(summary: Summary) -> dict[str, Any]:
+def summary_doc(summary: Accounting) -> dict[str, Any]:
     return {
         "by": summary.by,
         "since": summary.since,
@@ -134,7 +141,7 @@ def _totals_doc(totals: Totals) -> dict[str, int]:
     }
 
 
-def render_summary(summary: Summary) -> str:
+def render_summary(summary: Accounting) -> str:
     """One row per key and a total: runs, bytes and packets in and out."""
     header = (summary.by, "runs", "bytes in", "bytes out", "packets in", "packets out")
     rows = [_cells(_printable(r.key), r.totals) for r in summary.rows]

@@ -1,0 +1,569 @@
+"""Privileged mode: the job's network namespace, veth pair, addresses, nft rules and tc.
+
+Everything is made from a validated plan: the job id gives every name (netns
+``larkps-<cluster>-<proc>``, host-side veth ``lk<hash>``, host-side nft table
+``larkps_<cluster>_<proc>``), addresses come from the node's pools through
+lease files, and every command is an argument list of checked names and numbers.
+Each object is reported to a ``record`` callback as soon as it exists, so that
+:func:`remove` (run by whoever outlives a crash) takes away exactly what was made.
+
+Layout by policy (docs/jobnet.md):
+  nat, ports, routed: the job's address is /32 (/128) on its ``eth0``; the host end
+    holds the link-local gateways 169.254.1.1 and fe80::1 and a host route to the
+    job's address. nat and ports masquerade what leaves and refuse new inbound
+    connections; ports forwards the listed host ports (TCP and UDP) to the job.
+  bridge: the host end is a port of the node's bridge; the job's address has the
+    bridge's prefix and the bridge's own address in that prefix is its gateway.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import ipaddress
+import json
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from larkps.apply.tc import HOST_SIDE, Device, Shaping, tc_commands
+from larkps.config.jobnet import NodeJobNet, Policy
+from larkps.errors import LarkpsError
+from larkps.jobnet.request import JobPlan
+
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+Interface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+JOB_ID = re.compile(r"^(\d{1,10})\.(\d{1,10})$")
+JOB_DEV = "eth0"
+GATEWAY4 = ipaddress.IPv4Address("169.254.1.1")
+GATEWAY6 = ipaddress.IPv6Address("fe80::1")
+LEASES = Path("/run/larkps/jobnet")
+COMMAND_TIMEOUT = 15.0  # seconds, per ip/tc/nft call
+PATH = "/usr/sbin:/usr/bin:/sbin:/bin"  # where the helper finds ip, tc, nft
+MAX_POOL_SCAN = 65536  # addresses tried in one pool before giving up
+
+Record = Callable[[str, str], None]
+
+
+class PrivilegedError(LarkpsError):
+    """The job's network could not be made as planned (nothing of it is left)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Names:
+    """Every kernel object name of one job, derived from its id alone."""
+
+    job_id: str
+    netns: str
+    host_dev: str
+    table: str
+    job_dev: str = JOB_DEV
+
+
+def names_for(job_id: str) -> Names:
+    """Names for job ``cluster.proc`` (digits only, so they are safe anywhere)."""
+    match = JOB_ID.fullmatch(job_id)
+    if match is None:
+        raise PrivilegedError(f"job id {job_id!r} is not cluster.proc")
+    cluster, proc = match.groups()
+    digest = hashlib.sha256(job_id.encode()).hexdigest()[:10]
+    return Names(job_id, f"larkps-{cluster}-{proc}", f"lk{digest}", f"larkps_{cluster}_{proc}")
+
+
+@dataclass(frozen=True, slots=True)
+class Side:
+    """The job's address in one family and how it is reached."""
+
+    address: Interface  # on the job's eth0
+    gateway: Address | None  # the job's default route
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """The job's network as made: names, policy, addresses, what was asked."""
+
+    names: Names
+    request: JobPlan
+    sides: tuple[Side, ...]
+    bridge: str | None = None
+
+    def addresses(self) -> list[str]:
+        return [str(side.address.ip) for side in self.sides]
+
+
+# --- commands -------------------------------------------------------------------------
+
+
+def run(argv: Sequence[str], stdin: str | None = None, timeout: float = COMMAND_TIMEOUT) -> str:
+    """Run one command (an argument list, never a shell); its stdout or PrivilegedError."""
+    program = shutil.which(argv[0], path=PATH)
+    if program is None:
+        raise PrivilegedError(f"{argv[0]} not found in {PATH}")
+    try:
+        done = subprocess.run(  # noqa: S603 - argument list of checked names and numbers
+            [program, *argv[1:]],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            env={"PATH": PATH, "LC_ALL": "C"},
+        )
+    except subprocess.TimeoutExpired:
+        raise PrivilegedError(f"{' '.join(argv)}: no answer within {timeout:g}s") from None
+    except OSError as exc:
+        raise PrivilegedError(f"{' '.join(argv)}: {exc.strerror}") from None
+    if done.returncode != 0:
+        problem = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[0]
+        raise PrivilegedError(f"{' '.join(argv)}: {problem}")
+    return done.stdout
+
+
+def _quiet(argv: Sequence[str]) -> bool:
+    """Run a removal; False when it failed (the object was already gone, mostly)."""
+    try:
+        run(argv)
+    except PrivilegedError:
+        return False
+    return True
+
+
+# --- address leases -------------------------------------------------------------------
+
+
+def _process_start(pid: int) -> str | None:
+    """The start time of a process (field 22 of /proc/PID/stat), None if it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text.rsplit(")", 1)[1].split()[19]
+
+
+def owner_tag(pid: int) -> str:
+    """``pid start-time``: which process holds a lease, immune to pid reuse."""
+    return f"{pid} {_process_start(pid)}"
+
+
+def lease_alive(tag: str) -> bool:
+    pid_text, _, start = tag.strip().partition(" ")
+    return pid_text.isascii() and pid_text.isdigit() and _process_start(int(pid_text)) == start
+
+
+def take_lease(directory: Path, key: str, tag: str, record: Record) -> Path | None:
+    """Create ``directory/key`` holding tag unless a live holder has it; its path or None.
+
+    The lease is recorded before it is created, so that a helper killed in between
+    leaves nothing; :func:`remove` takes away only a lease that holds its tag (or
+    nothing yet).
+    """
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = directory / key
+    for _ in range(2):
+        try:
+            holder = path.read_text()
+        except FileNotFoundError:
+            holder = None
+        if holder is not None and holder and lease_alive(holder):
+            return None
+        if holder is not None:
+            path.unlink(missing_ok=True)  # its holder died without removing it
+        record("lease", f"{path} {tag}")
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        except FileExistsError:
+            continue
+        with os.fdopen(fd, "w") as handle:
+            handle.write(tag)
+        return path
+    return None
+
+
+def allocate(
+    pool: Network, reserved: Iterable[Address], tag: str, record: Record, leases: Path = LEASES
+) -> Address:
+    """The lowest free address of pool (not its network address, broadcast or reserved)."""
+    skip = {str(a) for a in reserved}
+    last = pool.broadcast_address
+    for index, address in enumerate(pool):
+        if index >= MAX_POOL_SCAN:
+            break
+        if index == 0 or (pool.version == 4 and address == last) or str(address) in skip:
+            continue
+        if take_lease(leases / "addr", str(address), tag, record) is not None:
+            return ipaddress.ip_address(int(address))
+    raise PrivilegedError(f"no free address left in {pool}")
+
+
+def take_ports(ports: Iterable[int], tag: str, record: Record, leases: Path = LEASES) -> None:
+    """Hold each host port (TCP and UDP) for this job; refuse one another job holds."""
+    for port in ports:
+        if take_lease(leases / "port", str(int(port)), tag, record) is None:
+            raise PrivilegedError(f"host port {port} is forwarded to another job already")
+
+
+# --- the bridge -----------------------------------------------------------------------
+
+
+def bridge_addresses(bridge: str) -> list[Interface]:
+    """The bridge's own addresses (empty list if it has none); PrivilegedError if absent."""
+    output = run(["ip", "-j", "addr", "show", "dev", bridge])
+    entries = json.loads(output or "[]")
+    found: list[Interface] = []
+    for entry in entries:
+        for info in entry.get("addr_info", []):
+            if info.get("family") in ("inet", "inet6") and info.get("scope") == "global":
+                found.append(ipaddress.ip_interface(f"{info['local']}/{info['prefixlen']}"))
+    return found
+
+
+def _bridge_side(pool: Network, own: list[Interface], tag: str, record: Record) -> Side:
+    """An address of pool on the bridge's subnet, the bridge's address as gateway."""
+    subnet = next((a for a in own if a.version == pool.version and pool.subnet_of(a.network)), None)  # type: ignore[arg-type]
+    reserved = [a.ip for a in own]
+    address = allocate(pool, reserved, tag, record)
+    prefix = subnet.network.prefixlen if subnet else pool.prefixlen
+    return Side(ipaddress.ip_interface(f"{address}/{prefix}"), subnet.ip if subnet else None)
+
+
+def _routed_side(pool: Network, reserved: list[Address], tag: str, record: Record) -> Side:
+    address = allocate(pool, reserved, tag, record)
+    gateway: Address = GATEWAY4 if pool.version == 4 else GATEWAY6
+    return Side(ipaddress.ip_interface(f"{address}/{pool.max_prefixlen}"), gateway)
+
+
+def plan_sides(request: JobPlan, node: NodeJobNet, tag: str, record: Record) -> tuple[Side, ...]:
+    """Allocate the job's addresses (one per configured pool), never one of the bridge's."""
+    pools = [p for p in (node.pool4, node.pool6) if p is not None]
+    if not pools:
+        raise PrivilegedError("privileged mode needs pool4 or pool6 in the helper's config")
+    if request.policy is Policy.BRIDGE:
+        own = bridge_addresses(node.bridge)
+        return tuple(_bridge_side(pool, own, tag, record) for pool in pools)
+    try:
+        reserved = [a.ip for a in bridge_addresses(node.bridge)]
+    except PrivilegedError:
+        reserved = []  # no bridge on this node
+    return tuple(_routed_side(pool, reserved, tag, record) for pool in pools)
+
+
+# --- making and removing --------------------------------------------------------------
+
+
+def _forwarding_on(family: int) -> bool:
+    key = "ipv4/ip_forward" if family == 4 else "ipv6/conf/all/forwarding"
+    try:
+        return Path(f"/proc/sys/net/{key}").read_text().strip() == "1"
+    except OSError:
+        return False
+
+
+def check_node(layout_sides: Sequence[Side], request: JobPlan) -> None:
+    """Refuse before anything is made if the node cannot route the job's traffic."""
+    if request.policy is Policy.BRIDGE:
+        return
+    for side in layout_sides:
+        if not _forwarding_on(side.address.version):
+            key = (
+                "net.ipv4.ip_forward"
+                if side.address.version == 4
+                else "net.ipv6.conf.all.forwarding"
+            )
+            raise PrivilegedError(f"{key} is 0 on this node: enable forwarding (docs/jobnet.md)")
+
+
+def make_netns(names: Names, record: Record) -> None:
+    """Create the namespace; refuse if one of that name exists (another run of this job)."""
+    if Path(f"/run/netns/{names.netns}").exists():
+        raise PrivilegedError(f"netns {names.netns} exists already: is job {names.job_id} running?")
+    record("netns", names.netns)
+    run(["ip", "netns", "add", names.netns])
+    inside = ["ip", "netns", "exec", names.netns, "sysctl", "-q", "-w"]
+    run([*inside, "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0"])
+    run(["ip", "-n", names.netns, "link", "set", "lo", "up"])
+
+
+def make_veth(names: Names, record: Record) -> None:
+    """The veth pair: host end in this namespace, ``eth0`` in the job's."""
+    record("veth", names.host_dev)
+    run(
+        [
+            "ip",
+            "link",
+            "add",
+            names.host_dev,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            names.job_dev,
+            "netns",
+            names.netns,
+        ]
+    )
+    run(["sysctl", "-q", "-w", f"net.ipv6.conf.{names.host_dev}.accept_dad=0"])
+
+
+def address_commands(layout: Layout) -> list[list[str]]:
+    """ip commands that give both ends their addresses, bring them up, then route."""
+    n = layout.names
+    job = ["ip", "-n", n.netns]
+    up = [["ip", "link", "set", n.host_dev, "up"], [*job, "link", "set", n.job_dev, "up"]]
+    addresses: list[list[str]] = []
+    routes: list[list[str]] = []
+    if layout.bridge is not None:
+        addresses.append(["ip", "link", "set", n.host_dev, "master", layout.bridge])
+    for side in layout.sides:
+        six = ["-6"] if side.address.version == 6 else []
+        addresses.append([*job, *six, "addr", "add", str(side.address), "dev", n.job_dev, "nodad"])
+        gw = side.gateway
+        if layout.bridge is None and gw is not None:
+            host_gw = f"{gw}/{64 if gw.version == 6 else 32}"
+            addresses.append(["ip", *six, "addr", "add", host_gw, "dev", n.host_dev, "nodad"])
+            routes.append(["ip", *six, "route", "add", str(side.address.ip), "dev", n.host_dev])
+            if gw.version == 4:
+                routes.append([*job, "route", "add", str(gw), "dev", n.job_dev, "scope", "link"])
+        if gw is not None:
+            routes.append([*job, *six, "route", "add", "default", "via", str(gw), "dev", n.job_dev])
+    return [*addresses, *up, *routes]
+
+
+def _set(items: Iterable[object]) -> str:
+    return "{ " + ", ".join(str(i) for i in items) + " }"
+
+
+ND_TYPES = "{ nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit, nd-router-advert }"
+
+
+def _allow_rules(request: JobPlan, match_in: str, bridge: bool = False) -> list[str]:
+    """Drop what the job sends outside its allowlist (neighbour discovery always passes)."""
+    if not request.allow:
+        return []
+    rules = [f"{match_in} icmpv6 type {ND_TYPES} accept"]
+    for family, version in (("ip", 4), ("ip6", 6)):
+        nets = [n for n in request.allow if n.version == version]
+        if nets:
+            rules.append(f"{match_in} {family} daddr != {_set(nets)} counter drop")
+        else:
+            kind = f"ether type {family}" if bridge else f"meta nfproto ipv{version}"
+            rules.append(f"{match_in} {kind} counter drop")
+    return rules
+
+
+FILTER = "type filter hook {} priority filter; policy accept;"
+SRCNAT = "type nat hook postrouting priority srcnat; policy accept;"
+DSTNAT = "type nat hook prerouting priority dstnat; policy accept;"
+DSTNAT_LOCAL = "type nat hook output priority -100; policy accept;"
+
+
+def host_rules(layout: Layout) -> str:
+    """The host-side nft table of one job (only validated names, numbers and networks)."""
+    if layout.bridge is not None:
+        return _bridge_table(layout)
+    dev = f'"{layout.names.host_dev}"'
+    closed = layout.request.policy in (Policy.NAT, Policy.PORTS)
+    inbound = _inbound_rules(layout, dev)
+    sent = [*_spoof_rules(layout, dev), *_allow_rules(layout.request, f"iifname {dev}")]
+    sent.append(f'iifname {dev} counter accept comment "out"')
+    chains = [
+        _chain("forward", FILTER.format("forward"), sent + inbound),
+        _chain("input", FILTER.format("input"), _allow_rules(layout.request, f"iifname {dev}")),
+        _chain("output", FILTER.format("output"), inbound if closed else []),
+        _chain("postrouting", SRCNAT, _masquerade(layout, dev) if closed else []),
+        *_port_chains(layout),
+    ]
+    return _table(f"inet {layout.names.table}", chains)
+
+
+def _table(name: str, chains: list[list[str]]) -> str:
+    lines = [f"table {name} {{", *(line for chain in chains for line in chain), "}"]
+    return "\n".join(lines) + "\n"
+
+
+def _spoof_rules(layout: Layout, dev: str) -> list[str]:
+    """The job sends from its own addresses only."""
+    return [
+        f"iifname {dev} {_family(s)} saddr != {s.address.ip} counter drop" for s in layout.sides
+    ]
+
+
+def _inbound_rules(layout: Layout, dev: str) -> list[str]:
+    """nat and ports: replies, and (ports) what the node forwards; bridge, routed: all."""
+    policy = layout.request.policy
+    if policy not in (Policy.NAT, Policy.PORTS):
+        return [f'oifname {dev} counter accept comment "in"']
+    rules = [
+        f"oifname {dev} icmpv6 type {ND_TYPES} accept",
+        f'oifname {dev} ct state established,related counter accept comment "in"',
+    ]
+    if policy is Policy.PORTS and layout.request.ports:
+        rules.append(f'oifname {dev} ct status dnat counter accept comment "in"')
+    return [*rules, f"oifname {dev} counter drop"]
+
+
+def _masquerade(layout: Layout, dev: str) -> list[str]:
+    return [f"{_family(s)} saddr {s.address.ip} oifname != {dev} masquerade" for s in layout.sides]
+
+
+def _family(side: Side) -> str:
+    return "ip" if side.address.version == 4 else "ip6"
+
+
+def _chain(name: str, head: str, rules: list[str]) -> list[str]:
+    return [f"  chain {name} {{", f"    {head}", *(f"    {r}" for r in rules), "  }"]
+
+
+def _port_chains(layout: Layout) -> list[list[str]]:
+    """DNAT of the listed host ports (TCP and UDP) on the node's own addresses to the job."""
+    req = layout.request
+    if req.policy is not Policy.PORTS or not req.ports:
+        return []
+    ports = _set(sorted(set(req.ports)))
+    rules = [
+        f"meta nfproto ipv{s.address.version} fib daddr type local"
+        f" meta l4proto {{ tcp, udp }} th dport {ports} dnat {_family(s)} to {s.address.ip}"
+        for s in layout.sides
+    ]
+    return [_chain("prerouting", DSTNAT, rules), _chain("localnat", DSTNAT_LOCAL, rules)]
+
+
+def _bridge_table(layout: Layout) -> str:
+    """On the bridge: the job's port sends from its own addresses only, within its allowlist."""
+    dev = f'"{layout.names.host_dev}"'
+    rules = []
+    for side in layout.sides:
+        other = "fe80::/10, ::" if side.address.version == 6 else "0.0.0.0"  # noqa: S104 - DAD, DHCP
+        own = f"{side.address.ip}, {other}"
+        rules.append(f"iifname {dev} {_family(side)} saddr != {{ {own} }} counter drop")
+    rules += _allow_rules(layout.request, f"iifname {dev}", bridge=True)
+    chains = [_chain(hook, FILTER.format(hook), rules) for hook in ("forward", "input")]
+    return _table(f"bridge {layout.names.table}", chains)
+
+
+def make_rules(layout: Layout, record: Record) -> None:
+    family = "bridge" if layout.bridge is not None else "inet"
+    text = host_rules(layout)
+    record("nft", f"{family} {layout.names.table}")
+    run(["nft", "-f", "-"], stdin=text)
+
+
+def shape(layout: Layout) -> None:
+    """tc on both ends: the job's egress on its eth0, its ingress on the host end."""
+    rate = layout.request.rate_bps
+    if rate is None:
+        return
+    shaping = Shaping(float(rate))
+    n = layout.names
+    for device in (Device(n.job_dev, n.netns), Device(n.host_dev, None, HOST_SIDE)):
+        for argv in tc_commands(shaping, device):
+            run(argv)
+
+
+def make(request: JobPlan, node: NodeJobNet, tag: str, record: Record) -> Layout:
+    """Make the job's whole network; each object goes to record as soon as it exists."""
+    names = names_for(request.job_id)
+    if request.policy not in node.policies:
+        raise PrivilegedError(f"policy {request.policy.value} is not allowed on this node")
+    if request.policy is Policy.PORTS:
+        take_ports(request.ports, tag, record)
+    sides = plan_sides(request, node, tag, record)
+    check_node(sides, request)
+    bridge = node.bridge if request.policy is Policy.BRIDGE else None
+    layout = Layout(names, request, sides, bridge)
+    make_netns(names, record)
+    make_veth(names, record)
+    for argv in address_commands(layout):
+        run(argv)
+    make_rules(layout, record)
+    shape(layout)
+    return layout
+
+
+def netns_processes(netns: str) -> list[int]:
+    """Pids of the processes in a named namespace (not this one's)."""
+    try:
+        target = os.stat(f"/run/netns/{netns}")
+    except OSError:
+        return []
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            info = os.stat(f"/proc/{entry}/ns/net")
+        except OSError:
+            continue
+        if (info.st_dev, info.st_ino) == (target.st_dev, target.st_ino):
+            found.append(int(entry))
+    return found
+
+
+def kill_netns_processes(netns: str, rounds: int = 50) -> None:
+    """SIGKILL every process still in the namespace, until none is left."""
+    import signal
+    import time
+
+    for _ in range(rounds):
+        pids = [p for p in netns_processes(netns) if p != os.getpid()]
+        if not pids:
+            return
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.05)
+
+
+def remove(objects: Sequence[tuple[str, str]]) -> list[str]:
+    """Remove what was made, newest first; the problems (empty: everything went)."""
+    problems = []
+    for kind, name in reversed(objects):
+        if kind == "netns":
+            kill_netns_processes(name)
+            ok = _quiet(["ip", "netns", "del", name]) or not Path(f"/run/netns/{name}").exists()
+        elif kind == "veth":
+            ok = _quiet(["ip", "link", "del", name]) or not _quiet(["ip", "link", "show", name])
+        elif kind == "nft":
+            family, _, table = name.partition(" ")
+            ok = _quiet(["nft", "delete", "table", family, table]) or not _table_exists(
+                family, table
+            )
+        elif kind == "lease":
+            ok = _drop_lease(*name.split(" ", 1))
+        else:
+            ok = False
+        if not ok:
+            problems.append(f"{kind} {name}")
+    return problems
+
+
+def _table_exists(family: str, table: str) -> bool:
+    return _quiet(["nft", "list", "table", family, table])
+
+
+def _drop_lease(path: str, tag: str) -> bool:
+    """Remove a lease file if it is ours (holds tag, or nothing yet)."""
+    try:
+        if Path(path).read_text() in (tag, ""):
+            os.unlink(path)
+    except OSError as exc:
+        return exc.errno == errno.ENOENT
+    return True
+
+
+def veth_counters(layout: Layout) -> dict[str, int]:
+    """Bytes and packets the job sent and received, read on the host end of its veth."""
+    output = run(["ip", "-j", "-s", "link", "show", "dev", layout.names.host_dev])
+    stats = json.loads(output)[0]["stats64"]
+    return {
+        "bytes_sent": int(stats["rx"]["bytes"]),
+        "packets_sent": int(stats["rx"]["packets"]),
+        "bytes_received": int(stats["tx"]["bytes"]),
+        "packets_received": int(stats["tx"]["packets"]),
+    }

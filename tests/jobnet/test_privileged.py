@@ -1,0 +1,623 @@
+"""Privileged mode with real traffic: jobs run by an ordinary user through the real sudo.
+
+Everything happens inside a sandbox that stands in for an execute node and leaves
+the machine untouched: a private mount namespace (a tmpfs over /run, so named
+namespaces and the helper's leases live and die with it, and a test sudoers file
+bind-mounted over /etc/sudoers) holding a "node" network namespace with a bridge,
+a routed peer ("outside") and a peer on the bridge. The helper runs there as root
+through ``sudo -n``, exactly as the job wrapper starts it; the job runs iperf3 and
+friends. Needs root and the Debian packages iproute2, nftables, iperf3, sudo,
+util-linux.
+"""
+
+from __future__ import annotations
+
+import grp
+import json
+import os
+import pwd
+import random
+import secrets
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.root, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+HELPER = Path(sys.executable).parent / "larkps-jobnet-helper"
+SUDOERS = ROOT / "config" / "condor" / "larkps-jobnet.sudoers"
+USER, GROUP = "lkpriv", "lkprivg"  # the job's user and one supplementary group
+TIMEOUT = 60.0
+TOOLS = {
+    "ip": "iproute2",
+    "tc": "iproute2",
+    "nft": "nftables",
+    "iperf3": "iperf3",
+    "sudo": "sudo",
+    "nsenter": "util-linux",
+    "unshare": "util-linux",
+    "setpriv": "util-linux",
+}
+PEER4, PEER6 = "198.18.2.2", "2001:db8:2::2"  # "outside", routed through the node
+NODE4, NODE6 = "198.18.2.1", "2001:db8:2::1"  # the node's address towards it
+BPEER4, BPEER6 = "198.18.100.200", "2001:db8:100::1:200"  # a peer on the node's bridge
+CONFIG = """\
+[jobnet]
+mode = "privileged"
+policies = ["nat", "ports", "bridge", "routed"]
+default_policy = "nat"
+max_rate = "2Gbit"
+bridge = "larkbr0"
+pool4 = "198.18.100.0/25"
+pool6 = "2001:db8:100::/120"
+"""
+
+
+def _missing() -> str | None:
+    if os.geteuid() != 0:
+        return "needs root (network namespaces, a mount namespace, sudo as another user)"
+    for tool, package in TOOLS.items():
+        if shutil.which(tool) is None:
+            return f"{tool} not installed (Debian package {package})"
+    if not HELPER.exists():
+        return f"{HELPER} missing: pip install -e . in this venv"
+    return None
+
+
+if (_reason := _missing()) is not None:
+    pytest.skip(_reason, allow_module_level=True)
+
+
+def sh(
+    *argv: str, timeout: float = TIMEOUT, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+    if check:
+        assert done.returncode == 0, f"{' '.join(argv)}: {done.stderr.strip()} {done.stdout[-500:]}"
+    return done
+
+
+def ensure_user() -> pwd.struct_passwd:
+    """The ordinary user jobs run as, with one supplementary group (made if absent)."""
+    for _ in range(5):  # useradd refuses while another process holds /etc/passwd's lock
+        try:
+            grp.getgrnam(GROUP)
+        except KeyError:
+            sh("groupadd", GROUP, check=False)
+        try:
+            return pwd.getpwnam(USER)
+        except KeyError:
+            sh(
+                "useradd",
+                "-M",
+                "-d",
+                "/nonexistent",
+                "-s",
+                "/usr/sbin/nologin",
+                "-G",
+                GROUP,
+                USER,
+                check=False,
+            )
+        time.sleep(1)
+    return pwd.getpwnam(USER)
+
+
+def test_sudoers(user: str) -> str:
+    """The shipped rule, pointed at this venv's helper and this user; the config override."""
+    text = SUDOERS.read_text()
+    text = text.replace("/opt/larkps/venv/bin/larkps-jobnet-helper", str(HELPER))
+    text = text.replace("%larkps-jobs", user)
+    keep = 'Defaults!LARKPS_JOBNET_HELPER env_keep += "LARKPS_JOBNET_CONFIG"\n'
+    return "Defaults env_reset\nroot ALL=(ALL:ALL) ALL\n" + text + keep
+
+
+test_sudoers.__test__ = False  # type: ignore[attr-defined]
+
+
+@dataclass
+class Node:
+    """The sandbox: its mount namespace (pid holder) and the node's netns (pid node)."""
+
+    holder: subprocess.Popen[str]
+    node: subprocess.Popen[str]
+    work: Path
+    config: Path
+    user: pwd.struct_passwd
+    spawned: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def cmd(self, *argv: str, netns: str | None = None) -> list[str]:
+        """argv run in the sandbox: in the node's netns, or in a named one."""
+        if netns is None:
+            return ["nsenter", "-t", str(self.node.pid), "-m", "-n", "--", *argv]
+        return [
+            "nsenter",
+            "-t",
+            str(self.node.pid),
+            "-m",
+            "--",
+            "ip",
+            "netns",
+            "exec",
+            netns,
+            *argv,
+        ]
+
+    def run(
+        self, *argv: str, netns: str | None = None, check: bool = True, timeout: float = TIMEOUT
+    ) -> subprocess.CompletedProcess[str]:
+        return sh(*self.cmd(*argv, netns=netns), check=check, timeout=timeout)
+
+    def background(self, *argv: str, netns: str | None = None) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(
+            self.cmd(*argv, netns=netns), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        self.spawned.append(proc)
+        return proc
+
+    def scratch(self, ad: dict[str, object]) -> Path:
+        """A starter-like scratch directory owned by the user, holding .job.ad."""
+        directory = Path(tempfile.mkdtemp(prefix="dir_", dir=self.work))
+        lines = []
+        for key, value in ad.items():
+            lines.append(f"{key} = {json.dumps(value) if isinstance(value, str) else value}")
+        (directory / ".job.ad").write_text("\n".join(lines) + "\n")
+        os.chown(directory / ".job.ad", self.user.pw_uid, self.user.pw_gid)
+        os.chown(directory, self.user.pw_uid, self.user.pw_gid)
+        return directory
+
+    def job_argv(self, scratch: Path, argv: Sequence[str]) -> list[str]:
+        """The helper as the wrapper runs it: the job's user, ``sudo -n HELPER -- argv``."""
+        env = [
+            f"_CONDOR_JOB_AD={scratch}/.job.ad",
+            f"_CONDOR_SCRATCH_DIR={scratch}",
+            "PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
+            "LARKPS_TEST_MARK=1",
+            f"LARKPS_JOBNET_CONFIG={self.config}",
+        ]
+        return self.cmd(
+            "setpriv",
+            "--reuid",
+            USER,
+            "--regid",
+            USER,
+            "--init-groups",
+            "--",
+            "env",
+            "-i",
+            *env,
+            "sudo",
+            "-n",
+            str(HELPER),
+            "--",
+            *argv,
+        )
+
+    def job(
+        self, ad: dict[str, object], argv: Sequence[str], timeout: float = TIMEOUT
+    ) -> subprocess.CompletedProcess[str]:
+        return self.job_in(self.scratch(ad), argv, timeout)
+
+    def job_in(
+        self, scratch: Path, argv: Sequence[str], timeout: float = TIMEOUT
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            self.job_argv(scratch, argv),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=scratch,
+            check=False,
+        )
+
+    def start_job(self, ad: dict[str, object], argv: Sequence[str]) -> subprocess.Popen[str]:
+        scratch = self.scratch(ad)
+        return subprocess.Popen(
+            self.job_argv(scratch, argv),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=scratch,
+        )
+
+    def leftovers(self) -> list[str]:
+        """Every object a job could leave: netns, veths, nft tables, qdiscs, leases."""
+        found = []
+        names = self.run("ip", "netns", "list").stdout.split()
+        found += [f"netns {n}" for n in names if n.startswith("larkps-")]
+        links = json.loads(self.run("ip", "-j", "link", "show").stdout)
+        found += [f"link {k['ifname']}" for k in links if k["ifname"].startswith("lk")]
+        tables = self.run("nft", "list", "tables").stdout.splitlines()
+        found += [t for t in tables if "larkps_" in t]
+        qdiscs = json.loads(self.run("tc", "-j", "qdisc", "show").stdout)
+        found += [
+            f"qdisc {q['kind']} {q.get('dev')}" for q in qdiscs if q["kind"] in ("tbf", "htb")
+        ]
+        leases = self.run("find", "/run/larkps", "-type", "f", check=False).stdout.split()
+        found += [f"lease {p}" for p in leases]
+        procs = sh("pgrep", "-u", USER, "-a", check=False).stdout.strip()
+        found += [f"process {p}" for p in procs.splitlines() if p]
+        helpers = sh("pgrep", "-f", "-a", str(HELPER), check=False).stdout.strip()
+        found += [f"helper {p}" for p in helpers.splitlines() if p]
+        return found
+
+    def wait_clean(self, seconds: float = 20.0) -> list[str]:
+        deadline = time.monotonic() + seconds
+        while (left := self.leftovers()) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        return left
+
+
+def _build(node: Node) -> None:
+    run = node.run
+    run("ip", "link", "set", "lo", "up")
+    run("sysctl", "-q", "-w", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1")
+    run("ip", "link", "add", "larkbr0", "type", "bridge")
+    run("ip", "addr", "add", "198.18.100.1/24", "dev", "larkbr0")
+    run("ip", "-6", "addr", "add", "2001:db8:100::1/64", "dev", "larkbr0", "nodad")
+    run("ip", "link", "set", "larkbr0", "up")
+    for name, host_dev in (("outside", "up0"), ("bpeer", "bp0")):
+        run("ip", "netns", "add", name)
+        run("ip", "link", "add", host_dev, "type", "veth", "peer", "name", "eth0", "netns", name)
+        run(
+            "ip",
+            "netns",
+            "exec",
+            name,
+            "sysctl",
+            "-q",
+            "-w",
+            "net.ipv6.conf.all.accept_dad=0",
+            "net.ipv6.conf.eth0.accept_dad=0",
+        )
+        run("ip", "-n", name, "link", "set", "lo", "up")
+    run("ip", "addr", "add", f"{NODE4}/24", "dev", "up0")
+    run("ip", "-6", "addr", "add", f"{NODE6}/64", "dev", "up0", "nodad")
+    run("ip", "link", "set", "up0", "up")
+    run("ip", "link", "set", "bp0", "master", "larkbr0", "up")
+    peers = (("outside", PEER4, PEER6, NODE4, NODE6), ("bpeer", BPEER4, BPEER6, "", ""))
+    for name, a4, a6, gw4, gw6 in peers:
+        run("ip", "-n", name, "addr", "add", f"{a4}/24", "dev", "eth0")
+        run("ip", "-n", name, "-6", "addr", "add", f"{a6}/64", "dev", "eth0", "nodad")
+        run("ip", "-n", name, "link", "set", "eth0", "up")
+        if gw4:
+            run("ip", "-n", name, "route", "add", "default", "via", gw4)
+            run("ip", "-n", name, "-6", "route", "add", "default", "via", gw6)
+    # The routed pool is reached from outside through the node.
+    run("ip", "-n", "outside", "route", "add", "198.18.100.0/24", "via", NODE4)
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
+    user = ensure_user()
+    base = tmp_path_factory.mktemp("priv")
+    sudoers = base / "sudoers"
+    sudoers.write_text(test_sudoers(USER))
+    sudoers.chmod(0o440)
+    config = base / "jobnet.toml"
+    config.write_text(CONFIG)
+    config.chmod(0o644)
+    work = Path(tempfile.mkdtemp(prefix="larkps-priv-", dir="/tmp"))
+    work.chmod(0o711)
+    script = (
+        'mount -t tmpfs -o mode=755 tmpfs /run && mount --bind "$1" /etc/sudoers'
+        " && echo ready && exec sleep 3600"
+    )
+    holder = subprocess.Popen(
+        ["unshare", "-m", "--propagation", "private", "--", "sh", "-c", script, "sh", str(sudoers)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+    netns = subprocess.Popen(
+        ["nsenter", "-t", str(holder.pid), "-m", "--", "unshare", "-n", "--", "sleep", "3600"],
+        text=True,
+    )
+    time.sleep(0.3)
+    made = Node(holder, netns, work, config, user)
+    try:
+        _build(made)
+        yield made
+    finally:
+        for proc in [*made.spawned, netns, holder]:
+            proc.kill()
+            proc.wait(timeout=10)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def ad(policy: str, **extra: object) -> dict[str, object]:
+    base: dict[str, object] = {
+        "ClusterId": random.randrange(1, 10**6),
+        "ProcId": 0,
+        "Owner": USER,
+        "LarkNetworkPolicy": policy,
+    }
+    base.update(extra)
+    return base
+
+
+# --- identity and refusals ------------------------------------------------------------
+
+
+def test_the_job_runs_as_the_user_with_its_groups_and_no_privileges(node: Node):
+    done = node.job(
+        ad("nat"),
+        [
+            "sh",
+            "-c",
+            "id -u; id -g; id -G; grep -E '^(CapEff|NoNewPrivs)' "
+            "/proc/self/status; echo $LARKPS_TEST_MARK",
+        ],
+    )
+    assert done.returncode == 0, done.stderr
+    uid, gid, groups, cap, nnp, mark = done.stdout.split("\n")[:6]
+    user = node.user
+    assert (int(uid), int(gid)) == (user.pw_uid, user.pw_gid)
+    expected = {user.pw_gid, grp.getgrnam(GROUP).gr_gid}
+    assert set(map(int, groups.split())) == expected
+    assert cap.split()[1] == "0000000000000000" and nnp.split()[1] == "1"
+    assert mark == "1"  # the caller's environment reached the job
+    assert "larkps-jobnet: policy nat" in done.stderr
+    assert node.wait_clean() == []
+
+
+def test_exit_status_and_signal_death_are_the_jobs(node: Node):
+    assert node.job(ad("nat"), ["sh", "-c", "exit 7"]).returncode == 7
+    assert node.job(ad("nat"), ["sh", "-c", "kill -TERM $$"]).returncode == -signal.SIGTERM
+    assert node.wait_clean() == []
+
+
+def test_a_policy_or_value_the_node_refuses_runs_nothing(node: Node):
+    done = node.job(ad("nat", LarkNetworkPorts="70000"), ["touch", "/tmp/never"])
+    assert done.returncode == 1 and "LarkNetworkPorts" in done.stderr
+    done = node.job(ad("vlan"), ["true"])
+    assert done.returncode == 1 and "LarkNetworkPolicy" in done.stderr
+    assert node.wait_clean() == []
+
+
+def test_the_job_cannot_change_its_limit_or_rules(node: Node):
+    done = node.job(
+        ad("nat", LarkNetworkRateLimit=100),
+        [
+            "sh",
+            "-c",
+            "tc qdisc del dev eth0 root; echo tc=$?; nft flush ruleset;"
+            " echo nft=$?; ip link set eth0 down; echo ip=$?;"
+            " tc -j qdisc show dev eth0",
+        ],
+    )
+    assert done.returncode == 0, done.stderr
+    assert "tc=2" in done.stdout or "tc=1" in done.stdout
+    assert "nft=1" in done.stdout and "ip=2" in done.stdout
+    qdisc = json.loads(done.stdout.strip().splitlines()[-1])
+    assert qdisc[0]["kind"] == "tbf" and qdisc[0]["options"]["rate"] == 100_000_000 // 8
+    assert node.wait_clean() == []
+
+
+# --- traffic ------------------------------------------------------------------------
+
+RATE_MBPS = 100
+SERVE = """\
+import socket, sys, time
+seconds, ports = float(sys.argv[1]), [int(p) for p in sys.argv[2:]]
+socks = []
+for port in ports:
+    s = socket.socket(socket.AF_INET6)
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("::", port)); s.listen(8); s.settimeout(0.1); socks.append(s)
+print("listening", flush=True)
+end = time.monotonic() + seconds
+while time.monotonic() < end:
+    for s in socks:
+        try:
+            c, _ = s.accept()
+        except OSError:
+            continue
+        c.sendall(b"job"); c.close()
+"""
+CONNECT = """\
+import socket, sys
+try:
+    c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=float(sys.argv[3]))
+    print("ok" if c.recv(3) == b"job" else "other")
+except OSError as e:
+    print("refused", e)
+"""
+
+
+@pytest.fixture(scope="module")
+def outside(node: Node) -> Node:
+    """iperf3 and a 'job' TCP server on the outside peer, for the jobs to reach."""
+    node.background("iperf3", "-s", "-p", "5201", netns="outside")
+    node.background(sys.executable, "-c", SERVE, "3000", "7000", netns="outside")
+    node.background(sys.executable, "-c", SERVE, "3000", "7000", netns="bpeer")
+    time.sleep(1.0)
+    return node
+
+
+def connect_argv(address: str, port: int, timeout: float = 2.0) -> list[str]:
+    return ["python3", "-c", CONNECT, address, str(port), str(timeout)]
+
+
+def iperf3(node: Node, policy: str, reverse: bool) -> float:
+    """Bits/s the receiver saw, the job the iperf3 client at RATE_MBPS."""
+    argv = [
+        "iperf3",
+        "-c",
+        PEER4,
+        "-p",
+        "5201",
+        "-t",
+        "4",
+        "-O",
+        "1",
+        "-J",
+        "--connect-timeout",
+        "3000",
+        *(["-R"] if reverse else []),
+    ]
+    for _ in range(5):  # the server serves one client at a time; another test may hold it
+        done = node.job(ad(policy, LarkNetworkRateLimit=RATE_MBPS), argv)
+        report = json.loads(done.stdout or "{}")
+        received = report.get("end", {}).get("sum_received", {}).get("bits_per_second")
+        if done.returncode == 0 and received is not None:
+            return float(received)
+        time.sleep(1)
+    raise AssertionError(f"iperf3 failed: {done.stderr[-500:]} {done.stdout[-300:]}")
+
+
+@pytest.mark.parametrize("policy", ["nat", "routed"])
+def test_the_rate_holds_both_ways(outside: Node, policy: str):
+    for reverse in (False, True):
+        got = iperf3(outside, policy, reverse)
+        assert abs(got / (RATE_MBPS * 1e6) - 1) <= 0.10, f"{policy} reverse={reverse}: {got:.3g}"
+    assert outside.wait_clean() == []
+
+
+def serving_job(
+    node: Node,
+    policy: str,
+    ports: Sequence[int],
+    **extra: object,
+) -> tuple[subprocess.Popen[str], list[str]]:
+    """A job listening on ports (both families); its addresses from the helper's line."""
+    job = node.start_job(ad(policy, **extra), ["python3", "-c", SERVE, "25", *map(str, ports)])
+    assert job.stderr is not None and job.stdout is not None
+    addresses: list[str] = []
+    seen = []
+    for line in job.stderr:
+        seen.append(line)
+        if ", address " in line:
+            addresses = line.strip().split(", address ")[1].split(", ")
+            break
+    assert addresses, "".join(seen)
+    assert job.stdout.readline().strip() == "listening"
+    return job, addresses
+
+
+def stop(node: Node, job: subprocess.Popen[str]) -> None:
+    job.send_signal(signal.SIGTERM)
+    job.wait(timeout=30)
+    assert node.wait_clean() == []
+
+
+def reach(node: Node, netns: str, address: str, port: int) -> str:
+    return node.run(*connect_argv(address, port), netns=netns).stdout.split()[0]
+
+
+@pytest.mark.parametrize("policy, peer", [("bridge", "bpeer"), ("routed", "outside")])
+def test_bridge_and_routed_give_an_address_peers_reach(outside: Node, policy: str, peer: str):
+    job, addresses = serving_job(outside, policy, [6000])
+    try:
+        four, six = addresses
+        assert four.startswith("198.18.100.") and six.startswith("2001:db8:100::")
+        assert reach(outside, peer, four, 6000) == "ok"
+        assert reach(outside, peer, six, 6000) == "ok"
+    finally:
+        stop(outside, job)
+
+
+def test_nat_refuses_inbound_and_allows_outbound(outside: Node):
+    job, (four, six) = serving_job(outside, "nat", [6000])
+    try:
+        for address in (four, six, NODE4, NODE6):
+            assert reach(outside, "outside", address, 6000) == "refused", address
+    finally:
+        stop(outside, job)
+    script = "; ".join(shlex.join(connect_argv(a, 7000)) for a in (PEER4, PEER6))
+    done = outside.job(ad("nat"), ["sh", "-c", script])
+    assert done.stdout.split() == ["ok", "ok"], done.stderr
+
+
+def test_ports_lets_in_exactly_the_listed_ports(outside: Node):
+    job, (four, six) = serving_job(outside, "ports", [6001, 6002], LarkNetworkPorts="6001")
+    try:
+        assert reach(outside, "outside", NODE4, 6001) == "ok"
+        assert reach(outside, "outside", NODE6, 6001) == "ok"
+        for address, port in ((NODE4, 6002), (NODE6, 6002), (four, 6002), (six, 6002)):
+            assert reach(outside, "outside", address, port) == "refused", (address, port)
+    finally:
+        stop(outside, job)
+
+
+def test_the_allowlist_refuses_other_destinations(outside: Node):
+    script = "; ".join(
+        shlex.join(connect_argv(a, 7000, 1.5)) + " | cut -c1-7"
+        for a in (PEER4, PEER6, BPEER4, BPEER6)
+    )
+    done = outside.job(ad("nat", LarkNetworkAllow="198.18.2.0/24"), ["sh", "-c", script])
+    assert done.stdout.split() == ["ok", "refused", "refused", "refused"], done.stderr
+    done = outside.job(
+        ad("bridge", LarkNetworkAllow="2001:db8:100::/64, 198.18.100.0/29"), ["sh", "-c", script]
+    )
+    assert done.stdout.split() == ["refused", "refused", "refused", "ok"], done.stderr
+    assert outside.wait_clean() == []
+
+
+# --- kill -9 at random moments ----------------------------------------------------------
+
+KILL_ROUNDS = 8
+
+
+def chain_pids() -> dict[str, int]:
+    """The running helper chain: sudo, the helper, its guard, the job's main process."""
+    found: dict[str, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        pid = int(entry)
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            comm = Path(f"/proc/{pid}/comm").read_text().strip()
+            owner = os.stat(f"/proc/{pid}").st_uid
+            sid = os.getsid(pid)
+        except OSError:
+            continue
+        if str(HELPER).encode() in cmdline:
+            role = "sudo" if comm == "sudo" else "guard" if sid == pid else "helper"
+            found[role] = pid
+        elif owner == pwd.getpwnam(USER).pw_uid and comm == "sh":
+            found["job"] = pid
+    return found
+
+
+def _kill_policy(rng: random.Random) -> dict[str, object]:
+    policy = rng.choice(["nat", "ports", "bridge", "routed"])
+    extra: dict[str, object] = {"LarkNetworkRateLimit": 50}
+    if policy == "ports":
+        extra["LarkNetworkPorts"] = "6100-6103"
+    return ad(policy, **extra)
+
+
+@pytest.mark.parametrize("target", ["helper", "job", "guard", "sudo"])
+def test_kill_9_at_random_moments_leaves_nothing(node: Node, target: str):
+    seed = int(os.environ.get("LARKPS_KILL_SEED") or secrets.randbits(32))
+    print(f"kill test seed {seed} (LARKPS_KILL_SEED={seed} repeats it)")
+    rng = random.Random(seed)
+    for round_ in range(KILL_ROUNDS):
+        delay = rng.uniform(0.0, 1.0)
+        job = node.start_job(_kill_policy(rng), ["sh", "-c", "sleep 30 & sleep 30; wait"])
+        time.sleep(delay)
+        victim = chain_pids().get(target)
+        if victim is not None:
+            os.kill(victim, signal.SIGKILL)
+        time.sleep(0.3)
+        helper = chain_pids().get("helper")
+        if helper is not None:  # the helper lived on (guard or sudo killed, or too early)
+            os.kill(helper, signal.SIGTERM)
+        job.communicate(timeout=60)
+        left = node.wait_clean()
+        killed = "nothing (not running yet)" if victim is None else f"{target} {victim}"
+        assert left == [], f"seed {seed} round {round_}: killed {killed} at {delay:.3f}s: {left}"
+        print(f"round {round_}: killed {killed} at {delay:.3f}s, nothing left")
