@@ -40,6 +40,7 @@ from larkps.config.settings import load_jobnet
 from larkps.errors import LarkpsError
 from larkps.jobnet import privileged
 from larkps.jobnet.jobad import JOB_AD_VARIABLE, MACHINE_AD_VARIABLE, MAX_AD_BYTES, parse_ad
+from larkps.jobnet.ledger import LedgerRecorder
 from larkps.jobnet.request import JobPlan, plan_job
 
 CONFIG = "/etc/larkps/jobnet.toml"
@@ -71,7 +72,7 @@ class Recorder(Protocol):
 
     def start(self, plan: JobPlan, objects: Sequence[tuple[str, str]]) -> None: ...
 
-    def end(self, plan: JobPlan, exit_status: int, counters: Mapping[str, int]) -> None: ...
+    def end(self, plan: JobPlan, exit_status: int | None, counters: object) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -398,7 +399,7 @@ def run_job(
         privileged.kill_netns_processes(layout.names.netns)
         supervisor.reap_rest()
         if recorder is not None:
-            recorder.end(plan, status, counters)
+            recorder.end(plan, os.waitstatus_to_exitcode(status), counters)
     finally:
         for sig in FORWARDED:
             signal.signal(sig, signal.SIG_IGN)
@@ -465,7 +466,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LarkpsError as exc:
         return refuse(str(exc), env, caller)
     try:
-        status = run_job(plan, node, caller, args, env)
+        status = run_job(plan, node, caller, args, env, LedgerRecorder(Path(node.ledger)))
     except LarkpsError as exc:
         return refuse(str(exc), env, caller)
     exit_like(status)

@@ -21,11 +21,8 @@ import pytest
 from larkps.config.jobnet import Mode, Policy
 from larkps.jobnet.accounting import Counter
 from larkps.jobnet.ledger import (
-    LEDGER_STEPS,
-    LEDGER_VERSION,
     JobObject,
     Ledger,
-    LedgerError,
     LedgerFile,
     LedgerRecorder,
     ProcessId,
@@ -36,6 +33,7 @@ from larkps.jobnet.ledger import (
     writer_path,
 )
 from larkps.jobnet.request import JobPlan
+from larkps.jobnet.schema import LEDGER_STEPS, LEDGER_VERSION, LedgerError
 
 FIXTURE_V1 = Path(__file__).parent / "fixtures" / "ledger-v1.sqlite"
 NOBODY = 65534
@@ -200,17 +198,26 @@ def make_v1_fixture(path: Path) -> None:
             "INSERT INTO counters VALUES (1, 'in', 'same-site', 1000, 10), "
             "(1, 'out', 'elsewhere', 2000, 20)"
         )
+    db = sqlite3.connect(path)  # one file: reading it makes no -wal or -shm beside it
+    db.execute("PRAGMA journal_mode = DELETE")
+    db.close()
 
 
 def test_the_committed_v1_fixture_is_what_version_1_wrote(tmp_path: Path):
     made = tmp_path / "v1.sqlite"
     make_v1_fixture(made)
+    contents = []
     for path in (FIXTURE_V1, made):
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
         assert db.execute("PRAGMA user_version").fetchone()[0] == 1
         assert "objects" in [r[1] for r in db.execute("PRAGMA table_info(runs)")]
         assert db.execute("SELECT count(*) FROM runs").fetchone()[0] == 2
+        tables = ("runs", "counters")
+        contents.append([db.execute(f"SELECT * FROM {t} ORDER BY 1, 2").fetchall() for t in tables])
         db.close()
+    assert contents[0] == contents[1]
+    assert sorted(p.name for p in FIXTURE_V1.parent.iterdir()) == ["ledger-v1.sqlite"]
 
 
 def test_a_version_1_ledger_is_upgraded_with_every_run_kept(tmp_path: Path):

@@ -31,6 +31,9 @@ from pathlib import Path
 
 import pytest
 
+from larkps.jobnet.accounting import RunRecord
+from larkps.jobnet.ledger import ledger_files, read_runs
+
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -133,6 +136,7 @@ class Node:
     node: subprocess.Popen[str]
     work: Path
     config: Path
+    ledger: Path
     user: pwd.struct_passwd
     spawned: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
@@ -251,11 +255,14 @@ class Node:
         found += [f"helper {p}" for p in helpers.splitlines() if p]
         return found
 
-    def wait_clean(self, seconds: float = 20.0) -> list[str]:
+    def wait_clean(self, seconds: float = 20.0, ignore: tuple[str, ...] = ()) -> list[str]:
+        """What is still left after up to seconds (kinds in ignore not counted)."""
         deadline = time.monotonic() + seconds
-        while (left := self.leftovers()) and time.monotonic() < deadline:
+        while True:
+            left = [item for item in self.leftovers() if not item.startswith(ignore)]
+            if not left or time.monotonic() > deadline:
+                return left
             time.sleep(0.2)
-        return left
 
 
 def _build(node: Node) -> None:
@@ -305,7 +312,8 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
     sudoers.write_text(test_sudoers(USER))
     sudoers.chmod(0o440)
     config = base / "jobnet.toml"
-    config.write_text(CONFIG)
+    ledger = base / "ledger" / "ledger.sqlite"
+    config.write_text(CONFIG + f'ledger = "{ledger}"\n')
     config.chmod(0o644)
     work = Path(tempfile.mkdtemp(prefix="larkps-priv-", dir="/tmp"))
     work.chmod(0o711)
@@ -324,7 +332,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
         text=True,
     )
     time.sleep(0.3)
-    made = Node(holder, netns, work, config, user)
+    made = Node(holder, netns, work, config, ledger, user)
     try:
         _build(made)
         yield made
@@ -439,7 +447,7 @@ except OSError as e:
 @pytest.fixture(scope="module")
 def outside(node: Node) -> Node:
     """iperf3 and a 'job' TCP server on the outside peer, for the jobs to reach."""
-    node.background("iperf3", "-s", "-p", "5201", netns="outside")
+    node.background("iperf3", "-s", "-J", "-p", "5201", netns="outside")
     node.background(sys.executable, "-c", SERVE, "3000", "7000", netns="outside")
     node.background(sys.executable, "-c", SERVE, "3000", "7000", netns="bpeer")
     time.sleep(1.0)
@@ -450,38 +458,45 @@ def connect_argv(address: str, port: int, timeout: float = 2.0) -> list[str]:
     return ["python3", "-c", CONNECT, address, str(port), str(timeout)]
 
 
-def iperf3(node: Node, policy: str, reverse: bool) -> float:
-    """Bits/s the receiver saw, the job the iperf3 client at RATE_MBPS."""
-    argv = [
-        "iperf3",
-        "-c",
-        PEER4,
-        "-p",
-        "5201",
-        "-t",
-        "4",
-        "-O",
-        "1",
-        "-J",
-        "--connect-timeout",
-        "3000",
-        *(["-R"] if reverse else []),
-    ]
+def iperf3(node: Node, policy: str, reverse: bool) -> tuple[float, int, str]:
+    """Bits/s and bytes the receiver saw (omitted intervals too), and the job's id."""
+    argv = ["iperf3", "-c", PEER4, "-p", "5201", "-t", "4", "-O", "1", "-J",
+            "--connect-timeout", "3000", "--get-server-output",
+            *(["-R"] if reverse else [])]  # fmt: skip
     for _ in range(5):  # the server serves one client at a time; another test may hold it
-        done = node.job(ad(policy, LarkNetworkRateLimit=RATE_MBPS), argv)
+        job_ad = ad(policy, LarkNetworkRateLimit=RATE_MBPS)
+        # a second after iperf3 for what it wrote to drain through the veth
+        done = node.job(job_ad, ["sh", "-c", f"{shlex.join(argv)}; s=$?; sleep 1; exit $s"])
         report = json.loads(done.stdout or "{}")
-        received = report.get("end", {}).get("sum_received", {}).get("bits_per_second")
+        end = report.get("end", {})
+        received = end.get("sum_received", {}).get("bits_per_second")
         if done.returncode == 0 and received is not None:
-            return float(received)
+            receiver = report if reverse else report["server_output_json"]
+            moved = sum(i["sum"]["bytes"] for i in receiver["intervals"])  # omitted ones too
+            return float(received), int(moved), f"{job_ad['ClusterId']}.0"
         time.sleep(1)
     raise AssertionError(f"iperf3 failed: {done.stderr[-500:]} {done.stdout[-300:]}")
 
 
+def ledger_run(node: Node, job_id: str) -> RunRecord:
+    runs = [r for f in ledger_files(node.ledger) for r in read_runs(f) if r.job_id == job_id]
+    assert len(runs) == 1, runs
+    return runs[0]
+
+
 @pytest.mark.parametrize("policy", ["nat", "routed"])
-def test_the_rate_holds_both_ways(outside: Node, policy: str):
+def test_the_rate_holds_both_ways_and_the_ledger_counts_it(outside: Node, policy: str):
     for reverse in (False, True):
-        got = iperf3(outside, policy, reverse)
+        got, moved, job_id = iperf3(outside, policy, reverse)
         assert abs(got / (RATE_MBPS * 1e6) - 1) <= 0.10, f"{policy} reverse={reverse}: {got:.3g}"
+        run = ledger_run(outside, job_id)
+        assert run.ended is not None and run.exit_status == 0 and run.policy == policy
+        assert run.rate_bps == RATE_MBPS * 1_000_000
+        direction = "in" if reverse else "out"
+        counted = sum(c.bytes for c in run.counters if c.direction == direction)
+        print(f"{policy} {direction}: counted {counted} iperf3 {moved} ratio {counted / moved:.4f}")
+        # the veth counts headers and what was still in flight when the receiver stopped
+        assert 1.0 <= counted / moved <= 1.03, (counted, moved)
     assert outside.wait_clean() == []
 
 
@@ -621,3 +636,32 @@ def test_kill_9_at_random_moments_leaves_nothing(node: Node, target: str):
         killed = "nothing (not running yet)" if victim is None else f"{target} {victim}"
         assert left == [], f"seed {seed} round {round_}: killed {killed} at {delay:.3f}s: {left}"
         print(f"round {round_}: killed {killed} at {delay:.3f}s, nothing left")
+
+
+def test_signals_reach_the_job_and_orphans_are_reaped(node: Node):
+    script = "trap 'exit 3' TERM; setsid sleep 60 & sleep 60 & echo ready; wait"
+    job = node.start_job(ad("nat"), ["sh", "-c", script])
+    assert job.stdout is not None and job.stdout.readline().strip() == "ready"
+    os.kill(chain_pids()["helper"], signal.SIGTERM)
+    job.communicate(timeout=30)
+    assert job.returncode == 3
+    assert node.wait_clean() == []
+
+
+def test_gc_removes_what_a_crashed_node_left(node: Node):
+    job = node.start_job(ad("ports", LarkNetworkPorts="6200", LarkNetworkRateLimit=20),
+                         ["sh", "-c", "echo ready; sleep 60"])  # fmt: skip
+    assert job.stdout is not None and job.stdout.readline().strip() == "ready"
+    pids = chain_pids()
+    for role in ("guard", "helper"):  # all at once, as a crash or a cgroup kill does
+        os.kill(pids[role], signal.SIGKILL)
+    sh("pkill", "-KILL", "-u", USER, check=False)
+    job.communicate(timeout=30)
+    time.sleep(0.5)
+    left = [item for item in node.leftovers() if not item.startswith("process")]
+    assert any(item.startswith("netns larkps-") for item in left), left
+    larkps = str(Path(sys.executable).parent / "larkps")
+    done = node.run(larkps, "jobnet", "gc", "--ledger", str(node.ledger), check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    # Leases of dead holders are taken over by the next job; gc leaves them alone.
+    assert node.wait_clean(ignore=("lease",)) == [], done.stdout
