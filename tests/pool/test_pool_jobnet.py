@@ -25,7 +25,7 @@ import pwd
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,7 +102,11 @@ same-site = ["198.18.252.0/30", "2001:db8:252::/64"]
 
 @pytest.fixture(scope="module")
 def peer() -> Iterator[None]:
-    """A netns joined to the host by a veth pair, with iperf3 servers on v4 and v6."""
+    """A netns joined to the host by a veth pair, with iperf3 servers on v4 and v6.
+
+    Each direction of a job's test has its own server: one server can still be
+    closing the first test when the second one asks.
+    """
     _require_tools()
     inside = ["ip", "netns", "exec", PEER_NS]
     subprocess.run(["ip", "netns", "del", PEER_NS], capture_output=True)
@@ -121,7 +125,8 @@ def peer() -> Iterator[None]:
             ["ip", "link", "set", "lo", "up"],
         ):
             subprocess.run([*inside, *argv], check=True, capture_output=True)
-        for address, port in ((PEER4, IPERF_PORT), (PEER6, IPERF_PORT + 1)):
+        ports = (IPERF_PORT, IPERF_PORT + 1)  # one server per direction of a job's test
+        for address, port in ((a, p) for a in (PEER4, PEER6) for p in ports):
             servers.append(
                 subprocess.Popen(
                     [*inside, "iperf3", "-s", "-B", address, "-p", str(port)],
@@ -284,42 +289,87 @@ def test_a_refused_job_does_not_run_and_exits_1_with_one_line(node):
     assert "JobStatus" in done.ad and done.ad["JobStatus"] == 4  # completed, not held
 
 
-def _iperf_script(address: str, port: int, seconds: int = 5) -> str:
-    client = f"/usr/bin/iperf3 -c {address} -p {port} -t {seconds} -J"
-    return f"{client} > up.json && {client} -R > down.json"
+def _iperf_script(address: str, seconds: int = 5) -> str:
+    up, down = (
+        f"/usr/bin/iperf3 -c {address} -p {p} -t {seconds} -J" for p in (IPERF_PORT, IPERF_PORT + 1)
+    )
+    return f"{up} > up.json && {down} -R > down.json"
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("user_net", ["pasta", "slirp4netns"])
-@pytest.mark.parametrize("family", [4, 6])
-def test_the_rate_holds_both_ways_and_the_bytes_reach_the_job_ad(node, family, user_net):
-    address, port = (PEER4, IPERF_PORT) if family == 4 else (PEER6, IPERF_PORT + 1)
+@dataclass(frozen=True)
+class IperfJob:
+    """A job that ran iperf3 both ways at RATE_MBPS: its end and iperf3's two reports."""
+
+    done: Finished
+    up: dict[str, dict[str, float]]  # the job sends
+    down: dict[str, dict[str, float]]  # the job receives (-R)
+
+
+@pytest.fixture(scope="module")
+def iperf_jobs(node: Node) -> Callable[[int, str], IperfJob]:
+    """One iperf3 job per (address family, user-mode network), run when first asked for."""
+    cache: dict[tuple[int, str], IperfJob] = {}
+
+    def get(family: int, user_net: str) -> IperfJob:
+        if (family, user_net) not in cache:
+            cache[family, user_net] = _iperf_job(node, family, user_net)
+        return cache[family, user_net]
+
+    return get
+
+
+def _iperf_job(node: Node, family: int, user_net: str) -> IperfJob:
     name = f"rate{family}-{user_net}"
     node.write_config(user_net=user_net)
     try:
-        done = run_job(
-            node, name, _iperf_script(address, port), f"LarkNetworkRateLimit = {RATE_MBPS}"
-        )
+        script = _iperf_script(PEER4 if family == 4 else PEER6)
+        done = run_job(node, name, script, f"LarkNetworkRateLimit = {RATE_MBPS}")
     finally:
         node.write_config()
     assert done.ad["ExitCode"] == 0, done.err + done.said
-    up = json.loads((node.jobs / name / "up.json").read_text())["end"]
-    down = json.loads((node.jobs / name / "down.json").read_text())["end"]
+    up, down = (_iperf_end(node.jobs / name / f) for f in ("up.json", "down.json"))
+    return IperfJob(done, up, down)
+
+
+NETS = pytest.mark.parametrize("user_net", ["pasta", "slirp4netns"])
+FAMILIES = pytest.mark.parametrize("family", [4, 6])
+
+
+@pytest.mark.slow
+@NETS
+@FAMILIES
+def test_the_rate_holds_both_ways(iperf_jobs, family, user_net):
+    job = iperf_jobs(family, user_net)
     rates = {
         way: report["sum_received"]["bits_per_second"] / 1e6
-        for way, report in (("job sends", up), ("job receives", down))
+        for way, report in (("job sends", job.up), ("job receives", job.down))
     }
     assert rates == pytest.approx(dict.fromkeys(rates, RATE_MBPS), rel=0.10)
-    ad = done.ad
+    assert any(f"rate {RATE_MBPS}Mbit/s from LarkNetworkRateLimit" in s for s in job.done.said)
+
+
+@pytest.mark.slow
+@NETS
+@FAMILIES
+def test_the_jobs_bytes_reach_its_job_ad_and_the_ledger(node, iperf_jobs, family, user_net):
+    job = iperf_jobs(family, user_net)
+    ad = job.done.ad
     assert ad["LarkNetworkPolicy"] == "nat"
     assert ad["LarkNetworkRateLimitMbps"] == pytest.approx(RATE_MBPS)
     # Payload one way, headers and the other test's acknowledgements on top.
-    sent, received = up["sum_sent"]["bytes"], down["sum_received"]["bytes"]
+    sent, received = job.up["sum_sent"]["bytes"], job.down["sum_received"]["bytes"]
     assert sent <= ad["LarkNetworkBytesSent"] <= 1.1 * sent + 0.1 * received
     assert received <= ad["LarkNetworkBytesReceived"] <= 1.1 * received + 0.1 * sent
     row = _ledger_row(node, f"{ad['ClusterId']}.{ad['ProcId']}")
     assert row["bytes_out"] == ad["LarkNetworkBytesSent"]
     assert row["bytes_in"] == ad["LarkNetworkBytesReceived"]
+
+
+def _iperf_end(path: Path) -> dict[str, dict[str, float]]:
+    report = json.loads(path.read_text())
+    assert "error" not in report, f"{path.name}: {report['error']}"
+    end: dict[str, dict[str, float]] = report["end"]
+    return end
 
 
 def _ledger_row(node: Node, job_id: str) -> dict[str, object]:
