@@ -30,9 +30,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
+import itertools
 import json
 import os
 import pwd
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -47,6 +49,8 @@ SERVER_PORT = 5290
 VETH_NS, VETH_HOST, VETH_JOB = "lkbench-veth", "lkbench-h", "lkbench-j"
 VETH_HOST_ADDR, VETH_JOB_ADDR = "198.18.250.1", "198.18.250.2"
 Argv = list[str]
+#: Cluster ids of the wrapper's jobs, each with its own scratch directory.
+JOB_IDS = itertools.count(1000)
 
 
 @dataclass(frozen=True)
@@ -71,18 +75,26 @@ def find_user(name: str) -> User:
 
 
 def run(argv: Sequence[str], **kw: object) -> subprocess.CompletedProcess[str]:
-    """Run argv (never through a shell), checked, with text output captured."""
-    return subprocess.run(list(argv), check=True, capture_output=True, text=True, **kw)  # type: ignore[call-overload, no-any-return]
+    """Run argv (never through a shell), with text output captured; its stderr if it fails."""
+    done: subprocess.CompletedProcess[str]
+    done = subprocess.run(list(argv), capture_output=True, text=True, **kw)  # type: ignore[call-overload]
+    if done.returncode != 0:
+        raise RuntimeError(f"{shlex.join(argv)}: exit status {done.returncode}\n{done.stderr}")
+    return done
 
 
-def private_tun() -> None:
-    """Give this process a private mount namespace whose /dev/net/tun is mode 0666."""
+def private_mounts() -> None:
+    """Give this process a private mount namespace: /dev/net/tun mode 0666, its own /run.
+
+    /run holds the named network namespaces, sudo's state and the helper's leases.
+    """
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.unshare(CLONE_NEWNS) != 0:
         raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNS)")
     run(["mount", "--make-rprivate", "/"])
     run(["mount", "-t", "tmpfs", "-o", "mode=755,size=16k", "larkps-bench-tun", "/dev/net"])
     run(["mknod", "-m", "666", "/dev/net/tun", "c", "10", "200"])
+    run(["mount", "-t", "tmpfs", "-o", "mode=755", "larkps-bench-run", "/run"])
 
 
 @contextlib.contextmanager
@@ -253,6 +265,59 @@ def rootless_start(user: User, net: str | None) -> Callable[[], None]:
     return case
 
 
+# -- privileged mode: the shipped sudoers rule and a "node" network namespace
+
+
+NODE_ADDR = "198.18.99.1"
+JOB_POOL4 = "198.18.98.0/24"
+SUDOERS = Path(__file__).resolve().parents[1] / "config" / "condor" / "larkps-jobnet.sudoers"
+
+
+@dataclass(frozen=True)
+class PrivilegedNode:
+    """A network namespace standing for the node (pid), where the helper builds."""
+
+    pid: int
+
+    def argv(self, *command: str) -> Argv:
+        return ["nsenter", "-t", str(self.pid), "-n", "--", *command]
+
+
+@contextlib.contextmanager
+def privileged_node(helper: Path, user: User, home: Path) -> Iterator[PrivilegedNode]:
+    """The shipped sudoers rule over /etc/sudoers (this mount namespace only) for
+    ``helper`` and ``user``, and a node namespace with NODE_ADDR and an iperf3 server."""
+    rule = SUDOERS.read_text().replace("/opt/larkps/venv/bin/larkps-jobnet-helper", str(helper))
+    rule = rule.replace("%larkps-jobs", user.name)
+    keep = 'Defaults!LARKPS_JOBNET_HELPER env_keep += "LARKPS_JOBNET_CONFIG"\n'
+    sudoers = home / "sudoers"
+    sudoers.write_text("Defaults env_reset\nroot ALL=(ALL:ALL) ALL\n" + rule + keep)
+    sudoers.chmod(0o440)
+    run(["mount", "--bind", str(sudoers), "/etc/sudoers"])
+    holder = subprocess.Popen(["unshare", "-n", "--", "sleep", "infinity"])
+    try:
+        wait_unshared(holder.pid)
+        node = PrivilegedNode(holder.pid)
+        run(node.argv("ip", "link", "set", "lo", "up"))
+        run(node.argv("ip", "addr", "add", f"{NODE_ADDR}/32", "dev", "lo"))
+        forward = ["net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"]
+        run(node.argv("sysctl", "-q", "-w", *forward))  # the node namespace's own
+        server = subprocess.Popen(
+            node.argv("iperf3", "-s", "-B", NODE_ADDR, "-p", str(SERVER_PORT + 2)),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            yield node
+        finally:
+            server.terminate()
+            server.wait()
+    finally:
+        holder.kill()
+        holder.wait()
+        subprocess.run(["umount", "/etc/sudoers"], capture_output=True)
+
+
 # -- the wrapper
 
 
@@ -263,6 +328,7 @@ class Wrapper:
     path: Path
     home: Path
     user: User
+    node: PrivilegedNode | None = None
 
     def config(self, mode: str, net: str, helper: Path | None) -> Path:
         path = self.home / f"{mode}-{net}.toml"
@@ -273,39 +339,43 @@ class Wrapper:
             f'ledger = "{self.home}/ledger-{mode}-{net}.sqlite"',
         ]
         if helper:
-            lines.append(f'helper = "{helper}"')
+            lines += [f'helper = "{helper}"', f'pool4 = "{JOB_POOL4}"']
         path.write_text("\n".join(lines) + "\n")
         path.chmod(0o644)
         return path
 
     def env(self, config: Path, job: int) -> dict[str, str]:
-        ad = self.home / f"job-{job}.ad"
+        """A starter-like scratch directory of the user's own, with the job's ads."""
+        scratch = self.home / f"dir_{job}"
+        scratch.mkdir(mode=0o700)
+        ad, machine = scratch / ".job.ad", scratch / ".machine.ad"
         ad.write_text(
             f'ClusterId = {job}\nProcId = 0\nOwner = "{self.user.name}"\n'
             'Cmd = "/bin/true"\nJobUniverse = 5\n'
         )
-        ad.chmod(0o644)
-        machine = self.home / "machine.ad"
-        if not machine.exists():
-            machine.write_text('Name = "slot1@bench"\nMachine = "bench"\n')
-            machine.chmod(0o644)
+        machine.write_text('Name = "slot1@bench"\nMachine = "bench"\n')
+        for path in (scratch, ad, machine):
+            os.chown(path, self.user.uid, self.user.gid)
         return {
             "_CONDOR_JOB_AD": str(ad),
             "_CONDOR_MACHINE_AD": str(machine),
+            "_CONDOR_SCRATCH_DIR": str(scratch),
             "LARKPS_CONFIG": str(config),
+            "LARKPS_JOBNET_CONFIG": str(config),
             "PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
         }
 
     def argv(self, config: Path, job: int, *command: str) -> Argv:
+        """The wrapper as the starter runs it; privileged configs in the node namespace."""
         env = [f"{k}={v}" for k, v in self.env(config, job).items()]
-        return self.user.argv("env", *env, str(self.path), *command)
+        argv = self.user.argv("env", *env, str(self.path), *command)
+        privileged = "privileged" in config.name
+        return self.node.argv(*argv) if privileged and self.node else argv
 
 
 def wrapped_start(wrapper: Wrapper, config: Path) -> Callable[[], None]:
-    jobs = iter(range(1000, 10**9))
-
     def case() -> None:
-        run(wrapper.argv(config, next(jobs), "/bin/true"), timeout=60)
+        run(wrapper.argv(config, next(JOB_IDS), "/bin/true"), timeout=60)
 
     return case
 
@@ -400,13 +470,12 @@ def wrapped_throughput(
     wrapper: Wrapper, helper: Path | None, seconds: float
 ) -> dict[str, Callable[[bool], float]]:
     """iperf3 run as a job through the wrapper, to the host's address on eth0 or the veth."""
-    jobs = iter(range(5000, 10**9))
 
     def through(mode: str, net: str, address: str, port: int) -> Callable[[bool], float]:
         config = wrapper.config(mode, net, helper)
 
         def case(reverse: bool) -> float:
-            argv = wrapper.argv(config, next(jobs), *client(address, port, seconds, reverse))
+            argv = wrapper.argv(config, next(JOB_IDS), *client(address, port, seconds, reverse))
             return gbits(run(argv, timeout=600).stdout)
 
         return case
@@ -418,7 +487,7 @@ def wrapped_throughput(
     }
     if helper:
         cases["larkps-job-wrap, privileged veth"] = through(
-            "privileged", "pasta", host, SERVER_PORT + 1
+            "privileged", "pasta", NODE_ADDR, SERVER_PORT + 2
         )
     return cases
 
@@ -448,12 +517,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     for tool in ("iperf3", "pasta", "slirp4netns", "setpriv", "nsenter", "unshare", "ss"):
         if not shutil.which(tool):
             parser.error(f"{tool} is not installed")
-    private_tun()
+    private_mounts()
     user = find_user(args.user)
-    with tempfile.TemporaryDirectory(prefix="larkps-bench-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="larkps-bench-") as tmp,
+        contextlib.ExitStack() as stack,
+    ):
         home = Path(tmp)
         home.chmod(0o755)
-        wrapper = Wrapper(args.wrap, home, user) if args.wrap else None
+        node = None
+        if args.helper:
+            node = stack.enter_context(privileged_node(args.helper, user, home))
+        wrapper = Wrapper(args.wrap, home, user, node) if args.wrap else None
         print_starts(interleaved(start_cases(user, wrapper, args.helper), args.starts))
         if not args.skip_throughput:
             measure_throughput(user, args.seconds, wrapper, args.helper)
