@@ -9,6 +9,7 @@ Public (what other stages may import):
 - ``dagfile``: DagError, DagTree, check_category, load_dag, parse_dag, rewrite_maxjobs,
   set_maxjobs
 - ``dagman``: current_node_throttle, set_node_throttle
-- ``tc``: Device, HOST_SIDE, JOB_SIDE, QDISCS, Shaping, apply, as_text, check_interface,
+- ``tc``: COMMAND_TIMEOUT, CommandFailed, Device, HOST_SIDE, JOB_SIDE, QDISCS, Shaping, apply,
+  as_text, burst_bytes, check_interface, check_rate,
   check_netns, clear, render_show, run, tc_commands
 """

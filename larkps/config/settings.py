@@ -187,11 +187,13 @@ def load_settings(path: str | Path) -> Settings:
     return settings_from_dict(read_toml(path), str(path))
 
 
-def load_jobnet(path: str | Path) -> NodeJobNet:
-    """The ``[jobnet]`` table of a file that may hold nothing else (the helper's own file)."""
+def load_jobnet(path: str | Path, alone: bool = True) -> NodeJobNet:
+    """The ``[jobnet]`` table of a file: the helper's own file, which may hold nothing
+    else (``alone``), or a whole larkps.toml, whose other tables are not read."""
     root = Section(read_toml(path), str(path), "")
     node = jobnet_settings(root.section("jobnet"))
-    root.finish()
+    if alone:
+        root.finish()
     return node
 
 

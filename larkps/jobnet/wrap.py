@@ -17,9 +17,8 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 
-from larkps.config.jobnet import Mode, NodeJobNet, jobnet_settings
-from larkps.config.reader import Section
-from larkps.config.settings import read_toml
+from larkps.config.jobnet import Mode, NodeJobNet
+from larkps.config.settings import load_jobnet
 from larkps.errors import LarkpsError
 from larkps.jobnet.jobad import ads_from_environment
 from larkps.jobnet.request import plan_job
@@ -37,7 +36,7 @@ def node_settings(environ: Mapping[str, str]) -> NodeJobNet:
     path = environ.get(CONFIG_VARIABLE) or DEFAULT_CONFIG
     if not environ.get(CONFIG_VARIABLE) and not os.path.exists(path):
         return NodeJobNet()
-    return jobnet_settings(Section(read_toml(path), path, "").section("jobnet"))
+    return load_jobnet(path, alone=False)
 
 
 def refuse(problem: str, environ: Mapping[str, str]) -> int:
