@@ -330,7 +330,7 @@ def collect(
     for group in ledgers:
         for item in group.runs:
             tracked.update(canonical(o) for _, o, _ in item.objects)
-            if item.process.alive():
+            if _alive(item, group.file):
                 where = (str(group.file.path), item.run_id, item.job_id)
                 report.live.append(where)
                 live_jobs.add(item.job_id)
@@ -346,6 +346,14 @@ def collect(
         _clean_run(report, remover, file, item, live_objects, dry_run, clock)
     _clean_untracked(report, remover, tracked, live_jobs, prefixes, clock)
     return report
+
+
+def _alive(item: OpenRun, file: LedgerFile) -> bool:
+    """A run is live while its supervisor is; a job user's ledger can claim only a
+    process of that user (so it cannot shield root's leftovers with another's pid)."""
+    if not item.process.alive():
+        return False
+    return file.uid == os.geteuid() or process_uid(item.process.pid) == file.uid
 
 
 def _clean_run(

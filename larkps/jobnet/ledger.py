@@ -5,8 +5,8 @@ rate, the supervising process as pid + start time + boot id, and the objects it
 made) and closed when the job ends (exit status, counters per direction and
 destination class), or by gc after a crash. A crash at any moment loses nothing
 committed. The file has its own schema version (``PRAGMA user_version``, ordered
-steps in :mod:`larkps.jobnet.schema`, all run in one transaction); a file of a newer larkps is
-refused.
+steps in :mod:`larkps.jobnet.schema`, all run in one transaction when the file is
+opened, to write or to read); a file of a newer larkps is refused.
 
 Who writes where: the configured ``ledger`` path is written by the owner of its
 directory (root, in privileged mode). Anyone else (the job users of rootless mode)
@@ -50,7 +50,8 @@ KINDS = ("netns", "link", "nft-table", "qdisc", "process")
 #: not network objects (its address leases, which it releases itself).
 ALIASES = {"veth": "link", "nft": "nft-table"}
 NOT_OBJECTS = ("lease",)
-CLOSED_BY = ("wrapper", "gc")
+CLOSERS = ("wrapper", "gc")  # who closes a run: its own supervisor, or gc after a crash
+SQLITE_HEADER = b"SQLite format 3\x00"
 
 
 # -- processes --------------------------------------------------------------------------
@@ -246,8 +247,11 @@ def _check_file(path: Path, create: bool) -> None:
             raise LedgerError(f"cannot open ledger {path}: {exc.strerror}") from None
         try:
             _check_stat(path, os.fstat(fd))
+            header = os.pread(fd, len(SQLITE_HEADER), 0)
         finally:
             os.close(fd)
+        if header and header != SQLITE_HEADER:
+            raise LedgerError(f"{path} is not a ledger (not an SQLite file); it is left alone")
         for suffix in ("-wal", "-shm", "-journal"):
             try:
                 st = os.lstat(path.name + suffix, dir_fd=dfd)
@@ -372,6 +376,8 @@ class Ledger:
         closed_by: str = "wrapper",
     ) -> bool:
         """Close an open run with its counters; False if it was closed already."""
+        if closed_by not in CLOSERS:
+            raise LedgerError(f"closed_by: expected one of {', '.join(CLOSERS)}, got {closed_by!r}")
         items = counters_from(counters)
         with self.transaction() as db:
             done = db.execute(

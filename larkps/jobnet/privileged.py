@@ -35,6 +35,8 @@ from larkps.apply.tc import HOST_SIDE, Device, Shaping, tc_commands
 from larkps.config.jobnet import NodeJobNet, Policy
 from larkps.errors import LarkpsError
 from larkps.jobnet.request import JobPlan
+from larkps.jobnet.rules import TABLE as JOB_TABLE
+from larkps.jobnet.rules import Counters, counters_from_json, ruleset
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Interface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
@@ -447,11 +449,21 @@ def _bridge_table(layout: Layout) -> str:
     return _table(f"bridge {layout.names.table}", chains)
 
 
-def make_rules(layout: Layout, record: Record) -> None:
+def make_rules(layout: Layout, node: NodeJobNet, record: Record) -> None:
+    """The host-side table, and (nat, ports) the namespace's own ruleset with its counters."""
     family = "bridge" if layout.bridge is not None else "inet"
     text = host_rules(layout)
     record("nft", f"{family} {layout.names.table}")
     run(["nft", "-f", "-"], stdin=text)
+    if counted_inside(layout):
+        inside = ruleset(layout.request, node.classes, layout.names.job_dev)
+        run(["ip", "netns", "exec", layout.names.netns, "nft", "-f", "-"], stdin=inside)
+
+
+def counted_inside(layout: Layout) -> bool:
+    """Whether the namespace holds the per-class ruleset: its input chain admits only
+    replies and listed ports, which is the policy of nat and ports alone."""
+    return layout.request.policy in (Policy.NAT, Policy.PORTS)
 
 
 def shape(layout: Layout) -> None:
@@ -481,7 +493,7 @@ def make(request: JobPlan, node: NodeJobNet, tag: str, record: Record) -> Layout
     make_veth(names, record)
     for argv in address_commands(layout):
         run(argv)
-    make_rules(layout, record)
+    make_rules(layout, node, record)
     shape(layout)
     return layout
 
@@ -555,6 +567,16 @@ def _drop_lease(path: str, tag: str) -> bool:
     except OSError as exc:
         return exc.errno == errno.ENOENT
     return True
+
+
+def counters(layout: Layout) -> Counters | dict[str, int]:
+    """The job's counters: per direction and class from the namespace's ruleset where it
+    has one, else the totals of its veth."""
+    if not counted_inside(layout):
+        return veth_counters(layout)
+    argv = ["nft", "-j", "list", "counters", "table", "inet", JOB_TABLE]
+    output = run(["ip", "netns", "exec", layout.names.netns, *argv])
+    return counters_from_json(json.loads(output or "{}"))
 
 
 def veth_counters(layout: Layout) -> dict[str, int]:

@@ -12,6 +12,7 @@ import contextlib
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from larkps.errors import LarkpsError
 from larkps.jobnet.chirp import CHIRP_PREFIX, JobUser, report_to_job_ad
@@ -58,3 +59,10 @@ def _say(line: str) -> None:
     text = "".join(c if c.isprintable() else "?" for c in " ".join(line.split()))
     with contextlib.suppress(OSError):
         sys.stderr.write(CHIRP_PREFIX + text + "\n")
+
+
+if TYPE_CHECKING:  # what mypy holds it to: the wrapper's and the helper's protocols
+    from larkps.jobnet import helper, supervise
+
+    _rootless: supervise.Recorder = NodeRecorder("")
+    _privileged: helper.Recorder = NodeRecorder("")

@@ -446,3 +446,30 @@ def test_the_privileged_helpers_forms_of_objects_and_counters(tmp_path: Path):
         Counter("out", "unclassified", 5000, 50),
         Counter("in", "unclassified", 7000, 70),
     }
+
+
+def test_a_file_that_is_no_sqlite_file_is_not_touched(tmp_path: Path):
+    other = tmp_path / "notes.txt"
+    other.write_text("not a ledger\n")
+    with pytest.raises(LedgerError, match="is not a ledger"):
+        Ledger(other, create=False)
+    assert other.read_text() == "not a ledger\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_two_openers_of_an_old_ledger_upgrade_it_once(tmp_path: Path):
+    """The second opener, once it holds the write lock, finds the new version."""
+    from larkps.jobnet.schema import upgrade_ledger
+
+    path = tmp_path / "ledger.sqlite"
+    shutil.copy(FIXTURE_V1, path)
+    first = sqlite3.connect(path, isolation_level=None)
+    first.execute("BEGIN IMMEDIATE")
+    upgrade_ledger(first, path)
+    upgrade_ledger(first, path)  # what a second opener does after the first committed
+    first.execute("COMMIT")
+    first.close()
+    with Ledger(path) as ledger:
+        assert ledger.connection.execute("PRAGMA user_version").fetchone()[0] == LEDGER_VERSION
+        assert len(ledger.runs()) == 2
+        assert ledger.connection.execute("SELECT count(*) FROM objects").fetchone()[0] == 3

@@ -71,3 +71,24 @@ def test_a_ledger_that_cannot_be_written_costs_one_line_not_the_job(
     assert len(err) == 1
     assert err[0].startswith("larkps-jobnet: the ledger did not record job 80.0: ledger directory ")
     assert len(log.read_text().splitlines()) == 4  # the job ad still gets its figures
+
+
+def test_the_rules_counters_read_back_from_nft_are_recorded(tmp_path: Path, chirp_env):
+    from larkps.jobnet.rules import Count, Counters
+
+    env, log = chirp_env
+    accepted = dict(Counters.empty().accepted)
+    accepted[("out", "same-site")] = Count(1200, 12)
+    accepted[("in", "elsewhere")] = Count(3400, 34)
+    counted = Counters(accepted, {"in": Count(99, 1)})
+    recorder = NodeRecorder(tmp_path / "ledger.sqlite", env)
+    recorder.start(PLAN, {"pid": str(os.getpid())})
+    recorder.end(PLAN, 0, counted)
+    with Ledger(tmp_path / "ledger.sqlite") as ledger:
+        (run,) = ledger.runs()
+    nonzero = {c for c in run.counters if c.bytes}
+    assert nonzero == {Counter("out", "same-site", 1200, 12), Counter("in", "elsewhere", 3400, 34)}
+    assert len(run.counters) == 6  # every direction and class, zeros too
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    values = {argv[1]: classad2.ExprTree(argv[2]).eval() for argv in calls}
+    assert (values["LarkNetworkBytesSent"], values["LarkNetworkBytesReceived"]) == (1200, 3400)

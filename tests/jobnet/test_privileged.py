@@ -29,6 +29,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import netns
 import pytest
 
 from larkps.jobnet.accounting import RunRecord
@@ -63,6 +64,11 @@ max_rate = "2Gbit"
 bridge = "larkbr0"
 pool4 = "198.18.100.0/25"
 pool6 = "2001:db8:100::/120"
+ledger = "{ledger}"
+helper = "{helper}"
+
+[jobnet.classes]
+other-sites = ["198.18.2.0/24", "2001:db8:2::/64"]
 """
 
 
@@ -180,15 +186,22 @@ class Node:
         os.chown(directory, self.user.pw_uid, self.user.pw_gid)
         return directory
 
-    def job_argv(self, scratch: Path, argv: Sequence[str]) -> list[str]:
-        """The helper as the wrapper runs it: the job's user, ``sudo -n HELPER -- argv``."""
-        env = [
-            f"_CONDOR_JOB_AD={scratch}/.job.ad",
-            f"_CONDOR_SCRATCH_DIR={scratch}",
-            "PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
-            "LARKPS_TEST_MARK=1",
-            f"LARKPS_JOBNET_CONFIG={self.config}",
-        ]
+    def job_argv(self, scratch: Path, argv: Sequence[str], **env_: str) -> list[str]:
+        """The helper as the wrapper runs it: the job's user, ``sudo -n HELPER -- argv``
+        (with env_ WRAP=1: the wrapper itself, ``larkps-job-wrap argv``)."""
+        start = ["sudo", "-n", str(HELPER), "--"]
+        if env_.pop("WRAP", None):
+            start, wrapper_env = netns.wrapper_command()
+            env_.update(wrapper_env)
+        given = {
+            "_CONDOR_JOB_AD": f"{scratch}/.job.ad",
+            "_CONDOR_SCRATCH_DIR": str(scratch),
+            "PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
+            "LARKPS_TEST_MARK": "1",
+            "LARKPS_JOBNET_CONFIG": str(self.config),
+            **env_,
+        }
+        env = [f"{key}={value}" for key, value in given.items()]
         return self.cmd(
             "setpriv",
             "--reuid",
@@ -200,10 +213,7 @@ class Node:
             "env",
             "-i",
             *env,
-            "sudo",
-            "-n",
-            str(HELPER),
-            "--",
+            *start,
             *argv,
         )
 
@@ -213,10 +223,10 @@ class Node:
         return self.job_in(self.scratch(ad), argv, timeout)
 
     def job_in(
-        self, scratch: Path, argv: Sequence[str], timeout: float = TIMEOUT
+        self, scratch: Path, argv: Sequence[str], timeout: float = TIMEOUT, **env: str
     ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            self.job_argv(scratch, argv),
+            self.job_argv(scratch, argv, **env),
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -313,7 +323,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
     sudoers.chmod(0o440)
     config = base / "jobnet.toml"
     ledger = base / "ledger" / "ledger.sqlite"
-    config.write_text(CONFIG + f'ledger = "{ledger}"\n')
+    config.write_text(CONFIG.format(ledger=ledger, helper=HELPER))
     config.chmod(0o644)
     work = Path(tempfile.mkdtemp(prefix="larkps-priv-", dir="/tmp"))
     work.chmod(0o711)
@@ -364,7 +374,7 @@ def test_the_job_runs_as_the_user_with_its_groups_and_no_privileges(node: Node):
             "sh",
             "-c",
             "id -u; id -g; id -G; grep -E '^(CapEff|NoNewPrivs)' "
-            "/proc/self/status; echo $LARKPS_TEST_MARK",
+            "/proc/self/status; echo $LARKPS_TEST_MARK; echo $(ls /sys/class/net)",
         ],
     )
     assert done.returncode == 0, done.stderr
@@ -375,7 +385,25 @@ def test_the_job_runs_as_the_user_with_its_groups_and_no_privileges(node: Node):
     assert set(map(int, groups.split())) == expected
     assert cap.split()[1] == "0000000000000000" and nnp.split()[1] == "1"
     assert mark == "1"  # the caller's environment reached the job
+    assert done.stdout.split("\n")[6].split() == ["eth0", "lo"]  # its own /sys
     assert "larkps-jobnet: policy nat" in done.stderr
+    assert node.wait_clean() == []
+
+
+def test_the_wrapper_reaches_the_helper_through_sudo(node: Node):
+    if netns.job_python() is None:
+        pytest.skip("no Python every user may run (the wrapper runs as the job's user)")
+    wrapper_config = node.work / "larkps.toml"  # the node's larkps.toml, readable by jobs
+    wrapper_config.write_text(node.config.read_text())
+    wrapper_config.chmod(0o644)
+    scratch = node.scratch(ad("bridge", LarkNetworkRateLimit=30))
+    argv = ["sh", "-c", "id -u; tc -j qdisc show dev eth0; ip -j -4 addr show dev eth0"]
+    done = node.job_in(scratch, argv, WRAP="1", LARKPS_CONFIG=str(wrapper_config))
+    assert done.returncode == 0, done.stderr
+    uid, qdisc, addr = done.stdout.splitlines()[:3]
+    assert int(uid) == node.user.pw_uid
+    assert json.loads(qdisc)[0]["options"]["rate"] == 30_000_000 // 8
+    assert json.loads(addr)[0]["addr_info"][0]["local"].startswith("198.18.100.")
     assert node.wait_clean() == []
 
 
@@ -391,6 +419,42 @@ def test_a_policy_or_value_the_node_refuses_runs_nothing(node: Node):
     done = node.job(ad("vlan"), ["true"])
     assert done.returncode == 1 and "LarkNetworkPolicy" in done.stderr
     assert node.wait_clean() == []
+
+
+def test_a_refusal_goes_to_the_wrappers_error_file_as_the_user(node: Node):
+    scratch = node.scratch(ad("vlan"))
+    error = scratch / "wrapper-error"
+    done = node.job_in(scratch, ["true"], _CONDOR_WRAPPER_ERROR_FILE=str(error))
+    assert done.returncode == 1
+    assert "LarkNetworkPolicy" in error.read_text()
+    assert error.stat().st_uid == node.user.pw_uid
+    # A link to a root-owned file is not followed (nor could the user write it).
+    target = node.work / "root-owned"
+    target.write_text("root's\n")
+    (scratch / "linked").symlink_to(target)
+    node.job_in(scratch, ["true"], _CONDOR_WRAPPER_ERROR_FILE=str(scratch / "linked"))
+    assert target.read_text() == "root's\n"
+
+
+def test_the_helper_reads_only_what_the_user_could(node: Node):
+    secret = node.work / "secret.ad"
+    secret.write_text('ClusterId = 9\nProcId = 0\nOwner = "root"\n')
+    secret.chmod(0o600)
+    scratch = node.scratch(ad("nat"))
+    done = node.job_in(scratch, ["true"], _CONDOR_JOB_AD=str(secret))
+    assert done.returncode == 1 and "scratch directory" in done.stderr
+    (scratch / ".job.ad").unlink()
+    (scratch / ".job.ad").symlink_to(secret)
+    done = node.job_in(scratch, ["true"])
+    assert done.returncode == 1 and "cannot read" in done.stderr, done.stderr
+
+
+def test_a_config_the_user_could_change_is_refused(node: Node):
+    mine = node.work / "mine.toml"
+    mine.write_text(CONFIG.format(ledger="/tmp/x", helper=HELPER).replace("2Gbit", "100Gbit"))
+    os.chown(mine, node.user.pw_uid, node.user.pw_gid)
+    done = node.job_in(node.scratch(ad("nat")), ["true"], LARKPS_JOBNET_CONFIG=str(mine))
+    assert done.returncode == 1 and "not owned by root" in done.stderr
 
 
 def test_the_job_cannot_change_its_limit_or_rules(node: Node):
@@ -494,6 +558,11 @@ def test_the_rate_holds_both_ways_and_the_ledger_counts_it(outside: Node, policy
         assert run.rate_bps == RATE_MBPS * 1_000_000
         direction = "in" if reverse else "out"
         counted = sum(c.bytes for c in run.counters if c.direction == direction)
+        # nat: the namespace's ruleset counts per class (the peer is in other-sites; the
+        # neighbour discovery with the gateway is elsewhere); routed: the veth's totals
+        klass = "other-sites" if policy == "nat" else "unclassified"
+        mine = sum(c.bytes for c in run.counters if (c.direction, c.klass) == (direction, klass))
+        assert mine >= 0.999 * counted, run.counters
         print(f"{policy} {direction}: counted {counted} iperf3 {moved} ratio {counted / moved:.4f}")
         # the veth counts headers and what was still in flight when the receiver stopped
         assert 1.0 <= counted / moved <= 1.03, (counted, moved)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -104,21 +105,34 @@ def _configured(config: Path | None) -> Path:
 
 
 def cmd_accounting(args: argparse.Namespace) -> int:
+    """Exit 1 when a ledger could not be read: the others are still summed, each
+    unread one named on stderr (``--ledger``: that file's error alone)."""
+    from larkps.errors import LarkpsError
     from larkps.jobnet.accounting import summarize
     from larkps.jobnet.ledger import read_runs
 
     files, where = _files(args)
     since = None if args.since is None else time.time() - args.since
-    runs = [run for file in files for run in read_runs(file)]
-    summary = summarize(runs, args.by, since, tuple(str(f.path) for f in files))
+    runs, read, unread = [], [], []
+    for file in files:
+        try:
+            runs += read_runs(file)
+        except LarkpsError as exc:
+            if args.ledger is not None:
+                raise
+            unread.append(str(exc))
+        else:
+            read.append(str(file.path))
+    summary = summarize(runs, args.by, since, tuple(read))
+    for problem in unread:
+        print(f"larkps: warning: {_printable(problem)}", file=sys.stderr)
     if args.format == "json":
-        print(json.dumps(summary_doc(summary), indent=2, sort_keys=True))
-        return 0
-    if not files:
+        print(json.dumps(summary_doc(summary) | {"unread": unread}, indent=2, sort_keys=True))
+    elif not files:
         print(f"no ledger at {where}")
-        return 0
-    print(render_summary(summary), end="")
-    return 0
+    else:
+        print(render_summary(summary), end="")
+    return 1 if unread else 0
 
 
 def summary_doc(summary: Accounting) -> dict[str, Any]:
