@@ -9,11 +9,13 @@ Public (what other stages may import):
 
 - ``request``: JobNetRefused, JobPlan, plan_job
 - ``jobad``: AdUnreadable, ads_from_environment, job_id_from_environment, read_ad
-- ``ledger``: Ledger, LedgerError, LedgerFile, LedgerRecorder, JobObject, ProcessId,
+- ``ledger``: Ledger, LedgerFile, LedgerRecorder, JobObject, ProcessId,
   ledger_files, read_runs, writer_path
+- ``schema``: LEDGER_STEPS, LEDGER_TABLES, LEDGER_VERSION, LedgerError
 - ``accounting``: Counter, RunRecord, Accounting, Totals, counters_from, summarize, totals
 - ``gc``: Prefixes, Report, collect
 - ``chirp``: JobUser, attributes, chirp, report_to_job_ad
+- ``recorder``: NodeRecorder (ledger and job ad; what the wrapper and helper use)
 - ``rules``: Count, Counters, counter_name, counters_from_json, ruleset
 - ``rootless``: JobNetError, Launch, run_rootless
 - ``supervise``: FORWARDED, Recorder, SummaryRecorder, exit_like, say

@@ -21,8 +21,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import classad2
-
 from larkps.jobnet.accounting import Totals, counters_from, totals
 from larkps.jobnet.request import JobPlan
 
@@ -75,7 +73,10 @@ def report_to_job_ad(
 
 
 def rendered(values: Mapping[str, object]) -> list[tuple[str, str]]:
-    """(name, ClassAd expression text) of each value, by classad2."""
+    """(name, ClassAd expression text) of each value, by classad2 (loaded only at the
+    job's end, so that it costs the wrapper's start nothing)."""
+    import classad2
+
     ad = classad2.ClassAd()
     for name, value in values.items():
         ad[name] = value

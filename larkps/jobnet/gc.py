@@ -34,7 +34,6 @@ from larkps.errors import FieldError, LarkpsError
 from larkps.jobnet.ledger import (
     JobObject,
     Ledger,
-    LedgerError,
     LedgerFile,
     OpenRun,
     ProcessId,
@@ -42,6 +41,7 @@ from larkps.jobnet.ledger import (
     process_start,
     process_uid,
 )
+from larkps.jobnet.schema import LedgerError
 
 GRACE_S = 60.0
 NETNS_DIR = Path("/run/netns")
@@ -192,6 +192,8 @@ class Remover:
     def remove(self, item: JobObject, uid: int | None = None) -> tuple[str, str]:
         """(outcome, reason); ``uid``: only a process of that user may be killed."""
         try:
+            if item.kind == "process":
+                return self._kill(item, uid)
             argv = self._command(item, uid)
         except FieldError as exc:
             return "left alone", f"not a name gc acts on: {exc.problem}"
@@ -200,33 +202,37 @@ class Remover:
         if isinstance(argv, str):
             return "left alone", argv
         if self.dry_run:
-            return "would remove", tc.as_text(argv) if argv else "kill -KILL"
+            return "would remove", tc.as_text(argv)
         try:
-            if argv:
-                self.run(argv)
+            self.run(argv)
         except LarkpsError as exc:
-            self.inventory = Inventory.read(self.run)
-            if self._command(item, uid) is None:
-                return "absent", "gone with what it belonged to"
+            try:
+                self.inventory = Inventory.read(self.run)
+                if self._command(item, uid) is None:
+                    return "absent", "gone with what it belonged to"
+            except LarkpsError:
+                pass
             return "failed", str(exc)
-        return "removed", tc.as_text(argv) if argv else "killed"
+        return "removed", tc.as_text(argv)
+
+    def _kill(self, item: JobObject, uid: int | None) -> tuple[str, str]:
+        """SIGKILL to a process that is still the one recorded (pid and start time)."""
+        pid, start = process_of(item.name)
+        if process_start(pid) != start:
+            return "absent", "already gone"
+        if uid is not None and process_uid(pid) != uid:
+            return "left alone", f"process {pid} does not run as uid {uid}, whose ledger names it"
+        if self.dry_run:
+            return "would remove", f"kill -KILL {pid}"
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return "absent", "already gone"
+        return "removed", f"kill -KILL {pid}"
 
     def _command(self, item: JobObject, uid: int | None) -> list[str] | str | None:
-        """The argv that removes ``item``; [] for a process (killed here), None when
-        absent, a reason text when it must stay."""
+        """The argv that removes ``item``; None when absent, a reason text when it must stay."""
         inv = self.inventory
-        if item.kind == "process":
-            pid, start = process_of(item.name)
-            if process_start(pid) != start:
-                return None
-            if uid is not None and process_uid(pid) != uid:
-                return f"process {pid} does not run as uid {uid}, whose ledger names it"
-            if not self.dry_run:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    return None
-            return []
         if uid is not None:
             return f"a {item.kind} named in uid {uid}'s ledger is not trusted"
         if item.kind == "netns":
@@ -324,7 +330,7 @@ def collect(
     for group in ledgers:
         for item in group.runs:
             tracked.update(canonical(o) for _, o, _ in item.objects)
-            if item.process.alive():
+            if _alive(item, group.file):
                 where = (str(group.file.path), item.run_id, item.job_id)
                 report.live.append(where)
                 live_jobs.add(item.job_id)
@@ -340,6 +346,14 @@ def collect(
         _clean_run(report, remover, file, item, live_objects, dry_run, clock)
     _clean_untracked(report, remover, tracked, live_jobs, prefixes, clock)
     return report
+
+
+def _alive(item: OpenRun, file: LedgerFile) -> bool:
+    """A run is live while its supervisor is; a job user's ledger can claim only a
+    process of that user (so it cannot shield root's leftovers with another's pid)."""
+    if not item.process.alive():
+        return False
+    return file.uid == os.geteuid() or process_uid(item.process.pid) == file.uid
 
 
 def _clean_run(

@@ -38,9 +38,11 @@ from typing import NoReturn, Protocol
 from larkps.config.jobnet import Mode, NodeJobNet
 from larkps.config.settings import load_jobnet
 from larkps.errors import LarkpsError
-from larkps.jobnet import privileged
+from larkps.jobnet import kernel, privileged
 from larkps.jobnet.jobad import JOB_AD_VARIABLE, MACHINE_AD_VARIABLE, MAX_AD_BYTES, parse_ad
+from larkps.jobnet.ledger import LedgerRecorder
 from larkps.jobnet.request import JobPlan, plan_job
+from larkps.jobnet.supervise import exit_like
 
 CONFIG = "/etc/larkps/jobnet.toml"
 CONFIG_VARIABLE = "LARKPS_JOBNET_CONFIG"
@@ -54,10 +56,6 @@ FORWARDED = (
     signal.SIGUSR2,
     signal.SIGQUIT,
 )
-CLONE_NEWNET = 0x40000000
-PR_SET_PDEATHSIG = 1
-PR_SET_CHILD_SUBREAPER = 36
-PR_SET_NO_NEW_PRIVS = 38
 MAX_ENVIRON = 4 << 20
 PREFIX = "larkps-jobnet: "
 
@@ -71,7 +69,7 @@ class Recorder(Protocol):
 
     def start(self, plan: JobPlan, objects: Sequence[tuple[str, str]]) -> None: ...
 
-    def end(self, plan: JobPlan, exit_status: int, counters: Mapping[str, int]) -> None: ...
+    def end(self, plan: JobPlan, exit_status: int | None, counters: object) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,27 +289,40 @@ def _guard_main(read_end: int) -> NoReturn:
 # --- the job ------------------------------------------------------------------------
 
 
-def _libc() -> ctypes.CDLL:
-    return ctypes.CDLL(None, use_errno=True)
+MS_REC, MS_SLAVE, MNT_DETACH = 0x4000, 0x80000, 2
 
 
-def _check(result: int, what: str) -> None:
-    if result != 0:
+def _mount(source: str | None, target: str, kind: str | None, flags: int) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    encoded = [None if v is None else v.encode() for v in (source, target, kind)]
+    if libc.mount(*encoded, ctypes.c_ulong(flags), None) != 0:
         err = ctypes.get_errno()
-        raise OSError(err, f"{what}: {os.strerror(err)}")
+        raise OSError(err, f"mount {target}: {os.strerror(err)}")
+
+
+def own_sysfs() -> None:
+    """A mount namespace of the job's own whose /sys shows its network namespace (as
+    ``ip netns exec`` gives): tools that list /sys/class/net see eth0 and lo only."""
+    kernel.unshare(kernel.CLONE_NEWNS)
+    _mount(None, "/", None, MS_REC | MS_SLAVE)  # nothing done here reaches the host
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.umount2(b"/sys", MNT_DETACH) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"umount /sys: {os.strerror(err)}")
+    _mount("sysfs", "/sys", "sysfs", 0)
 
 
 def become_job(netns: str, caller: Caller, parent: int) -> None:
     """In the forked child: enter the namespace and become the caller, for good."""
-    libc = _libc()
     fd = os.open(f"/run/netns/{netns}", os.O_RDONLY | os.O_CLOEXEC)
-    _check(libc.setns(fd, CLONE_NEWNET), "setns")
+    kernel.setns(fd, kernel.CLONE_NEWNET)
     os.close(fd)
+    own_sysfs()
     os.setgroups(list(caller.groups))
     os.setresgid(caller.gid, caller.gid, caller.gid)
     os.setresuid(caller.uid, caller.uid, caller.uid)
-    _check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(NO_NEW_PRIVS)")
-    _check(libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "prctl(PDEATHSIG)")
+    kernel.no_new_privs()
+    kernel.die_with_parent(signal.SIGKILL)
     if os.getppid() != parent:
         os._exit(137)  # the helper is gone already
     for sig in FORWARDED:
@@ -338,12 +349,15 @@ class Supervisor:
     def __init__(self, guard: Guard) -> None:
         self.guard = guard
         self.job: int | None = None
+        self.ended = False  # the job was reaped: its pid may be another process's now
         self.stopped: int | None = None  # a signal that came before the job started
-        _check(_libc().prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), "prctl(CHILD_SUBREAPER)")
+        kernel.set_subreaper()
         for sig in FORWARDED:
             signal.signal(sig, self._forward)
 
     def _forward(self, signum: int, _frame: object) -> None:
+        if self.ended:
+            return
         if self.job is None:
             self.stopped = signum
             raise HelperRefused(f"stopped by signal {signum} before the job started")
@@ -358,6 +372,7 @@ class Supervisor:
             if pid == self.guard.pid:
                 self.guard.exit_status = status
             elif pid == job:
+                self.ended = True
                 return status
 
     def reap_rest(self) -> None:
@@ -394,11 +409,11 @@ def run_job(
         if recorder is not None:
             recorder.start(plan, list(guard.objects))
         status = supervisor.wait(start_job(argv, env, layout.names.netns, caller))
-        counters = privileged.veth_counters(layout)
+        counters = privileged.counters(layout)
         privileged.kill_netns_processes(layout.names.netns)
         supervisor.reap_rest()
         if recorder is not None:
-            recorder.end(plan, status, counters)
+            recorder.end(plan, os.waitstatus_to_exitcode(status), counters)
     finally:
         for sig in FORWARDED:
             signal.signal(sig, signal.SIG_IGN)
@@ -416,17 +431,6 @@ def say(message: str) -> str:
     sys.stderr.write(line + "\n")
     sys.stderr.flush()
     return line
-
-
-def exit_like(status: int) -> NoReturn:
-    """Exit as the job did: its code, or killed by the same signal."""
-    if os.WIFSIGNALED(status):
-        sig = os.WTERMSIG(status)
-        signal.signal(sig, signal.SIG_DFL)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {sig})
-        os.kill(os.getpid(), sig)
-        sys.exit(128 + sig)
-    sys.exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 1)
 
 
 def refuse(message: str, env: Mapping[str, str], caller: Caller | None) -> int:
@@ -465,7 +469,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LarkpsError as exc:
         return refuse(str(exc), env, caller)
     try:
-        status = run_job(plan, node, caller, args, env)
+        status = run_job(plan, node, caller, args, env, LedgerRecorder(Path(node.ledger)))
     except LarkpsError as exc:
         return refuse(str(exc), env, caller)
     exit_like(status)

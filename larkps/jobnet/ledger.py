@@ -5,8 +5,8 @@ rate, the supervising process as pid + start time + boot id, and the objects it
 made) and closed when the job ends (exit status, counters per direction and
 destination class), or by gc after a crash. A crash at any moment loses nothing
 committed. The file has its own schema version (``PRAGMA user_version``, ordered
-steps in :data:`LEDGER_STEPS`, all run in one transaction); a file of a newer larkps is
-refused.
+steps in :mod:`larkps.jobnet.schema`, all run in one transaction when the file is
+opened, to write or to read); a file of a newer larkps is refused.
 
 Who writes where: the configured ``ledger`` path is written by the owner of its
 directory (root, in privileged mode). Anyone else (the job users of rootless mode)
@@ -34,157 +34,24 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from larkps.errors import StateError
 from larkps.jobnet.accounting import Counter, RunRecord, counters_from
 from larkps.jobnet.request import JobPlan
+from larkps.jobnet.schema import (
+    LEDGER_STEPS,
+    LedgerError,
+    LedgerStep,
+    ledger_version,
+    refuse_newer_ledger,
+    upgrade_ledger,
+)
 
 KINDS = ("netns", "link", "nft-table", "qdisc", "process")
 #: Other names callers give kinds by (the privileged helper's), and kinds that are
 #: not network objects (its address leases, which it releases itself).
 ALIASES = {"veth": "link", "nft": "nft-table"}
 NOT_OBJECTS = ("lease",)
-CLOSED_BY = ("wrapper", "gc")
-
-
-class LedgerError(StateError):
-    """The ledger could not be opened, read or written (one line naming the file)."""
-
-
-# -- schema -----------------------------------------------------------------------------
-#: One schema change: DDL text (statements split on ";") or a function of the connection.
-LedgerStep = str | Callable[[sqlite3.Connection], None]
-
-
-def _run_script(db: sqlite3.Connection, script: str) -> None:
-    """Run ``script``'s statements one by one in the open transaction (no implicit COMMIT,
-    unlike ``executescript``)."""
-    for statement in script.split(";"):
-        if statement.strip():
-            db.execute(statement)
-
-
-#: Version 1: the objects of a run as a JSON list in the run row.
-LEDGER_TABLES_1 = """
-CREATE TABLE runs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    job_id TEXT NOT NULL,
-    owner TEXT NOT NULL,
-    mode TEXT NOT NULL,
-    policy TEXT NOT NULL,
-    rate_bps INTEGER,
-    pid INTEGER NOT NULL,
-    pid_start INTEGER NOT NULL,
-    boot_id TEXT NOT NULL,
-    started REAL NOT NULL,
-    ended REAL,
-    exit_status INTEGER,
-    objects TEXT NOT NULL
-);
-CREATE TABLE counters (
-    run_id INTEGER NOT NULL REFERENCES runs (id),
-    direction TEXT NOT NULL,
-    class TEXT NOT NULL,
-    bytes INTEGER NOT NULL,
-    packets INTEGER NOT NULL,
-    PRIMARY KEY (run_id, direction, class)
-) WITHOUT ROWID
-"""
-#: Version 2 (today's): one row per object, so gc records what it removed; who closed a run.
-LEDGER_TABLES = """
-CREATE TABLE runs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    job_id TEXT NOT NULL,
-    owner TEXT NOT NULL,
-    mode TEXT NOT NULL,
-    policy TEXT NOT NULL,
-    rate_bps INTEGER,
-    pid INTEGER NOT NULL,
-    pid_start INTEGER NOT NULL,
-    boot_id TEXT NOT NULL,
-    started REAL NOT NULL,
-    ended REAL,
-    exit_status INTEGER,
-    closed_by TEXT
-);
-CREATE INDEX runs_open ON runs (ended);
-CREATE TABLE counters (
-    run_id INTEGER NOT NULL REFERENCES runs (id),
-    direction TEXT NOT NULL,
-    class TEXT NOT NULL,
-    bytes INTEGER NOT NULL,
-    packets INTEGER NOT NULL,
-    PRIMARY KEY (run_id, direction, class)
-) WITHOUT ROWID;
-CREATE TABLE objects (
-    run_id INTEGER NOT NULL REFERENCES runs (id),
-    seq INTEGER NOT NULL,
-    kind TEXT NOT NULL,
-    name TEXT NOT NULL,
-    removed REAL,
-    PRIMARY KEY (run_id, seq)
-) WITHOUT ROWID
-"""
-
-
-def _objects_table(db: sqlite3.Connection) -> None:
-    """Version 1 -> 2: the JSON list of each run into rows of ``objects``; closed_by."""
-    _run_script(
-        db,
-        """
-        CREATE TABLE objects (
-            run_id INTEGER NOT NULL REFERENCES runs (id),
-            seq INTEGER NOT NULL,
-            kind TEXT NOT NULL,
-            name TEXT NOT NULL,
-            removed REAL,
-            PRIMARY KEY (run_id, seq)
-        ) WITHOUT ROWID;
-        INSERT INTO objects (run_id, seq, kind, name)
-            SELECT runs.id, item.key, json_extract(item.value, '$.kind'),
-                   json_extract(item.value, '$.name')
-            FROM runs, json_each(runs.objects) AS item;
-        ALTER TABLE runs DROP COLUMN objects;
-        ALTER TABLE runs ADD COLUMN closed_by TEXT;
-        UPDATE runs SET closed_by = 'wrapper' WHERE ended IS NOT NULL;
-        CREATE INDEX runs_open ON runs (ended)
-        """,
-    )
-
-
-#: ``LEDGER_STEPS[i]`` takes a ledger from version i to i + 1 (0: a new, empty file).
-LEDGER_STEPS: tuple[LedgerStep, ...] = (LEDGER_TABLES_1, _objects_table)
-LEDGER_VERSION = len(LEDGER_STEPS)
-
-
-def upgrade_ledger(
-    db: sqlite3.Connection, path: Path, steps: Sequence[LedgerStep] = LEDGER_STEPS
-) -> None:
-    """Bring the ledger to ``len(steps)`` in the caller's transaction (new: today's tables)."""
-    found = _version(db)
-    refuse_newer_ledger(found, path, len(steps))
-    if found == len(steps):
-        return
-    if found == 0 and steps is LEDGER_STEPS:
-        _run_script(db, LEDGER_TABLES)
-    else:
-        for step in steps[found:]:
-            if callable(step):
-                step(db)
-            else:
-                _run_script(db, step)
-    db.execute(f"PRAGMA user_version = {len(steps):d}")
-
-
-def refuse_newer_ledger(found: int, path: Path, known: int = LEDGER_VERSION) -> None:
-    if found > known:
-        raise LedgerError(
-            f"ledger {path} has schema version {found}, newer than this larkps knows "
-            f"({known}): read it with the larkps that wrote it"
-        )
-
-
-def _version(db: sqlite3.Connection) -> int:
-    return int(db.execute("PRAGMA user_version").fetchone()[0])
+CLOSERS = ("wrapper", "gc")  # who closes a run: its own supervisor, or gc after a crash
+SQLITE_HEADER = b"SQLite format 3\x00"
 
 
 # -- processes --------------------------------------------------------------------------
@@ -279,6 +146,10 @@ class OpenRun:
     owner: str
     process: ProcessId
     objects: tuple[tuple[int, JobObject, float | None], ...]  # seq, object, removed
+
+
+#: What a start call may name its objects by (see :meth:`LedgerRecorder.start`).
+ObjectsGiven = Iterable[JobObject | Mapping[str, str] | tuple[str, str]] | Mapping[str, str]
 
 
 # -- where files are and how they are opened --------------------------------------------
@@ -376,8 +247,11 @@ def _check_file(path: Path, create: bool) -> None:
             raise LedgerError(f"cannot open ledger {path}: {exc.strerror}") from None
         try:
             _check_stat(path, os.fstat(fd))
+            header = os.pread(fd, len(SQLITE_HEADER), 0)
         finally:
             os.close(fd)
+        if header and header != SQLITE_HEADER:
+            raise LedgerError(f"{path} is not a ledger (not an SQLite file); it is left alone")
         for suffix in ("-wal", "-shm", "-journal"):
             try:
                 st = os.lstat(path.name + suffix, dir_fd=dfd)
@@ -418,11 +292,11 @@ class Ledger:
 
     def _open(self, steps: Sequence[LedgerStep]) -> None:
         try:
-            refuse_newer_ledger(_version(self.connection), self.path, len(steps))
+            refuse_newer_ledger(ledger_version(self.connection), self.path, len(steps))
             self.connection.execute("PRAGMA journal_mode=WAL")
             self.connection.execute("PRAGMA synchronous=FULL")
             self.connection.execute("PRAGMA foreign_keys=ON")
-            if _version(self.connection) != len(steps):
+            if ledger_version(self.connection) != len(steps):
                 with self.transaction() as db:
                     upgrade_ledger(db, self.path, steps)
         except sqlite3.Error as exc:
@@ -502,6 +376,8 @@ class Ledger:
         closed_by: str = "wrapper",
     ) -> bool:
         """Close an open run with its counters; False if it was closed already."""
+        if closed_by not in CLOSERS:
+            raise LedgerError(f"closed_by: expected one of {', '.join(CLOSERS)}, got {closed_by!r}")
         items = counters_from(counters)
         with self.transaction() as db:
             done = db.execute(
@@ -691,9 +567,7 @@ class LedgerRecorder:
             ledger.end_run(run_id, exit_status, counters_from(counters), self.clock())
 
 
-def objects_from(
-    objects: Iterable[JobObject | Mapping[str, str] | tuple[str, str]] | Mapping[str, str],
-) -> list[JobObject]:
+def objects_from(objects: ObjectsGiven) -> list[JobObject]:
     """The objects of a start call, in any of its forms (see :meth:`LedgerRecorder.start`)."""
     if isinstance(objects, Mapping) and "kind" not in objects:
         pairs = [

@@ -22,6 +22,7 @@ import contextlib
 import errno
 import hashlib
 import ipaddress
+import itertools
 import json
 import os
 import re
@@ -35,6 +36,8 @@ from larkps.apply.tc import HOST_SIDE, Device, Shaping, tc_commands
 from larkps.config.jobnet import NodeJobNet, Policy
 from larkps.errors import LarkpsError
 from larkps.jobnet.request import JobPlan
+from larkps.jobnet.rules import TABLE as JOB_TABLE
+from larkps.jobnet.rules import Counters, counters_from_json, ruleset
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Interface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
@@ -279,60 +282,80 @@ def check_node(layout_sides: Sequence[Side], request: JobPlan) -> None:
             raise PrivilegedError(f"{key} is 0 on this node: enable forwarding (docs/jobnet.md)")
 
 
+def inside(netns: str, *argv: str) -> list[str]:
+    """argv run in the job's namespace (nsenter: no mount namespace, unlike ip netns exec)."""
+    return ["nsenter", f"--net=/run/netns/{netns}", "--", *argv]
+
+
 def make_netns(names: Names, record: Record) -> None:
     """Create the namespace; refuse if one of that name exists (another run of this job)."""
     if Path(f"/run/netns/{names.netns}").exists():
         raise PrivilegedError(f"netns {names.netns} exists already: is job {names.job_id} running?")
     record("netns", names.netns)
     run(["ip", "netns", "add", names.netns])
-    inside = ["ip", "netns", "exec", names.netns, "sysctl", "-q", "-w"]
-    run([*inside, "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0"])
-    run(["ip", "-n", names.netns, "link", "set", "lo", "up"])
+    # No DAD wait; and a gratuitous ARP and unsolicited NA when eth0 comes up, so that
+    # peers that knew the address with an earlier job's MAC learn the new one at once.
+    keys = ("ipv6.conf.{}.accept_dad=0", "ipv4.conf.{}.arp_notify=1", "ipv6.conf.{}.ndisc_notify=1")
+    settings = [f"net.{key.format(scope)}" for key in keys for scope in ("all", "default")]
+    run(inside(names.netns, "sysctl", "-q", "-w", *settings))
 
 
-def make_veth(names: Names, record: Record) -> None:
+def job_mac(sides: Sequence[Side]) -> str:
+    """eth0's MAC, from its address (locally administered, 02:4c:...): a peer that knew the
+    address from an earlier job keeps a right neighbour entry (a gratuitous ARP sent as
+    the link comes up may reach the bridge before its port forwards)."""
+    ordered = sorted(sides, key=lambda s: s.address.version)  # IPv4 first
+    packed = ordered[0].address.ip.packed[-4:]
+    return ":".join(f"{b:02x}" for b in (0x02, 0x4C, *packed))
+
+
+def make_veth(names: Names, sides: Sequence[Side], record: Record) -> None:
     """The veth pair: host end in this namespace, ``eth0`` in the job's."""
     record("veth", names.host_dev)
-    run(
-        [
-            "ip",
-            "link",
-            "add",
-            names.host_dev,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            names.job_dev,
-            "netns",
-            names.netns,
-        ]
-    )
-    run(["sysctl", "-q", "-w", f"net.ipv6.conf.{names.host_dev}.accept_dad=0"])
+    peer = ["peer", "name", names.job_dev, "address", job_mac(sides), "netns", names.netns]
+    run(["ip", "link", "add", names.host_dev, "type", "veth", *peer])
+    Path(f"/proc/sys/net/ipv6/conf/{names.host_dev}/accept_dad").write_text("0\n")
 
 
 def address_commands(layout: Layout) -> list[list[str]]:
-    """ip commands that give both ends their addresses, bring them up, then route."""
+    """ip commands that give both ends their addresses, bring them up and route: first
+    the host end's, then the job's (each group runs as one ``ip -batch``)."""
     n = layout.names
     job = ["ip", "-n", n.netns]
-    up = [["ip", "link", "set", n.host_dev, "up"], [*job, "link", "set", n.job_dev, "up"]]
-    addresses: list[list[str]] = []
-    routes: list[list[str]] = []
+    host: list[list[str]] = []
+    host_routes: list[list[str]] = []
+    mine: list[list[str]] = [[*job, "link", "set", "lo", "up"]]
+    job_routes: list[list[str]] = []
     if layout.bridge is not None:
-        addresses.append(["ip", "link", "set", n.host_dev, "master", layout.bridge])
+        host.append(["ip", "link", "set", n.host_dev, "master", layout.bridge])
     for side in layout.sides:
-        six = ["-6"] if side.address.version == 6 else []
-        addresses.append([*job, *six, "addr", "add", str(side.address), "dev", n.job_dev, "nodad"])
+        mine.append([*job, "addr", "add", str(side.address), "dev", n.job_dev, "nodad"])
         gw = side.gateway
         if layout.bridge is None and gw is not None:
             host_gw = f"{gw}/{64 if gw.version == 6 else 32}"
-            addresses.append(["ip", *six, "addr", "add", host_gw, "dev", n.host_dev, "nodad"])
-            routes.append(["ip", *six, "route", "add", str(side.address.ip), "dev", n.host_dev])
+            host.append(["ip", "addr", "add", host_gw, "dev", n.host_dev, "nodad"])
+            host_routes.append(["ip", "route", "add", str(side.address.ip), "dev", n.host_dev])
             if gw.version == 4:
-                routes.append([*job, "route", "add", str(gw), "dev", n.job_dev, "scope", "link"])
+                job_routes.append(
+                    [*job, "route", "add", str(gw), "dev", n.job_dev, "scope", "link"]
+                )
         if gw is not None:
-            routes.append([*job, *six, "route", "add", "default", "via", str(gw), "dev", n.job_dev])
-    return [*addresses, *up, *routes]
+            default = "default" if gw.version == 4 else "::/0"
+            job_routes.append([*job, "route", "add", default, "via", str(gw), "dev", n.job_dev])
+    host.append(["ip", "link", "set", n.host_dev, "up"])
+    mine.append([*job, "link", "set", n.job_dev, "up"])
+    return [*host, *host_routes, *mine, *job_routes]
+
+
+def run_ip(commands: Sequence[Sequence[str]]) -> None:
+    """Consecutive ip commands of one namespace as one ``ip [-n NS] -batch -``."""
+    for prefix, group in itertools.groupby(commands, key=_ip_prefix):
+        lines = "".join(" ".join(argv[len(prefix) :]) + "\n" for argv in group)
+        run([*prefix, "-batch", "-"], stdin=lines)
+
+
+def _ip_prefix(argv: Sequence[str]) -> tuple[str, ...]:
+    return tuple(argv[:3]) if argv[1:2] == ["-n"] else ("ip",)
 
 
 def _set(items: Iterable[object]) -> str:
@@ -447,11 +470,21 @@ def _bridge_table(layout: Layout) -> str:
     return _table(f"bridge {layout.names.table}", chains)
 
 
-def make_rules(layout: Layout, record: Record) -> None:
+def make_rules(layout: Layout, node: NodeJobNet, record: Record) -> None:
+    """The host-side table, and (nat, ports) the namespace's own ruleset with its counters."""
     family = "bridge" if layout.bridge is not None else "inet"
     text = host_rules(layout)
     record("nft", f"{family} {layout.names.table}")
     run(["nft", "-f", "-"], stdin=text)
+    if counted_inside(layout):
+        text = ruleset(layout.request, node.classes, layout.names.job_dev)
+        run(inside(layout.names.netns, "nft", "-f", "-"), stdin=text)
+
+
+def counted_inside(layout: Layout) -> bool:
+    """Whether the namespace holds the per-class ruleset: its input chain admits only
+    replies and listed ports, which is the policy of nat and ports alone."""
+    return layout.request.policy in (Policy.NAT, Policy.PORTS)
 
 
 def shape(layout: Layout) -> None:
@@ -461,9 +494,10 @@ def shape(layout: Layout) -> None:
         return
     shaping = Shaping(float(rate))
     n = layout.names
-    for device in (Device(n.job_dev, n.netns), Device(n.host_dev, None, HOST_SIDE)):
-        for argv in tc_commands(shaping, device):
-            run(argv)
+    for argv in tc_commands(shaping, Device(n.job_dev)):  # tc -n: in the job's namespace
+        run([argv[0], "-n", n.netns, *argv[1:]])
+    for argv in tc_commands(shaping, Device(n.host_dev, None, HOST_SIDE)):
+        run(argv)
 
 
 def make(request: JobPlan, node: NodeJobNet, tag: str, record: Record) -> Layout:
@@ -478,10 +512,9 @@ def make(request: JobPlan, node: NodeJobNet, tag: str, record: Record) -> Layout
     bridge = node.bridge if request.policy is Policy.BRIDGE else None
     layout = Layout(names, request, sides, bridge)
     make_netns(names, record)
-    make_veth(names, record)
-    for argv in address_commands(layout):
-        run(argv)
-    make_rules(layout, record)
+    make_veth(names, sides, record)
+    run_ip(address_commands(layout))
+    make_rules(layout, node, record)
     shape(layout)
     return layout
 
@@ -555,6 +588,16 @@ def _drop_lease(path: str, tag: str) -> bool:
     except OSError as exc:
         return exc.errno == errno.ENOENT
     return True
+
+
+def counters(layout: Layout) -> Counters | dict[str, int]:
+    """The job's counters: per direction and class from the namespace's ruleset where it
+    has one, else the totals of its veth."""
+    if not counted_inside(layout):
+        return veth_counters(layout)
+    argv = ["nft", "-j", "list", "counters", "table", "inet", JOB_TABLE]
+    output = run(inside(layout.names.netns, *argv))
+    return counters_from_json(json.loads(output or "{}"))
 
 
 def veth_counters(layout: Layout) -> dict[str, int]:

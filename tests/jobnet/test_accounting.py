@@ -81,10 +81,15 @@ def expected(records: list[RunRecord], by: str, since: float | None) -> dict[str
 def test_every_row_and_the_total_match_sums_made_cell_by_cell(records, by, since):
     summary = summarize(records, by, since)
     got = {
-        r.key: [r.totals.runs, r.totals.bytes_in, r.totals.bytes_out,
-                r.totals.packets_in, r.totals.packets_out]
+        r.key: [
+            r.totals.runs,
+            r.totals.bytes_in,
+            r.totals.bytes_out,
+            r.totals.packets_in,
+            r.totals.packets_out,
+        ]
         for r in summary.rows
-    }  # fmt: skip
+    }
     assert got == expected(records, by, since)
     chosen = [r for r in records if since is None or r.ended is None or r.ended >= since]
     everything = [c for r in chosen for c in r.counters]
@@ -99,8 +104,10 @@ def test_every_row_and_the_total_match_sums_made_cell_by_cell(records, by, since
 
 
 def test_rows_come_in_a_natural_order():
-    records = [RunRecord(i, job, "o", "m", "p", None, 0.0, None, 0, ()) for i, job in
-               enumerate(("10.0", "2.0", "10.1", "1.0"))]  # fmt: skip
+    records = [
+        RunRecord(i, job, "o", "m", "p", None, 0.0, None, 0, ())
+        for i, job in enumerate(("10.0", "2.0", "10.1", "1.0"))
+    ]
     assert [r.key for r in summarize(records, "job").rows] == ["1.0", "2.0", "10.0", "10.1"]
 
 
@@ -136,25 +143,44 @@ def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, s
 
 
 def test_json_per_owner(ledger: Path, capsys: pytest.CaptureFixture[str]):
-    code, out, _ = run_cli(capsys, "jobnet", "accounting", "--ledger", str(ledger),
-                           "--by", "owner", "--format", "json")  # fmt: skip
+    code, out, _ = run_cli(
+        capsys, "jobnet", "accounting", "--ledger", str(ledger), "--by", "owner", "--format", "json"
+    )
     assert code == 0
     doc = json.loads(out)
     assert doc["by"] == "owner"
     assert doc["ledgers"] == [str(ledger)]
     assert doc["rows"] == [
-        {"key": "alice", "runs": 2, "bytes_in": 1500, "bytes_out": 4250,
-         "packets_in": 15, "packets_out": 43},
-        {"key": "bob", "runs": 1, "bytes_in": 0, "bytes_out": 9000,
-         "packets_in": 0, "packets_out": 90},
-    ]  # fmt: skip
-    assert doc["total"] == {"runs": 3, "bytes_in": 1500, "bytes_out": 13250,
-                            "packets_in": 15, "packets_out": 133}  # fmt: skip
+        {
+            "key": "alice",
+            "runs": 2,
+            "bytes_in": 1500,
+            "bytes_out": 4250,
+            "packets_in": 15,
+            "packets_out": 43,
+        },
+        {
+            "key": "bob",
+            "runs": 1,
+            "bytes_in": 0,
+            "bytes_out": 9000,
+            "packets_in": 0,
+            "packets_out": 90,
+        },
+    ]
+    assert doc["total"] == {
+        "runs": 3,
+        "bytes_in": 1500,
+        "bytes_out": 13250,
+        "packets_in": 15,
+        "packets_out": 133,
+    }
 
 
 def test_table_per_class_since_an_hour(ledger: Path, capsys: pytest.CaptureFixture[str]):
-    code, out, _ = run_cli(capsys, "jobnet", "accounting", "--ledger", str(ledger),
-                           "--by", "class", "--since", "1h")  # fmt: skip
+    code, out, _ = run_cli(
+        capsys, "jobnet", "accounting", "--ledger", str(ledger), "--by", "class", "--since", "1h"
+    )
     assert code == 0
     lines = [line.split() for line in out.splitlines()]
     assert lines == [
@@ -166,15 +192,20 @@ def test_table_per_class_since_an_hour(ledger: Path, capsys: pytest.CaptureFixtu
     ]
 
 
-def test_the_ledger_of_the_nodes_config(ledger: Path, tmp_path: Path,
-                                        capsys: pytest.CaptureFixture[str]):  # fmt: skip
+def test_the_ledger_of_the_nodes_config(
+    ledger: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
     config = tmp_path / "jobnet.toml"
     config.write_text(f'[jobnet]\nledger = "{ledger}"\n')
     code, out, _ = run_cli(capsys, "jobnet", "accounting", "--config", str(config))
     assert code == 0
     assert [line.split()[:2] for line in out.splitlines()] == [
-        ["job", "runs"], ["3.0", "1"], ["3.1", "1"], ["4.0", "1"], ["total", "3"],
-    ]  # fmt: skip
+        ["job", "runs"],
+        ["3.0", "1"],
+        ["3.1", "1"],
+        ["4.0", "1"],
+        ["total", "3"],
+    ]
 
 
 @pytest.mark.parametrize(
@@ -222,3 +253,24 @@ def test_no_ledger_yet(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
     )
     assert code == 0
     assert json.loads(out)["total"]["runs"] == 0
+
+
+def test_an_unreadable_ledger_is_named_and_the_rest_summed(
+    ledger: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    broken = tmp_path / "ledger.4242"  # another writer's own directory, with a non-ledger
+    broken.mkdir()
+    (broken / "ledger.sqlite").write_text("garbage")
+    config = tmp_path / "jobnet.toml"
+    config.write_text(f'[jobnet]\nledger = "{ledger}"\n')
+    code, out, err = run_cli(
+        capsys, "jobnet", "accounting", "--config", str(config), "--format", "json"
+    )
+    assert code == 1
+    doc = json.loads(out)
+    assert doc["total"]["runs"] == 3
+    assert doc["ledgers"] == [str(ledger)]
+    assert doc["unread"] == [
+        f"{broken / 'ledger.sqlite'} is not a ledger (not an SQLite file); it is left alone"
+    ]
+    assert err == f"larkps: warning: {doc['unread'][0]}\n"

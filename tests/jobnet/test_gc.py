@@ -12,6 +12,7 @@ import os
 import random
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -257,21 +258,35 @@ def test_a_job_users_ledger_is_trusted_for_that_users_processes_only(
 ):
     made.network(5)  # a root-made namespace the user's ledger claims
     theirs, not_theirs = made.sleeper(user=NOBODY), made.sleeper()
-    gone = dead_process()
+    gone = ProcessId.of(os.getpid())  # alive, but root's: not a supervisor nobody can claim
     objects = [
         ["process", str(theirs.pid)],
         ["process", str(not_theirs.pid)],
         ["netns", made.netns(5)],
     ]
 
-    def record() -> int:
+    supervisor, helper = made.sleeper(user=NOBODY), made.sleeper(user=NOBODY)
+    live_objects = [JobObject("process", str(helper.pid))]
+
+    def record() -> list[int]:
         with Ledger(writer_path(sticky_ledger)) as ledger:
             items = [JobObject(k, n) for k, n in objects]
-            return ledger.start_run(
+            dead = ledger.start_run(
                 made.job(5), "nobody", "rootless", "nat", None, gone, items, 1.0
             )
+            live = ledger.start_run(
+                "99.0",
+                "nobody",
+                "rootless",
+                "nat",
+                None,
+                ProcessId.of(supervisor.pid),
+                live_objects,
+                2.0,
+            )
+            return [dead, live]
 
-    run_id = as_owner(NOBODY, record)
+    run_id, live_id = as_owner(NOBODY, record)
     files = ledger_files(sticky_ledger)
     assert [f.uid for f in files] == [NOBODY]
     report = collect(files, prefixes=Prefixes("none-", "none", "none_"), clock=later)
@@ -288,6 +303,8 @@ def test_a_job_users_ledger_is_trusted_for_that_users_processes_only(
     assert theirs.wait(timeout=10) == -9
     assert not_theirs.poll() is None
     assert made.netns(5) in exists()["netns"]
+    assert [r for _, r, _ in report.live] == [live_id]  # its supervisor runs as nobody
+    assert helper.poll() is None
     assert [r for _, r, _ in report.closed] == [run_id]  # closed in nobody's file, as nobody
     (path,) = [f.path for f in files]
     assert all(os.stat(p).st_uid == NOBODY for p in path.parent.iterdir())
@@ -327,3 +344,63 @@ def test_the_command_dry_run(made: Made, tmp_path: Path, capsys: pytest.CaptureF
     out = capsys.readouterr().out
     assert f"absent: netns {made.netns(1)} (job {made.job(1)}): already gone" in out
     assert out.splitlines()[-1].endswith("would be removed; 0 live runs left alone")
+
+
+SUPERVISOR = """
+import sys, time
+from pathlib import Path
+from larkps.config.jobnet import Mode, Policy
+from larkps.jobnet.ledger import LedgerRecorder
+from larkps.jobnet.request import JobPlan
+ledger, job, objects = Path(sys.argv[1]), sys.argv[2], sys.argv[3:]
+plan = JobPlan(job, "alice", Mode.PRIVILEGED, Policy.BRIDGE, rate_bps=10**7)
+pairs = [tuple(o.split("=", 1)) for o in objects]
+LedgerRecorder(ledger).start(plan, pairs)
+print("recorded", flush=True)
+time.sleep(300)
+"""
+
+
+def test_a_supervisor_killed_with_sigkill_leaves_nothing_after_gc(made: Made, tmp_path: Path):
+    """A supervisor records its run as the helper does, then dies by SIGKILL: gc removes
+    its namespace, veth pair, nft table, tbf and helper process, and closes the run."""
+    made.network(0)
+    helper = made.sleeper()
+    objects = [
+        f"netns={made.netns(0)}",
+        f"veth={made.link(0)}",
+        f"nft=inet {made.table(0)}",
+        f"qdisc={made.link(0)}",
+        f"process={helper.pid}",
+    ]
+    path = tmp_path / "ledger.sqlite"
+    supervisor = subprocess.Popen(
+        [sys.executable, "-c", SUPERVISOR, str(path), made.job(0), *objects],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert supervisor.stdout is not None
+    assert supervisor.stdout.readline().strip() == "recorded"
+    report = collect([LedgerFile(path, 0)], prefixes=made.prefixes, clock=later)
+    assert [a for a in report.actions if a.outcome != "kept"] == []  # alive: all stays
+    assert made.netns(0) in exists()["netns"]
+    supervisor.kill()
+    supervisor.wait()
+    report = collect([LedgerFile(path, 0)], prefixes=made.prefixes, clock=later)
+    assert not report.failed, report
+    assert {(a.kind, a.outcome) for a in report.actions} == {
+        ("process", "removed"),
+        ("qdisc", "removed"),
+        ("nft-table", "removed"),
+        ("link", "removed"),
+        ("netns", "removed"),
+    }
+    after = exists()
+    assert made.netns(0) not in after["netns"]
+    assert made.link(0) not in after["link"]
+    assert made.table(0) not in after["table"]
+    assert helper.wait(timeout=10) == -9
+    with Ledger(path) as ledger:
+        assert ledger.open_runs() == []
+        (run,) = ledger.runs()
+    assert run.ended is not None and run.exit_status is None

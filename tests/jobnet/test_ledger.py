@@ -21,11 +21,8 @@ import pytest
 from larkps.config.jobnet import Mode, Policy
 from larkps.jobnet.accounting import Counter
 from larkps.jobnet.ledger import (
-    LEDGER_STEPS,
-    LEDGER_VERSION,
     JobObject,
     Ledger,
-    LedgerError,
     LedgerFile,
     LedgerRecorder,
     ProcessId,
@@ -36,6 +33,7 @@ from larkps.jobnet.ledger import (
     writer_path,
 )
 from larkps.jobnet.request import JobPlan
+from larkps.jobnet.schema import LEDGER_STEPS, LEDGER_VERSION, LedgerError
 
 FIXTURE_V1 = Path(__file__).parent / "fixtures" / "ledger-v1.sqlite"
 NOBODY = 65534
@@ -200,17 +198,26 @@ def make_v1_fixture(path: Path) -> None:
             "INSERT INTO counters VALUES (1, 'in', 'same-site', 1000, 10), "
             "(1, 'out', 'elsewhere', 2000, 20)"
         )
+    db = sqlite3.connect(path)  # one file: reading it makes no -wal or -shm beside it
+    db.execute("PRAGMA journal_mode = DELETE")
+    db.close()
 
 
 def test_the_committed_v1_fixture_is_what_version_1_wrote(tmp_path: Path):
     made = tmp_path / "v1.sqlite"
     make_v1_fixture(made)
+    contents = []
     for path in (FIXTURE_V1, made):
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
         assert db.execute("PRAGMA user_version").fetchone()[0] == 1
         assert "objects" in [r[1] for r in db.execute("PRAGMA table_info(runs)")]
         assert db.execute("SELECT count(*) FROM runs").fetchone()[0] == 2
+        tables = ("runs", "counters")
+        contents.append([db.execute(f"SELECT * FROM {t} ORDER BY 1, 2").fetchall() for t in tables])
         db.close()
+    assert contents[0] == contents[1]
+    assert sorted(p.name for p in FIXTURE_V1.parent.iterdir()) == ["ledger-v1.sqlite"]
 
 
 def test_a_version_1_ledger_is_upgraded_with_every_run_kept(tmp_path: Path):
@@ -439,3 +446,30 @@ def test_the_privileged_helpers_forms_of_objects_and_counters(tmp_path: Path):
         Counter("out", "unclassified", 5000, 50),
         Counter("in", "unclassified", 7000, 70),
     }
+
+
+def test_a_file_that_is_no_sqlite_file_is_not_touched(tmp_path: Path):
+    other = tmp_path / "notes.txt"
+    other.write_text("not a ledger\n")
+    with pytest.raises(LedgerError, match="is not a ledger"):
+        Ledger(other, create=False)
+    assert other.read_text() == "not a ledger\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_two_openers_of_an_old_ledger_upgrade_it_once(tmp_path: Path):
+    """The second opener, once it holds the write lock, finds the new version."""
+    from larkps.jobnet.schema import upgrade_ledger
+
+    path = tmp_path / "ledger.sqlite"
+    shutil.copy(FIXTURE_V1, path)
+    first = sqlite3.connect(path, isolation_level=None)
+    first.execute("BEGIN IMMEDIATE")
+    upgrade_ledger(first, path)
+    upgrade_ledger(first, path)  # what a second opener does after the first committed
+    first.execute("COMMIT")
+    first.close()
+    with Ledger(path) as ledger:
+        assert ledger.connection.execute("PRAGMA user_version").fetchone()[0] == LEDGER_VERSION
+        assert len(ledger.runs()) == 2
+        assert ledger.connection.execute("SELECT count(*) FROM objects").fetchone()[0] == 3

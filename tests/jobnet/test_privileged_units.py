@@ -52,6 +52,12 @@ def test_a_job_id_that_is_not_two_numbers_is_refused(bad: str):
         names_for(bad)
 
 
+def test_the_jobs_mac_follows_its_address():
+    assert privileged.job_mac(routed_layout(Policy.NAT).sides) == "02:4c:c6:12:64:02"
+    six = (Side(ipaddress.ip_interface("2001:db8:100::1:2/128"), None),)
+    assert privileged.job_mac(six) == "02:4c:00:01:00:02"
+
+
 def test_routed_addresses_use_link_local_gateways_and_a_host_route():
     commands = privileged.address_commands(routed_layout(Policy.ROUTED))
     dev = names_for("12.3").host_dev
@@ -59,8 +65,8 @@ def test_routed_addresses_use_link_local_gateways_and_a_host_route():
     assert [*job, "addr", "add", "198.18.100.2/32", "dev", "eth0", "nodad"] in commands
     assert ["ip", "addr", "add", "169.254.1.1/32", "dev", dev, "nodad"] in commands
     assert ["ip", "route", "add", "198.18.100.2", "dev", dev] in commands
-    assert ["ip", "-6", "route", "add", "2001:db8:100::2", "dev", dev] in commands
-    assert [*job, "-6", "route", "add", "default", "via", "fe80::1", "dev", "eth0"] in commands
+    assert ["ip", "route", "add", "2001:db8:100::2", "dev", dev] in commands
+    assert [*job, "route", "add", "::/0", "via", "fe80::1", "dev", "eth0"] in commands
     up = commands.index(["ip", "link", "set", dev, "up"])
     assert up < commands.index(["ip", "route", "add", "198.18.100.2", "dev", dev])
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,9 +40,17 @@ def register(commands: Subparsers) -> None:
     )
     _add_ledger(sub)
     sub.add_argument(
-        "--by", choices=("job", "owner", "class"), default="job", help="rows per (job)"
+        "--by",
+        choices=("job", "owner", "class"),
+        default="job",
+        help="a row per job, owner or destination class (default: job)",
     )
-    sub.add_argument("--since", type=duration_arg, help="only runs active this long ago or later")
+    sub.add_argument(
+        "--since",
+        type=duration_arg,
+        metavar="DURATION",
+        help="only runs still running or ended this long ago or later, e.g. 24h, 7d",
+    )
     sub.add_argument("--format", choices=("table", "json"), default="table", help="output format")
     sub = add_command(
         actions,
@@ -61,9 +70,13 @@ def _missing_action(args: argparse.Namespace) -> int:
 
 def _add_ledger(sub: argparse.ArgumentParser) -> None:
     where = sub.add_mutually_exclusive_group()
-    where.add_argument("--ledger", type=Path, help="one ledger file")
+    where.add_argument("--ledger", type=Path, metavar="FILE", help="one ledger file")
     where.add_argument(
-        "--config", type=Path, help=f"the node's config ([jobnet] ledger; else {DEFAULT_LEDGER})"
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help=f"the node's config: its [jobnet] ledger and every job user's beside it "
+        f"(default: {DEFAULT_LEDGER} and those beside it)",
     )
 
 
@@ -104,21 +117,34 @@ def _configured(config: Path | None) -> Path:
 
 
 def cmd_accounting(args: argparse.Namespace) -> int:
+    """Exit 1 when a ledger could not be read: the others are still summed, each
+    unread one named on stderr (``--ledger``: that file's error alone)."""
+    from larkps.errors import LarkpsError
     from larkps.jobnet.accounting import summarize
     from larkps.jobnet.ledger import read_runs
 
     files, where = _files(args)
     since = None if args.since is None else time.time() - args.since
-    runs = [run for file in files for run in read_runs(file)]
-    summary = summarize(runs, args.by, since, tuple(str(f.path) for f in files))
+    runs, read, unread = [], [], []
+    for file in files:
+        try:
+            runs += read_runs(file)
+        except LarkpsError as exc:
+            if args.ledger is not None:
+                raise
+            unread.append(str(exc))
+        else:
+            read.append(str(file.path))
+    summary = summarize(runs, args.by, since, tuple(read))
+    for problem in unread:
+        print(f"larkps: warning: {_printable(problem)}", file=sys.stderr)
     if args.format == "json":
-        print(json.dumps(summary_doc(summary), indent=2, sort_keys=True))
-        return 0
-    if not files:
+        print(json.dumps(summary_doc(summary) | {"unread": unread}, indent=2, sort_keys=True))
+    elif not files:
         print(f"no ledger at {where}")
-        return 0
-    print(render_summary(summary), end="")
-    return 0
+    else:
+        print(render_summary(summary), end="")
+    return 1 if unread else 0
 
 
 def summary_doc(summary: Accounting) -> dict[str, Any]:
