@@ -33,14 +33,15 @@ import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn, Protocol
+from typing import NoReturn
 
 from larkps.config.jobnet import Mode, NodeJobNet
 from larkps.config.settings import load_jobnet
 from larkps.errors import LarkpsError
 from larkps.jobnet import kernel, privileged
+from larkps.jobnet.chirp import JobUser
 from larkps.jobnet.jobad import JOB_AD_VARIABLE, MACHINE_AD_VARIABLE, MAX_AD_BYTES, parse_ad
-from larkps.jobnet.ledger import LedgerRecorder
+from larkps.jobnet.recorder import NodeRecorder
 from larkps.jobnet.request import JobPlan, plan_job
 from larkps.jobnet.supervise import exit_like
 
@@ -62,14 +63,6 @@ PREFIX = "larkps-jobnet: "
 
 class HelperRefused(LarkpsError):
     """The helper will not run this job (the job is not started)."""
-
-
-class Recorder(Protocol):
-    """Where a run's start and end are written (the jobnet ledger)."""
-
-    def start(self, plan: JobPlan, objects: Sequence[tuple[str, str]]) -> None: ...
-
-    def end(self, plan: JobPlan, exit_status: int | None, counters: object) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -393,7 +386,7 @@ def run_job(
     caller: Caller,
     argv: Sequence[str],
     env: Mapping[str, str],
-    recorder: Recorder | None = None,
+    recorder: privileged.Recorder | None = None,
 ) -> int:
     """Make the network, run the job in it, remove everything; the job's wait status."""
     guard = Guard()
@@ -469,7 +462,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LarkpsError as exc:
         return refuse(str(exc), env, caller)
     try:
-        status = run_job(plan, node, caller, args, env, LedgerRecorder(Path(node.ledger)))
+        user = JobUser(caller.uid, caller.gid, caller.groups)  # condor_chirp runs as the job's user
+        status = run_job(plan, node, caller, args, env, NodeRecorder(node.ledger, env, user))
     except LarkpsError as exc:
         return refuse(str(exc), env, caller)
     exit_like(status)

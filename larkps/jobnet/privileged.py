@@ -31,6 +31,7 @@ import subprocess
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from larkps.apply.tc import HOST_SIDE, Device, Shaping, tc_commands
 from larkps.config.jobnet import NodeJobNet, Policy
@@ -53,6 +54,14 @@ PATH = "/usr/sbin:/usr/bin:/sbin:/bin"  # where the helper finds ip, tc, nft
 MAX_POOL_SCAN = 65536  # addresses tried in one pool before giving up
 
 Record = Callable[[str, str], None]
+
+
+class Recorder(Protocol):
+    """Where a run's start and end are written (the jobnet ledger)."""
+
+    def start(self, plan: JobPlan, objects: Sequence[tuple[str, str]]) -> None: ...
+
+    def end(self, plan: JobPlan, exit_status: int, counters: object) -> None: ...
 
 
 class PrivilegedError(LarkpsError):
