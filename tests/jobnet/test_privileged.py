@@ -443,6 +443,22 @@ def test_jobs_at_once_get_their_own_addresses_and_names(node: Node):
     assert node.wait_clean() == []
 
 
+def test_the_figures_reach_the_job_ad_through_chirp_as_the_user(node: Node):
+    chirp = node.work / "fake-chirp"
+    chirp.write_text('#!/bin/sh\necho "$(id -u) $*" >> "$CHIRP_LOG"\n')
+    chirp.chmod(0o755)
+    scratch = node.scratch(ad("nat", LarkNetworkRateLimit=25))
+    log = scratch / "chirp.log"
+    done = node.job_in(scratch, ["true"], LARKPS_CONDOR_CHIRP=str(chirp), CHIRP_LOG=str(log))
+    assert done.returncode == 0, done.stderr
+    calls = {line.split()[2]: line.split() for line in log.read_text().splitlines()}
+    assert set(calls) >= {"LarkNetworkBytesSent", "LarkNetworkBytesReceived",
+                          "LarkNetworkPolicy", "LarkNetworkRateLimitMbps"}  # fmt: skip
+    assert all(int(call[0]) == node.user.pw_uid for call in calls.values())
+    assert calls["LarkNetworkPolicy"][3] == '"nat"'
+    assert float(calls["LarkNetworkRateLimitMbps"][3]) == 25.0
+
+
 def test_exit_status_and_signal_death_are_the_jobs(node: Node):
     assert node.job(ad("nat"), ["sh", "-c", "exit 7"]).returncode == 7
     assert node.job(ad("nat"), ["sh", "-c", "kill -TERM $$"]).returncode == -signal.SIGTERM
