@@ -353,10 +353,11 @@ def _bring_up(state: _Run) -> tuple[int, int]:
         os.close(report)
     state.children[init_pid] = "init"
     state.wait_role("setup", STEP_TIMEOUT, kill_after=True)
+    # processes gc may end should this wrapper die: the namespace goes with them
     objects = {"net": str(state.launch.user_net), "pid": str(os.getpid())}
+    objects["init_pid"] = str(init_pid)
     if state.net_pid is not None:
         objects["net_pid"] = str(state.net_pid)
-    objects["netns"] = str(os.fstat(state.ns_fds[1]).st_ino)
     state.recorder.start(state.plan, objects)
     return init_pid, status_fd
 

@@ -16,19 +16,24 @@ import contextlib
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from larkps.config.jobnet import Mode, NodeJobNet
 from larkps.config.settings import load_jobnet
 from larkps.errors import LarkpsError
+from larkps.jobnet.chirp import report_to_job_ad
 from larkps.jobnet.jobad import ads_from_environment
-from larkps.jobnet.request import plan_job
+from larkps.jobnet.ledger import LedgerRecorder
+from larkps.jobnet.request import JobPlan, plan_job
 from larkps.jobnet.rootless import Launch, run_rootless
+from larkps.jobnet.rules import Counters
 from larkps.jobnet.supervise import PREFIX, Recorder, SummaryRecorder, exit_like, say
 
 CONFIG_VARIABLE = "LARKPS_CONFIG"
 DEFAULT_CONFIG = "/etc/larkps/larkps.toml"
 ERROR_FILE_VARIABLE = "_CONDOR_WRAPPER_ERROR_FILE"
 SUDO = "/usr/bin/sudo"
+CHIRP_VARIABLE = "_CONDOR_CHIRP_CONFIG"  # set by the starter when the job has an I/O proxy
 
 
 def node_settings(environ: Mapping[str, str]) -> NodeJobNet:
@@ -51,9 +56,52 @@ def refuse(problem: str, environ: Mapping[str, str]) -> int:
     return 1
 
 
-def default_recorder() -> Recorder:
-    """The node's ledger when larkps has one, else a line of totals on the job's stderr."""
-    return SummaryRecorder()
+class Recorders:
+    """Several recorders as one; a failing one is reported and never stops the job."""
+
+    def __init__(self, recorders: Sequence[Recorder]) -> None:
+        self.recorders = list(recorders)
+
+    def start(self, plan: JobPlan, objects: Mapping[str, str]) -> None:
+        for recorder in list(self.recorders):
+            try:
+                recorder.start(plan, objects)
+            except LarkpsError as exc:
+                say(f"not recorded: {exc}")
+                self.recorders.remove(recorder)
+
+    def end(self, plan: JobPlan, exit_status: int, counters: Counters) -> None:
+        for recorder in self.recorders:
+            try:
+                recorder.end(plan, exit_status, counters)
+            except LarkpsError as exc:
+                say(f"not recorded: {exc}")
+
+
+class ChirpRecorder:
+    """At the end, the job's network figures into its job ad (needs ``WantIOProxy``)."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self.environ = environ
+
+    def start(self, plan: JobPlan, objects: Mapping[str, str]) -> None:
+        return None
+
+    def end(self, plan: JobPlan, exit_status: int, counters: Counters) -> None:
+        report_to_job_ad(plan, counters, self.environ)
+
+
+def recorders(node: NodeJobNet, environ: Mapping[str, str]) -> Recorder:
+    """A line of totals on the job's stderr, the node's ledger, and the job ad (when the
+    starter gave the job an I/O proxy)."""
+    chosen: list[Recorder] = [SummaryRecorder()]
+    try:
+        chosen.append(LedgerRecorder(Path(node.ledger)))
+    except LarkpsError as exc:
+        say(f"no ledger: {exc}")
+    if environ.get(CHIRP_VARIABLE):
+        chosen.append(ChirpRecorder(environ))
+    return Recorders(chosen)
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
@@ -75,7 +123,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         say(line)
     launch = Launch(argv=args, user_net=node.user_net, classes=node.classes)
     try:
-        status = run_rootless(plan, launch, default_recorder())
+        status = run_rootless(plan, launch, recorders(node, env))
     except LarkpsError as exc:
         return refuse(str(exc), env)
     exit_like(status)

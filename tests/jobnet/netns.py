@@ -137,9 +137,10 @@ class Peer:
     ) -> subprocess.CompletedProcess[str]:
         return sh("ip", "netns", "exec", self.ns, *argv, check=check, timeout=timeout)
 
-    def popen(self, *argv: str) -> subprocess.Popen[str]:
+    def popen(self, *argv: str, cwd: Path | None = None) -> subprocess.Popen[str]:
         return subprocess.Popen(
             ["ip", "netns", "exec", self.ns, *argv],
+            cwd=cwd,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -170,7 +171,6 @@ def peer() -> Iterator[Peer]:
             for n in (2, 3):
                 address = f"{made.address(family, n)}/{prefix}"
                 made.run("ip", "addr", "add", address, "dev", "eth1", *_nodad(family))
-            made.run("ip", "route", "add", "default", "via", host)
         sh("ip", "link", "set", made.host_dev, "up")
         made.run("ip", "link", "set", "eth1", "up")
         made.run("ip", "link", "set", "lo", "up")

@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -175,8 +175,14 @@ def wait_until(predicate: Callable[[], object], timeout: float, what: str) -> ob
 
 
 @contextmanager
-def minipool(extra_config: str = "", num_cpus: int = 2, **env: str) -> Iterator[Pool]:
-    """Start a pool with ``extra_config`` appended, yield it, stop it."""
+def minipool(
+    extra_config: str = "", num_cpus: int = 2, launcher: Sequence[str] = (), **env: str
+) -> Iterator[Pool]:
+    """Start a pool with ``extra_config`` appended, yield it, stop it.
+
+    ``launcher`` is an argv prefix the start command runs under (the daemons
+    inherit what it sets up, e.g. a private mount namespace).
+    """
     require_htcondor()
     base = world_dir("larkps-pool-")
     pool_dir = base / "pool"
@@ -185,7 +191,7 @@ def minipool(extra_config: str = "", num_cpus: int = 2, **env: str) -> Iterator[
     environ["MINIPOOL_EXTRA_CONFIG"] = extra_config
     environ["MINIPOOL_NUM_CPUS"] = str(num_cpus)
     started = subprocess.run(
-        ["bash", str(MINIPOOL), "start", str(pool_dir)],
+        [*launcher, "bash", str(MINIPOOL), "start", str(pool_dir)],
         env=environ,
         capture_output=True,
         text=True,

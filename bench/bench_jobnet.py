@@ -1,0 +1,553 @@
+"""What a job pays for its own network namespace: start time and throughput, against baselines.
+
+Start time (goal: under 100 ms added per job): ``--starts`` runs of ``true`` started
+directly, then through each mechanism, interleaved so that all see the same load:
+a bare user and network namespace (``unshare -Urn``), the same with pasta or
+slirp4netns attached and configured before the job runs, and the job wrapper
+(``--wrap``, rootless with pasta and slirp4netns, and privileged when
+``--helper`` is given). Median and 90th percentile, and the ratio to direct exec.
+
+Throughput: iperf3 TCP for ``--seconds`` in both directions (the job sends, the job
+receives with ``-R``) from a client in each mode to a server on this host: over
+the host's own loopback (the baseline of the same run); from a network namespace
+joined to the host by a veth pair (what the privileged mode builds) to the host's
+end of it; from pasta's and slirp4netns's namespaces (the rootless modes'
+user-mode networking, whose host sockets connect to that same address); and the
+same through the wrapper. Gbit/s and the ratio to loopback.
+
+Run as root: the veth case needs it, the rootless cases run as ``--user`` (an
+ordinary account, ``nobody`` unless told) in a private mount namespace of this
+process that holds a 0666 tun node; the machine's /dev/net/tun is not changed.
+The wrapper must be installed where that user can run it, as an admin would:
+
+    /usr/bin/python3 -m venv /tmp/lk && /tmp/lk/bin/pip install -q .
+    .venv/bin/python bench/bench_jobnet.py [--starts 30] [--seconds 5] [--user nobody]
+        [--wrap /tmp/lk/bin/larkps-job-wrap] [--helper /tmp/lk/bin/larkps-jobnet-helper]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import itertools
+import json
+import os
+import pwd
+import shlex
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+CLONE_NEWNS = 0x00020000
+SERVER_PORT = 5290
+VETH_NS, VETH_HOST, VETH_JOB = "lkbench-veth", "lkbench-h", "lkbench-j"
+VETH_HOST_ADDR, VETH_JOB_ADDR = "198.18.250.1", "198.18.250.2"
+Argv = list[str]
+#: Cluster ids of the wrapper's jobs, each with its own scratch directory.
+JOB_IDS = itertools.count(1000)
+
+
+@dataclass(frozen=True)
+class User:
+    """The ordinary account the rootless cases run as."""
+
+    name: str
+    uid: int
+    gid: int
+
+    def argv(self, *command: str) -> Argv:
+        """``command`` run as this user (setpriv execs: the pid stays the command's)."""
+        return [
+            "setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--init-groups",
+            "--reset-env", "--", *command,
+        ]  # fmt: skip
+
+
+def find_user(name: str) -> User:
+    entry = pwd.getpwnam(name)
+    return User(name, entry.pw_uid, entry.pw_gid)
+
+
+def run(argv: Sequence[str], **kw: object) -> subprocess.CompletedProcess[str]:
+    """Run argv (never through a shell), with text output captured; its stderr if it fails."""
+    done: subprocess.CompletedProcess[str]
+    done = subprocess.run(list(argv), capture_output=True, text=True, **kw)  # type: ignore[call-overload]
+    if done.returncode != 0:
+        raise RuntimeError(f"{shlex.join(argv)}: exit status {done.returncode}\n{done.stderr}")
+    return done
+
+
+def private_mounts() -> None:
+    """Give this process a private mount namespace: /dev/net/tun mode 0666, its own /run.
+
+    /run holds the named network namespaces, sudo's state and the helper's leases.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(CLONE_NEWNS) != 0:
+        raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNS)")
+    run(["mount", "--make-rprivate", "/"])
+    run(["mount", "-t", "tmpfs", "-o", "mode=755,size=16k", "larkps-bench-tun", "/dev/net"])
+    run(["mknod", "-m", "666", "/dev/net/tun", "c", "10", "200"])
+    run(["mount", "-t", "tmpfs", "-o", "mode=755", "larkps-bench-run", "/run"])
+
+
+@contextlib.contextmanager
+def veth_namespace() -> Iterator[None]:
+    """A network namespace joined to the host by a veth pair (198.18.250.0/30)."""
+    run(["ip", "netns", "add", VETH_NS])
+    try:
+        run(["ip", "link", "add", VETH_HOST, "type", "veth", "peer", "name", VETH_JOB])
+        run(["ip", "link", "set", VETH_JOB, "netns", VETH_NS])
+        run(["ip", "addr", "add", f"{VETH_HOST_ADDR}/30", "dev", VETH_HOST])
+        run(["ip", "link", "set", VETH_HOST, "up"])
+        inside = ["ip", "netns", "exec", VETH_NS]
+        run([*inside, "ip", "addr", "add", f"{VETH_JOB_ADDR}/30", "dev", VETH_JOB])
+        run([*inside, "ip", "link", "set", VETH_JOB, "up"])
+        run([*inside, "ip", "link", "set", "lo", "up"])
+        yield
+    finally:
+        subprocess.run(["ip", "netns", "del", VETH_NS], capture_output=True)
+
+
+@contextlib.contextmanager
+def iperf3_server(address: str, port: int) -> Iterator[None]:
+    """An iperf3 server on address:port for the whole run (one test at a time)."""
+    server = subprocess.Popen(
+        ["iperf3", "-s", "-B", address, "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not listening(port):
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise RuntimeError(f"iperf3 server on {address}:{port} did not start")
+            time.sleep(0.05)
+        yield
+    finally:
+        server.terminate()
+        server.wait()
+
+
+def listening(port: int) -> bool:
+    out = run(["ss", "-Hltn", f"sport = :{port}"]).stdout
+    return bool(out.strip())
+
+
+def client(address: str, port: int, seconds: float, reverse: bool) -> Argv:
+    argv = ["iperf3", "-c", address, "-p", str(port), "-t", str(seconds), "-J"]
+    return [*argv, "-R"] if reverse else argv
+
+
+def gbits(report: str) -> float:
+    """The receiver's rate in an iperf3 JSON report, in Gbit/s.
+
+    Lines around the report are skipped: slirp4netns writes a warning to the stdout it
+    inherits, the job's.
+    """
+    data, _ = json.JSONDecoder().raw_decode(report[report.find("{") :])
+    if "error" in data:
+        raise RuntimeError(f"iperf3: {data['error']}")
+    return float(data["end"]["sum_received"]["bits_per_second"]) / 1e9
+
+
+# -- rootless: a user and network namespace, then user-mode networking attached to it
+
+
+@dataclass
+class Namespaced:
+    """A process of ``user`` in new user and network namespaces, held until released."""
+
+    process: subprocess.Popen[str]
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def release(self) -> None:
+        """Let the held process exec its command."""
+        assert self.process.stdin is not None
+        self.process.stdin.write("go\n")
+        self.process.stdin.flush()
+
+
+def hold_namespaced(user: User, command: Sequence[str]) -> Namespaced:
+    """Start ``command`` as ``user`` in new namespaces, held until ``release``."""
+    script = 'read go; exec "$@"'
+    argv = user.argv("unshare", "-Urn", "--", "sh", "-c", script, "sh", *command)
+    process = subprocess.Popen(
+        argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    return Namespaced(process)
+
+
+def attach(user: User, net: str, pid: int) -> subprocess.Popen[bytes]:
+    """pasta or slirp4netns, as ``user``, giving the namespace of ``pid`` its tap.
+
+    With the wrapper's options: no port forwarding either way, no gateway mapped to
+    the host's loopback (pasta scanning for ports to forward costs ~60 ms a start).
+    """
+    wait_unshared(pid)
+    if net == "pasta":
+        closed = ["-t", "none", "-u", "none", "-T", "none", "-U", "none", "--no-map-gw"]
+        argv = ["pasta", "-q", "-f", "--config-net", *closed, str(pid)]
+    else:
+        userns = f"--userns-path=/proc/{pid}/ns/user"
+        options = ["--configure", "--mtu=65520", "--disable-host-loopback", "--enable-ipv6"]
+        argv = ["slirp4netns", *options, userns, str(pid), "tap0"]
+    return subprocess.Popen(user.argv(*argv), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def wait_unshared(pid: int, timeout: float = 10) -> None:
+    """Until ``pid`` is in a network namespace other than this process's."""
+    ours = os.readlink("/proc/self/ns/net")
+    deadline = time.monotonic() + timeout
+    while os.readlink(f"/proc/{pid}/ns/net") == ours:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"pid {pid} did not unshare its network namespace")
+        time.sleep(0.001)
+
+
+def wait_configured(pid: int, helper: subprocess.Popen[bytes], timeout: float = 10) -> None:
+    """Until the namespace of ``pid`` has an IPv4 default route (read from its /proc)."""
+    deadline = time.monotonic() + timeout
+    while not has_default_route(pid):
+        if helper.poll() is not None or time.monotonic() > deadline:
+            err = helper.stderr.read().decode() if helper.stderr else ""
+            raise RuntimeError(f"user-mode network not configured in pid {pid}: {err[-500:]}")
+        time.sleep(0.001)
+
+
+def has_default_route(pid: int) -> bool:
+    """Whether /proc/PID/net/route (that process's namespace) has destination 0.0.0.0."""
+    lines = Path(f"/proc/{pid}/net/route").read_text().splitlines()[1:]
+    return any(line.split()[1] == "00000000" for line in lines)
+
+
+def rootless(user: User, net: str, command: Argv) -> str:
+    """Run ``command`` in a namespace with ``net`` attached; its stdout."""
+    job = hold_namespaced(user, command)
+    helper = attach(user, net, job.pid)
+    try:
+        wait_configured(job.pid, helper)
+        job.release()
+        out, err = job.process.communicate(timeout=600)
+        if job.process.returncode != 0:
+            raise RuntimeError(f"{net} job exited {job.process.returncode}: {err[-500:]}")
+        return out
+    finally:
+        helper.kill()
+        helper.wait()
+
+
+def rootless_start(user: User, net: str | None) -> Callable[[], None]:
+    """One start of ``true`` in new namespaces, with ``net`` attached first if given."""
+
+    def case() -> None:
+        job = hold_namespaced(user, ["true"])
+        helper = attach(user, net, job.pid) if net else None
+        try:
+            if helper:
+                wait_configured(job.pid, helper)
+            job.release()
+            job.process.communicate(timeout=60)
+        finally:
+            if helper:
+                helper.kill()
+                helper.wait()
+
+    return case
+
+
+# -- privileged mode: the shipped sudoers rule and a "node" network namespace
+
+
+NODE_ADDR = "198.18.99.1"
+JOB_POOL4 = "198.18.98.0/24"
+SUDOERS = Path(__file__).resolve().parents[1] / "config" / "condor" / "larkps-jobnet.sudoers"
+
+
+@dataclass(frozen=True)
+class PrivilegedNode:
+    """A network namespace standing for the node (pid), where the helper builds."""
+
+    pid: int
+
+    def argv(self, *command: str) -> Argv:
+        return ["nsenter", "-t", str(self.pid), "-n", "--", *command]
+
+
+@contextlib.contextmanager
+def privileged_node(helper: Path, user: User, home: Path) -> Iterator[PrivilegedNode]:
+    """The shipped sudoers rule over /etc/sudoers (this mount namespace only) for
+    ``helper`` and ``user``, and a node namespace with NODE_ADDR and an iperf3 server."""
+    rule = SUDOERS.read_text().replace("/opt/larkps/venv/bin/larkps-jobnet-helper", str(helper))
+    rule = rule.replace("%larkps-jobs", user.name)
+    keep = 'Defaults!LARKPS_JOBNET_HELPER env_keep += "LARKPS_JOBNET_CONFIG"\n'
+    sudoers = home / "sudoers"
+    sudoers.write_text("Defaults env_reset\nroot ALL=(ALL:ALL) ALL\n" + rule + keep)
+    sudoers.chmod(0o440)
+    run(["mount", "--bind", str(sudoers), "/etc/sudoers"])
+    holder = subprocess.Popen(["unshare", "-n", "--", "sleep", "infinity"])
+    try:
+        wait_unshared(holder.pid)
+        node = PrivilegedNode(holder.pid)
+        run(node.argv("ip", "link", "set", "lo", "up"))
+        run(node.argv("ip", "addr", "add", f"{NODE_ADDR}/32", "dev", "lo"))
+        forward = ["net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"]
+        run(node.argv("sysctl", "-q", "-w", *forward))  # the node namespace's own
+        server = subprocess.Popen(
+            node.argv("iperf3", "-s", "-B", NODE_ADDR, "-p", str(SERVER_PORT + 2)),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            yield node
+        finally:
+            server.terminate()
+            server.wait()
+    finally:
+        holder.kill()
+        holder.wait()
+        subprocess.run(["umount", "/etc/sudoers"], capture_output=True)
+
+
+# -- the wrapper
+
+
+@dataclass(frozen=True)
+class Wrapper:
+    """larkps-job-wrap with a job ad, a machine ad and a node config in ``home``."""
+
+    path: Path
+    home: Path
+    user: User
+    node: PrivilegedNode | None = None
+
+    def config(self, mode: str, net: str, helper: Path | None) -> Path:
+        path = self.home / f"{mode}-{net}.toml"
+        lines = [
+            "[jobnet]",
+            f'mode = "{mode}"',
+            f'user_net = "{net}"',
+            f'ledger = "{self.home}/ledger-{mode}-{net}.sqlite"',
+        ]
+        if helper:
+            lines += [f'helper = "{helper}"', f'pool4 = "{JOB_POOL4}"']
+        path.write_text("\n".join(lines) + "\n")
+        path.chmod(0o644)
+        return path
+
+    def env(self, config: Path, job: int) -> dict[str, str]:
+        """A starter-like scratch directory of the user's own, with the job's ads."""
+        scratch = self.home / f"dir_{job}"
+        scratch.mkdir(mode=0o700)
+        ad, machine = scratch / ".job.ad", scratch / ".machine.ad"
+        ad.write_text(
+            f'ClusterId = {job}\nProcId = 0\nOwner = "{self.user.name}"\n'
+            'Cmd = "/bin/true"\nJobUniverse = 5\n'
+        )
+        machine.write_text('Name = "slot1@bench"\nMachine = "bench"\n')
+        for path in (scratch, ad, machine):
+            os.chown(path, self.user.uid, self.user.gid)
+        return {
+            "_CONDOR_JOB_AD": str(ad),
+            "_CONDOR_MACHINE_AD": str(machine),
+            "_CONDOR_SCRATCH_DIR": str(scratch),
+            "LARKPS_CONFIG": str(config),
+            "LARKPS_JOBNET_CONFIG": str(config),
+            "PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
+        }
+
+    def argv(self, config: Path, job: int, *command: str) -> Argv:
+        """The wrapper as the starter runs it; privileged configs in the node namespace."""
+        env = [f"{k}={v}" for k, v in self.env(config, job).items()]
+        argv = self.user.argv("env", *env, str(self.path), *command)
+        privileged = "privileged" in config.name
+        return self.node.argv(*argv) if privileged and self.node else argv
+
+
+def wrapped_start(wrapper: Wrapper, config: Path) -> Callable[[], None]:
+    def case() -> None:
+        run(wrapper.argv(config, next(JOB_IDS), "/bin/true"), timeout=60)
+
+    return case
+
+
+def direct_start(user: User) -> Callable[[], None]:
+    def case() -> None:
+        run(user.argv("true"), timeout=60)
+
+    return case
+
+
+# -- measuring
+
+
+def interleaved(cases: dict[str, Callable[[], None]], repeat: int) -> dict[str, list[float]]:
+    """Wall seconds of each case, run in turn ``repeat`` times (all see the same load)."""
+    times: dict[str, list[float]] = {name: [] for name in cases}
+    for _ in range(repeat):
+        for name, case in cases.items():
+            start = time.perf_counter()
+            case()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def p90(values: Sequence[float]) -> float:
+    return statistics.quantiles(values, n=10, method="inclusive")[-1]
+
+
+def start_cases(
+    user: User, wrapper: Wrapper | None, helper: Path | None
+) -> dict[str, Callable[[], None]]:
+    cases = {
+        "true, direct (baseline)": direct_start(user),
+        "unshare -Urn true (namespaces only)": rootless_start(user, None),
+        "namespaces + pasta attached": rootless_start(user, "pasta"),
+        "namespaces + slirp4netns attached": rootless_start(user, "slirp4netns"),
+    }
+    if wrapper:
+        for net in ("pasta", "slirp4netns"):
+            config = wrapper.config("rootless", net, None)
+            cases[f"larkps-job-wrap, rootless {net}"] = wrapped_start(wrapper, config)
+        if helper:
+            config = wrapper.config("privileged", "pasta", helper)
+            cases["larkps-job-wrap, privileged veth"] = wrapped_start(wrapper, config)
+    return cases
+
+
+def print_starts(times: dict[str, list[float]]) -> None:
+    base = statistics.median(next(iter(times.values())))
+    print(f"start of `true`, {len(next(iter(times.values())))} runs each, interleaved:")
+    print(f"  {'':44} {'median':>9} {'p90':>9} {'added':>9} {'ratio':>7}")
+    for name, values in times.items():
+        median = statistics.median(values)
+        print(
+            f"  {name:44} {median * 1e3:7.1f}ms {p90(values) * 1e3:7.1f}ms "
+            f"{(median - base) * 1e3:7.1f}ms {median / base:6.1f}x"
+        )
+
+
+def throughput_cases(
+    user: User, seconds: float, wrapper: Wrapper | None, helper: Path | None
+) -> dict[str, Callable[[bool], float]]:
+    port = SERVER_PORT
+
+    def loopback(reverse: bool) -> float:
+        return gbits(run(client("127.0.0.1", port, seconds, reverse), timeout=600).stdout)
+
+    def veth(reverse: bool) -> float:
+        argv = ["ip", "netns", "exec", VETH_NS, *client(VETH_HOST_ADDR, port + 1, seconds, reverse)]
+        return gbits(run(argv, timeout=600).stdout)
+
+    def user_net(net: str) -> Callable[[bool], float]:
+        def case(reverse: bool) -> float:
+            argv = client(VETH_HOST_ADDR, port + 1, seconds, reverse)
+            return gbits(rootless(user, net, argv))
+
+        return case
+
+    cases: dict[str, Callable[[bool], float]] = {
+        "host loopback (baseline)": loopback,
+        "veth between netns and host": veth,
+        "pasta (rootless)": user_net("pasta"),
+        "slirp4netns (rootless)": user_net("slirp4netns"),
+    }
+    if wrapper:
+        cases.update(wrapped_throughput(wrapper, helper, seconds))
+    return cases
+
+
+def wrapped_throughput(
+    wrapper: Wrapper, helper: Path | None, seconds: float
+) -> dict[str, Callable[[bool], float]]:
+    """iperf3 run as a job through the wrapper, to the host's address on eth0 or the veth."""
+
+    def through(mode: str, net: str, address: str, port: int) -> Callable[[bool], float]:
+        config = wrapper.config(mode, net, helper)
+
+        def case(reverse: bool) -> float:
+            argv = wrapper.argv(config, next(JOB_IDS), *client(address, port, seconds, reverse))
+            return gbits(run(argv, timeout=600).stdout)
+
+        return case
+
+    host = VETH_HOST_ADDR
+    cases = {
+        f"larkps-job-wrap, rootless {net}": through("rootless", net, host, SERVER_PORT + 1)
+        for net in ("pasta", "slirp4netns")
+    }
+    if helper:
+        cases["larkps-job-wrap, privileged veth"] = through(
+            "privileged", "pasta", NODE_ADDR, SERVER_PORT + 2
+        )
+    return cases
+
+
+def print_throughput(results: dict[str, tuple[float, float]], seconds: float) -> None:
+    base_send, base_recv = results["host loopback (baseline)"]
+    print(f"iperf3 TCP, {seconds:g} s each way:")
+    print(f"  {'':34} {'job sends':>11} {'ratio':>6} {'job receives':>13} {'ratio':>6}")
+    for name, (send, recv) in results.items():
+        print(
+            f"  {name:34} {send:7.2f} Gb/s {send / base_send:5.2f}x "
+            f"{recv:8.2f} Gb/s {recv / base_recv:5.2f}x"
+        )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--starts", type=int, default=30, help="starts of `true` per case")
+    parser.add_argument("--seconds", type=float, default=5, help="iperf3 seconds per direction")
+    parser.add_argument("--user", default="nobody", help="ordinary account for rootless cases")
+    parser.add_argument("--wrap", type=Path, help="an installed larkps-job-wrap")
+    parser.add_argument("--helper", type=Path, help="an installed larkps-jobnet-helper")
+    parser.add_argument("--skip-throughput", action="store_true")
+    args = parser.parse_args(argv)
+    if os.geteuid() != 0:
+        parser.error("run as root (veth, netns and the private tun node need it)")
+    for tool in ("iperf3", "pasta", "slirp4netns", "setpriv", "nsenter", "unshare", "ss"):
+        if not shutil.which(tool):
+            parser.error(f"{tool} is not installed")
+    private_mounts()
+    user = find_user(args.user)
+    with (
+        tempfile.TemporaryDirectory(prefix="larkps-bench-") as tmp,
+        contextlib.ExitStack() as stack,
+    ):
+        home = Path(tmp)
+        home.chmod(0o755)
+        node = None
+        if args.helper:
+            node = stack.enter_context(privileged_node(args.helper, user, home))
+        wrapper = Wrapper(args.wrap, home, user, node) if args.wrap else None
+        print_starts(interleaved(start_cases(user, wrapper, args.helper), args.starts))
+        if not args.skip_throughput:
+            measure_throughput(user, args.seconds, wrapper, args.helper)
+
+
+def measure_throughput(
+    user: User, seconds: float, wrapper: Wrapper | None, helper: Path | None
+) -> None:
+    with (
+        veth_namespace(),
+        iperf3_server("127.0.0.1", SERVER_PORT),
+        iperf3_server(VETH_HOST_ADDR, SERVER_PORT + 1),
+    ):
+        results = {
+            name: (case(False), case(True))
+            for name, case in throughput_cases(user, seconds, wrapper, helper).items()
+        }
+    print_throughput(results, seconds)
+
+
+if __name__ == "__main__":
+    main()

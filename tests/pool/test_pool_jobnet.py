@@ -1,0 +1,393 @@
+"""Jobs of the real mini pool run through the shipped job wrapper, each in its own namespace.
+
+The pool's starter runs ``config/condor/50-larkps-jobnet.conf`` as shipped, with
+only the installed wrapper's path put in; jobs are submitted as usual by an
+ordinary user, and run as that user. The node is in rootless mode: the wrapper
+makes the job's user and network namespaces and attaches user-mode networking,
+which needs ``/dev/net/tun`` usable by the job's user (mode 0666, the
+distributions' default). This machine's node is 0600, so the whole pool runs in a
+private mount namespace whose /dev/net holds a 0666 node; the machine's own is
+never changed.
+
+The peer the jobs talk to is a network namespace of the test, joined to the host
+by a veth pair, running iperf3 servers. The stripped HTCondor build has no
+condor_chirp, so the test installs the pure-Python one (htchirp's
+``condor_htchirp``, same command line) next to larkps and names it to the wrapper,
+as it names the config: through STARTER_JOB_ENVIRONMENT, which a real node does
+not need (/etc/larkps/larkps.toml, condor's libexec/condor_chirp).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import re
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import classad2
+import pytest
+from minipool import Install, Pool, minipool, shipped, wait_until, world_dir
+
+SNIPPET = "config/condor/50-larkps-jobnet.conf"
+INSTALLED = "/opt/larkps/venv/bin/larkps-job-wrap"
+RATE_MBPS = 40
+PEER_NS = "lkpool-peer"
+HOST_LINK, PEER_LINK = "lkpool-h", "lkpool-p"
+HOST4, PEER4 = "198.18.252.1", "198.18.252.2"
+HOST6, PEER6 = "2001:db8:252::1", "2001:db8:252::2"
+IPERF_PORT = 5201
+PREFIX = "larkps-jobnet: "
+#: Loopback, the tap, and the ifb device its inbound traffic is shaped on (every job
+#: here has a rate: the node's max_rate at least).
+JOB_LINKS = ["lo", "tap0", "ifb0"]
+#: Makes /dev/net a private tmpfs with a 0666 tun node, then runs the rest of argv.
+TUN_SCRIPT = (
+    "mount -t tmpfs -o mode=755,size=16k larkps-test-tun /dev/net"
+    ' && mknod -m 666 /dev/net/tun c 10 200 && exec "$@"'
+)
+TUN_LAUNCHER = ("unshare", "-m", "--propagation", "private", "--", "sh", "-c", TUN_SCRIPT, "sh")
+
+pytestmark = pytest.mark.root
+
+
+def _require_tools() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root: the pool runs jobs as another user, the peer needs a netns")
+    for tool in ("pasta", "iperf3", "unshare", "ip", "nft", "tc"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed (scripts/debian-test-packages.txt)")
+
+
+@dataclass(frozen=True)
+class Node:
+    """The running pool, its node config and where the job user's files go."""
+
+    pool: Pool
+    install: Install
+    config: Path
+    ledger: Path
+    jobs: Path
+
+    def write_config(self, user_net: str = "pasta") -> None:
+        """The node's larkps.toml; the wrapper reads it afresh for every job."""
+        self.config.write_text(node_config(self.config.parent, self.ledger, user_net))
+        self.config.chmod(0o644)
+
+
+def node_config(etc: Path, ledger: Path, user_net: str) -> str:
+    return f"""[larkps]
+state_dir = "{etc / "state"}"
+
+[[archives]]
+name = "mesh"
+kind = "embedded"
+
+[jobnet]
+mode = "rootless"
+policies = ["nat", "ports"]
+default_policy = "nat"
+user_net = "{user_net}"
+max_rate = "1Gbit"
+ledger = "{ledger}"
+
+[jobnet.classes]
+same-site = ["198.18.252.0/30", "2001:db8:252::/64"]
+"""
+
+
+@pytest.fixture(scope="module")
+def peer() -> Iterator[None]:
+    """A netns joined to the host by a veth pair, with iperf3 servers on v4 and v6.
+
+    Each direction of a job's test has its own server: one server can still be
+    closing the first test when the second one asks.
+    """
+    _require_tools()
+    inside = ["ip", "netns", "exec", PEER_NS]
+    subprocess.run(["ip", "netns", "del", PEER_NS], capture_output=True)
+    _ip("netns", "add", PEER_NS)
+    servers: list[subprocess.Popen[bytes]] = []
+    try:
+        _ip("link", "add", HOST_LINK, "type", "veth", "peer", "name", PEER_LINK)
+        _ip("link", "set", PEER_LINK, "netns", PEER_NS)
+        _ip("addr", "add", f"{HOST4}/30", "dev", HOST_LINK)
+        _ip("-6", "addr", "add", f"{HOST6}/64", "dev", HOST_LINK, "nodad")
+        _ip("link", "set", HOST_LINK, "up")
+        for argv in (
+            ["ip", "addr", "add", f"{PEER4}/30", "dev", PEER_LINK],
+            ["ip", "-6", "addr", "add", f"{PEER6}/64", "dev", PEER_LINK, "nodad"],
+            ["ip", "link", "set", PEER_LINK, "up"],
+            ["ip", "link", "set", "lo", "up"],
+        ):
+            subprocess.run([*inside, *argv], check=True, capture_output=True)
+        ports = (IPERF_PORT, IPERF_PORT + 1)  # one server per direction of a job's test
+        for address, port in ((a, p) for a in (PEER4, PEER6) for p in ports):
+            servers.append(
+                subprocess.Popen(
+                    [*inside, "iperf3", "-s", "-B", address, "-p", str(port)],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+        yield
+    finally:
+        for server in servers:
+            server.terminate()
+            server.wait()
+        subprocess.run(["ip", "netns", "del", PEER_NS], capture_output=True)
+        subprocess.run(["ip", "link", "del", HOST_LINK], capture_output=True)
+
+
+def _ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True)
+
+
+def chirp_tool(install: Install) -> Path:
+    """htchirp's condor_chirp-compatible client, in the world-readable venv."""
+    tool = install.venv / "bin" / "condor_htchirp"
+    if not tool.exists():
+        pip = install.venv / "bin" / "pip"
+        subprocess.run([str(pip), "install", "-q", "htchirp"], check=True, timeout=600)
+        for path in [install.venv, *install.venv.rglob("*")]:
+            mode = path.stat().st_mode
+            path.chmod(mode | 0o044 | (0o011 if path.is_dir() or mode & 0o100 else 0))
+    return tool
+
+
+@pytest.fixture(scope="module")
+def node(larkps_install: Install, peer: None) -> Iterator[Node]:
+    """The pool with the shipped snippet, in a mount namespace with a usable tun."""
+    wrapper = larkps_install.venv / "bin" / "larkps-job-wrap"
+    if not wrapper.exists():
+        pytest.skip("larkps-job-wrap is not installed by this checkout")
+    etc = world_dir("larkps-etc-")
+    ledger_dir = world_dir("larkps-ledger-")
+    ledger_dir.chmod(0o1777)  # rootless: the job's user writes its own rows
+    config = etc / "larkps.toml"
+    environment = f"LARKPS_CONFIG={config} LARKPS_CONDOR_CHIRP={chirp_tool(larkps_install)}"
+    extra = shipped(SNIPPET, {INSTALLED: str(wrapper)})
+    extra += f'\nSTARTER_JOB_ENVIRONMENT = "{environment}"\n'
+    try:
+        with minipool(extra_config=extra, launcher=TUN_LAUNCHER) as pool:
+            jobs = pool.job_dir("jobnet-jobs")
+            found = Node(pool, larkps_install, config, ledger_dir / "ledger.sqlite", jobs)
+            found.write_config()
+            yield found
+    finally:
+        shutil.rmtree(etc, ignore_errors=True)
+        shutil.rmtree(ledger_dir, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A finished job: its history ad, stdout, and its own and the wrapper's stderr."""
+
+    ad: classad2.ClassAd
+    out: str
+    err: list[str]  # the job's own lines
+    said: list[str]  # the wrapper's lines, without the prefix
+
+
+def run_job(node: Node, name: str, script: str, *attributes: str, timeout: float = 180) -> Finished:
+    """Submit ``sh -c script`` as the job user with extra ``+Attr = value`` lines; its end."""
+    directory = node.jobs / name
+    directory.mkdir(mode=0o755)
+    shutil.chown(directory, node.pool.job_user, node.pool.job_user)
+    quoted = script.replace('"', '""').replace("'", "''")
+    text = "\n".join(
+        [
+            "universe = vanilla",
+            "executable = /bin/sh",
+            f"arguments = \"-c '{quoted}'\"",
+            "output = out",
+            "error = err",
+            "log = log",
+            *[f"+{line}" for line in attributes],
+            "queue",
+        ]
+    )
+    node.pool.job_file(directory, "job.sub", text + "\n")
+    done = node.pool.as_job_user("condor_submit", "-terse", "job.sub", cwd=directory)
+    cluster = int(done.stdout.split(".")[0])
+    ad = wait_until(lambda: _history(node.pool, cluster), timeout, f"job {cluster} {name}")
+    assert isinstance(ad, classad2.ClassAd)
+    err = (directory / "err").read_text().splitlines()
+    return Finished(
+        ad=ad,
+        out=(directory / "out").read_text(),
+        err=[line for line in err if not line.startswith(PREFIX)],
+        said=[line[len(PREFIX) :] for line in err if line.startswith(PREFIX)],
+    )
+
+
+def _history(pool: Pool, cluster: int) -> classad2.ClassAd | None:
+    out = pool.run("condor_history", "-long", str(cluster), check=False).stdout
+    ads = list(classad2.parseAds(out, classad2.ParserType.Old)) if out.strip() else []
+    return ads[0] if ads else None
+
+
+def test_the_starter_runs_the_shipped_wrapper(node):
+    wrapper = str(node.install.venv / "bin" / "larkps-job-wrap")
+    assert node.pool.run("condor_config_val", "USER_JOB_WRAPPER").stdout.strip() == wrapper
+    names = node.pool.run("condor_config_val", "JOB_EXECUTION_TRANSFORM_NAMES").stdout
+    assert "LARKPS_JOBNET" in names.split()
+    prefixes = node.pool.run("condor_config_val", "CHIRP_DELAYED_UPDATE_PREFIX").stdout
+    assert [p.strip() for p in prefixes.split(",")] == ["Chirp*", "LarkNetwork*"]
+    slots = node.pool.ads("-constraint", "MiniPool_Ready =?= true")
+    assert [s.get("LarkNetworkNamespaces") for s in slots] == [True, True]
+
+
+def test_a_job_sees_only_loopback_and_its_own_interface(node):
+    done = run_job(node, "links", "ip -o link; id -u; grep CapEff /proc/self/status")
+    assert done.ad["ExitCode"] == 0, done.err + done.said
+    lines = done.out.splitlines()
+    links = [line.split(": ")[1].split("@")[0] for line in lines if re.match(r"^\d+: ", line)]
+    assert links == JOB_LINKS, done.out
+    uid = int(lines[len(links)])
+    assert (
+        uid == pwd.getpwnam(node.pool.job_user).pw_uid
+    )  # its own uid inside, not the namespace's root
+    assert lines[-1].split() == ["CapEff:", "0000000000000000"]
+
+
+def test_slirp4netns_gives_the_same_view(node):
+    node.write_config(user_net="slirp4netns")
+    try:
+        done = run_job(node, "links-slirp", "ip -o link")
+    finally:
+        node.write_config()
+    assert done.ad["ExitCode"] == 0, done.err + done.said
+    lines = done.out.splitlines()
+    assert all(re.match(r"^\d+: ", line) for line in lines), f"not the job's output: {lines}"
+    assert [line.split(": ")[1] for line in lines] == JOB_LINKS, done.out
+
+
+def test_exit_code_and_output_are_the_jobs_own(node):
+    done = run_job(node, "exit3", "echo to-stdout; echo to-stderr >&2; exit 3")
+    assert done.ad["ExitCode"] == 3
+    assert done.ad["ExitBySignal"] is False
+    assert done.out == "to-stdout\n"
+    assert done.err == ["to-stderr"]
+    assert done.said, "the wrapper wrote no rationale line"
+
+
+def test_a_job_killed_by_a_signal_is_reported_so(node):
+    done = run_job(node, "killed", "kill -9 $$")
+    assert done.ad["ExitBySignal"] is True
+    assert done.ad["ExitSignal"] == 9
+
+
+def test_a_refused_job_does_not_run_and_exits_1_with_one_line(node):
+    """25.13's starter ignores _CONDOR_WRAPPER_ERROR_FILE: the refusal is the job's stderr."""
+    done = run_job(node, "refused", "echo ran", 'LarkNetworkPolicy = "bridge"')
+    assert done.ad["ExitCode"] == 1
+    assert done.out == ""
+    assert len(done.said) == 1 and "LarkNetworkPolicy" in done.said[0], done.said
+    assert "JobStatus" in done.ad and done.ad["JobStatus"] == 4  # completed, not held
+
+
+def _iperf_script(address: str, seconds: int = 5) -> str:
+    up, down = (
+        f"/usr/bin/iperf3 -c {address} -p {p} -t {seconds} -J" for p in (IPERF_PORT, IPERF_PORT + 1)
+    )
+    return f"{up} > up.json && {down} -R > down.json"
+
+
+@dataclass(frozen=True)
+class IperfJob:
+    """A job that ran iperf3 both ways at RATE_MBPS: its end and iperf3's two reports."""
+
+    done: Finished
+    up: dict[str, dict[str, float]]  # the job sends
+    down: dict[str, dict[str, float]]  # the job receives (-R)
+
+
+@pytest.fixture(scope="module")
+def iperf_jobs(node: Node) -> Callable[[int, str], IperfJob]:
+    """One iperf3 job per (address family, user-mode network), run when first asked for."""
+    cache: dict[tuple[int, str], IperfJob] = {}
+
+    def get(family: int, user_net: str) -> IperfJob:
+        if (family, user_net) not in cache:
+            cache[family, user_net] = _iperf_job(node, family, user_net)
+        return cache[family, user_net]
+
+    return get
+
+
+def _iperf_job(node: Node, family: int, user_net: str) -> IperfJob:
+    name = f"rate{family}-{user_net}"
+    node.write_config(user_net=user_net)
+    try:
+        script = _iperf_script(PEER4 if family == 4 else PEER6)
+        done = run_job(node, name, script, f"LarkNetworkRateLimit = {RATE_MBPS}")
+    finally:
+        node.write_config()
+    assert done.ad["ExitCode"] == 0, done.err + done.said
+    up, down = (_iperf_end(node.jobs / name / f) for f in ("up.json", "down.json"))
+    return IperfJob(done, up, down)
+
+
+NETS = pytest.mark.parametrize("user_net", ["pasta", "slirp4netns"])
+FAMILIES = pytest.mark.parametrize("family", [4, 6])
+
+
+@pytest.mark.slow
+@NETS
+@FAMILIES
+def test_the_rate_holds_both_ways(iperf_jobs, family, user_net):
+    job = iperf_jobs(family, user_net)
+    rates = {
+        way: report["sum_received"]["bits_per_second"] / 1e6
+        for way, report in (("job sends", job.up), ("job receives", job.down))
+    }
+    assert rates == pytest.approx(dict.fromkeys(rates, RATE_MBPS), rel=0.10)
+    assert any(f"rate {RATE_MBPS}Mbit/s from LarkNetworkRateLimit" in s for s in job.done.said)
+
+
+@pytest.mark.slow
+@NETS
+@FAMILIES
+def test_the_jobs_bytes_reach_its_job_ad_and_the_ledger(node, iperf_jobs, family, user_net):
+    job = iperf_jobs(family, user_net)
+    ad = job.done.ad
+    assert ad.get("LarkNetworkPolicy") == "nat", job.done.said
+    assert ad["LarkNetworkRateLimitMbps"] == pytest.approx(RATE_MBPS)
+    # What the receivers got (iperf3's senders also count what was still queued when
+    # the test stopped); headers and the other test's acknowledgements on top.
+    sent, received = job.up["sum_received"]["bytes"], job.down["sum_received"]["bytes"]
+    assert sent <= ad["LarkNetworkBytesSent"] <= 1.1 * sent + 0.1 * received
+    assert received <= ad["LarkNetworkBytesReceived"] <= 1.1 * received + 0.1 * sent
+    row = _ledger_row(node, f"{ad['ClusterId']}.{ad['ProcId']}")
+    assert row["bytes_out"] == ad["LarkNetworkBytesSent"]
+    assert row["bytes_in"] == ad["LarkNetworkBytesReceived"]
+
+
+def _iperf_end(path: Path) -> dict[str, dict[str, float]]:
+    report = json.loads(path.read_text())
+    assert "error" not in report, f"{path.name}: {report['error']}"
+    end: dict[str, dict[str, float]] = report["end"]
+    return end
+
+
+def _ledger_row(node: Node, job_id: str) -> dict[str, object]:
+    out = node.pool.run(
+        node.install.larkps, "jobnet", "accounting", "--config", node.config,
+        "--by", "job", "--format", "json",
+    ).stdout  # fmt: skip
+    rows = [row for row in json.loads(out)["rows"] if row["key"] == job_id]
+    assert len(rows) == 1, out
+    return rows[0]
+
+
+def test_nothing_of_the_jobs_is_left_running(node):
+    run_job(node, "last", "true")
+    left = subprocess.run(
+        ["ps", "-o", "pid=,comm=", "-u", node.pool.job_user], capture_output=True, text=True
+    ).stdout
+    assert left.strip() == ""
