@@ -65,6 +65,14 @@ class HelperRefused(LarkpsError):
     """The helper will not run this job (the job is not started)."""
 
 
+class Stopped(LarkpsError):
+    """A signal came before the job started: the helper ends as if the job had got it."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        super().__init__(f"stopped by signal {signum} before the job started")
+
+
 @dataclass(frozen=True, slots=True)
 class Caller:
     """The user sudo ran the helper for: the job's identity (its groups from the group
@@ -242,8 +250,13 @@ class Guard:
         self.exit_status: int | None = None
 
     def record(self, kind: str, name: str) -> None:
-        self.objects.append((kind, name))
-        os.write(self._write, f"{kind} {name}\n".encode())
+        """Note one object here and with the guard (no signal handler runs in between)."""
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)
+        try:
+            self.objects.append((kind, name))
+            os.write(self._write, f"{kind} {name}\n".encode())
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
     def finish(self) -> list[str]:
         """Let the guard remove everything; wait for it; the problems left."""
@@ -343,7 +356,6 @@ class Supervisor:
         self.guard = guard
         self.job: int | None = None
         self.ended = False  # the job was reaped: its pid may be another process's now
-        self.stopped: int | None = None  # a signal that came before the job started
         kernel.set_subreaper()
         for sig in FORWARDED:
             signal.signal(sig, self._forward)
@@ -352,8 +364,7 @@ class Supervisor:
         if self.ended:
             return
         if self.job is None:
-            self.stopped = signum
-            raise HelperRefused(f"stopped by signal {signum} before the job started")
+            raise Stopped(signum)
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.job, signum)
 
@@ -464,6 +475,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         user = JobUser(caller.uid, caller.gid, caller.groups)  # condor_chirp runs as the job's user
         status = run_job(plan, node, caller, args, env, NodeRecorder(node.ledger, env, user))
-    except LarkpsError as exc:
+    except Stopped as stop:  # everything made is removed again by then
+        exit_like(stop.signum)  # a wait status of "killed by signum"
+    except (LarkpsError, OSError) as exc:
         return refuse(str(exc), env, caller)
     exit_like(status)
