@@ -33,14 +33,15 @@ import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn, Protocol
+from typing import NoReturn
 
 from larkps.config.jobnet import Mode, NodeJobNet
 from larkps.config.settings import load_jobnet
 from larkps.errors import LarkpsError
 from larkps.jobnet import kernel, privileged
+from larkps.jobnet.chirp import JobUser
 from larkps.jobnet.jobad import JOB_AD_VARIABLE, MACHINE_AD_VARIABLE, MAX_AD_BYTES, parse_ad
-from larkps.jobnet.ledger import LedgerRecorder
+from larkps.jobnet.recorder import NodeRecorder
 from larkps.jobnet.request import JobPlan, plan_job
 from larkps.jobnet.supervise import exit_like
 
@@ -64,12 +65,12 @@ class HelperRefused(LarkpsError):
     """The helper will not run this job (the job is not started)."""
 
 
-class Recorder(Protocol):
-    """Where a run's start and end are written (the jobnet ledger)."""
+class Stopped(LarkpsError):
+    """A signal came before the job started: the helper ends as if the job had got it."""
 
-    def start(self, plan: JobPlan, objects: Sequence[tuple[str, str]]) -> None: ...
-
-    def end(self, plan: JobPlan, exit_status: int | None, counters: object) -> None: ...
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        super().__init__(f"stopped by signal {signum} before the job started")
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,8 +250,13 @@ class Guard:
         self.exit_status: int | None = None
 
     def record(self, kind: str, name: str) -> None:
-        self.objects.append((kind, name))
-        os.write(self._write, f"{kind} {name}\n".encode())
+        """Note one object here and with the guard (no signal handler runs in between)."""
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)
+        try:
+            self.objects.append((kind, name))
+            os.write(self._write, f"{kind} {name}\n".encode())
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
     def finish(self) -> list[str]:
         """Let the guard remove everything; wait for it; the problems left."""
@@ -350,7 +356,6 @@ class Supervisor:
         self.guard = guard
         self.job: int | None = None
         self.ended = False  # the job was reaped: its pid may be another process's now
-        self.stopped: int | None = None  # a signal that came before the job started
         kernel.set_subreaper()
         for sig in FORWARDED:
             signal.signal(sig, self._forward)
@@ -359,8 +364,7 @@ class Supervisor:
         if self.ended:
             return
         if self.job is None:
-            self.stopped = signum
-            raise HelperRefused(f"stopped by signal {signum} before the job started")
+            raise Stopped(signum)
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.job, signum)
 
@@ -393,7 +397,7 @@ def run_job(
     caller: Caller,
     argv: Sequence[str],
     env: Mapping[str, str],
-    recorder: Recorder | None = None,
+    recorder: privileged.Recorder | None = None,
 ) -> int:
     """Make the network, run the job in it, remove everything; the job's wait status."""
     guard = Guard()
@@ -469,7 +473,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LarkpsError as exc:
         return refuse(str(exc), env, caller)
     try:
-        status = run_job(plan, node, caller, args, env, LedgerRecorder(Path(node.ledger)))
-    except LarkpsError as exc:
+        user = JobUser(caller.uid, caller.gid, caller.groups)  # condor_chirp runs as the job's user
+        status = run_job(plan, node, caller, args, env, NodeRecorder(node.ledger, env, user))
+    except Stopped as stop:  # everything made is removed again by then
+        exit_like(stop.signum)  # a wait status of "killed by signum"
+    except (LarkpsError, OSError) as exc:
         return refuse(str(exc), env, caller)
     exit_like(status)

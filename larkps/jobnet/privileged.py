@@ -14,6 +14,11 @@ Layout by policy (docs/jobnet.md):
     connections; ports forwards the listed host ports (TCP and UDP) to the job.
   bridge: the host end is a port of the node's bridge; the job's address has the
     bridge's prefix and the bridge's own address in that prefix is its gateway.
+Every policy: the host-side table lets the job send from its own addresses only and
+(if the job ad has one) only to its allowlist. nat and ports also load the
+namespace's ruleset (:mod:`larkps.jobnet.rules`), whose counters give the bytes per
+destination class; bridge and routed count on the veth. ``eth0``'s MAC follows its
+address, so that peers' neighbour entries survive an address's reuse.
 """
 
 from __future__ import annotations
@@ -27,10 +32,13 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from larkps.apply.tc import HOST_SIDE, Device, Shaping, tc_commands
 from larkps.config.jobnet import NodeJobNet, Policy
@@ -43,7 +51,7 @@ Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Interface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
-JOB_ID = re.compile(r"^(\d{1,10})\.(\d{1,10})$")
+JOB_ID = re.compile(r"([0-9]{1,10})\.([0-9]{1,10})")  # whole: fullmatch, ASCII only
 JOB_DEV = "eth0"
 GATEWAY4 = ipaddress.IPv4Address("169.254.1.1")
 GATEWAY6 = ipaddress.IPv6Address("fe80::1")
@@ -53,6 +61,14 @@ PATH = "/usr/sbin:/usr/bin:/sbin:/bin"  # where the helper finds ip, tc, nft
 MAX_POOL_SCAN = 65536  # addresses tried in one pool before giving up
 
 Record = Callable[[str, str], None]
+
+
+class Recorder(Protocol):
+    """Where a run's start and end are written (the jobnet ledger)."""
+
+    def start(self, plan: JobPlan, objects: Sequence[tuple[str, str]]) -> None: ...
+
+    def end(self, plan: JobPlan, exit_status: int, counters: object) -> None: ...
 
 
 class PrivilegedError(LarkpsError):
@@ -540,9 +556,6 @@ def netns_processes(netns: str) -> list[int]:
 
 def kill_netns_processes(netns: str, rounds: int = 50) -> None:
     """SIGKILL every process still in the namespace, until none is left."""
-    import signal
-    import time
-
     for _ in range(rounds):
         pids = [p for p in netns_processes(netns) if p != os.getpid()]
         if not pids:

@@ -62,7 +62,7 @@ def _say(line: str) -> None:
 
 
 if TYPE_CHECKING:  # what mypy holds it to: the wrapper's and the helper's protocols
-    from larkps.jobnet import helper, supervise
+    from larkps.jobnet import privileged, supervise
 
     _rootless: supervise.Recorder = NodeRecorder("")
-    _privileged: helper.Recorder = NodeRecorder("")
+    _privileged: privileged.Recorder = NodeRecorder("")

@@ -443,6 +443,22 @@ def test_jobs_at_once_get_their_own_addresses_and_names(node: Node):
     assert node.wait_clean() == []
 
 
+def test_the_figures_reach_the_job_ad_through_chirp_as_the_user(node: Node):
+    chirp = node.work / "fake-chirp"
+    chirp.write_text('#!/bin/sh\necho "$(id -u) $*" >> "$CHIRP_LOG"\n')
+    chirp.chmod(0o755)
+    scratch = node.scratch(ad("nat", LarkNetworkRateLimit=25))
+    log = scratch / "chirp.log"
+    done = node.job_in(scratch, ["true"], LARKPS_CONDOR_CHIRP=str(chirp), CHIRP_LOG=str(log))
+    assert done.returncode == 0, done.stderr
+    calls = {line.split()[2]: line.split() for line in log.read_text().splitlines()}
+    assert set(calls) >= {"LarkNetworkBytesSent", "LarkNetworkBytesReceived",
+                          "LarkNetworkPolicy", "LarkNetworkRateLimitMbps"}  # fmt: skip
+    assert all(int(call[0]) == node.user.pw_uid for call in calls.values())
+    assert calls["LarkNetworkPolicy"][3] == '"nat"'
+    assert float(calls["LarkNetworkRateLimitMbps"][3]) == 25.0
+
+
 def test_exit_status_and_signal_death_are_the_jobs(node: Node):
     assert node.job(ad("nat"), ["sh", "-c", "exit 7"]).returncode == 7
     assert node.job(ad("nat"), ["sh", "-c", "kill -TERM $$"]).returncode == -signal.SIGTERM
@@ -809,3 +825,22 @@ def test_what_the_helper_adds_to_a_jobs_start(node: Node):
     )
     assert all(cost < 5.0 for _, cost in costs), costs
     assert node.wait_clean() == []
+
+
+def test_a_sigterm_at_any_moment_ends_it_as_the_signal_and_leaves_nothing(node: Node):
+    seed = int(os.environ.get("LARKPS_KILL_SEED") or secrets.randbits(32))
+    print(f"sigterm test seed {seed}")
+    rng = random.Random(seed)
+    for round_ in range(6):
+        job = node.start_job(ad("routed", LarkNetworkRateLimit=50), ["sleep", "30"])
+        deadline = time.monotonic() + 10
+        while "helper" not in (pids := chain_pids()) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        delay = rng.uniform(0.0, 0.4)
+        time.sleep(delay)  # in Python's start, the setup, or the job
+        os.kill(pids["helper"], signal.SIGTERM)
+        _, err = job.communicate(timeout=60)
+        assert job.returncode == -signal.SIGTERM, (seed, round_, delay, err)
+        assert node.wait_clean() == [], (seed, round_, delay)
+        phase = "after the setup" if ", address " in err else "before or in the setup"
+        print(f"round {round_}: SIGTERM {delay:.3f}s after the helper started, {phase}")
