@@ -21,7 +21,7 @@ process that holds a 0666 tun node; the machine's /dev/net/tun is not changed.
 The wrapper must be installed where that user can run it, as an admin would:
 
     /usr/bin/python3 -m venv /tmp/lk && /tmp/lk/bin/pip install -q .
-    .venv/bin/python bench/bench_jobnet.py [--starts 30] [--seconds 5] [--user nobody]
+    .venv/bin/python bench/bench_jobnet.py [--starts 30] [--seconds 5] [--rounds 3] [--user nobody]
         [--wrap /tmp/lk/bin/larkps-job-wrap] [--helper /tmp/lk/bin/larkps-jobnet-helper]
 """
 
@@ -51,6 +51,8 @@ VETH_HOST_ADDR, VETH_JOB_ADDR = "198.18.250.1", "198.18.250.2"
 Argv = list[str]
 #: Cluster ids of the wrapper's jobs, each with its own scratch directory.
 JOB_IDS = itertools.count(1000)
+#: A job-ad line that makes a rootless node refuse the job before any namespace.
+REFUSED = 'LarkNetworkPolicy = "bridge"\n'
 
 
 @dataclass(frozen=True)
@@ -344,14 +346,14 @@ class Wrapper:
         path.chmod(0o644)
         return path
 
-    def env(self, config: Path, job: int) -> dict[str, str]:
+    def env(self, config: Path, job: int, extra: str = "") -> dict[str, str]:
         """A starter-like scratch directory of the user's own, with the job's ads."""
         scratch = self.home / f"dir_{job}"
         scratch.mkdir(mode=0o700)
         ad, machine = scratch / ".job.ad", scratch / ".machine.ad"
         ad.write_text(
             f'ClusterId = {job}\nProcId = 0\nOwner = "{self.user.name}"\n'
-            'Cmd = "/bin/true"\nJobUniverse = 5\n'
+            f'Cmd = "/bin/true"\nJobUniverse = 5\n{extra}'
         )
         machine.write_text('Name = "slot1@bench"\nMachine = "bench"\n')
         for path in (scratch, ad, machine):
@@ -365,9 +367,9 @@ class Wrapper:
             "PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
         }
 
-    def argv(self, config: Path, job: int, *command: str) -> Argv:
+    def argv(self, config: Path, job: int, *command: str, extra: str = "") -> Argv:
         """The wrapper as the starter runs it; privileged configs in the node namespace."""
-        env = [f"{k}={v}" for k, v in self.env(config, job).items()]
+        env = [f"{k}={v}" for k, v in self.env(config, job, extra).items()]
         argv = self.user.argv("env", *env, str(self.path), *command)
         privileged = "privileged" in config.name
         return self.node.argv(*argv) if privileged and self.node else argv
@@ -376,6 +378,18 @@ class Wrapper:
 def wrapped_start(wrapper: Wrapper, config: Path) -> Callable[[], None]:
     def case() -> None:
         run(wrapper.argv(config, next(JOB_IDS), "/bin/true"), timeout=60)
+
+    return case
+
+
+def refused_start(wrapper: Wrapper, config: Path) -> Callable[[], None]:
+    """The wrapper refusing a job (a policy the node lacks): start-up, ads, config, plan."""
+
+    def case() -> None:
+        argv = wrapper.argv(config, next(JOB_IDS), "/bin/true", extra=REFUSED)
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+        if done.returncode != 1 or "LarkNetworkPolicy" not in done.stderr:
+            raise RuntimeError(f"not refused as expected: {done.stderr[-500:]}")
 
     return case
 
@@ -415,6 +429,8 @@ def start_cases(
         "namespaces + slirp4netns attached": rootless_start(user, "slirp4netns"),
     }
     if wrapper:
+        config = wrapper.config("rootless", "pasta", None)
+        cases["larkps-job-wrap refusing the job (no namespace)"] = refused_start(wrapper, config)
         for net in ("pasta", "slirp4netns"):
             config = wrapper.config("rootless", net, None)
             cases[f"larkps-job-wrap, rootless {net}"] = wrapped_start(wrapper, config)
@@ -427,11 +443,11 @@ def start_cases(
 def print_starts(times: dict[str, list[float]]) -> None:
     base = statistics.median(next(iter(times.values())))
     print(f"start of `true`, {len(next(iter(times.values())))} runs each, interleaved:")
-    print(f"  {'':44} {'median':>9} {'p90':>9} {'added':>9} {'ratio':>7}")
+    print(f"  {'':48} {'median':>9} {'p90':>9} {'added':>9} {'ratio':>7}")
     for name, values in times.items():
         median = statistics.median(values)
         print(
-            f"  {name:44} {median * 1e3:7.1f}ms {p90(values) * 1e3:7.1f}ms "
+            f"  {name:48} {median * 1e3:7.1f}ms {p90(values) * 1e3:7.1f}ms "
             f"{(median - base) * 1e3:7.1f}ms {median / base:6.1f}x"
         )
 
@@ -492,21 +508,29 @@ def wrapped_throughput(
     return cases
 
 
-def print_throughput(results: dict[str, tuple[float, float]], seconds: float) -> None:
-    base_send, base_recv = results["host loopback (baseline)"]
-    print(f"iperf3 TCP, {seconds:g} s each way:")
-    print(f"  {'':34} {'job sends':>11} {'ratio':>6} {'job receives':>13} {'ratio':>6}")
-    for name, (send, recv) in results.items():
-        print(
-            f"  {name:34} {send:7.2f} Gb/s {send / base_send:5.2f}x "
-            f"{recv:8.2f} Gb/s {recv / base_recv:5.2f}x"
-        )
+Rates = dict[str, tuple[list[float], list[float]]]  # case -> (sends, receives) per round
+
+
+def print_throughput(results: Rates, seconds: float) -> None:
+    """Median Gbit/s of the rounds (min-max), and the ratio of the medians to loopback."""
+    base = [statistics.median(way) for way in results["host loopback (baseline)"]]
+    rounds = len(results["host loopback (baseline)"][0])
+    print(f"iperf3 TCP, {seconds:g} s each way, {rounds} rounds interleaved (median, min-max):")
+    print(f"  {'':38} {'job sends, Gbit/s':>24} {'ratio':>6} {'job receives':>19} {'ratio':>6}")
+    for name, ways in results.items():
+        cells = []
+        for way, base_rate in zip(ways, base, strict=True):
+            median = statistics.median(way)
+            spread = f"{min(way):.2f}-{max(way):.2f}"
+            cells.append(f"{median:6.2f} ({spread:>11}) {median / base_rate:5.2f}x")
+        print(f"  {name:38} {cells[0]:>30} {cells[1]:>26}")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--starts", type=int, default=30, help="starts of `true` per case")
     parser.add_argument("--seconds", type=float, default=5, help="iperf3 seconds per direction")
+    parser.add_argument("--rounds", type=int, default=3, help="iperf3 rounds of every case")
     parser.add_argument("--user", default="nobody", help="ordinary account for rootless cases")
     parser.add_argument("--wrap", type=Path, help="an installed larkps-job-wrap")
     parser.add_argument("--helper", type=Path, help="an installed larkps-jobnet-helper")
@@ -531,21 +555,23 @@ def main(argv: Sequence[str] | None = None) -> None:
         wrapper = Wrapper(args.wrap, home, user, node) if args.wrap else None
         print_starts(interleaved(start_cases(user, wrapper, args.helper), args.starts))
         if not args.skip_throughput:
-            measure_throughput(user, args.seconds, wrapper, args.helper)
+            measure_throughput(user, args.seconds, args.rounds, wrapper, args.helper)
 
 
 def measure_throughput(
-    user: User, seconds: float, wrapper: Wrapper | None, helper: Path | None
+    user: User, seconds: float, rounds: int, wrapper: Wrapper | None, helper: Path | None
 ) -> None:
     with (
         veth_namespace(),
         iperf3_server("127.0.0.1", SERVER_PORT),
         iperf3_server(VETH_HOST_ADDR, SERVER_PORT + 1),
     ):
-        results = {
-            name: (case(False), case(True))
-            for name, case in throughput_cases(user, seconds, wrapper, helper).items()
-        }
+        cases = throughput_cases(user, seconds, wrapper, helper)
+        results: Rates = {name: ([], []) for name in cases}
+        for _ in range(rounds):
+            for name, case in cases.items():
+                results[name][0].append(case(False))
+                results[name][1].append(case(True))
     print_throughput(results, seconds)
 
 

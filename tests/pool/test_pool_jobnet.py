@@ -10,7 +10,9 @@ private mount namespace whose /dev/net holds a 0666 node; the machine's own is
 never changed.
 
 The peer the jobs talk to is a network namespace of the test, joined to the host
-by a veth pair, running iperf3 servers. The stripped HTCondor build has no
+by a veth pair, running iperf3 servers. The accounting reaches the job ad through
+the starter's Chirp proxy, which the snippet enables on the node alone (no
+``want_io_proxy`` in the submit files here). The stripped HTCondor build has no
 condor_chirp, so the test installs the pure-Python one (htchirp's
 ``condor_htchirp``, same command line) next to larkps and names it to the wrapper,
 as it names the config: through STARTER_JOB_ENVIRONMENT, which a real node does
@@ -385,9 +387,28 @@ def _ledger_row(node: Node, job_id: str) -> dict[str, object]:
     return rows[0]
 
 
+def test_condor_rm_of_a_running_job_leaves_nothing_behind(node):
+    directory = node.jobs / "removed"
+    directory.mkdir(mode=0o755)
+    shutil.chown(directory, node.pool.job_user, node.pool.job_user)
+    text = "executable = /bin/sleep\narguments = 600\nlog = log\nqueue\n"
+    node.pool.job_file(directory, "job.sub", text)
+    done = node.pool.as_job_user("condor_submit", "-terse", "job.sub", cwd=directory)
+    cluster = done.stdout.split(".")[0]
+    wait_until(lambda: "sleep" in _job_users_processes(node), 120, "the job's sleep")
+    assert "pasta" in _job_users_processes(node)
+    node.pool.as_job_user("condor_rm", cluster, cwd=directory)
+    wait_until(lambda: _history(node.pool, int(cluster)), 120, f"job {cluster} in the history")
+    wait_until(lambda: not _job_users_processes(node), 30, "the job user's processes to end")
+
+
 def test_nothing_of_the_jobs_is_left_running(node):
     run_job(node, "last", "true")
-    left = subprocess.run(
-        ["ps", "-o", "pid=,comm=", "-u", node.pool.job_user], capture_output=True, text=True
-    ).stdout
-    assert left.strip() == ""
+    assert _job_users_processes(node) == []
+
+
+def _job_users_processes(node: Node) -> list[str]:
+    """The names of the processes of the job user (the wrapper, pasta, the job...)."""
+    argv = ["ps", "-o", "comm=", "-u", node.pool.job_user]
+    out = subprocess.run(argv, capture_output=True, text=True).stdout
+    return out.split()
