@@ -488,10 +488,11 @@ def _bridge_table(layout: Layout) -> str:
 
 def make_rules(layout: Layout, node: NodeJobNet, record: Record) -> None:
     """The host-side table, and (nat, ports) the namespace's own ruleset with its counters."""
-    family = "bridge" if layout.bridge is not None else "inet"
-    text = host_rules(layout)
-    record("nft", f"{family} {layout.names.table}")
-    run(["nft", "-f", "-"], stdin=text)
+    table = f"{'bridge' if layout.bridge is not None else 'inet'} {layout.names.table}"
+    record("nft", table)
+    # One transaction that also drops a table of that name a crashed run left behind.
+    fresh = f"table {table}\ndelete table {table}\n"
+    run(["nft", "-f", "-"], stdin=fresh + host_rules(layout))
     if counted_inside(layout):
         text = ruleset(layout.request, node.classes, layout.names.job_dev)
         run(inside(layout.names.netns, "nft", "-f", "-"), stdin=text)

@@ -844,3 +844,22 @@ def test_a_sigterm_at_any_moment_ends_it_as_the_signal_and_leaves_nothing(node: 
         assert node.wait_clean() == [], (seed, round_, delay)
         phase = "after the setup" if ", address " in err else "before or in the setup"
         print(f"round {round_}: SIGTERM {delay:.3f}s after the helper started, {phase}")
+
+
+def write_text(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_a_table_a_crashed_run_of_the_job_left_is_replaced(outside: Node):
+    node = outside
+    job_ad = ad("nat")
+    table = f"larkps_{job_ad['ClusterId']}_0"
+    rules = f"ip daddr {PEER4} drop\n ip6 daddr {PEER6} drop"  # a rule a merge would keep
+    chain = f"chain forward {{\n type filter hook forward priority 0; policy accept;\n {rules}\n}}"
+    stale = write_text(node.work / "stale.nft", f"table inet {table} {{\n{chain}\n}}\n")
+    node.run("nft", "-f", str(stale))
+    script = "; ".join(shlex.join(connect_argv(a, 7000)) for a in (PEER4, PEER6))
+    done = node.job(job_ad, ["sh", "-c", script])
+    assert done.stdout.split() == ["ok", "ok"], done.stderr
+    assert node.wait_clean() == []
