@@ -40,25 +40,21 @@ from larkps.config.settings import load_jobnet
 from larkps.errors import LarkpsError
 from larkps.jobnet import kernel, privileged
 from larkps.jobnet.chirp import JobUser
-from larkps.jobnet.jobad import JOB_AD_VARIABLE, MACHINE_AD_VARIABLE, MAX_AD_BYTES, parse_ad
+from larkps.jobnet.jobad import (
+    ERROR_FILE_VARIABLE,
+    JOB_AD_VARIABLE,
+    MACHINE_AD_VARIABLE,
+    MAX_AD_BYTES,
+    parse_ad,
+)
 from larkps.jobnet.recorder import NodeRecorder
 from larkps.jobnet.request import JobPlan, plan_job
-from larkps.jobnet.supervise import exit_like
+from larkps.jobnet.supervise import FORWARDED, PREFIX, exit_like
 
 CONFIG = "/etc/larkps/jobnet.toml"
-CONFIG_VARIABLE = "LARKPS_JOBNET_CONFIG"
+HELPER_CONFIG_VARIABLE = "LARKPS_JOBNET_CONFIG"
 SCRATCH_VARIABLE = "_CONDOR_SCRATCH_DIR"
-ERROR_FILE_VARIABLE = "_CONDOR_WRAPPER_ERROR_FILE"
-FORWARDED = (
-    signal.SIGTERM,
-    signal.SIGINT,
-    signal.SIGHUP,
-    signal.SIGUSR1,
-    signal.SIGUSR2,
-    signal.SIGQUIT,
-)
 MAX_ENVIRON = 4 << 20
-PREFIX = "larkps-jobnet: "
 
 
 class HelperRefused(LarkpsError):
@@ -146,9 +142,9 @@ def _root_only(path: Path) -> str | None:
 
 def config_path(environ: Mapping[str, str]) -> Path:
     """The helper's config: CONFIG, or LARKPS_JOBNET_CONFIG if only root can change it."""
-    path = Path(environ.get(CONFIG_VARIABLE) or CONFIG)
+    path = Path(environ.get(HELPER_CONFIG_VARIABLE) or CONFIG)
     if not path.is_absolute():
-        raise HelperRefused(f"{CONFIG_VARIABLE} must be an absolute path")
+        raise HelperRefused(f"{HELPER_CONFIG_VARIABLE} must be an absolute path")
     problem = _root_only(path)
     if problem is not None:
         raise HelperRefused(f"config refused: {problem}")
@@ -295,7 +291,7 @@ def _guard_main(read_end: int) -> NoReturn:
 # --- the job ------------------------------------------------------------------------
 
 
-MS_REC, MS_SLAVE, MNT_DETACH = 0x4000, 0x80000, 2
+MS_SLAVE, MNT_DETACH = 0x80000, 2
 
 
 def _mount(source: str | None, target: str, kind: str | None, flags: int) -> None:
@@ -310,7 +306,7 @@ def own_sysfs() -> None:
     """A mount namespace of the job's own whose /sys shows its network namespace (as
     ``ip netns exec`` gives): tools that list /sys/class/net see eth0 and lo only."""
     kernel.unshare(kernel.CLONE_NEWNS)
-    _mount(None, "/", None, MS_REC | MS_SLAVE)  # nothing done here reaches the host
+    _mount(None, "/", None, kernel.MS_REC | MS_SLAVE)  # nothing done here reaches the host
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.umount2(b"/sys", MNT_DETACH) != 0:
         err = ctypes.get_errno()
@@ -397,7 +393,7 @@ def run_job(
     caller: Caller,
     argv: Sequence[str],
     env: Mapping[str, str],
-    recorder: privileged.Recorder | None = None,
+    recorder: privileged.HelperRecorder | None = None,
 ) -> int:
     """Make the network, run the job in it, remove everything; the job's wait status."""
     guard = Guard()
@@ -409,7 +405,7 @@ def run_job(
             *plan.rationale,
             f"netns {layout.names.netns}, address " + ", ".join(layout.addresses()),
         ):
-            say(line)
+            tell(line)
         if recorder is not None:
             recorder.start(plan, list(guard.objects))
         status = supervisor.wait(start_job(argv, env, layout.names.netns, caller))
@@ -424,12 +420,12 @@ def run_job(
         problems = guard.finish()
         supervisor.reap_rest()
         for problem in problems:
-            say(f"could not remove {problem}")
+            tell(f"could not remove {problem}")
     assert status is not None
     return status
 
 
-def say(message: str) -> str:
+def tell(message: str) -> str:
     """One line to the job's stderr, prefixed; the line."""
     line = f"{PREFIX}{message}"
     sys.stderr.write(line + "\n")
@@ -437,9 +433,9 @@ def say(message: str) -> str:
     return line
 
 
-def refuse(message: str, env: Mapping[str, str], caller: Caller | None) -> int:
+def refuse_job(message: str, env: Mapping[str, str], caller: Caller | None) -> int:
     """One line to stderr and to the wrapper's error file (written as the caller)."""
-    line = say(message)
+    line = tell(message)
     path = env.get(ERROR_FILE_VARIABLE, "")
     if path.startswith("/") and caller is not None:
         with contextlib.suppress(OSError), as_caller(caller):
@@ -458,7 +454,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.clear()
     os.environ["PATH"] = privileged.PATH
     if os.geteuid() != 0:
-        say("must run as root (through sudo)")
+        tell("must run as root (through sudo)")
         return 1
     caller: Caller | None = None
     env: dict[str, str] = {}
@@ -471,12 +467,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         job, machine = job_ads(env, caller)
         plan = plan_job(job, machine, node)
     except LarkpsError as exc:
-        return refuse(str(exc), env, caller)
+        return refuse_job(str(exc), env, caller)
     try:
         user = JobUser(caller.uid, caller.gid, caller.groups)  # condor_chirp runs as the job's user
         status = run_job(plan, node, caller, args, env, NodeRecorder(node.ledger, env, user))
     except Stopped as stop:  # everything made is removed again by then
         exit_like(stop.signum)  # a wait status of "killed by signum"
     except (LarkpsError, OSError) as exc:
-        return refuse(str(exc), env, caller)
+        return refuse_job(str(exc), env, caller)
     exit_like(status)

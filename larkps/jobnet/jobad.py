@@ -19,6 +19,8 @@ from larkps.errors import LarkpsError
 
 JOB_AD_VARIABLE = "_CONDOR_JOB_AD"
 MACHINE_AD_VARIABLE = "_CONDOR_MACHINE_AD"
+#: Where a job wrapper reports why the job did not start.
+ERROR_FILE_VARIABLE = "_CONDOR_WRAPPER_ERROR_FILE"
 #: The largest ad file read (a job ad is a few kB; this bounds a hostile one).
 MAX_AD_BYTES = 1 << 20
 

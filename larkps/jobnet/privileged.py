@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Protocol
 
 from larkps.apply.tc import HOST_SIDE, Device, Shaping, tc_commands
-from larkps.config.jobnet import NodeJobNet, Policy
+from larkps.config.jobnet import Network, NodeJobNet, Policy
 from larkps.errors import LarkpsError
 from larkps.jobnet.request import JobPlan
 from larkps.jobnet.rules import TABLE as JOB_TABLE
@@ -49,21 +49,20 @@ from larkps.jobnet.rules import Counters, counters_from_json, ruleset
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Interface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
-JOB_ID = re.compile(r"([0-9]{1,10})\.([0-9]{1,10})")  # whole: fullmatch, ASCII only
+JOB_ID_PATTERN = re.compile(r"([0-9]{1,10})\.([0-9]{1,10})")  # whole: fullmatch, ASCII only
 JOB_DEV = "eth0"
 GATEWAY4 = ipaddress.IPv4Address("169.254.1.1")
 GATEWAY6 = ipaddress.IPv6Address("fe80::1")
 LEASES = Path("/run/larkps/jobnet")
-COMMAND_TIMEOUT = 15.0  # seconds, per ip/tc/nft call
+HELPER_TIMEOUT = 15.0  # seconds, per ip/tc/nft call
 PATH = "/usr/sbin:/usr/bin:/sbin:/bin"  # where the helper finds ip, tc, nft
 MAX_POOL_SCAN = 65536  # addresses tried in one pool before giving up
 
 Record = Callable[[str, str], None]
 
 
-class Recorder(Protocol):
+class HelperRecorder(Protocol):
     """Where a run's start and end are written (the jobnet ledger)."""
 
     def start(self, plan: JobPlan, objects: Sequence[tuple[str, str]]) -> None: ...
@@ -88,7 +87,7 @@ class Names:
 
 def names_for(job_id: str) -> Names:
     """Names for job ``cluster.proc`` (digits only, so they are safe anywhere)."""
-    match = JOB_ID.fullmatch(job_id)
+    match = JOB_ID_PATTERN.fullmatch(job_id)
     if match is None:
         raise PrivilegedError(f"job id {job_id!r} is not cluster.proc")
     cluster, proc = match.groups()
@@ -120,7 +119,9 @@ class Layout:
 # --- commands -------------------------------------------------------------------------
 
 
-def run(argv: Sequence[str], stdin: str | None = None, timeout: float = COMMAND_TIMEOUT) -> str:
+def run_command(
+    argv: Sequence[str], stdin: str | None = None, timeout: float = HELPER_TIMEOUT
+) -> str:
     """Run one command (an argument list, never a shell); its stdout or PrivilegedError."""
     program = shutil.which(argv[0], path=PATH)
     if program is None:
@@ -148,7 +149,7 @@ def run(argv: Sequence[str], stdin: str | None = None, timeout: float = COMMAND_
 def _quiet(argv: Sequence[str]) -> bool:
     """Run a removal; False when it failed (the object was already gone, mostly)."""
     try:
-        run(argv)
+        run_command(argv)
     except PrivilegedError:
         return False
     return True
@@ -233,7 +234,7 @@ def take_ports(ports: Iterable[int], tag: str, record: Record, leases: Path = LE
 
 def bridge_addresses(bridge: str) -> list[Interface]:
     """The bridge's own addresses (empty list if it has none); PrivilegedError if absent."""
-    output = run(["ip", "-j", "addr", "show", "dev", bridge])
+    output = run_command(["ip", "-j", "addr", "show", "dev", bridge])
     entries = json.loads(output or "[]")
     found: list[Interface] = []
     for entry in entries:
@@ -308,12 +309,12 @@ def make_netns(names: Names, record: Record) -> None:
     if Path(f"/run/netns/{names.netns}").exists():
         raise PrivilegedError(f"netns {names.netns} exists already: is job {names.job_id} running?")
     record("netns", names.netns)
-    run(["ip", "netns", "add", names.netns])
+    run_command(["ip", "netns", "add", names.netns])
     # No DAD wait; and a gratuitous ARP and unsolicited NA when eth0 comes up, so that
     # peers that knew the address with an earlier job's MAC learn the new one at once.
     keys = ("ipv6.conf.{}.accept_dad=0", "ipv4.conf.{}.arp_notify=1", "ipv6.conf.{}.ndisc_notify=1")
     settings = [f"net.{key.format(scope)}" for key in keys for scope in ("all", "default")]
-    run(inside(names.netns, "sysctl", "-q", "-w", *settings))
+    run_command(inside(names.netns, "sysctl", "-q", "-w", *settings))
 
 
 def job_mac(sides: Sequence[Side]) -> str:
@@ -329,7 +330,7 @@ def make_veth(names: Names, sides: Sequence[Side], record: Record) -> None:
     """The veth pair: host end in this namespace, ``eth0`` in the job's."""
     record("veth", names.host_dev)
     peer = ["peer", "name", names.job_dev, "address", job_mac(sides), "netns", names.netns]
-    run(["ip", "link", "add", names.host_dev, "type", "veth", *peer])
+    run_command(["ip", "link", "add", names.host_dev, "type", "veth", *peer])
     Path(f"/proc/sys/net/ipv6/conf/{names.host_dev}/accept_dad").write_text("0\n")
 
 
@@ -367,7 +368,7 @@ def run_ip(commands: Sequence[Sequence[str]]) -> None:
     """Consecutive ip commands of one namespace as one ``ip [-n NS] -batch -``."""
     for prefix, group in itertools.groupby(commands, key=_ip_prefix):
         lines = "".join(" ".join(argv[len(prefix) :]) + "\n" for argv in group)
-        run([*prefix, "-batch", "-"], stdin=lines)
+        run_command([*prefix, "-batch", "-"], stdin=lines)
 
 
 def _ip_prefix(argv: Sequence[str]) -> tuple[str, ...]:
@@ -492,10 +493,10 @@ def make_rules(layout: Layout, node: NodeJobNet, record: Record) -> None:
     record("nft", table)
     # One transaction that also drops a table of that name a crashed run left behind.
     fresh = f"table {table}\ndelete table {table}\n"
-    run(["nft", "-f", "-"], stdin=fresh + host_rules(layout))
+    run_command(["nft", "-f", "-"], stdin=fresh + host_rules(layout))
     if counted_inside(layout):
         text = ruleset(layout.request, node.classes, layout.names.job_dev)
-        run(inside(layout.names.netns, "nft", "-f", "-"), stdin=text)
+        run_command(inside(layout.names.netns, "nft", "-f", "-"), stdin=text)
 
 
 def counted_inside(layout: Layout) -> bool:
@@ -512,9 +513,9 @@ def shape(layout: Layout) -> None:
     shaping = Shaping(float(rate))
     n = layout.names
     for argv in tc_commands(shaping, Device(n.job_dev)):  # tc -n: in the job's namespace
-        run([argv[0], "-n", n.netns, *argv[1:]])
+        run_command([argv[0], "-n", n.netns, *argv[1:]])
     for argv in tc_commands(shaping, Device(n.host_dev, None, HOST_SIDE)):
-        run(argv)
+        run_command(argv)
 
 
 def make(request: JobPlan, node: NodeJobNet, tag: str, record: Record) -> Layout:
@@ -610,13 +611,13 @@ def counters(layout: Layout) -> Counters | dict[str, int]:
     if not counted_inside(layout):
         return veth_counters(layout)
     argv = ["nft", "-j", "list", "counters", "table", "inet", JOB_TABLE]
-    output = run(inside(layout.names.netns, *argv))
+    output = run_command(inside(layout.names.netns, *argv))
     return counters_from_json(json.loads(output or "{}"))
 
 
 def veth_counters(layout: Layout) -> dict[str, int]:
     """Bytes and packets the job sent and received, read on the host end of its veth."""
-    output = run(["ip", "-j", "-s", "link", "show", "dev", layout.names.host_dev])
+    output = run_command(["ip", "-j", "-s", "link", "show", "dev", layout.names.host_dev])
     stats = json.loads(output)[0]["stats64"]
     return {
         "bytes_sent": int(stats["rx"]["bytes"]),

@@ -65,4 +65,4 @@ if TYPE_CHECKING:  # what mypy holds it to: the wrapper's and the helper's proto
     from larkps.jobnet import privileged, supervise
 
     _rootless: supervise.Recorder = NodeRecorder("")
-    _privileged: privileged.Recorder = NodeRecorder("")
+    _privileged: privileged.HelperRecorder = NodeRecorder("")

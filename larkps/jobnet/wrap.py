@@ -22,7 +22,7 @@ from larkps.config.jobnet import Mode, NodeJobNet
 from larkps.config.settings import load_jobnet
 from larkps.errors import LarkpsError
 from larkps.jobnet.chirp import report_to_job_ad
-from larkps.jobnet.jobad import ads_from_environment
+from larkps.jobnet.jobad import ERROR_FILE_VARIABLE, ads_from_environment
 from larkps.jobnet.ledger import LedgerRecorder
 from larkps.jobnet.request import JobPlan, plan_job
 from larkps.jobnet.rootless import Launch, run_rootless
@@ -31,7 +31,6 @@ from larkps.jobnet.supervise import PREFIX, Recorder, SummaryRecorder, exit_like
 
 CONFIG_VARIABLE = "LARKPS_CONFIG"
 DEFAULT_CONFIG = "/etc/larkps/larkps.toml"
-ERROR_FILE_VARIABLE = "_CONDOR_WRAPPER_ERROR_FILE"
 SUDO = "/usr/bin/sudo"
 CHIRP_VARIABLE = "_CONDOR_CHIRP_CONFIG"  # set by the starter when the job has an I/O proxy
 
