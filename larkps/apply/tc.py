@@ -15,6 +15,7 @@ import re
 import shlex
 import shutil
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from larkps.errors import FieldError, LarkpsError
@@ -144,19 +145,35 @@ def render_show(device: Device) -> list[str]:
     return device.tc("-s", "qdisc", "show", "dev", device.dev)
 
 
-def as_text(argv: list[str]) -> str:
+def as_text(argv: Sequence[str]) -> str:
     """How a command reads in documentation and dry runs."""
     return shlex.join(argv)
 
 
-def run(argv: list[str], timeout: float = COMMAND_TIMEOUT) -> str:
-    """Run one command (an argument list, no shell); its stdout, or CommandFailed."""
-    program = shutil.which(argv[0])
+def run(
+    argv: Sequence[str],
+    timeout: float = COMMAND_TIMEOUT,
+    stdin: str | None = None,
+    search: str | None = None,
+) -> str:
+    """Run one command (an argument list, no shell); its stdout, or CommandFailed.
+
+    ``search``: the PATH the program is looked up in, and the command's whole
+    environment (``PATH`` and ``LC_ALL=C``) instead of this process's."""
+    program = shutil.which(argv[0], path=search)
     if program is None:
-        raise CommandFailed(f"{argv[0]} not found (Debian package iproute2)")
+        where = f" in {search}" if search else ""
+        raise CommandFailed(f"{argv[0]} not found{where} (Debian package iproute2)")
+    env = None if search is None else {"PATH": search, "LC_ALL": "C"}
     try:
         done = subprocess.run(  # noqa: S603 - argument list of checked names and numbers
-            [program, *argv[1:]], capture_output=True, text=True, timeout=timeout, check=False
+            [program, *argv[1:]],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            env=env,
         )
     except subprocess.TimeoutExpired:
         raise CommandFailed(f"{as_text(argv)}: no answer within {timeout:g}s") from None

@@ -28,8 +28,8 @@ import pwd
 import sqlite3
 import stat
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,7 @@ from larkps.jobnet.schema import (
     refuse_newer_ledger,
     upgrade_ledger,
 )
+from larkps.store.db import write_transaction
 
 KINDS = ("netns", "link", "nft-table", "qdisc", "process")
 #: Other names callers give kinds by (the privileged helper's), and kinds that are
@@ -311,22 +312,9 @@ class Ledger:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
         """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception."""
-        try:
-            self.connection.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise LedgerError(f"cannot write ledger {self.path}: {exc}") from None
-        try:
-            yield self.connection
-        except BaseException:
-            self.connection.execute("ROLLBACK")
-            raise
-        try:
-            self.connection.execute("COMMIT")
-        except sqlite3.Error as exc:
-            raise LedgerError(f"cannot commit to ledger {self.path}: {exc}") from None
+        return write_transaction(self.connection, f"ledger {self.path}", LedgerError)
 
     def start_run(
         self,

@@ -31,15 +31,14 @@ import itertools
 import json
 import os
 import re
-import shutil
 import signal
-import subprocess
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from larkps.apply import tc
 from larkps.apply.tc import HOST_SIDE, Device, Shaping, tc_commands
 from larkps.config.jobnet import Network, NodeJobNet, Policy
 from larkps.errors import LarkpsError
@@ -122,28 +121,12 @@ class Layout:
 def run_command(
     argv: Sequence[str], stdin: str | None = None, timeout: float = HELPER_TIMEOUT
 ) -> str:
-    """Run one command (an argument list, never a shell); its stdout or PrivilegedError."""
-    program = shutil.which(argv[0], path=PATH)
-    if program is None:
-        raise PrivilegedError(f"{argv[0]} not found in {PATH}")
+    """Run one command (an argument list, never a shell) with the helper's own PATH and
+    environment; its stdout or PrivilegedError."""
     try:
-        done = subprocess.run(  # noqa: S603 - argument list of checked names and numbers
-            [program, *argv[1:]],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-            env={"PATH": PATH, "LC_ALL": "C"},
-        )
-    except subprocess.TimeoutExpired:
-        raise PrivilegedError(f"{' '.join(argv)}: no answer within {timeout:g}s") from None
-    except OSError as exc:
-        raise PrivilegedError(f"{' '.join(argv)}: {exc.strerror}") from None
-    if done.returncode != 0:
-        problem = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[0]
-        raise PrivilegedError(f"{' '.join(argv)}: {problem}")
-    return done.stdout
+        return tc.run(argv, timeout, stdin=stdin, search=PATH)
+    except tc.CommandFailed as exc:
+        raise PrivilegedError(str(exc)) from None
 
 
 def _quiet(argv: Sequence[str]) -> bool:

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
-from larkps.errors import StateError
+from larkps.errors import LarkpsError, StateError
 from larkps.store import schema
 
 STATE_FILE = "larkps.sqlite"
@@ -78,19 +78,27 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
         """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception."""
-        try:
-            self.connection.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise StateError(f"cannot write state database {self.path}: {exc}") from None
-        try:
-            yield self.connection
-        except BaseException:
-            self.connection.execute("ROLLBACK")
-            raise
-        try:
-            self.connection.execute("COMMIT")
-        except sqlite3.Error as exc:
-            raise StateError(f"cannot commit to state database {self.path}: {exc}") from None
+        return write_transaction(self.connection, f"state database {self.path}", StateError)
+
+
+@contextmanager
+def write_transaction(
+    connection: sqlite3.Connection, what: str, error: type[LarkpsError]
+) -> Iterator[sqlite3.Connection]:
+    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception; SQLite failures to
+    begin or commit raise ``error`` naming ``what`` (a file, as users know it)."""
+    try:
+        connection.execute("BEGIN IMMEDIATE")
+    except sqlite3.Error as exc:
+        raise error(f"cannot write {what}: {exc}") from None
+    try:
+        yield connection
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    try:
+        connection.execute("COMMIT")
+    except sqlite3.Error as exc:
+        raise error(f"cannot commit to {what}: {exc}") from None
