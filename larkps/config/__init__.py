@@ -6,7 +6,7 @@ query vocabulary live here too: every later stage reads them through the setting
 Public (what other stages may import):
 
 - ``settings``: ArchiveSettings, CollectorTarget, FileTarget, NAME_PATTERN, Settings,
-  ThrottleSettings, adhoc_settings, load_jobnet, load_settings, resolved_config, settings_from_dict
+  ThrottleSettings, adhoc_settings, load_settings, resolved_config, settings_from_dict
 - ``archives``: Writer
 - ``report``: ReportSettings
 - ``throttle``: ThrottlePolicy
@@ -16,5 +16,5 @@ Public (what other stages may import):
 - ``psconfig``: import_psconfig, render_toml
 - ``calibration``: CalibrationPolicy, CalibrationSettings, calibration_settings
 - ``jobnet``: CLASSES, ELSEWHERE, HELPER, LEDGER, Mode, Network, NodeJobNet, Policy,
-  ROOTLESS_POLICIES, UserNet, jobnet_settings
+  ROOTLESS_POLICIES, UserNet, jobnet_settings, load_jobnet
 """

@@ -11,8 +11,9 @@ import ipaddress
 import re
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 
-from larkps.config.reader import Section
+from larkps.config.reader import Section, read_toml
 from larkps.config.sites import IPNetwork
 
 Network = IPNetwork  # the one network type of the config (config.sites)
@@ -167,3 +168,13 @@ def _check_pools(section: Section, node: NodeJobNet) -> None:
     if routable and node.pool4 is None and node.pool6 is None:
         names = ", ".join(sorted(p.value for p in routable))
         raise section.error("pool4", f"policies {names} need pool4 or pool6")
+
+
+def load_jobnet(path: str | Path, alone: bool = True) -> NodeJobNet:
+    """The ``[jobnet]`` table of a file: the helper's own file, which may hold nothing
+    else (``alone``), or a whole larkps.toml, whose other tables are not read."""
+    root = Section(read_toml(path), str(path), "")
+    node = jobnet_settings(root.section("jobnet"))
+    if alone:
+        root.finish()
+    return node

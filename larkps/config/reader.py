@@ -10,7 +10,9 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import tomllib
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -233,3 +235,17 @@ class Section:
         if value is not None and not os.path.isfile(value):
             raise self.error(key, f"file not found: {value}")
         return value
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """The parsed TOML document of one file (ConfigError if it cannot be read)."""
+    source = str(path)
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(source, "", "file not found") from None
+    except OSError as exc:
+        raise ConfigError(source, "", f"cannot read file ({exc.strerror})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(source, "", f"not valid TOML ({exc})") from None

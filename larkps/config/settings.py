@@ -8,7 +8,6 @@ errors. Relative paths are taken relative to the current working directory.
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ from larkps.config.credentials import (
 )
 from larkps.config.jobnet import NodeJobNet, jobnet_settings
 from larkps.config.queries import SearchMode
-from larkps.config.reader import Section
+from larkps.config.reader import Section, read_toml
 from larkps.config.report import ReportSettings, report_settings
 from larkps.config.sites import SiteMap, SiteRule
 from larkps.config.stats import QualitySettings, stats_settings
@@ -185,30 +184,6 @@ class Settings:
 def load_settings(path: str | Path) -> Settings:
     """Read and validate one TOML file."""
     return settings_from_dict(read_toml(path), str(path))
-
-
-def load_jobnet(path: str | Path, alone: bool = True) -> NodeJobNet:
-    """The ``[jobnet]`` table of a file: the helper's own file, which may hold nothing
-    else (``alone``), or a whole larkps.toml, whose other tables are not read."""
-    root = Section(read_toml(path), str(path), "")
-    node = jobnet_settings(root.section("jobnet"))
-    if alone:
-        root.finish()
-    return node
-
-
-def read_toml(path: str | Path) -> dict[str, Any]:
-    """The parsed TOML document of one file (ConfigError if it cannot be read)."""
-    source = str(path)
-    try:
-        with open(path, "rb") as handle:
-            return tomllib.load(handle)
-    except FileNotFoundError:
-        raise ConfigError(source, "", "file not found") from None
-    except OSError as exc:
-        raise ConfigError(source, "", f"cannot read file ({exc.strerror})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(source, "", f"not valid TOML ({exc})") from None
 
 
 def settings_from_dict(data: dict[str, Any], source: str = "<config>") -> Settings:

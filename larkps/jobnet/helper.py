@@ -24,7 +24,6 @@ once the helper is gone, however it ends.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import pwd
 import signal
@@ -35,8 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
-from larkps.config.jobnet import Mode, NodeJobNet
-from larkps.config.settings import load_jobnet
+from larkps.config.jobnet import Mode, NodeJobNet, load_jobnet
 from larkps.errors import LarkpsError
 from larkps.jobnet import kernel, privileged
 from larkps.jobnet.chirp import JobUser
@@ -294,24 +292,13 @@ def _guard_main(read_end: int) -> NoReturn:
 MS_SLAVE, MNT_DETACH = 0x80000, 2
 
 
-def _mount(source: str | None, target: str, kind: str | None, flags: int) -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    encoded = [None if v is None else v.encode() for v in (source, target, kind)]
-    if libc.mount(*encoded, ctypes.c_ulong(flags), None) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"mount {target}: {os.strerror(err)}")
-
-
 def own_sysfs() -> None:
     """A mount namespace of the job's own whose /sys shows its network namespace (as
     ``ip netns exec`` gives): tools that list /sys/class/net see eth0 and lo only."""
     kernel.unshare(kernel.CLONE_NEWNS)
-    _mount(None, "/", None, kernel.MS_REC | MS_SLAVE)  # nothing done here reaches the host
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.umount2(b"/sys", MNT_DETACH) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"umount /sys: {os.strerror(err)}")
-    _mount("sysfs", "/sys", "sysfs", 0)
+    kernel.mount(None, "/", None, kernel.MS_REC | MS_SLAVE)  # nothing done here reaches the host
+    kernel.umount("/sys", MNT_DETACH)
+    kernel.mount("sysfs", "/sys", "sysfs", 0)
 
 
 def become_job(netns: str, caller: Caller, parent: int) -> None:

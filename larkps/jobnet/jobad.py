@@ -12,10 +12,12 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-
-import classad2
+from typing import TYPE_CHECKING
 
 from larkps.errors import LarkpsError
+
+if TYPE_CHECKING:
+    import classad2
 
 JOB_AD_VARIABLE = "_CONDOR_JOB_AD"
 MACHINE_AD_VARIABLE = "_CONDOR_MACHINE_AD"
@@ -31,6 +33,8 @@ class AdUnreadable(LarkpsError):
 
 def plain_values(ad: classad2.ClassAd) -> dict[str, object]:
     """Every attribute of ``ad`` that evaluates to a string, number or boolean."""
+    import classad2  # loaded (and HTCondor's config read) only when an ad is read
+
     values: dict[str, object] = {}
     for name in list(ad):
         try:
@@ -46,6 +50,8 @@ def plain_values(ad: classad2.ClassAd) -> dict[str, object]:
 
 def parse_ad(text: str, source: str) -> dict[str, object]:
     """An ad in the old (``Name = value`` lines) format, as plain values."""
+    import classad2
+
     try:
         ad = classad2.parseOne(text, classad2.ParserType.Old)
     except (ValueError, TypeError, RuntimeError) as exc:

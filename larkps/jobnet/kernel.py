@@ -6,7 +6,6 @@ Through ctypes on libc; every failure raises :class:`OSError` with the errno.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import signal
 
@@ -20,7 +19,8 @@ PR_SET_DUMPABLE = 4
 PR_SET_NO_NEW_PRIVS = 38
 PR_SET_CHILD_SUBREAPER = 36
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+#: The C library this process already has loaded (``find_library`` would run ldconfig).
+_libc = ctypes.CDLL(None, use_errno=True)
 
 
 def _check(result: int, what: str) -> None:
@@ -73,6 +73,10 @@ def mount(source: str | None, target: str, fstype: str | None, flags: int) -> No
         _bytes(source), target.encode(), _bytes(fstype), ctypes.c_ulong(flags), None
     )
     _check(result, f"mount {target}")
+
+
+def umount(target: str, flags: int) -> None:
+    _check(_libc.umount2(target.encode(), ctypes.c_int(flags)), f"umount {target}")
 
 
 def _bytes(text: str | None) -> bytes | None:

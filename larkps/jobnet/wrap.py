@@ -17,17 +17,16 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from larkps.config.jobnet import Mode, NodeJobNet
-from larkps.config.settings import load_jobnet
+from larkps.config.jobnet import Mode, NodeJobNet, load_jobnet
 from larkps.errors import LarkpsError
-from larkps.jobnet.chirp import report_to_job_ad
 from larkps.jobnet.jobad import ERROR_FILE_VARIABLE, ads_from_environment
-from larkps.jobnet.ledger import LedgerRecorder
-from larkps.jobnet.request import JobPlan, plan_job
-from larkps.jobnet.rootless import Launch, run_rootless
-from larkps.jobnet.rules import Counters
 from larkps.jobnet.supervise import PREFIX, Recorder, SummaryRecorder, exit_like, say
+
+if TYPE_CHECKING:
+    from larkps.jobnet.request import JobPlan
+    from larkps.jobnet.rules import Counters
 
 CONFIG_VARIABLE = "LARKPS_CONFIG"
 DEFAULT_CONFIG = "/etc/larkps/larkps.toml"
@@ -87,12 +86,16 @@ class ChirpRecorder:
         return None
 
     def end(self, plan: JobPlan, exit_status: int, counters: Counters) -> None:
+        from larkps.jobnet.chirp import report_to_job_ad  # after the job: not on its start
+
         report_to_job_ad(plan, counters, self.environ)
 
 
 def recorders(node: NodeJobNet, environ: Mapping[str, str]) -> Recorder:
     """A line of totals on the job's stderr, the node's ledger, and the job ad (when the
     starter gave the job an I/O proxy)."""
+    from larkps.jobnet.ledger import LedgerRecorder
+
     chosen: list[Recorder] = [SummaryRecorder()]
     try:
         chosen.append(LedgerRecorder(Path(node.ledger)))
@@ -112,12 +115,23 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         return refuse("usage: larkps-job-wrap JOB [ARG...] (the job's argv)", env)
     try:
         node = node_settings(env)
+    except LarkpsError as exc:
+        return refuse(str(exc), env)
+    if node.mode is Mode.PRIVILEGED:
+        _exec_helper(node, args)  # the helper reads the ads and plans: it trusts no caller
+    return _rootless(node, args, env)
+
+
+def _rootless(node: NodeJobNet, args: list[str], env: Mapping[str, str]) -> int:
+    """Plan the job from its ads and run it in namespaces of its own; its exit status."""
+    from larkps.jobnet.request import plan_job  # the rootless path's modules, loaded for it alone
+    from larkps.jobnet.rootless import Launch, run_rootless
+
+    try:
         job_ad, machine_ad = ads_from_environment(env)
         plan = plan_job(job_ad, machine_ad, node)
     except LarkpsError as exc:
         return refuse(str(exc), env)
-    if plan.mode is Mode.PRIVILEGED:
-        _exec_helper(node, args)
     for line in plan.rationale:
         say(line)
     launch = Launch(argv=args, user_net=node.user_net, classes=node.classes)

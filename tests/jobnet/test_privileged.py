@@ -32,7 +32,7 @@ from pathlib import Path
 import netns
 import pytest
 
-from larkps.config.settings import load_jobnet
+from larkps.config.jobnet import load_jobnet
 from larkps.jobnet import privileged
 from larkps.jobnet.accounting import RunRecord
 from larkps.jobnet.ledger import ledger_files, read_runs

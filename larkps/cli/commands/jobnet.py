@@ -104,7 +104,8 @@ def _configured(config: Path | None) -> Path:
         return DEFAULT_LEDGER
     import tomllib
 
-    from larkps.config.settings import load_jobnet, load_settings
+    from larkps.config.jobnet import load_jobnet
+    from larkps.config.settings import load_settings
 
     try:
         with open(config, "rb") as handle:
