@@ -21,6 +21,8 @@ from larkps.publish.identifiers import site_fragment
 from larkps.units import format_rate
 
 POLICY = "LarkNetworkPolicy"
+#: Policies Lark had that larkps does not build, with the reason.
+NOT_BUILT = {"vlan": "VLAN tagging is not implemented (see docs/jobnet.md, Limitations)"}
 PORTS = "LarkNetworkPorts"
 ALLOW = "LarkNetworkAllow"
 RATE = "LarkNetworkRateLimit"  # Mbps
@@ -127,6 +129,8 @@ def _policy(ad: Mapping[str, object], node: NodeJobNet) -> Policy:
     if value is None:
         return node.default_policy
     known = {p.value: p for p in Policy}
+    if isinstance(value, str) and value.strip().lower() in NOT_BUILT:
+        raise JobNetRefused(POLICY, NOT_BUILT[value.strip().lower()])
     if not isinstance(value, str) or value.strip().lower() not in known:
         raise JobNetRefused(POLICY, f"expected one of {', '.join(known)}")
     policy = known[value.strip().lower()]

@@ -465,6 +465,25 @@ def test_exit_status_and_signal_death_are_the_jobs(node: Node):
     assert node.wait_clean() == []
 
 
+def test_vlan_tagging_has_a_kernel_to_be_tested_on():
+    """VLAN tagging is built only where it can be tested: this says which case holds."""
+    space = f"lkvlan-{secrets.token_hex(3)}"
+    subprocess.run(["ip", "netns", "add", space], check=True)
+    try:
+        veth = ["ip", "-n", space, "link", "add", "lkv0", "type", "veth", "peer", "name", "lkv1"]
+        subprocess.run(veth, check=True)
+        vlan = ["ip", "-n", space, "link", "add", "link", "lkv0", "lkv0.5", "type", "vlan"]
+        tagged = subprocess.run([*vlan, "id", "5"], capture_output=True, text=True)
+    finally:
+        subprocess.run(["ip", "netns", "del", space], check=True)
+    if tagged.returncode != 0:
+        pytest.skip(
+            "this kernel has no 802.1Q VLAN support (CONFIG_VLAN_8021Q: "
+            f"{tagged.stderr.strip()}), so VLAN tagging is not implemented"
+        )
+    pytest.xfail("this kernel supports 802.1Q VLANs, but larkps does not tag jobs' traffic yet")
+
+
 def test_a_policy_or_value_the_node_refuses_runs_nothing(node: Node):
     done = node.job(ad("nat", LarkNetworkPorts="70000"), ["touch", "/tmp/never"])
     assert done.returncode == 1 and "LarkNetworkPorts" in done.stderr

@@ -202,3 +202,8 @@ def test_a_bad_jobnet_key_is_named(jobnet, where):
     with pytest.raises(ConfigError) as caught:
         config(jobnet)
     assert caught.value.key_path == where
+
+
+def test_vlan_is_refused_as_not_implemented():
+    with pytest.raises(JobNetRefused, match="LarkNetworkPolicy: VLAN tagging is not implemented"):
+        plan_job({**JOB, "LarkNetworkPolicy": " VLAN "}, {}, NodeJobNet())
