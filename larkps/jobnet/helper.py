@@ -47,7 +47,7 @@ from larkps.jobnet.jobad import (
 )
 from larkps.jobnet.recorder import NodeRecorder
 from larkps.jobnet.request import JobPlan, plan_job
-from larkps.jobnet.supervise import FORWARDED, PREFIX, exit_like
+from larkps.jobnet.supervise import FORWARDED, PREFIX, exit_like, reap
 
 CONFIG = "/etc/larkps/jobnet.toml"
 HELPER_CONFIG_VARIABLE = "LARKPS_JOBNET_CONFIG"
@@ -363,13 +363,7 @@ class Supervisor:
                 return status
 
     def reap_rest(self) -> None:
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
+        for pid, status in reap():
             if pid == self.guard.pid:
                 self.guard.exit_status = status
 

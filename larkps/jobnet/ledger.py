@@ -39,12 +39,11 @@ from larkps.jobnet.request import JobPlan
 from larkps.jobnet.schema import (
     LEDGER_STEPS,
     LedgerError,
-    LedgerStep,
-    ledger_version,
     refuse_newer_ledger,
     upgrade_ledger,
 )
 from larkps.store.db import write_transaction
+from larkps.store.schema import Step, version
 
 KINDS = ("netns", "link", "nft-table", "qdisc", "process")
 #: Other names callers give kinds by (the privileged helper's), and kinds that are
@@ -275,7 +274,7 @@ class Ledger:
     """One ledger file of this user's, open for reading and writing."""
 
     def __init__(
-        self, path: Path, create: bool = True, steps: Sequence[LedgerStep] = LEDGER_STEPS
+        self, path: Path, create: bool = True, steps: Sequence[Step] = LEDGER_STEPS
     ) -> None:
         self.path = path
         if create and path.parent.name != f"{path.stem}.{os.geteuid()}":
@@ -291,13 +290,13 @@ class Ledger:
             self.connection.close()
             raise
 
-    def _open(self, steps: Sequence[LedgerStep]) -> None:
+    def _open(self, steps: Sequence[Step]) -> None:
         try:
-            refuse_newer_ledger(ledger_version(self.connection), self.path, len(steps))
+            refuse_newer_ledger(version(self.connection), self.path, len(steps))
             self.connection.execute("PRAGMA journal_mode=WAL")
             self.connection.execute("PRAGMA synchronous=FULL")
             self.connection.execute("PRAGMA foreign_keys=ON")
-            if ledger_version(self.connection) != len(steps):
+            if version(self.connection) != len(steps):
                 with self.transaction() as db:
                     upgrade_ledger(db, self.path, steps)
         except sqlite3.Error as exc:

@@ -16,10 +16,11 @@ when gc removed it).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from larkps.errors import StateError
+from larkps.store.schema import Step, run_script, upgrade
 
 
 class LedgerError(StateError):
@@ -27,17 +28,6 @@ class LedgerError(StateError):
 
 
 #: One schema change: DDL text (statements split on ";") or a function of the connection.
-LedgerStep = str | Callable[[sqlite3.Connection], None]
-
-
-def _run_script(db: sqlite3.Connection, script: str) -> None:
-    """Run ``script``'s statements one by one in the open transaction (no implicit COMMIT,
-    unlike ``executescript``)."""
-    for statement in script.split(";"):
-        if statement.strip():
-            db.execute(statement)
-
-
 #: Version 1: the objects of a run as a JSON list in the run row.
 LEDGER_TABLES_1 = """
 CREATE TABLE runs (
@@ -103,7 +93,7 @@ CREATE TABLE objects (
 
 def _objects_table(db: sqlite3.Connection) -> None:
     """Version 1 -> 2: the JSON list of each run into rows of ``objects``; closed_by."""
-    _run_script(
+    run_script(
         db,
         """
         CREATE TABLE objects (
@@ -127,27 +117,16 @@ def _objects_table(db: sqlite3.Connection) -> None:
 
 
 #: ``LEDGER_STEPS[i]`` takes a ledger from version i to i + 1 (0: a new, empty file).
-LEDGER_STEPS: tuple[LedgerStep, ...] = (LEDGER_TABLES_1, _objects_table)
+LEDGER_STEPS: tuple[Step, ...] = (LEDGER_TABLES_1, _objects_table)
 LEDGER_VERSION = len(LEDGER_STEPS)
 
 
 def upgrade_ledger(
-    db: sqlite3.Connection, path: Path, steps: Sequence[LedgerStep] = LEDGER_STEPS
+    db: sqlite3.Connection, path: Path, steps: Sequence[Step] = LEDGER_STEPS
 ) -> None:
     """Bring the ledger to ``len(steps)`` in the caller's transaction (new: today's tables)."""
-    found = ledger_version(db)
-    refuse_newer_ledger(found, path, len(steps))
-    if found == len(steps):
-        return
-    if found == 0 and steps is LEDGER_STEPS:
-        _run_script(db, LEDGER_TABLES)
-    else:
-        for step in steps[found:]:
-            if callable(step):
-                step(db)
-            else:
-                _run_script(db, step)
-    db.execute(f"PRAGMA user_version = {len(steps):d}")
+    tables = LEDGER_TABLES if steps is LEDGER_STEPS else None
+    upgrade(db, path, steps, tables, refuse_newer_ledger)
 
 
 def refuse_newer_ledger(found: int, path: Path, known: int = LEDGER_VERSION) -> None:
@@ -156,7 +135,3 @@ def refuse_newer_ledger(found: int, path: Path, known: int = LEDGER_VERSION) -> 
             f"ledger {path} has schema version {found}, newer than this larkps knows "
             f"({known}): read it with the larkps that wrote it"
         )
-
-
-def ledger_version(db: sqlite3.Connection) -> int:
-    return int(db.execute("PRAGMA user_version").fetchone()[0])

@@ -7,6 +7,7 @@ their own state (rollups, alarm hysteresis) in the same store, through ``Store``
 Public (what other stages may import):
 
 - ``db``: STATE_FILE, Store, write_transaction
+- ``schema``: Step, run_script, upgrade, version (for other versioned SQLite files)
 - ``points``: Commit, IngestStore, RowCommit, StoredSeries, fresh_points, page_rows, row_commit
 - ``runs``: ArchiveHealth (and the module itself, as ``runs``)
 """

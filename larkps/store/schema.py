@@ -270,19 +270,21 @@ def upgrade(
     db: sqlite3.Connection,
     path: Path,
     steps: Sequence[Step] = MIGRATIONS,
-    tables: str = TABLES,
+    tables: str | None = TABLES,
+    refuse: Callable[[int, Path, int], None] = refuse_newer,
 ) -> None:
-    """Bring the store to version ``len(steps)`` inside the caller's transaction.
+    """Bring a database to version ``len(steps)`` inside the caller's transaction.
 
-    A new store (no tables) is created from ``tables``, the declarations of that
-    version; an older one runs the steps from its version on.
+    A new one (no tables) is created from ``tables``, the declarations of that
+    version (None: by running every step); an older one runs the steps from its
+    version on; ``refuse`` raises for one newer than ``len(steps)``.
     """
     target = len(steps)
     found = version(db)
-    refuse_newer(found, path, target)
+    refuse(found, path, target)
     if found == target:
         return
-    if found == 0 and _empty(db):
+    if found == 0 and tables is not None and _empty(db):
         run_script(db, tables)
     else:
         for step in steps[found:]:
