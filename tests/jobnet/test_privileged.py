@@ -729,8 +729,14 @@ KILL_ROUNDS = 8
 
 
 def chain_pids() -> dict[str, int]:
-    """The running helper chain: sudo, the helper, its guard, the job's main process."""
+    """The running helper chain: sudo, the helper, its guard, the job's main process.
+
+    The helper's forks share its command line: the guard is the one that leads its own
+    session, the helper the one whose parent is sudo (a fork not yet in its own
+    session, or not yet exec'ing the job, is neither)."""
     found: dict[str, int] = {}
+    sudos: set[int] = set()  # sudo, and its monitor where sudo runs the command on a pty
+    forks: dict[int, tuple[int, int]] = {}  # pid -> (parent, session)
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -738,15 +744,24 @@ def chain_pids() -> dict[str, int]:
         try:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
             comm = Path(f"/proc/{pid}/comm").read_text().strip()
+            parent = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
             owner = os.stat(f"/proc/{pid}").st_uid
             sid = os.getsid(pid)
-        except OSError:
+        except (OSError, IndexError, ValueError):
             continue
         if str(HELPER).encode() in cmdline:
-            role = "sudo" if comm == "sudo" else "guard" if sid == pid else "helper"
-            found[role] = pid
+            if comm == "sudo":
+                found["sudo"] = min(pid, found.get("sudo", pid))
+                sudos.add(pid)
+            else:
+                forks[pid] = (parent, sid)
         elif owner == pwd.getpwnam(USER).pw_uid and comm == "sh":
             found["job"] = pid
+    for pid, (parent, sid) in forks.items():
+        if sid == pid:
+            found["guard"] = pid
+        elif parent in sudos:
+            found["helper"] = pid
     return found
 
 
