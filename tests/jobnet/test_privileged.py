@@ -732,10 +732,10 @@ def chain_pids() -> dict[str, int]:
     """The running helper chain: sudo, the helper, its guard, the job's main process.
 
     The helper's forks share its command line: the guard is the one that leads its own
-    session, the helper the one whose parent is sudo (a fork not yet in its own
-    session, or not yet exec'ing the job, is neither)."""
+    session, the helper the one whose parent is none of them (sudo, or init once sudo
+    is gone); a fork not yet in its own session, or not yet exec'ing the job, is
+    neither."""
     found: dict[str, int] = {}
-    sudos: set[int] = set()  # sudo, and its monitor where sudo runs the command on a pty
     forks: dict[int, tuple[int, int]] = {}  # pid -> (parent, session)
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -751,8 +751,7 @@ def chain_pids() -> dict[str, int]:
             continue
         if str(HELPER).encode() in cmdline:
             if comm == "sudo":
-                found["sudo"] = min(pid, found.get("sudo", pid))
-                sudos.add(pid)
+                found["sudo"] = min(pid, found.get("sudo", pid))  # not its pty monitor
             else:
                 forks[pid] = (parent, sid)
         elif owner == pwd.getpwnam(USER).pw_uid and comm == "sh":
@@ -760,7 +759,7 @@ def chain_pids() -> dict[str, int]:
     for pid, (parent, sid) in forks.items():
         if sid == pid:
             found["guard"] = pid
-        elif parent in sudos:
+        elif parent not in forks:
             found["helper"] = pid
     return found
 
@@ -786,6 +785,7 @@ def test_kill_9_at_random_moments_leaves_nothing(node: Node, target: str):
             _kill_policy(rng), ["sh", "-c", f"sleep {lasts:.2f} & sleep {lasts:.2f}; wait"]
         )
         time.sleep(delay)
+        began = time.monotonic()
         victim = chain_pids().get(target)
         if victim is not None:
             os.kill(victim, signal.SIGKILL)
@@ -794,11 +794,16 @@ def test_kill_9_at_random_moments_leaves_nothing(node: Node, target: str):
         if helper is not None:  # the helper lived on (guard or sudo killed, or too early)
             os.kill(helper, signal.SIGTERM)
         job.communicate(timeout=60)
+        ended = time.monotonic() - began
         left = node.wait_clean()
+        cleaned = time.monotonic() - began - ended
         killed = "nothing (not running)" if victim is None else f"{target} {victim}"
         when = f"at {delay:.3f}s of a {lasts:.2f}s job"
         assert left == [], f"seed {seed} round {round_}: killed {killed} {when}: {left}"
-        print(f"round {round_}: killed {killed} {when}, nothing left")
+        print(
+            f"round {round_}: killed {killed} {when}, ended {ended:.1f}s later, "
+            f"nothing left {cleaned:.1f}s after that"
+        )
 
 
 def test_signals_reach_the_job_and_orphans_are_reaped(node: Node):
