@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import hashlib
 import ipaddress
 import itertools
@@ -33,7 +34,7 @@ import os
 import re
 import signal
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -163,30 +164,47 @@ def lease_alive(tag: str) -> bool:
 def take_lease(directory: Path, key: str, tag: str, record: Record) -> Path | None:
     """Create ``directory/key`` holding tag unless a live holder has it; its path or None.
 
-    The lease is recorded before it is created, so that a helper killed in between
-    leaves nothing; :func:`remove` takes away only a lease that holds its tag (or
-    nothing yet).
+    Helpers take leases one at a time (a lock on the directory), and a lease file
+    appears whole (written aside, then linked), so no helper reads one half-made or
+    removes another's. The lease is recorded before it is created, so that a helper
+    killed in between leaves nothing; :func:`remove` takes away only a lease that
+    holds its tag.
     """
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     path = directory / key
-    for _ in range(2):
+    with _locked(directory):
         try:
-            holder = path.read_text()
+            holder: str | None = path.read_text()
         except FileNotFoundError:
             holder = None
-        if holder is not None and holder and lease_alive(holder):
+        if holder and lease_alive(holder):
             return None
+        record("lease", f"{path} {tag}")
         if holder is not None:
             path.unlink(missing_ok=True)  # its holder died without removing it
-        record("lease", f"{path} {tag}")
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        except FileExistsError:
-            continue
+        aside = directory / f".{key}.{os.getpid()}"
+        aside.unlink(missing_ok=True)
+        fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(tag)
-        return path
-    return None
+        try:
+            os.link(aside, path)
+        except FileExistsError:
+            return None
+        finally:
+            aside.unlink(missing_ok=True)
+    return path
+
+
+@contextlib.contextmanager
+def _locked(directory: Path) -> Iterator[None]:
+    """An exclusive lock on directory (released by the kernel if the holder dies)."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def allocate(

@@ -406,6 +406,8 @@ def _supervise(state: _Run, init_pid: int, status_fd: int) -> int:
             if not chunk:
                 open_fds.remove(status_fd)
         state.reap_all()
+    if status_fd in open_fds:  # the init's report may land after its end was seen
+        reported += _drain(status_fd)
     os.close(status_fd)
     with contextlib.suppress(ValueError):
         job_status = int(reported.strip() or b"x")
@@ -419,6 +421,16 @@ def _supervise(state: _Run, init_pid: int, status_fd: int) -> int:
         os.close(state.lifeline)
     state.signals.close()
     return job_status
+
+
+def _drain(fd: int) -> bytes:
+    """What a pipe whose writers have all ended still holds."""
+    os.set_blocking(fd, False)
+    got = b""
+    with contextlib.suppress(BlockingIOError):
+        while chunk := os.read(fd, 64):
+            got += chunk
+    return got
 
 
 def _forward(pid: int, number: int) -> None:

@@ -9,6 +9,7 @@ import ipaddress
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -236,3 +237,38 @@ def test_the_job_ad_must_be_in_the_callers_scratch_directory(tmp_path: Path):
         helper.check_scratch(str(tmp_path / ".job.ad"), env, caller)
     with pytest.raises(helper.HelperRefused, match="not set"):
         helper.check_scratch(str(tmp_path / ".job.ad"), {}, caller)
+
+
+def _allocate_in_a_child(leases: str, out: str, release: object) -> None:
+    """In a fresh process: one address from the shared pool, written to ``out``; then
+    live (holding the lease) until ``release`` is set."""
+    pool = ipaddress.ip_network("198.18.60.0/24")
+    tag = privileged.owner_tag(os.getpid())
+    address = privileged.allocate(pool, [], tag, lambda *o: None, Path(leases))
+    Path(out).write_text(str(address))
+    release.wait(60)  # type: ignore[attr-defined]
+
+
+def test_helpers_at_once_never_share_an_address(tmp_path: Path):
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    release = context.Event()
+    outs = [tmp_path / f"got{index}" for index in range(12)]
+    children = [
+        context.Process(target=_allocate_in_a_child, args=(str(tmp_path), str(out), release))
+        for out in outs
+    ]
+    for child in children:
+        child.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not all(out.exists() for out in outs) and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        release.set()
+        for child in children:
+            child.join(30)
+    assert all(child.exitcode == 0 for child in children)
+    got = [out.read_text() for out in outs]
+    assert len(set(got)) == 12, sorted(got)
