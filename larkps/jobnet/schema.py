@@ -27,7 +27,6 @@ class LedgerError(StateError):
     """The ledger could not be opened, read or written (one line naming the file)."""
 
 
-#: One schema change: DDL text (statements split on ";") or a function of the connection.
 #: Version 1: the objects of a run as a JSON list in the run row.
 LEDGER_TABLES_1 = """
 CREATE TABLE runs (
