@@ -353,7 +353,9 @@ class Wrapper:
         path.chmod(0o644)
         return path
 
-    def env(self, config: Path, job: int, extra: str = "") -> dict[str, str]:
+    def env(
+        self, config: Path, job: int, extra: str = "", planner: Path | None = None
+    ) -> dict[str, str]:
         """A starter-like scratch directory of the user's own, with the job's ads."""
         scratch = self.home / f"dir_{job}"
         scratch.mkdir(mode=0o700)
@@ -372,29 +374,32 @@ class Wrapper:
             "LARKPS_CONFIG": str(config),
             "LARKPS_JOBNET_CONFIG": str(config),
             "PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
-        }
+        } | ({"LARKPS_PLANNER": str(planner)} if planner else {})
 
-    def argv(self, config: Path, job: int, *command: str, extra: str = "") -> Argv:
+    def argv(
+        self, config: Path, job: int, *command: str, extra: str = "", planner: Path | None = None
+    ) -> Argv:
         """The wrapper as the starter runs it; privileged configs in the node namespace."""
-        env = [f"{k}={v}" for k, v in self.env(config, job, extra).items()]
+        env = [f"{k}={v}" for k, v in self.env(config, job, extra, planner).items()]
         argv = self.user.argv("env", *env, str(self.path), *command)
         privileged = "privileged" in config.name
         return self.node.argv(*argv) if privileged and self.node else argv
 
 
-def wrapped_start(wrapper: Wrapper, config: Path) -> StartCase:
+def wrapped_start(wrapper: Wrapper, config: Path, planner: Path | None = None) -> StartCase:
     def case() -> str:
-        return run(wrapper.argv(config, next(JOB_IDS), *CLOCK_JOB), timeout=60).stdout
+        argv = wrapper.argv(config, next(JOB_IDS), *CLOCK_JOB, planner=planner)
+        return run(argv, timeout=60).stdout
 
     return case
 
 
-def refused_start(wrapper: Wrapper, config: Path) -> StartCase:
+def refused_start(wrapper: Wrapper, config: Path, planner: Path | None = None) -> StartCase:
     """The wrapper refusing a job (a policy the node lacks): start-up, ads, config, plan.
     The job never runs: its start is the refusal's end."""
 
     def case() -> str:
-        argv = wrapper.argv(config, next(JOB_IDS), *CLOCK_JOB, extra=REFUSED)
+        argv = wrapper.argv(config, next(JOB_IDS), *CLOCK_JOB, extra=REFUSED, planner=planner)
         done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
         if done.returncode != 1 or "LarkNetworkPolicy" not in done.stderr:
             raise RuntimeError(f"not refused as expected: {done.stderr[-500:]}")
@@ -437,7 +442,31 @@ def p90(values: Sequence[float]) -> float:
     return statistics.quantiles(values, n=10, method="inclusive")[-1]
 
 
-def start_cases(user: User, wrapper: Wrapper | None, helper: Path | None) -> dict[str, StartCase]:
+@contextlib.contextmanager
+def planner(wrapper: Wrapper, config: Path) -> Iterator[Path]:
+    """``larkps jobnet planner`` for ``config``, run as the user; its socket."""
+    where = wrapper.home / "planners"
+    where.mkdir(mode=0o755, exist_ok=True)
+    os.chown(where, wrapper.user.uid, wrapper.user.gid)
+    socket_path = where / f"{config.stem}.sock"
+    larkps = wrapper.path.parent / "larkps"
+    argv = wrapper.user.argv(str(larkps), "jobnet", "planner", "--config", str(config))
+    process = subprocess.Popen([*argv, "--socket", str(socket_path)], stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while not socket_path.exists():
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the planner did not start ({process.returncode})")
+            time.sleep(0.05)
+        yield socket_path
+    finally:
+        process.terminate()
+        process.wait()
+
+
+def start_cases(
+    user: User, wrapper: Wrapper | None, helper: Path | None, stack: contextlib.ExitStack
+) -> dict[str, StartCase]:
     cases = {
         "the job, direct (baseline)": direct_start(user),
         "unshare -Urn (namespaces only)": rootless_start(user, None),
@@ -447,9 +476,17 @@ def start_cases(user: User, wrapper: Wrapper | None, helper: Path | None) -> dic
     if wrapper:
         config = wrapper.config("rootless", "pasta", None)
         cases["larkps-job-wrap refusing the job (no namespace)"] = refused_start(wrapper, config)
+        socket_path = stack.enter_context(planner(wrapper, config))
+        cases["larkps-job-wrap refusing, by the planner"] = refused_start(
+            wrapper, config, socket_path
+        )
         for net in ("pasta", "slirp4netns"):
             config = wrapper.config("rootless", net, None)
             cases[f"larkps-job-wrap, rootless {net}"] = wrapped_start(wrapper, config)
+            socket_path = stack.enter_context(planner(wrapper, config))
+            cases[f"larkps-job-wrap, rootless {net}, planner"] = wrapped_start(
+                wrapper, config, socket_path
+            )
         if helper:
             config = wrapper.config("privileged", "pasta", helper)
             cases["larkps-job-wrap, privileged veth"] = wrapped_start(wrapper, config)
@@ -574,7 +611,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         if args.helper:
             node = stack.enter_context(privileged_node(args.helper, user, home))
         wrapper = Wrapper(args.wrap, home, user, node) if args.wrap else None
-        print_starts(interleaved(start_cases(user, wrapper, args.helper), args.starts))
+        cases = start_cases(user, wrapper, args.helper, stack)
+        print_starts(interleaved(cases, args.starts))
         if not args.skip_throughput:
             measure_throughput(user, args.seconds, args.rounds, wrapper, args.helper)
 

@@ -11,10 +11,14 @@ import ipaddress
 import re
 from dataclasses import dataclass, field
 from enum import StrEnum
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-from larkps.config.reader import Section, read_toml
 from larkps.config.sites import IPNetwork
+
+if TYPE_CHECKING:  # the reader (tomllib, pathlib) is loaded only when a file is read
+    from pathlib import Path
+
+    from larkps.config.reader import Section
 
 Network = IPNetwork  # the one network type of the config (config.sites)
 
@@ -173,6 +177,8 @@ def _check_pools(section: Section, node: NodeJobNet) -> None:
 def load_jobnet(path: str | Path, alone: bool = True) -> NodeJobNet:
     """The ``[jobnet]`` table of a file: the helper's own file, which may hold nothing
     else (``alone``), or a whole larkps.toml, whose other tables are not read."""
+    from larkps.config.reader import Section, read_toml
+
     root = Section(read_toml(path), str(path), "")
     node = jobnet_settings(root.section("jobnet"))
     if alone:

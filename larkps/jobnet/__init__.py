@@ -8,7 +8,8 @@ local ledger and the job's ad (docs/jobnet.md).
 Public (what other stages may import):
 
 - ``request``: JobNetRefused, JobPlan, plan_job
-- ``jobad``: AdUnreadable, ads_from_environment, job_id_from_environment, read_ad
+- ``jobad``: AdUnreadable, AdText, ad_texts_from_environment, ads_from_environment,
+  job_id_from_environment, parse_ad_texts, read_ad, read_ad_text
 - ``ledger``: Ledger, LedgerFile, LedgerRecorder, JobObject, ProcessId,
   ledger_files, read_runs, writer_path
 - ``schema``: LEDGER_STEPS, LEDGER_TABLES, LEDGER_VERSION, LedgerError
@@ -17,7 +18,12 @@ Public (what other stages may import):
 - ``chirp``: JobUser, attributes, chirp, report_to_job_ad
 - ``recorder``: NodeRecorder (ledger and job ad; what the wrapper and helper use)
 - ``rules``: Count, Counters, counter_name, counters_from_json, ruleset
-- ``rootless``: JobNetError, Launch, run_rootless
+- ``rootless``: JobNetError, Launch, recipe, recorder_hooks, run_rootless
+- ``runner``: Hooks, Recipe, recipe_from_doc, run_recipe (what a job's start loads)
+- ``planner``: DEFAULT_SOCKET, PLANNER_VARIABLE, PlannerAnswer, PlannerUnavailable, ask,
+  planner_socket (the wrapper's side of the planner)
+- ``planner_service``: Planner, listen, run_planner (``larkps jobnet planner``)
+- ``plandoc``: node_doc, node_from_doc, plan_doc, plan_from_doc
 - ``supervise``: FORWARDED, Recorder, SummaryRecorder, exit_like, say
 - ``kernel``: map_ids, set_subreaper, setns, unshare (libc calls Python 3.11 lacks)
 - ``wrap``: main (``larkps-job-wrap``, HTCondor's USER_JOB_WRAPPER)

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from pathlib import Path
-from typing import TYPE_CHECKING
 
+from larkps import TYPE_CHECKING
 from larkps.errors import LarkpsError
 
 if TYPE_CHECKING:
@@ -59,8 +58,8 @@ def parse_ad(text: str, source: str) -> dict[str, object]:
     return plain_values(ad)
 
 
-def read_ad(path: str | os.PathLike[str]) -> dict[str, object]:
-    """The ad in one file (AdUnreadable naming the file when it cannot be used)."""
+def read_ad_text(path: str | os.PathLike[str]) -> str:
+    """The text of one ad file, unparsed (AdUnreadable naming the file)."""
     source = os.fspath(path)
     try:
         with open(source, "rb") as handle:
@@ -69,20 +68,43 @@ def read_ad(path: str | os.PathLike[str]) -> dict[str, object]:
         raise AdUnreadable(f"{source}: cannot read ({exc.strerror})") from None
     if len(data) > MAX_AD_BYTES:
         raise AdUnreadable(f"{source}: larger than {MAX_AD_BYTES} bytes")
-    return parse_ad(data.decode("utf-8", errors="replace"), source)
+    return data.decode("utf-8", errors="replace")
+
+
+def read_ad(path: str | os.PathLike[str]) -> dict[str, object]:
+    """The ad in one file (AdUnreadable naming the file when it cannot be used)."""
+    return parse_ad(read_ad_text(path), os.fspath(path))
+
+
+#: An ad file's name and its text.
+AdText = tuple[str, str]
+
+
+def ad_texts_from_environment(environ: Mapping[str, str]) -> tuple[AdText, AdText | None]:
+    """The job ad's file and text (required), and the machine ad's (None when the
+    starter gave none), read but not parsed."""
+    job_path = environ.get(JOB_AD_VARIABLE)
+    if not job_path:
+        raise AdUnreadable(f"{JOB_AD_VARIABLE} is not set: not started by an HTCondor starter")
+    machine_path = environ.get(MACHINE_AD_VARIABLE)
+    machine = None
+    if machine_path and os.path.isfile(machine_path):
+        machine = (machine_path, read_ad_text(machine_path))
+    return (job_path, read_ad_text(job_path)), machine
+
+
+def parse_ad_texts(
+    job: AdText, machine: AdText | None
+) -> tuple[dict[str, object], dict[str, object]]:
+    """The job ad and the machine ad (empty when there is none) as plain values."""
+    return parse_ad(job[1], job[0]), parse_ad(machine[1], machine[0]) if machine else {}
 
 
 def ads_from_environment(
     environ: Mapping[str, str] | None = None,
 ) -> tuple[dict[str, object], dict[str, object]]:
     """The job ad (required) and the machine ad (empty when the starter gave none)."""
-    env = os.environ if environ is None else environ
-    job_path = env.get(JOB_AD_VARIABLE)
-    if not job_path:
-        raise AdUnreadable(f"{JOB_AD_VARIABLE} is not set: not started by an HTCondor starter")
-    machine_path = env.get(MACHINE_AD_VARIABLE)
-    machine = read_ad(machine_path) if machine_path and Path(machine_path).is_file() else {}
-    return read_ad(job_path), machine
+    return parse_ad_texts(*ad_texts_from_environment(os.environ if environ is None else environ))
 
 
 def job_id_from_environment(environ: Mapping[str, str] | None = None) -> str | None:

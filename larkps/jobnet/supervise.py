@@ -15,10 +15,26 @@ import select
 import signal
 import sys
 from collections.abc import Callable, Iterator, Mapping
-from typing import NoReturn, Protocol
 
-from larkps.jobnet.request import JobPlan
-from larkps.jobnet.rules import Counters
+from larkps import TYPE_CHECKING
+
+if TYPE_CHECKING:  # neither typing nor the modules that plan are loaded on a job's start
+    from typing import NoReturn, Protocol
+
+    from larkps.jobnet.request import JobPlan
+    from larkps.jobnet.rules import Counters
+
+    class Recorder(Protocol):
+        """Where a run's start (with the objects it made) and its end (with its counters) go.
+
+        ``exit_status`` is as :func:`os.waitstatus_to_exitcode` gives it: the exit code,
+        or ``-N`` for a job killed by signal N.
+        """
+
+        def start(self, plan: JobPlan, objects: Mapping[str, str]) -> None: ...
+
+        def end(self, plan: JobPlan, exit_status: int, counters: Counters) -> None: ...
+
 
 FORWARDED = (
     signal.SIGTERM,
@@ -29,18 +45,6 @@ FORWARDED = (
     signal.SIGUSR2,
 )
 PREFIX = "larkps-jobnet: "
-
-
-class Recorder(Protocol):
-    """Where a run's start (with the objects it made) and its end (with its counters) go.
-
-    ``exit_status`` is as :func:`os.waitstatus_to_exitcode` gives it: the exit code,
-    or ``-N`` for a job killed by signal N.
-    """
-
-    def start(self, plan: JobPlan, objects: Mapping[str, str]) -> None: ...
-
-    def end(self, plan: JobPlan, exit_status: int, counters: Counters) -> None: ...
 
 
 class SummaryRecorder:

@@ -274,6 +274,7 @@ class Jobs:
         job_argv: Sequence[str],
         ad: Mapping[str, object] | None = None,
         config: str = "[jobnet]\n",
+        planner: str | None = None,
     ) -> JobRun:
         self.count += 1
         workdir = Path(tempfile.mkdtemp(prefix=f"job{self.count}-", dir=self.base))
@@ -296,6 +297,8 @@ class Jobs:
             TMPDIR=str(workdir),
             LANG="C.UTF-8",
         )
+        if planner is not None:
+            env["LARKPS_PLANNER"] = planner
         ids = [str(self.user.uid), str(self.user.gid)]
         where = [str(workdir), str(self.base / "tun")]
         argv = [sys.executable, str(STARTER), str(workdir / "report.json"), *ids, *where, "--"]

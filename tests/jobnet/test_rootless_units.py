@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from larkps.config.jobnet import Mode, Policy
+from larkps.config.jobnet import Mode, Policy, UserNet
 from larkps.jobnet.request import JobPlan
 from larkps.jobnet.rootless import (
     IFB,
     TAP,
     batches,
-    pasta_argv,
     receive_window,
+    recipe,
     shaping_commands,
-    slirp_argv,
     tcp_limits,
 )
+from larkps.jobnet.runner import pasta_argv, slirp_argv
 
 
 def plan(policy: Policy = Policy.NAT, **fields: object) -> JobPlan:
@@ -61,12 +61,13 @@ def test_batches_group_consecutive_commands_of_one_program() -> None:
 
 
 def test_pasta_forwards_only_the_plans_ports_and_nothing_to_the_host() -> None:
-    nat = pasta_argv(plan(), 123, "/tmp/p.pid")
+    nat = pasta_argv(recipe(plan(), UserNet.PASTA, {}).ports, 123, "/tmp/p.pid")
     assert nat[nat.index("-t") + 1] == nat[nat.index("-u") + 1] == "none"
     assert nat[nat.index("-T") + 1] == nat[nat.index("-U") + 1] == "none"
     assert "--no-map-gw" in nat and "-f" in nat
     assert nat[-1] == "123"
-    ports = pasta_argv(plan(Policy.PORTS, ports=(5000, 5001)), 123, "/tmp/p.pid")
+    opened = recipe(plan(Policy.PORTS, ports=(5000, 5001)), UserNet.PASTA, {})
+    ports = pasta_argv(opened.ports, 123, "/tmp/p.pid")
     assert ports[ports.index("-t") + 1] == ports[ports.index("-u") + 1] == "5000,5001"
 
 
@@ -76,3 +77,14 @@ def test_slirp4netns_has_no_host_loopback_and_exits_with_the_wrapper() -> None:
     assert argv[argv.index("--exit-fd") + 1] == "6"
     assert argv[argv.index("--ready-fd") + 1] == "5"
     assert argv[-2:] == ["123", TAP]
+
+
+def test_the_recipe_holds_the_shaping_the_limits_and_the_rules_of_the_plan() -> None:
+    made = recipe(plan(rate_bps=40_000_000), UserNet.SLIRP4NETNS, {})
+    early, on_tap = shaping_commands(40_000_000)
+    assert made.early == batches(early) and made.on_tap == batches(on_tap)
+    assert made.sysctls == tcp_limits(40_000_000)
+    assert "table inet larkps_job" in made.rules and made.user_net == "slirp4netns"
+    assert made.ports == ()
+    bare = recipe(plan(), UserNet.PASTA, {})
+    assert (bare.early, bare.on_tap, bare.sysctls) == ([], [], {})

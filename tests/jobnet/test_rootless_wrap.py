@@ -8,11 +8,15 @@ from __future__ import annotations
 import json
 import os
 import signal
+import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import netns
 import pytest
+
+from larkps.jobnet.planner_service import Planner, listen
 
 pytestmark = [pytest.mark.root]
 
@@ -110,3 +114,45 @@ def test_refusal_goes_to_the_error_file_and_the_job_does_not_run(jobs: netns.Job
     error = (run.workdir / "wrapper.error").read_text()
     assert error == "larkps-jobnet: LarkNetworkPorts: 70000 is not a port (1-65535)\n"
     assert error in run.stderr
+
+
+@pytest.fixture
+def planner(jobs: netns.Jobs) -> Iterator[str]:
+    """A planner (in this process, as root) whose node caps every job at 20 Mbit/s; its
+    socket, in the jobs' directory (every user may reach it)."""
+    config = Path(jobs.base) / "planner.toml"
+    config.write_text('[jobnet]\nmax_rate = "20Mbit/s"\n')
+    path = str(Path(jobs.base) / "planner.sock")
+    server = listen(Planner(str(config)), path)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield path
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_job_planned_by_the_planner_gets_the_planners_rate(
+    jobs: netns.Jobs, user: netns.User, planner: str
+) -> None:
+    """The wrapper's own config caps nothing; the planner's caps at 20 Mbit/s: the
+    limit the job sees is the planner's, and the run is still counted."""
+    run = jobs.run(["python3", "-c", PROBE], ad={"LarkNetworkRateLimit": 40}, planner=planner)
+    assert run.exit_code == 0, run.stderr
+    seen = json.loads(run.stdout)
+    assert "tbf" in seen["qdisc"] and "rate 20Mbit" in seen["qdisc"]
+    assert int(seen["caps"], 16) == 0 and seen["tc"] != 0 and seen["nft"] != 0
+    assert "capped at the node's max_rate 20Mbit/s" in run.stderr
+    assert "plans the job itself" not in run.stderr
+    assert run.counted("out") >= 0 and run.left == []
+
+
+def test_with_its_planner_gone_the_wrapper_plans_the_job_itself(
+    jobs: netns.Jobs, planner: str
+) -> None:
+    gone = planner + ".gone"
+    run = jobs.run(["python3", "-c", PROBE], ad={"LarkNetworkRateLimit": 40}, planner=gone)
+    assert run.exit_code == 0, run.stderr
+    assert "rate 40Mbit" in json.loads(run.stdout)["qdisc"]
+    assert "the wrapper plans the job itself" in run.stderr
+    assert run.left == []

@@ -56,6 +56,22 @@ def shipped(relative: str, paths: Mapping[str, str]) -> str:
     return text
 
 
+def service_settings(unit: str) -> dict[str, list[str]]:
+    """The [Service] section: each key with its values in order (keys may repeat)."""
+    settings: dict[str, list[str]] = {}
+    section = ""
+    for raw in unit.splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("["):
+            section = line
+        elif section == "[Service]":
+            name, _, value = line.partition("=")
+            settings.setdefault(name.strip(), []).append(value.strip())
+    return settings
+
+
 @dataclass
 class Pool:
     """A running mini pool: its directory, environment and collector address."""

@@ -17,15 +17,25 @@ condor_chirp, so the test installs the pure-Python one (htchirp's
 ``condor_htchirp``, same command line) next to larkps and names it to the wrapper,
 as it names the config: through STARTER_JOB_ENVIRONMENT, which a real node does
 not need (/etc/larkps/larkps.toml, condor's libexec/condor_chirp).
+
+Jobs are planned by the jobnet planner, started from the shipped systemd unit's
+ExecStart line (as ``nobody``, standing in for its DynamicUser) with its socket in a
+directory standing in for its RuntimeDirectory; STARTER_JOB_ENVIRONMENT names that
+socket (a real node's wrapper finds /run/larkps-jobnet/planner.sock by itself).
+Every job checks that the wrapper did not have to plan it itself, but one, which
+runs with the planner stopped.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pwd
 import re
+import shlex
 import shutil
+import signal
 import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -33,9 +43,13 @@ from pathlib import Path
 
 import classad2
 import pytest
-from minipool import Install, Pool, minipool, shipped, wait_until, world_dir
+from minipool import Install, Pool, minipool, service_settings, shipped, wait_until, world_dir
+
+from larkps.units import parse_duration
 
 SNIPPET = "config/condor/50-larkps-jobnet.conf"
+PLANNER_UNIT = "config/systemd/larkps-jobnet-planner.service"
+FALLBACK = "the wrapper plans the job itself"
 INSTALLED = "/opt/larkps/venv/bin/larkps-job-wrap"
 RATE_MBPS = 40
 PEER_NS = "lkpool-peer"
@@ -75,6 +89,7 @@ class Node:
     config: Path
     ledger: Path
     jobs: Path
+    planner: Planner
 
     def write_config(self, user_net: str = "pasta") -> None:
         """The node's larkps.toml; the wrapper reads it afresh for every job."""
@@ -172,18 +187,72 @@ def node(larkps_install: Install, peer: None) -> Iterator[Node]:
     ledger_dir = world_dir("larkps-ledger-")
     ledger_dir.chmod(0o1777)  # rootless: the job's user writes its own rows
     config = etc / "larkps.toml"
+    planner = Planner(larkps_install, config, world_dir("larkps-run-"))
     environment = f"LARKPS_CONFIG={config} LARKPS_CONDOR_CHIRP={chirp_tool(larkps_install)}"
+    environment += f" LARKPS_PLANNER={planner.socket}"
     extra = shipped(SNIPPET, {INSTALLED: str(wrapper)})
     extra += f'\nSTARTER_JOB_ENVIRONMENT = "{environment}"\n'
     try:
         with minipool(extra_config=extra, launcher=TUN_LAUNCHER) as pool:
             jobs = pool.job_dir("jobnet-jobs")
-            found = Node(pool, larkps_install, config, ledger_dir / "ledger.sqlite", jobs)
+            ledger = ledger_dir / "ledger.sqlite"
+            found = Node(pool, larkps_install, config, ledger, jobs, planner)
             found.write_config()
-            yield found
+            with planner.running():
+                yield found
     finally:
         shutil.rmtree(etc, ignore_errors=True)
         shutil.rmtree(ledger_dir, ignore_errors=True)
+        shutil.rmtree(planner.run_dir, ignore_errors=True)
+
+
+class Planner:
+    """``larkps jobnet planner`` as the shipped unit starts it: its ExecStart line, its
+    UMask, a user of no privilege (its DynamicUser), ``run_dir`` for /run/larkps-jobnet."""
+
+    def __init__(self, install: Install, config: Path, run_dir: Path) -> None:
+        self.run_dir, self.socket = run_dir, run_dir / "planner.sock"
+        paths = {
+            "/opt/larkps/venv": str(install.venv),
+            "/etc/larkps/larkps.toml": str(config),
+            "/run/larkps-jobnet": str(run_dir),
+        }
+        self.service = service_settings(shipped(PLANNER_UNIT, paths))
+        self.account = pwd.getpwnam("nobody")
+        os.chown(run_dir, self.account.pw_uid, self.account.pw_gid)
+        self.process: subprocess.Popen[str] | None = None
+
+    def start(self) -> None:
+        (exec_start,) = self.service["ExecStart"]
+        self.process = subprocess.Popen(
+            shlex.split(exec_start),
+            env={"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
+            umask=int(self.service["UMask"][0], 8),
+            user=self.account.pw_uid,
+            group=self.account.pw_gid,
+            extra_groups=[],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        wait_until(self.socket.exists, 60, "the planner's socket")
+
+    def stop(self) -> str:
+        """SIGTERM, as systemd stops it; its stderr. It must end 0 within TimeoutStopSec."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        _, err = self.process.communicate(timeout=parse_duration(self.service["TimeoutStopSec"][0]))
+        assert self.process.returncode == 0, err[-2000:]
+        return err
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[None]:
+        self.start()
+        try:
+            yield
+        finally:
+            if self.process is not None and self.process.returncode is None:
+                self.stop()
 
 
 @dataclass(frozen=True)
@@ -196,8 +265,16 @@ class Finished:
     said: list[str]  # the wrapper's lines, without the prefix
 
 
-def run_job(node: Node, name: str, script: str, *attributes: str, timeout: float = 180) -> Finished:
-    """Submit ``sh -c script`` as the job user with extra ``+Attr = value`` lines; its end."""
+def run_job(
+    node: Node,
+    name: str,
+    script: str,
+    *attributes: str,
+    timeout: float = 180,
+    planned: bool = True,
+) -> Finished:
+    """Submit ``sh -c script`` as the job user with extra ``+Attr = value`` lines; its end.
+    ``planned``: the planner planned it (the wrapper did not have to)."""
     directory = node.jobs / name
     directory.mkdir(mode=0o755)
     shutil.chown(directory, node.pool.job_user, node.pool.job_user)
@@ -220,12 +297,14 @@ def run_job(node: Node, name: str, script: str, *attributes: str, timeout: float
     ad = wait_until(lambda: _history(node.pool, cluster), timeout, f"job {cluster} {name}")
     assert isinstance(ad, classad2.ClassAd)
     err = (directory / "err").read_text().splitlines()
-    return Finished(
+    done = Finished(
         ad=ad,
         out=(directory / "out").read_text(),
         err=[line for line in err if not line.startswith(PREFIX)],
         said=[line[len(PREFIX) :] for line in err if line.startswith(PREFIX)],
     )
+    assert planned != any(FALLBACK in line for line in done.said), done.said
+    return done
 
 
 def _history(pool: Pool, cluster: int) -> classad2.ClassAd | None:
@@ -243,6 +322,28 @@ def test_the_starter_runs_the_shipped_wrapper(node):
     assert [p.strip() for p in prefixes.split(",")] == ["Chirp*", "LarkNetwork*"]
     slots = node.pool.ads("-constraint", "MiniPool_Ready =?= true")
     assert [s.get("LarkNetworkNamespaces") for s in slots] == [True, True]
+
+
+def test_the_planner_runs_as_its_unit_says_and_every_user_may_ask_it(node):
+    assert node.planner.process is not None and node.planner.process.poll() is None
+    assert os.stat(node.planner.socket).st_mode & 0o777 == 0o666
+    status = Path(f"/proc/{node.planner.process.pid}/status").read_text()
+    uid_line = next(line for line in status.splitlines() if line.startswith("Uid:"))
+    assert set(uid_line.split()[1:]) == {str(node.planner.account.pw_uid)}
+
+
+def test_with_the_planner_stopped_a_job_runs_planned_by_the_wrapper(node):
+    err = node.planner.stop()
+    assert "answering on" in err and "Traceback" not in err
+    assert not node.planner.socket.exists()
+    try:
+        done = run_job(node, "unplanned", "exit 5", planned=False)
+    finally:
+        node.planner.start()
+    assert done.ad["ExitCode"] == 5
+    assert any("rate" in line for line in done.said), done.said
+    again = run_job(node, "planned-again", "exit 6")
+    assert again.ad["ExitCode"] == 6
 
 
 def test_a_job_sees_only_loopback_and_its_own_interface(node):

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import classad2
 import pytest
-from minipool import Install, Pool, minipool, shipped, wait_until
+from minipool import Install, Pool, minipool, service_settings, shipped, wait_until
 
 from larkps.units import parse_duration
 
@@ -34,22 +34,6 @@ SYSTEMD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 def pool() -> Iterator[Pool]:
     with minipool(extra_config=shipped("config/condor/50-larkps-collector.conf", {})) as running:
         yield running
-
-
-def service_settings(unit: str) -> dict[str, list[str]]:
-    """The [Service] section: each key with its values in order (keys may repeat)."""
-    settings: dict[str, list[str]] = {}
-    section = ""
-    for raw in unit.splitlines():
-        line = raw.strip()
-        if not line or line.startswith(("#", ";")):
-            continue
-        if line.startswith("["):
-            section = line
-        elif section == "[Service]":
-            name, _, value = line.partition("=")
-            settings.setdefault(name.strip(), []).append(value.strip())
-    return settings
 
 
 def test_parse_of_the_unit_sees_its_service_lines():

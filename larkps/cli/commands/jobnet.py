@@ -1,9 +1,11 @@
-"""``larkps jobnet accounting|gc``: the node's job-network ledger, summarised and cleaned."""
+"""``larkps jobnet accounting|gc|planner``: the node's job-network ledger, summarised and
+cleaned, and the planner service the job wrapper asks."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import time
 from pathlib import Path
@@ -11,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from larkps.cli.commands.common import Subparsers, add_command, duration_arg
 from larkps.errors import UsageError
+from larkps.jobnet.planner import DEFAULT_SOCKET
 
 if TYPE_CHECKING:
     from larkps.jobnet.accounting import Accounting, Totals
@@ -20,6 +23,7 @@ if TYPE_CHECKING:
 DEFAULT_LEDGER = Path("/var/lib/larkps/jobnet/ledger.sqlite")
 ACCOUNTING_EXAMPLE = "larkps jobnet accounting --config /etc/larkps/larkps.toml --by owner"
 GC_EXAMPLE = "larkps jobnet gc --config /etc/larkps/larkps.toml --dry-run"
+PLANNER_EXAMPLE = "larkps jobnet planner --config /etc/larkps/larkps.toml"
 
 
 def register(commands: Subparsers) -> None:
@@ -27,7 +31,8 @@ def register(commands: Subparsers) -> None:
         commands,
         "jobnet",
         _missing_action,
-        "per-job networks on this execute node: accounting and leftovers (accounting, gc)",
+        "per-job networks on this execute node: accounting, leftovers and the planner"
+        " (accounting, gc, planner)",
         ACCOUNTING_EXAMPLE,
     )
     actions = group.add_subparsers(dest="jobnet_action", required=True, metavar="ACTION")
@@ -62,10 +67,27 @@ def register(commands: Subparsers) -> None:
     _add_ledger(sub)
     sub.add_argument("--dry-run", action="store_true", help="say what would go, remove nothing")
     sub.add_argument("--format", choices=("table", "json"), default="table", help="output format")
+    sub = add_command(
+        actions,
+        "planner",
+        cmd_planner,
+        "answer the job wrapper's requests for plans on a Unix socket, until SIGTERM",
+        PLANNER_EXAMPLE,
+    )
+    sub.add_argument(
+        "--config", required=True, type=Path, metavar="FILE", help="the node's config ([jobnet])"
+    )
+    sub.add_argument(
+        "--socket",
+        default=DEFAULT_SOCKET,
+        metavar="PATH",
+        help=f"where to answer (default: {DEFAULT_SOCKET}, where the wrapper asks)",
+    )
+    sub.set_defaults(default_log_level=logging.INFO)  # a line per refusal in the journal
 
 
 def _missing_action(args: argparse.Namespace) -> int:
-    raise UsageError("jobnet: name an action: accounting or gc")
+    raise UsageError("jobnet: name an action: accounting, gc or planner")
 
 
 def _add_ledger(sub: argparse.ArgumentParser) -> None:
@@ -203,6 +225,12 @@ def cmd_gc(args: argparse.Namespace) -> int:
     else:
         print(render_report(report, args.dry_run), end="")
     return 1 if report.failed else 0
+
+
+def cmd_planner(args: argparse.Namespace) -> int:
+    from larkps.jobnet.planner_service import run_planner
+
+    return run_planner(str(args.config), args.socket)
 
 
 def report_doc(report: Report, dry_run: bool) -> dict[str, Any]:
