@@ -27,6 +27,7 @@ from minipool import Install, Pool, minipool, service_settings, shipped, wait_un
 from larkps.units import parse_duration
 
 UNIT = "config/systemd/larkps.service"
+PLANNER_UNIT = "config/systemd/larkps-jobnet-planner.service"
 SYSTEMD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -53,6 +54,23 @@ def test_systemd_accepts_the_unit(larkps_install: Install, tmp_path: Path):
         [verify, "verify", str(unit)], capture_output=True, text=True, check=False
     )
     assert (done.returncode, done.stdout + done.stderr) == (0, "")
+
+
+def test_systemd_accepts_the_planner_unit(larkps_install: Install, tmp_path: Path):
+    """The jobnet planner's unit (its run is tested in test_pool_jobnet.py)."""
+    verify = shutil.which("systemd-analyze")
+    if verify is None:
+        pytest.skip("no systemd-analyze on this host")
+    unit = tmp_path / "larkps-jobnet-planner.service"
+    paths = {"/opt/larkps/venv": str(larkps_install.venv), "/etc/larkps/larkps.toml": "/dev/null"}
+    unit.write_text(shipped(PLANNER_UNIT, paths))
+    done = subprocess.run(
+        [verify, "verify", str(unit)], capture_output=True, text=True, check=False
+    )
+    assert (done.returncode, done.stdout + done.stderr) == (0, "")
+    settings = service_settings(unit.read_text())
+    assert settings["ExecStart"][0].split()[1:4] == ["jobnet", "planner", "--config"]
+    assert settings["RuntimeDirectory"] == ["larkps-jobnet"]
 
 
 def test_the_units_execstart_runs_cycles_and_stops_on_sigterm(pool: Pool, larkps_install: Install):
