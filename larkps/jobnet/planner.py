@@ -128,15 +128,22 @@ def _connect(sock: socket.socket, path: str, deadline: float) -> None:
             time.sleep(0.002)
 
 
-def answer_from_bytes(data: bytes | None) -> PlannerAnswer:
+def json_object(data: bytes | None, what: str, limit: int) -> dict[str, object]:
+    """``data`` as a JSON object (None: it was over ``limit`` bytes); PlannerUnavailable
+    naming ``what`` when it is not one."""
     if data is None:
-        raise PlannerUnavailable(f"planner's answer is larger than {MAX_ANSWER} bytes")
+        raise PlannerUnavailable(f"{what} larger than {limit} bytes")
     try:
         doc = json.loads(data)
     except ValueError:
-        raise PlannerUnavailable("planner's answer is not JSON") from None
+        raise PlannerUnavailable(f"{what} is not JSON") from None
     if not isinstance(doc, dict):
-        raise PlannerUnavailable("planner's answer is not an object")
+        raise PlannerUnavailable(f"{what} is not a JSON object")
+    return doc
+
+
+def answer_from_bytes(data: bytes | None) -> PlannerAnswer:
+    doc = json_object(data, "planner's answer", MAX_ANSWER)
     if "error" in doc:
         raise PlannerUnavailable(f"planner: {_text(doc['error'], 'error')}")
     return PlannerAnswer(doc)

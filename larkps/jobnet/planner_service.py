@@ -21,7 +21,7 @@ from larkps.config.jobnet import Mode, NodeJobNet
 from larkps.errors import LarkpsError
 from larkps.jobnet.jobad import MAX_AD_BYTES, AdText
 from larkps.jobnet.plandoc import node_doc, plan_doc
-from larkps.jobnet.planner import PlannerUnavailable, read_all
+from larkps.jobnet.planner import PlannerUnavailable, json_object, read_all
 from larkps.jobnet.request import JobPlan
 from larkps.jobnet.rootless import recipe
 
@@ -112,15 +112,7 @@ def plan_texts(job: AdText, machine: AdText | None, node: NodeJobNet) -> JobPlan
 
 
 def _request_ads(request: bytes | None) -> tuple[AdText, AdText | None]:
-    if request is None:
-        raise PlannerUnavailable(f"request larger than {MAX_REQUEST} bytes")
-    try:
-        doc = json.loads(request)
-    except ValueError:
-        raise PlannerUnavailable("request is not JSON") from None
-    if not isinstance(doc, dict):
-        raise PlannerUnavailable("request is not a JSON object")
-    d = doc
+    d = json_object(request, "request", MAX_REQUEST)
     job = _ad_text(d.get("job_ad"), "job_ad")
     machine = None if d.get("machine_ad") is None else _ad_text(d["machine_ad"], "machine_ad")
     return job, machine

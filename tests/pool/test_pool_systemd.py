@@ -24,6 +24,7 @@ import classad2
 import pytest
 from minipool import Install, Pool, minipool, service_settings, shipped, wait_until
 
+from larkps.jobnet.planner import DEFAULT_SOCKET
 from larkps.units import parse_duration
 
 UNIT = "config/systemd/larkps.service"
@@ -43,34 +44,28 @@ def test_parse_of_the_unit_sees_its_service_lines():
     assert settings["ExecStart"][0].startswith("/opt/larkps/venv/bin/larkps run ")
 
 
-def test_systemd_accepts_the_unit(larkps_install: Install, tmp_path: Path):
+@pytest.mark.parametrize("relative", [UNIT, PLANNER_UNIT])
+def test_systemd_accepts_the_unit(larkps_install: Install, tmp_path: Path, relative: str):
+    """Both units (the planner's run is tested in test_pool_jobnet.py)."""
     verify = shutil.which("systemd-analyze")
     if verify is None:
         pytest.skip("no systemd-analyze on this host")
-    unit = tmp_path / "larkps.service"
+    unit = tmp_path / Path(relative).name
     paths = {"/opt/larkps/venv": str(larkps_install.venv), "/etc/larkps/larkps.toml": "/dev/null"}
-    unit.write_text(shipped(UNIT, paths))
+    unit.write_text(shipped(relative, paths))
     done = subprocess.run(
         [verify, "verify", str(unit)], capture_output=True, text=True, check=False
     )
     assert (done.returncode, done.stdout + done.stderr) == (0, "")
 
 
-def test_systemd_accepts_the_planner_unit(larkps_install: Install, tmp_path: Path):
-    """The jobnet planner's unit (its run is tested in test_pool_jobnet.py)."""
-    verify = shutil.which("systemd-analyze")
-    if verify is None:
-        pytest.skip("no systemd-analyze on this host")
-    unit = tmp_path / "larkps-jobnet-planner.service"
-    paths = {"/opt/larkps/venv": str(larkps_install.venv), "/etc/larkps/larkps.toml": "/dev/null"}
-    unit.write_text(shipped(PLANNER_UNIT, paths))
-    done = subprocess.run(
-        [verify, "verify", str(unit)], capture_output=True, text=True, check=False
-    )
-    assert (done.returncode, done.stdout + done.stderr) == (0, "")
-    settings = service_settings(unit.read_text())
-    assert settings["ExecStart"][0].split()[1:4] == ["jobnet", "planner", "--config"]
+def test_the_planner_unit_runs_the_planner_in_its_runtime_directory():
+    settings = service_settings(shipped(PLANNER_UNIT, {}))
+    argv = settings["ExecStart"][0].split()
+    assert argv[1:3] == ["jobnet", "planner"]
+    assert argv[argv.index("--socket") + 1] == DEFAULT_SOCKET  # where the wrapper asks
     assert settings["RuntimeDirectory"] == ["larkps-jobnet"]
+    assert settings["RuntimeDirectoryMode"] == ["0755"]
 
 
 def test_the_units_execstart_runs_cycles_and_stops_on_sigterm(pool: Pool, larkps_install: Install):
