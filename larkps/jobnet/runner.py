@@ -248,7 +248,8 @@ class _Run:
         self.net_pid = process.pid
         self.children[process.pid] = "net"
         deadline = time.monotonic() + READY_TIMEOUT
-        while not _nonempty(pidfile):
+        families = ("ipv4", "ipv6") if _default_route("/proc/self/net", "ipv6") else ("ipv4",)
+        while not _nonempty(pidfile) and not _routed(f"/proc/{target}/net", families):
             if process.poll() is not None:
                 self.children.pop(process.pid, None)
                 raise JobNetError(f"pasta failed (exit status {process.returncode}){_tun_hint()}")
@@ -706,6 +707,36 @@ def _wait_ipv6(timeout: float) -> None:  # pragma: no cover - runs in the setup 
             return
         time.sleep(0.01)
     say("IPv6 not configured by slirp4netns in time; the job may have IPv4 only")
+
+
+def _routed(net: str, families: Sequence[str]) -> bool:
+    """Whether the namespace whose /proc/PID/net is ``net`` has a default route on the
+    tap for each family. pasta sets the tap's link, MTU and addresses, then each
+    family's routes, and only then (some 30 ms later, once it has set itself up) writes
+    its pidfile: frames the job sends meanwhile wait in the tap's queue. pasta uses
+    IPv6 when the host has a default route for it."""
+    return all(_default_route(net, family, TAP) for family in families)
+
+
+def _default_route(net: str, family: str, device: str | None = None) -> bool:
+    """A default route of ``family`` in /proc/.../net (on ``device``, if given)."""
+    if family == "ipv4":  # destination and mask
+        name, zero = "route", ("00000000", "00000000")
+    else:  # destination and prefix length
+        name, zero = "ipv6_route", ("0" * 32, "00")
+    try:
+        with open(os.path.join(net, name)) as table:
+            for line in table:
+                fields = line.split()
+                if not fields or fields[0] == "Iface":
+                    continue
+                iface = fields[0] if family == "ipv4" else fields[-1]
+                destination = (fields[1], fields[7]) if family == "ipv4" else tuple(fields[:2])
+                if destination == zero and (device is None or iface == device):
+                    return True
+    except OSError:
+        return False
+    return False
 
 
 def _tun_hint() -> str:

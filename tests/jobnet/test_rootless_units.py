@@ -88,3 +88,28 @@ def test_the_recipe_holds_the_shaping_the_limits_and_the_rules_of_the_plan() -> 
     assert made.ports == ()
     bare = recipe(plan(), UserNet.PASTA, {})
     assert (bare.early, bare.on_tap, bare.sysctls) == ([], [], {})
+
+
+ROUTE_HEAD = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n"
+V6_DEFAULT = "0" * 32 + " 00 " + "0" * 32 + " 00 " + "fd" + "0" * 29 + "1 00000400 0 0 3 tap0\n"
+V6_LINK = "fe80" + "0" * 28 + " 40 " + "0" * 32 + " 00 " + "0" * 32 + " 00000100 0 0 1 tap0\n"
+
+
+def _net(tmp_path, route: str, ipv6_route: str):
+    (tmp_path / "route").write_text(ROUTE_HEAD + route)
+    (tmp_path / "ipv6_route").write_text(ipv6_route)
+    return str(tmp_path)
+
+
+def test_pasta_counts_as_configured_once_each_familys_default_route_is_on_the_tap(tmp_path):
+    from larkps.jobnet.runner import _routed
+
+    v4_default = "tap0\t00000000\t0102A8C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n"
+    v4_subnet = "tap0\t0002A8C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n"
+    other_default = "eth0\t00000000\t0102A8C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n"
+    assert not _routed(_net(tmp_path, v4_subnet, V6_LINK), ("ipv4",))
+    assert not _routed(_net(tmp_path, other_default, ""), ("ipv4",))
+    assert _routed(_net(tmp_path, v4_subnet + v4_default, ""), ("ipv4",))
+    assert not _routed(_net(tmp_path, v4_default, V6_LINK), ("ipv4", "ipv6"))
+    assert _routed(_net(tmp_path, v4_default, V6_LINK + V6_DEFAULT), ("ipv4", "ipv6"))
+    assert not _routed(str(tmp_path / "gone"), ("ipv4",))
