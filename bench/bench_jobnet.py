@@ -5,7 +5,9 @@ prints the clock (``date +%s%N``) started directly, then through each mechanism,
 interleaved so that all see the same load: a bare user and network namespace
 (``unshare -Urn``), the same with pasta or slirp4netns attached and configured
 before the job runs, and the job wrapper (``--wrap``, rootless with pasta and
-slirp4netns, and privileged when ``--helper`` is given). For each: the median and
+slirp4netns, and privileged when ``--helper`` is given), each planning the job
+itself and asking a planner (``larkps jobnet planner`` of the same install, run
+as ``--user`` with the same config). For each: the median and
 90th percentile of the time until the job runs (launch to the job's own clock
 reading) and of the whole run (until every process has exited: the wrapper's
 accounting and teardown included), each less the direct job's.
@@ -490,6 +492,10 @@ def start_cases(
         if helper:
             config = wrapper.config("privileged", "pasta", helper)
             cases["larkps-job-wrap, privileged veth"] = wrapped_start(wrapper, config)
+            socket_path = stack.enter_context(planner(wrapper, config))
+            cases["larkps-job-wrap, privileged veth, planner"] = wrapped_start(
+                wrapper, config, socket_path
+            )
     return cases
 
 
