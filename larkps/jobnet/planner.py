@@ -109,7 +109,7 @@ def ask(
             _connect(sock, path, deadline)
             sock.sendall(request.encode())
             sock.shutdown(socket.SHUT_WR)
-            data = read_all(sock, MAX_ANSWER)
+            data = read_all(sock, MAX_ANSWER, deadline)
     except OSError as exc:
         raise PlannerUnavailable(f"planner {path}: {exc.strerror or exc}") from None
     return answer_from_bytes(data)
@@ -149,11 +149,19 @@ def answer_from_bytes(data: bytes | None) -> PlannerAnswer:
     return PlannerAnswer(doc)
 
 
-def read_all(sock: socket.socket, limit: int) -> bytes | None:
-    """Everything until the peer's end of stream; None when more than limit bytes come."""
+def read_all(sock: socket.socket, limit: int, deadline: float) -> bytes | None:
+    """Everything until the peer's end of stream; None when more than limit bytes come;
+    TimeoutError when it has not ended by ``deadline`` (``time.monotonic``)."""
     chunks: list[bytes] = []
     size = 0
-    while chunk := sock.recv(65536):
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("timed out")
+        sock.settimeout(left)
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
         size += len(chunk)
         if size > limit:
             return None

@@ -15,6 +15,7 @@ import os
 import socket
 import stat
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 from larkps.config.jobnet import Mode, NodeJobNet
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 #: The largest request: two ads of the largest size, and room for the JSON around them.
 MAX_REQUEST = 2 * 2 * MAX_AD_BYTES + 65536
 SERVER_TIMEOUT = 10.0  # seconds the planner gives a client to send its request
+MAX_CLIENTS = 64  # requests answered at once (each a thread)
 
 log = logging.getLogger("larkps.jobnet.planner")
 
@@ -139,9 +141,10 @@ def listen(planner: Planner, path: str, ready: Any = None) -> socketserver.BaseS
     class Handler(socketserver.BaseRequestHandler):
         def handle(self) -> None:
             sock: socket.socket = self.request
-            sock.settimeout(SERVER_TIMEOUT)
+            deadline = time.monotonic() + SERVER_TIMEOUT
             try:
-                doc = planner.answer(read_all(sock, MAX_REQUEST))
+                doc = planner.answer(read_all(sock, MAX_REQUEST, deadline))
+                sock.settimeout(SERVER_TIMEOUT)
                 sock.sendall(json.dumps(doc).encode())
             except OSError as exc:
                 log.debug("a client went away: %s", exc)
@@ -150,6 +153,27 @@ def listen(planner: Planner, path: str, ready: Any = None) -> socketserver.BaseS
         daemon_threads = True
         block_on_close = False
         request_queue_size = 256  # every slot of a large node starting a job at once
+
+        def process_request(self, request: Any, client_address: Any) -> None:
+            """At most MAX_CLIENTS at once; a request that finds no room within a
+            second is closed (its wrapper plans the job itself)."""
+            if not clients.acquire(timeout=1.0):
+                log.warning("%d requests at once: one turned away", MAX_CLIENTS)
+                self.shutdown_request(request)
+                return
+            try:
+                super().process_request(request, client_address)
+            except BaseException:
+                clients.release()
+                raise
+
+        def process_request_thread(self, request: Any, client_address: Any) -> None:
+            try:
+                super().process_request_thread(request, client_address)
+            finally:
+                clients.release()
+
+    clients = threading.BoundedSemaphore(MAX_CLIENTS)
 
     old = os.umask(0o111)  # the socket is made 0666
     try:

@@ -311,6 +311,37 @@ def test_many_wrappers_at_once_each_get_their_own_plan(running: Running, tmp_pat
     assert answers == {n: (10 + n) * 1_000_000 for n in range(len(jobs))}
 
 
+def test_clients_that_send_nothing_are_dropped_and_others_answered(
+    config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """At most MAX_CLIENTS at once, each for at most SERVER_TIMEOUT: idle clients
+    (here more than the planner takes at once) cannot keep it from answering."""
+    from larkps.jobnet import planner_service
+
+    monkeypatch.setattr(planner_service, "SERVER_TIMEOUT", 0.5)
+    monkeypatch.setattr(planner_service, "MAX_CLIENTS", 2)
+    path = str(tmp_path / "busy.sock")
+    server = listen(Planner(str(config)), path)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    idle = []
+    try:
+        for _ in range(3):
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(30)
+            sock.connect(path)
+            idle.append(sock)
+        job = job_ad(tmp_path, JOBS["rate"])
+        answer = ask(path, *texts(job), timeout=30)
+        assert plan_from_doc(answer.plan).rate_bps == 40_000_000
+        for sock in idle:
+            assert sock.recv(100) == b""  # closed: timed out, or turned away
+    finally:
+        for sock in idle:
+            sock.close()
+        server.shutdown()
+        server.server_close()
+
+
 def test_privileged_mode_is_answered_with_the_helper_alone(tmp_path: Path):
     path = _write(tmp_path, PRIVILEGED)
     sock = str(tmp_path / "p.sock")
