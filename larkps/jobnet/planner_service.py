@@ -51,29 +51,30 @@ class Planner:
         self._problem = ""
 
     def node(self) -> NodeJobNet:
-        """The current settings (ConfigError, UsageError when the file does not load)."""
-        from larkps.config.jobnet import load_jobnet
-
+        """The current settings (LarkpsError with the file's problem when it does not load)."""
         with self._lock:
             try:
                 st = os.stat(self.config)
-                stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+                stamp: tuple[int, int, int] | None = (st.st_mtime_ns, st.st_size, st.st_ino)
             except OSError:
                 stamp = None
             if stamp is None or stamp != self._stamp:
-                self._load(stamp, load_jobnet)
+                self._load()
+                self._stamp = stamp
             if self._node is None:
                 raise LarkpsError(self._problem)
             return self._node
 
-    def _load(self, stamp: tuple[int, int, int] | None, load: Any) -> None:
+    def _load(self) -> None:
+        from larkps.config.jobnet import load_jobnet
+
         try:
-            self._node, self._problem = load(self.config, alone=False), ""
+            self._node, self._problem = load_jobnet(self.config, alone=False), ""
             log.info("[jobnet] of %s loaded", self.config)
         except LarkpsError as exc:
+            if str(exc) != self._problem:  # once per problem, not once per job
+                log.error("%s", exc)
             self._node, self._problem = None, str(exc)
-            log.error("%s", exc)
-        self._stamp = stamp
 
     def reload(self) -> None:
         """Re-read the file at the next request, changed or not."""
