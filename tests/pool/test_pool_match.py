@@ -158,14 +158,17 @@ def placements(setup: Setup, plan: Plan) -> Iterator[dict[str, object]]:
     )
     second_count = 2 * SLOTS_PER_STARTD
     second = _submit(setup, plan, "jobs-second", second_count)
-    second_sites = wait_until(
-        lambda: _running_sites(pool, second, SLOTS_PER_STARTD), 120, "the second wave placed"
-    )
-    rejected = wait_until(
-        lambda: _rejected_idle(pool, second, second_count - SLOTS_PER_STARTD),
-        120,
-        "the negotiator to turn the rest of the second wave down",
-    )
+    try:  # a busy machine's negotiator may take a few cycles
+        second_sites = wait_until(
+            lambda: _running_sites(pool, second, SLOTS_PER_STARTD), 300, "the second wave placed"
+        )
+        rejected = wait_until(
+            lambda: _rejected_idle(pool, second, second_count - SLOTS_PER_STARTD),
+            300,
+            "the negotiator to turn the rest of the second wave down",
+        )
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; {_states(pool, first, second)}") from None
     excluded_slots = [ad for ad in pool.ads() if _site_of(ad["Name"]) == plan.excluded]
     yield {
         "first": first_sites,
@@ -174,6 +177,17 @@ def placements(setup: Setup, plan: Plan) -> Iterator[dict[str, object]]:
         "excluded_slots": excluded_slots,
     }
     pool.as_job_user("condor_rm", str(first), str(second), cwd=pool.job_dir("jobs-first"))
+
+
+def _states(pool: Pool, *clusters: int) -> str:
+    """The jobs' states and hosts, and the slots' states, for a failure's message."""
+    jobs = [
+        f"{j.get('ClusterId')}.{j.get('ProcId')}:{j.get('JobStatus')}@{j.get('RemoteHost')}"
+        for cluster in clusters
+        for j in _jobs(pool, cluster)
+    ]
+    slots = [f"{ad.get('Name')}:{ad.get('State')}" for ad in pool.ads()]
+    return f"jobs {jobs}, slots {slots}"
 
 
 def _rejected_idle(pool: Pool, cluster: int, count: int) -> list[dict] | None:
