@@ -295,12 +295,33 @@ class PrivilegedNode:
 
 
 @contextlib.contextmanager
+def builder(node: PrivilegedNode, larkps: Path, config: Path, home: Path) -> Iterator[Path]:
+    """``larkps jobnet builder`` (root, in the node's namespace) for config; its socket."""
+    socket_path = home / "builder.sock"
+    argv = [str(larkps), "jobnet", "builder", "--config", str(config)]
+    process = subprocess.Popen(
+        node.argv(*argv, "--socket", str(socket_path)), stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not socket_path.exists():
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the builder did not start ({process.returncode})")
+            time.sleep(0.05)
+        yield socket_path
+    finally:
+        process.terminate()
+        process.wait()
+
+
+@contextlib.contextmanager
 def privileged_node(helper: Path, user: User, home: Path) -> Iterator[PrivilegedNode]:
     """The shipped sudoers rule over /etc/sudoers (this mount namespace only) for
     ``helper`` and ``user``, and a node namespace with NODE_ADDR and an iperf3 server."""
     rule = SUDOERS.read_text().replace("/opt/larkps/venv/bin/larkps-jobnet-helper", str(helper))
     rule = rule.replace("%larkps-jobs", user.name)
-    keep = 'Defaults!LARKPS_JOBNET_HELPER env_keep += "LARKPS_JOBNET_CONFIG"\n'
+    kept = "LARKPS_JOBNET_CONFIG LARKPS_JOBNET_BUILDER"
+    keep = f'Defaults!LARKPS_JOBNET_HELPER env_keep += "{kept}"\n'
     sudoers = home / "sudoers"
     sudoers.write_text("Defaults env_reset\nroot ALL=(ALL:ALL) ALL\n" + rule + keep)
     sudoers.chmod(0o440)
@@ -356,7 +377,12 @@ class Wrapper:
         return path
 
     def env(
-        self, config: Path, job: int, extra: str = "", planner: Path | None = None
+        self,
+        config: Path,
+        job: int,
+        extra: str = "",
+        planner: Path | None = None,
+        built_by: Path | None = None,
     ) -> dict[str, str]:
         """A starter-like scratch directory of the user's own, with the job's ads."""
         scratch = self.home / f"dir_{job}"
@@ -376,21 +402,39 @@ class Wrapper:
             "LARKPS_CONFIG": str(config),
             "LARKPS_JOBNET_CONFIG": str(config),
             "PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
+            "LARKPS_JOBNET_BUILDER": str(built_by or ""),  # empty: the helper builds
         } | ({"LARKPS_PLANNER": str(planner)} if planner else {})
 
     def argv(
-        self, config: Path, job: int, *command: str, extra: str = "", planner: Path | None = None
+        self,
+        config: Path,
+        job: int,
+        *command: str,
+        extra: str = "",
+        planner: Path | None = None,
+        built_by: Path | None = None,
+        program: Path | None = None,
     ) -> Argv:
-        """The wrapper as the starter runs it; privileged configs in the node namespace."""
-        env = [f"{k}={v}" for k, v in self.env(config, job, extra, planner).items()]
-        argv = self.user.argv("env", *env, str(self.path), *command)
+        """The wrapper (or ``program``) as the starter runs it; privileged configs in
+        the node namespace."""
+        env = [f"{k}={v}" for k, v in self.env(config, job, extra, planner, built_by).items()]
+        argv = self.user.argv("env", *env, str(program or self.path), *command)
         privileged = "privileged" in config.name
         return self.node.argv(*argv) if privileged and self.node else argv
 
 
-def wrapped_start(wrapper: Wrapper, config: Path, planner: Path | None = None) -> StartCase:
+def wrapped_start(
+    wrapper: Wrapper,
+    config: Path,
+    planner: Path | None = None,
+    built_by: Path | None = None,
+    program: Path | None = None,
+) -> StartCase:
     def case() -> str:
-        argv = wrapper.argv(config, next(JOB_IDS), *CLOCK_JOB, planner=planner)
+        job = next(JOB_IDS)
+        argv = wrapper.argv(
+            config, job, *CLOCK_JOB, planner=planner, built_by=built_by, program=program
+        )
         return run(argv, timeout=60).stdout
 
     return case
@@ -495,6 +539,16 @@ def start_cases(
             socket_path = stack.enter_context(planner(wrapper, config))
             cases["larkps-job-wrap, privileged veth, planner"] = wrapped_start(
                 wrapper, config, socket_path
+            )
+            assert wrapper.node is not None
+            larkps = wrapper.path.parent / "larkps"
+            built_by = stack.enter_context(builder(wrapper.node, larkps, config, wrapper.home))
+            cases["larkps-job-wrap, privileged veth, builder"] = wrapped_start(
+                wrapper, config, socket_path, built_by
+            )
+            direct = wrapper.path.parent / "larkps-job-wrap-privileged"
+            cases["larkps-job-wrap-privileged, builder"] = wrapped_start(
+                wrapper, config, built_by=built_by, program=direct
             )
     return cases
 

@@ -4,21 +4,26 @@ The job wrapper, running as the job's user, runs
 ``/usr/bin/sudo -n /opt/larkps/venv/bin/larkps-jobnet-helper [--] JOB ARGV...``
 (config/condor/larkps-jobnet.sudoers allows exactly that). The trust boundary:
 
-- who: the job's uid and gid are the caller's (``SUDO_UID``/``SUDO_GID``, set by sudo),
-  its groups those the caller holds; the job never runs as root.
-- what: the node's rules come only from the helper's own root-owned config
-  (``/etc/larkps/jobnet.toml``; ``LARKPS_JOBNET_CONFIG`` only when that file and its
-  directories are root's and not writable by others). The job ad is the caller's own
-  file (read with the caller's rights, in the caller's scratch directory) and is
-  treated as a request: :func:`larkps.jobnet.request.plan_job` validates every value
-  and refuses what the node does not allow.
+- who: the job's uid and gid are the caller's (``SUDO_UID``/``SUDO_GID``, set by sudo,
+  checked against the parent process's real ids), its groups those of the group
+  database; the job never runs as root.
+- what: the node's rules come only from root's own config (``/etc/larkps/jobnet.toml``,
+  :mod:`larkps.jobnet.helperconf`). The job ad is the caller's own file (read with
+  the caller's rights, in the caller's scratch directory) and is treated as a
+  request: :func:`larkps.jobnet.request.plan_job` validates every value and refuses
+  what the node does not allow.
 - the job's environment (which sudo resets) is the caller's, read from the parent
-  process; it reaches only the job, never a command the helper runs as root.
+  process; it reaches only the job, never a command run as root.
 
-The helper then makes the job's network (:mod:`larkps.jobnet.privileged`), runs the
-job inside it as the caller, forwards signals, reaps orphans, and exits with the
-job's status. A guard process, started before anything is made, removes everything
-once the helper is gone, however it ends.
+Where the node runs the builder (``larkps jobnet builder``, a root service on a
+socket only root can use), the helper hands it the caller and the ads' texts; the
+builder plans, makes the job's network (streaming each object to the helper as it
+exists) and removes it again when the helper says the job ended, or when the
+helper's connection ends however it ends. This module then loads nothing beyond
+os, signal, socket, json and ctypes, so that the job starts soon. Without a
+builder, :mod:`larkps.jobnet.helper_local` plans and builds in this process.
+Either way the helper runs the job inside the network as the caller, forwards
+signals, reaps orphans, and exits with the job's status.
 """
 
 from __future__ import annotations
@@ -27,36 +32,37 @@ import contextlib
 import os
 import pwd
 import signal
+import socket
 import stat
 import sys
+import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
-from typing import NoReturn
 
-from larkps.config.jobnet import Mode, NodeJobNet, load_jobnet
+from larkps import TYPE_CHECKING
 from larkps.errors import LarkpsError
-from larkps.jobnet import kernel, privileged
-from larkps.jobnet.chirp import JobUser
+from larkps.jobnet import kernel
+from larkps.jobnet.helperconf import HelperRefused
 from larkps.jobnet.jobad import (
     ERROR_FILE_VARIABLE,
     JOB_AD_VARIABLE,
     MACHINE_AD_VARIABLE,
     MAX_AD_BYTES,
-    parse_ad,
+    AdText,
 )
-from larkps.jobnet.recorder import NodeRecorder
-from larkps.jobnet.request import JobPlan, plan_job
 from larkps.jobnet.supervise import FORWARDED, PREFIX, exit_like, reap
+from larkps.jobnet.wire import Channel, WireError, peer_credentials
 
-CONFIG = "/etc/larkps/jobnet.toml"
-HELPER_CONFIG_VARIABLE = "LARKPS_JOBNET_CONFIG"
+if TYPE_CHECKING:
+    from larkps.jobnet.helper_local import Guard
+
 SCRATCH_VARIABLE = "_CONDOR_SCRATCH_DIR"
+BUILDER_VARIABLE = "LARKPS_JOBNET_BUILDER"
+BUILDER_SOCKET = "/run/larkps-jobnet-builder/builder.sock"
+PATH = "/usr/sbin:/usr/bin:/sbin:/bin"  # where the job's network is made from
 MAX_ENVIRON = 4 << 20
-
-
-class HelperRefused(LarkpsError):
-    """The helper will not run this job (the job is not started)."""
+MAX_ANSWER = 1 << 20  # the largest line the builder sends
+BUILD_TIMEOUT = 60.0  # seconds the builder has to make a network, or to remove it
+CONNECT_TIMEOUT = 5.0
 
 
 class Stopped(LarkpsError):
@@ -67,25 +73,30 @@ class Stopped(LarkpsError):
         super().__init__(f"stopped by signal {signum} before the job started")
 
 
-@dataclass(frozen=True, slots=True)
+class BuilderUnavailable(LarkpsError):
+    """No builder answered as it should: the helper builds the network itself."""
+
+
 class Caller:
     """The user sudo ran the helper for: the job's identity (its groups from the group
     database, as the starter's initgroups gives them)."""
 
-    uid: int
-    gid: int
-    groups: tuple[int, ...]
-    name: str
-    pid: int  # the process that ran sudo's command (sudo, or the caller itself)
+    __slots__ = ("gid", "groups", "name", "pid", "uid")
+
+    def __init__(self, uid: int, gid: int, groups: tuple[int, ...], name: str, pid: int) -> None:
+        self.uid, self.gid, self.groups, self.name = uid, gid, groups, name
+        self.pid = pid  # the process that ran sudo's command (sudo, or the caller itself)
+
+    def doc(self) -> dict[str, object]:
+        return {"uid": self.uid, "gid": self.gid, "groups": list(self.groups), "name": self.name}
 
 
-def _status_ids(pid: int) -> dict[str, list[int]]:
-    fields: dict[str, list[int]] = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("Uid", "Gid"):
-            fields[key] = [int(v) for v in value.split()]
-    return fields
+def _status_uid(pid: int) -> int | None:
+    with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as handle:
+        for line in handle:
+            if line.startswith("Uid:"):
+                return int(line.split()[1])
+    return None
 
 
 def caller_from_sudo(environ: Mapping[str, str]) -> Caller:
@@ -97,7 +108,7 @@ def caller_from_sudo(environ: Mapping[str, str]) -> Caller:
     if uid == 0 or gid == 0:
         raise HelperRefused("jobs never run as root")
     parent = os.getppid()
-    if _status_ids(parent).get("Uid", [None])[0] != uid:
+    if _status_uid(parent) != uid:
         raise HelperRefused("the parent process is not the caller sudo names")
     try:
         name = pwd.getpwuid(uid).pw_name
@@ -109,51 +120,14 @@ def caller_from_sudo(environ: Mapping[str, str]) -> Caller:
 
 def caller_environment(caller: Caller) -> dict[str, str]:
     """The environment the caller ran sudo with (the job's environment)."""
-    data = Path(f"/proc/{caller.pid}/environ").read_bytes()[:MAX_ENVIRON]
+    with open(f"/proc/{caller.pid}/environ", "rb") as handle:
+        data = handle.read(MAX_ENVIRON)
     env: dict[str, str] = {}
     for item in data.split(b"\0"):
         key, sep, value = item.partition(b"=")
         if sep and key:
             env[key.decode(errors="replace")] = value.decode(errors="replace")
     return env
-
-
-# --- the config ---------------------------------------------------------------------
-
-
-def _root_only(path: Path) -> str | None:
-    """Why path (or a directory above it) could be changed by someone but root; None: safe."""
-    for part in [path, *path.parents]:
-        try:
-            info = part.lstat() if part == path else part.stat()
-        except OSError as exc:
-            return f"{part}: {exc.strerror}"
-        if part == path and not stat.S_ISREG(info.st_mode):
-            return f"{part} is not a regular file"
-        if info.st_uid != 0:
-            return f"{part} is not owned by root"
-        writable = info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
-        if writable and not (part != path and info.st_mode & stat.S_ISVTX):
-            return f"{part} is writable by group or others"
-    return None
-
-
-def config_path(environ: Mapping[str, str]) -> Path:
-    """The helper's config: CONFIG, or LARKPS_JOBNET_CONFIG if only root can change it."""
-    path = Path(environ.get(HELPER_CONFIG_VARIABLE) or CONFIG)
-    if not path.is_absolute():
-        raise HelperRefused(f"{HELPER_CONFIG_VARIABLE} must be an absolute path")
-    problem = _root_only(path)
-    if problem is not None:
-        raise HelperRefused(f"config refused: {problem}")
-    return path
-
-
-def load_node(environ: Mapping[str, str]) -> NodeJobNet:
-    node = load_jobnet(config_path(environ))
-    if node.mode is not Mode.PRIVILEGED:
-        raise HelperRefused('the helper\'s config has mode = "rootless": privileged mode is off')
-    return node
 
 
 # --- the job's ads, read with the caller's rights --------------------------------------
@@ -198,92 +172,24 @@ def check_scratch(ad_path: str, env: Mapping[str, str], caller: Caller) -> None:
     scratch = env.get(SCRATCH_VARIABLE, "")
     if not scratch.startswith("/"):
         raise HelperRefused(f"{SCRATCH_VARIABLE} is not set to an absolute path")
-    directory = Path(os.path.realpath(scratch))
-    if Path(os.path.realpath(os.path.dirname(ad_path))) != directory:
+    directory = os.path.realpath(scratch)
+    if os.path.realpath(os.path.dirname(ad_path)) != directory:
         raise HelperRefused(f"{JOB_AD_VARIABLE} is not in the job's scratch directory")
-    info = directory.stat()
-    if info.st_uid != caller.uid:
+    if os.stat(directory).st_uid != caller.uid:
         raise HelperRefused(f"the scratch directory {directory} is not the caller's")
 
 
-def job_ads(env: Mapping[str, str], caller: Caller) -> tuple[dict[str, object], dict[str, object]]:
+def job_ad_texts(env: Mapping[str, str], caller: Caller) -> tuple[AdText, AdText | None]:
+    """(path, text) of the job ad and of the machine ad (None when there is none)."""
     ad_path = env.get(JOB_AD_VARIABLE, "")
     if not ad_path:
         raise HelperRefused(f"{JOB_AD_VARIABLE} is not set: not started by an HTCondor starter")
     check_scratch(ad_path, env, caller)
-    job = parse_ad(read_caller_file(ad_path, caller, JOB_AD_VARIABLE), ad_path)
+    job = (ad_path, read_caller_file(ad_path, caller, JOB_AD_VARIABLE))
     machine_path = env.get(MACHINE_AD_VARIABLE, "")
-    machine: dict[str, object] = {}
-    if machine_path:
-        text = read_caller_file(machine_path, caller, MACHINE_AD_VARIABLE)
-        machine = parse_ad(text, machine_path)
-    return job, machine
-
-
-# --- the guard: removes what was made once the helper is gone --------------------------
-
-
-class Guard:
-    """A process of its own session that removes the recorded objects when told or orphaned.
-
-    The helper writes one ``kind name`` line per object as soon as it exists; at
-    end of file (the helper finished, or died) the guard removes them all, newest
-    first, and exits. Should the guard itself be killed, the helper removes them.
-    """
-
-    def __init__(self) -> None:
-        self.objects: list[tuple[str, str]] = []
-        read_end, self._write = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # the guard
-            os.close(self._write)
-            _guard_main(read_end)
-        os.close(read_end)
-        self.pid = pid
-        self.tag = privileged.owner_tag(pid)
-        self.exit_status: int | None = None
-
-    def record(self, kind: str, name: str) -> None:
-        """Note one object here and with the guard (no signal handler runs in between)."""
-        old = signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)
-        try:
-            self.objects.append((kind, name))
-            os.write(self._write, f"{kind} {name}\n".encode())
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, old)
-
-    def finish(self) -> list[str]:
-        """Let the guard remove everything; wait for it; the problems left."""
-        with contextlib.suppress(OSError):
-            os.close(self._write)
-        if self.exit_status is None:
-            _, status = os.waitpid(self.pid, 0)
-            self.exit_status = status
-        if os.WIFEXITED(self.exit_status) and os.WEXITSTATUS(self.exit_status) == 0:
-            return []
-        return privileged.remove(self.objects)  # the guard died: do it here
-
-
-def _guard_main(read_end: int) -> NoReturn:
-    """The guard's whole life: collect object lines until EOF, remove them, exit."""
-    status = 1
-    try:
-        os.setsid()
-        for sig in FORWARDED:
-            signal.signal(sig, signal.SIG_IGN)
-        objects = []
-        buffer = b""
-        while chunk := os.read(read_end, 4096):
-            buffer += chunk
-        for line in buffer.decode().splitlines():
-            kind, _, name = line.partition(" ")
-            objects.append((kind, name))
-        problems = privileged.remove(objects)
-        for problem in problems:
-            os.write(2, f"{PREFIX}could not remove {problem}\n".encode())
-        status = 0 if not problems else 1
-    finally:
-        os._exit(status)
+    if not machine_path:
+        return job, None
+    return job, (machine_path, read_caller_file(machine_path, caller, MACHINE_AD_VARIABLE))
 
 
 # --- the job ------------------------------------------------------------------------
@@ -333,9 +239,10 @@ def start_job(argv: Sequence[str], env: Mapping[str, str], netns: str, caller: C
 
 
 class Supervisor:
-    """Forward signals to the job, reap every child, remember the job's status."""
+    """Forward signals to the job, reap every child, remember the job's status (and the
+    guard's, when :mod:`~larkps.jobnet.helper_local` has one)."""
 
-    def __init__(self, guard: Guard) -> None:
+    def __init__(self, guard: Guard | None = None) -> None:
         self.guard = guard
         self.job: int | None = None
         self.ended = False  # the job was reaped: its pid may be another process's now
@@ -351,59 +258,29 @@ class Supervisor:
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.job, signum)
 
+    def _reaped(self, pid: int, status: int) -> None:
+        if self.guard is not None and pid == self.guard.pid:
+            self.guard.exit_status = status
+
     def wait(self, job: int) -> int:
         """Reap until the job ends; its wait status."""
         self.job = job
         while True:
             pid, status = os.waitpid(-1, 0)
-            if pid == self.guard.pid:
-                self.guard.exit_status = status
-            elif pid == job:
+            if pid == job:
                 self.ended = True
                 return status
+            self._reaped(pid, status)
 
     def reap_rest(self) -> None:
         for pid, status in reap():
-            if pid == self.guard.pid:
-                self.guard.exit_status = status
+            self._reaped(pid, status)
 
 
-def run_job(
-    plan: JobPlan,
-    node: NodeJobNet,
-    caller: Caller,
-    argv: Sequence[str],
-    env: Mapping[str, str],
-    recorder: privileged.HelperRecorder | None = None,
-) -> int:
-    """Make the network, run the job in it, remove everything; the job's wait status."""
-    guard = Guard()
-    supervisor = Supervisor(guard)
-    status: int | None = None
-    try:
-        layout = privileged.make(plan, node, guard.tag, guard.record)
-        for line in (
-            *plan.rationale,
-            f"netns {layout.names.netns}, address " + ", ".join(layout.addresses()),
-        ):
-            tell(line)
-        if recorder is not None:
-            recorder.start(plan, list(guard.objects))
-        status = supervisor.wait(start_job(argv, env, layout.names.netns, caller))
-        counters = privileged.counters(layout)
-        privileged.kill_netns_processes(layout.names.netns)
-        supervisor.reap_rest()
-        if recorder is not None:
-            recorder.end(plan, os.waitstatus_to_exitcode(status), counters)
-    finally:
-        for sig in FORWARDED:
-            signal.signal(sig, signal.SIG_IGN)
-        problems = guard.finish()
-        supervisor.reap_rest()
-        for problem in problems:
-            tell(f"could not remove {problem}")
-    assert status is not None
-    return status
+def quiet_signals() -> None:
+    """From here on the helper only finishes: forwarded signals are ignored."""
+    for sig in FORWARDED:
+        signal.signal(sig, signal.SIG_IGN)
 
 
 def tell(message: str) -> str:
@@ -426,6 +303,183 @@ def refuse_job(message: str, env: Mapping[str, str], caller: Caller | None) -> i
     return 1
 
 
+# --- through the builder ----------------------------------------------------------------
+
+
+def builder_socket(own_env: Mapping[str, str]) -> str | None:
+    """The builder's socket: ``LARKPS_JOBNET_BUILDER`` (empty: none), else BUILDER_SOCKET
+    when it exists; None: build here."""
+    if BUILDER_VARIABLE in own_env:
+        return own_env[BUILDER_VARIABLE] or None
+    return BUILDER_SOCKET if os.path.exists(BUILDER_SOCKET) else None
+
+
+def connect(path: str) -> Channel:
+    """A channel to the builder at path, whose process the kernel says is root's."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    try:
+        sock.settimeout(CONNECT_TIMEOUT)
+        sock.connect(path)
+        if peer_credentials(sock)[1] != 0:
+            raise BuilderUnavailable(f"the builder at {path} does not run as root")
+    except OSError as exc:
+        sock.close()
+        raise BuilderUnavailable(f"no builder at {path} ({exc.strerror or exc})") from None
+    except BuilderUnavailable:
+        sock.close()
+        raise
+    return Channel(sock, MAX_ANSWER)
+
+
+class BuiltRun:
+    """One job's network as the builder makes it: the objects it reported (so that
+    the helper can remove them should the builder be gone), its answers."""
+
+    def __init__(self, channel: Channel, path: str) -> None:
+        self.channel = channel
+        self.path = path
+        self.objects: list[tuple[str, str]] = []
+
+    def request(self, caller: Caller, job: AdText, machine: AdText | None) -> dict[str, object]:
+        """Send the job; the builder's ready answer ({"refused": ...} when it will not)."""
+        self.channel.send(
+            {
+                "caller": caller.doc(),
+                "job_ad": list(job),
+                "machine_ad": None if machine is None else list(machine),
+            }
+        )
+        while True:
+            doc = self.channel.receive(time.monotonic() + BUILD_TIMEOUT)
+            if doc is None:
+                raise WireError("it closed the connection before the network was made")
+            item = doc.get("object")
+            if isinstance(item, list) and len(item) == 2 and all(isinstance(s, str) for s in item):
+                self.objects.append((item[0], item[1]))
+            elif isinstance(doc.get("ready"), dict) or isinstance(doc.get("refused"), str):
+                return doc
+            else:
+                raise WireError("an answer that is neither an object, ready nor refused")
+
+    def end(self, exit_status: int) -> dict[str, object]:
+        """Tell the builder the job ended; its done answer, once everything is removed."""
+        self.channel.send({"ended": exit_status})
+        doc = self.channel.receive(time.monotonic() + BUILD_TIMEOUT)
+        if doc is None or not isinstance(doc.get("done"), dict):
+            raise WireError("no done answer")
+        done: dict[str, object] = doc["done"]  # type: ignore[assignment]
+        self.objects = []
+        return done
+
+    def abandon(self) -> None:
+        """End the run early: the builder removes everything once the connection ends;
+        wait for it to close, and remove what is left if it does not."""
+        with contextlib.suppress(OSError):
+            self.channel.sock.shutdown(socket.SHUT_WR)
+        deadline = time.monotonic() + BUILD_TIMEOUT
+        with contextlib.suppress(WireError):
+            while self.channel.receive(deadline) is not None:
+                pass
+            self.objects = []  # the builder closed: it removed them
+        self.remove_left()
+
+    def remove_left(self) -> None:
+        """Remove the objects the builder made and did not say it removed."""
+        if not self.objects:
+            return
+        from larkps.jobnet import privileged
+
+        for problem in privileged.remove(self.objects):
+            tell(f"could not remove {problem}")
+        self.objects = []
+
+
+def run_built(path: str, caller: Caller, argv: Sequence[str], env: Mapping[str, str]) -> int:
+    """Run the job in the network the builder makes; returns only to refuse it
+    (BuilderUnavailable: nothing is left, build here instead)."""
+    ads = job_ad_texts(env, caller)
+    run = BuiltRun(connect(path), path)
+    supervisor = Supervisor()
+    try:
+        answer = run.request(caller, *ads)
+    except WireError as exc:
+        quiet_signals()
+        run.abandon()
+        raise BuilderUnavailable(f"the builder at {path}: {exc}") from None
+    except Stopped as stop:
+        quiet_signals()
+        run.abandon()
+        exit_like(stop.signum)  # a wait status of "killed by signum"
+    if "refused" in answer:
+        quiet_signals()
+        return refuse_job(str(answer["refused"]), env, caller)
+    status = _run_job(run, supervisor, answer["ready"], argv, env, caller)  # type: ignore[arg-type]
+    done = _finish(run, status)
+    supervisor.reap_rest()
+    _report(done, env, caller)
+    exit_like(status)
+
+
+def _run_job(
+    run: BuiltRun,
+    supervisor: Supervisor,
+    ready: dict[str, object],
+    argv: Sequence[str],
+    env: Mapping[str, str],
+    caller: Caller,
+) -> int:
+    try:
+        for line in _lines(ready.get("say")):
+            tell(line)
+        netns = ready.get("netns")
+        if not isinstance(netns, str) or not netns.startswith("larkps-") or "/" in netns:
+            raise WireError(f"a ready answer with no usable netns ({netns!r})")
+        return supervisor.wait(start_job(argv, env, netns, caller))
+    except Stopped as stop:
+        quiet_signals()
+        run.abandon()
+        exit_like(stop.signum)
+    except (WireError, OSError) as exc:
+        quiet_signals()
+        run.abandon()
+        exit_like(_refused_status(refuse_job(f"the job did not start: {exc}", env, caller)))
+    finally:
+        quiet_signals()
+
+
+def _refused_status(code: int) -> int:
+    return code << 8  # the wait status of exit(code)
+
+
+def _finish(run: BuiltRun, status: int) -> dict[str, object]:
+    """The builder's done answer; with the builder gone, the helper removes what it made."""
+    try:
+        return run.end(os.waitstatus_to_exitcode(status))
+    except WireError as exc:
+        tell(f"the builder at {run.path}: {exc}; the helper removes the job's network")
+        run.remove_left()
+        return {}
+
+
+def _report(done: Mapping[str, object], env: Mapping[str, str], caller: Caller) -> None:
+    """The builder's lines and problems on the job's stderr, its figures into the job ad."""
+    for line in _lines(done.get("say")):
+        tell(line)
+    for problem in _lines(done.get("problems")):
+        tell(f"could not remove {problem}")
+    values = done.get("attributes")
+    if isinstance(values, dict) and values:
+        from larkps.jobnet.chirp import JobUser, chirp  # after the job: not on its start
+
+        chirp(values, env, JobUser(caller.uid, caller.gid, caller.groups))
+
+
+def _lines(value: object) -> list[str]:
+    if not isinstance(value, list):
+        return []
+    return ["".join(c if c.isprintable() else "?" for c in v) for v in value if isinstance(v, str)]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``larkps-jobnet-helper [--] JOB ARGV...`` under sudo."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -433,7 +487,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = args[1:]
     own_env = dict(os.environ)
     os.environ.clear()
-    os.environ["PATH"] = privileged.PATH
+    os.environ["PATH"] = PATH
     if os.geteuid() != 0:
         tell("must run as root (through sudo)")
         return 1
@@ -444,16 +498,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         env = caller_environment(caller)
         if not args:
             raise HelperRefused("no job command given")
-        node = load_node(own_env)
-        job, machine = job_ads(env, caller)
-        plan = plan_job(job, machine, node)
+        path = builder_socket(own_env)
+        if path is not None:
+            try:
+                return run_built(path, caller, args, env)
+            except BuilderUnavailable as exc:
+                tell(f"{exc}; the helper builds the job's network itself")
     except LarkpsError as exc:
         return refuse_job(str(exc), env, caller)
-    try:
-        user = JobUser(caller.uid, caller.gid, caller.groups)  # condor_chirp runs as the job's user
-        status = run_job(plan, node, caller, args, env, NodeRecorder(node.ledger, env, user))
-    except Stopped as stop:  # everything made is removed again by then
-        exit_like(stop.signum)  # a wait status of "killed by signum"
-    except (LarkpsError, OSError) as exc:
-        return refuse_job(str(exc), env, caller)
-    exit_like(status)
+    from larkps.jobnet.helper_local import run_alone
+
+    return run_alone(own_env, caller, args, env)

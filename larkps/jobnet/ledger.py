@@ -502,12 +502,20 @@ class LedgerRecorder:
 
     ``configured`` is the node's ``ledger`` path; the file written is
     :func:`writer_path` of it for this process's user. Each call opens the file,
-    commits and closes it again, so nothing is held across the job's life.
+    commits and closes it again, so nothing is held across the job's life. The run's
+    supervising process is ``supervisor`` (a pid; this process when None): the run is
+    alive while it is.
     """
 
-    def __init__(self, configured: Path, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        configured: Path,
+        clock: Callable[[], float] = time.time,
+        supervisor: int | None = None,
+    ) -> None:
         self.configured = configured
         self.clock = clock
+        self.supervisor = supervisor
         self.path = writer_path(configured)
         self._runs: dict[str, int] = {}
 
@@ -535,7 +543,7 @@ class LedgerRecorder:
                 _text(plan.mode),
                 _text(plan.policy),
                 plan.rate_bps,
-                ProcessId.of(os.getpid()),
+                ProcessId.of(os.getpid() if self.supervisor is None else self.supervisor),
                 items,
                 self.clock(),
             )

@@ -16,6 +16,7 @@ import socket
 import stat
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from larkps.config.jobnet import Mode, NodeJobNet
@@ -34,6 +35,8 @@ MAX_REQUEST = 2 * 2 * MAX_AD_BYTES + 65536
 SERVER_TIMEOUT = 10.0  # seconds the planner gives a client to send its request
 MAX_CLIENTS = 64  # requests answered at once (each a thread)
 
+Stamp = tuple[int, int, int, int]  # a config file's mtime, ctime, size and inode
+
 log = logging.getLogger("larkps.jobnet.planner")
 
 
@@ -42,11 +45,12 @@ class Planner:
     file changes; a file that does not load refuses every job with its error, as the
     wrapper would."""
 
-    def __init__(self, config: str) -> None:
+    def __init__(self, config: str, load: Callable[[str], NodeJobNet] | None = None) -> None:
         self.config = config
+        self._loader = load or _whole_file
         self._lock = threading.Lock()
         self._planning = threading.Lock()
-        self._stamp: tuple[int, int, int] | None = None
+        self._stamp: Stamp | None = None
         self._node: NodeJobNet | None = None
         self._problem = ""
 
@@ -55,7 +59,7 @@ class Planner:
         with self._lock:
             try:
                 st = os.stat(self.config)
-                stamp: tuple[int, int, int] | None = (st.st_mtime_ns, st.st_size, st.st_ino)
+                stamp: Stamp | None = (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
             except OSError:
                 stamp = None
             if stamp is None or stamp != self._stamp:
@@ -66,10 +70,8 @@ class Planner:
             return self._node
 
     def _load(self) -> None:
-        from larkps.config.jobnet import load_jobnet
-
         try:
-            self._node, self._problem = load_jobnet(self.config, alone=False), ""
+            self._node, self._problem = self._loader(self.config), ""
             log.info("[jobnet] of %s loaded", self.config)
         except LarkpsError as exc:
             if str(exc) != self._problem:  # once per problem, not once per job
@@ -84,7 +86,7 @@ class Planner:
     def answer(self, request: bytes | None) -> dict[str, Any]:
         """The answer document for one request; never raises."""
         try:
-            job, machine = _request_ads(request)
+            job, machine = request_ads(json_object(request, "request", MAX_REQUEST))
         except PlannerUnavailable as exc:
             return {"error": str(exc)}
         try:
@@ -105,6 +107,13 @@ class Planner:
         return doc
 
 
+def _whole_file(path: str) -> NodeJobNet:
+    """The ``[jobnet]`` section of a whole larkps.toml."""
+    from larkps.config.jobnet import load_jobnet
+
+    return load_jobnet(path, alone=False)
+
+
 def plan_texts(job: AdText, machine: AdText | None, node: NodeJobNet) -> JobPlan:
     """The plan of a job from the texts of its ads (what the wrapper would plan)."""
     from larkps.jobnet.jobad import parse_ad_texts
@@ -114,8 +123,8 @@ def plan_texts(job: AdText, machine: AdText | None, node: NodeJobNet) -> JobPlan
     return plan_job(job_ad, machine_ad, node)
 
 
-def _request_ads(request: bytes | None) -> tuple[AdText, AdText | None]:
-    d = json_object(request, "request", MAX_REQUEST)
+def request_ads(d: dict[str, Any]) -> tuple[AdText, AdText | None]:
+    """The job ad's and the machine ad's (file, text) from a request document."""
     job = _ad_text(d.get("job_ad"), "job_ad")
     machine = None if d.get("machine_ad") is None else _ad_text(d["machine_ad"], "machine_ad")
     return job, machine
@@ -137,7 +146,7 @@ def listen(planner: Planner, path: str, ready: Any = None) -> socketserver.BaseS
     not yet serving: call its ``serve_forever``; ``ready(server)`` once it listens."""
     import socketserver
 
-    _claim(path)
+    claim_socket(path)
 
     class Handler(socketserver.BaseRequestHandler):
         def handle(self) -> None:
@@ -187,7 +196,7 @@ def listen(planner: Planner, path: str, ready: Any = None) -> socketserver.BaseS
     return server
 
 
-def _claim(path: str) -> None:
+def claim_socket(path: str) -> None:
     """Remove a socket left by a planner that is gone; refuse one that still answers."""
     try:
         st = os.lstat(path)

@@ -33,6 +33,7 @@ import json
 import os
 import re
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ from larkps.apply import tc
 from larkps.apply.tc import HOST_SIDE, Device, Shaping, tc_commands
 from larkps.config.jobnet import Network, NodeJobNet, Policy
 from larkps.errors import LarkpsError
+from larkps.jobnet import kernel
 from larkps.jobnet.request import JobPlan
 from larkps.jobnet.rules import TABLE as JOB_TABLE
 from larkps.jobnet.rules import Counters, counters_from_json, ruleset
@@ -305,17 +307,58 @@ def inside(netns: str, *argv: str) -> list[str]:
     return ["nsenter", f"--net=/run/netns/{netns}", "--", *argv]
 
 
-def make_netns(names: Names, record: Record) -> None:
-    """Create the namespace; refuse if one of that name exists (another run of this job)."""
+#: Set in the job's namespace before eth0 comes up: no DAD wait; and a gratuitous ARP
+#: and unsolicited NA when eth0 comes up, so that peers that knew the address with an
+#: earlier job's MAC learn the new one at once.
+JOB_SYSCTLS = tuple(
+    f"net/{key.format(scope)}"
+    for key in (
+        "ipv6/conf/{}/accept_dad=0",
+        "ipv4/conf/{}/arp_notify=1",
+        "ipv6/conf/{}/ndisc_notify=1",
+    )
+    for scope in ("all", "default", JOB_DEV)
+)
+
+
+def make_links(names: Names, sides: Sequence[Side], record: Record) -> None:
+    """The namespace and the veth pair (host end here, ``eth0`` in the job's), one ``ip``
+    call; refuse if a namespace of that name exists (another run of this job)."""
     if Path(f"/run/netns/{names.netns}").exists():
         raise PrivilegedError(f"netns {names.netns} exists already: is job {names.job_id} running?")
     record("netns", names.netns)
-    run_command(["ip", "netns", "add", names.netns])
-    # No DAD wait; and a gratuitous ARP and unsolicited NA when eth0 comes up, so that
-    # peers that knew the address with an earlier job's MAC learn the new one at once.
-    keys = ("ipv6.conf.{}.accept_dad=0", "ipv4.conf.{}.arp_notify=1", "ipv6.conf.{}.ndisc_notify=1")
-    settings = [f"net.{key.format(scope)}" for key in keys for scope in ("all", "default")]
-    run_command(inside(names.netns, "sysctl", "-q", "-w", *settings))
+    record("veth", names.host_dev)
+    peer = f"peer name {names.job_dev} address {job_mac(sides)} netns {names.netns}"
+    batch = f"netns add {names.netns}\nlink add {names.host_dev} type veth {peer}\n"
+    run_command(["ip", "-batch", "-"], stdin=batch)
+    Path(f"/proc/sys/net/ipv6/conf/{names.host_dev}/accept_dad").write_text("0\n")
+    write_sysctls(names.netns, JOB_SYSCTLS)
+
+
+def write_sysctls(netns: str, settings: Sequence[str]) -> None:
+    """``key=value`` settings (keys as paths under /proc/sys) in a named namespace, from a
+    thread that enters it (this process's other threads stay where they are)."""
+    failed: list[str] = []
+
+    def inside_netns() -> None:
+        try:
+            fd = os.open(f"/run/netns/{netns}", os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                kernel.setns(fd, kernel.CLONE_NEWNET)
+            finally:
+                os.close(fd)
+            for setting in settings:
+                key, _, value = setting.partition("=")
+                with open(f"/proc/sys/{key}", "w", encoding="ascii") as handle:
+                    handle.write(value + "\n")
+        except OSError as exc:
+            failed.append(f"{exc.filename or netns}: {exc.strerror}")
+
+    worker = threading.Thread(target=inside_netns, name=f"sysctl {netns}")
+    worker.start()
+    worker.join()
+    if failed:
+        raise PrivilegedError(f"sysctl in netns {netns}: {failed[0]}")
 
 
 def job_mac(sides: Sequence[Side]) -> str:
@@ -325,14 +368,6 @@ def job_mac(sides: Sequence[Side]) -> str:
     ordered = sorted(sides, key=lambda s: s.address.version)  # IPv4 first
     packed = ordered[0].address.ip.packed[-4:]
     return ":".join(f"{b:02x}" for b in (0x02, 0x4C, *packed))
-
-
-def make_veth(names: Names, sides: Sequence[Side], record: Record) -> None:
-    """The veth pair: host end in this namespace, ``eth0`` in the job's."""
-    record("veth", names.host_dev)
-    peer = ["peer", "name", names.job_dev, "address", job_mac(sides), "netns", names.netns]
-    run_command(["ip", "link", "add", names.host_dev, "type", "veth", *peer])
-    Path(f"/proc/sys/net/ipv6/conf/{names.host_dev}/accept_dad").write_text("0\n")
 
 
 def address_commands(layout: Layout) -> list[list[str]]:
@@ -488,16 +523,47 @@ def _bridge_table(layout: Layout) -> str:
     return _table(f"bridge {layout.names.table}", chains)
 
 
-def make_rules(layout: Layout, node: NodeJobNet, record: Record) -> None:
-    """The host-side table, and (nat, ports) the namespace's own ruleset with its counters."""
-    table = f"{'bridge' if layout.bridge is not None else 'inet'} {layout.names.table}"
-    record("nft", table)
-    # One transaction that also drops a table of that name a crashed run left behind.
-    fresh = f"table {table}\ndelete table {table}\n"
-    run_command(["nft", "-f", "-"], stdin=fresh + host_rules(layout))
+def host_table(layout: Layout) -> str:
+    """``FAMILY NAME`` of the job's host-side table."""
+    return f"{'bridge' if layout.bridge is not None else 'inet'} {layout.names.table}"
+
+
+def make_host_table(layout: Layout) -> None:
+    """The host-side table (recorded by the caller before this runs)."""
+    table = host_table(layout)
+    rules = host_rules(layout)
+    try:  # a table of that name must not exist yet ...
+        run_command(["nft", "-f", "-"], stdin=f"create table {table}\n{rules}")
+    except PrivilegedError:  # ... else one transaction drops what a crashed run left
+        fresh = f"table {table}\ndelete table {table}\n"
+        run_command(["nft", "-f", "-"], stdin=fresh + rules)
+
+
+def make_job_rules(layout: Layout, node: NodeJobNet) -> None:
+    """nat and ports: the namespace's own ruleset, with its counters per class."""
     if counted_inside(layout):
         text = ruleset(layout.request, node.classes, layout.names.job_dev)
         run_command(inside(layout.names.netns, "nft", "-f", "-"), stdin=text)
+
+
+class Background:
+    """A call run in a thread meanwhile; :meth:`wait` re-raises what it raised."""
+
+    def __init__(self, call: Callable[[], None]) -> None:
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(call,), name="privileged")
+        self._thread.start()
+
+    def _run(self, call: Callable[[], None]) -> None:
+        try:
+            call()
+        except BaseException as exc:  # noqa: BLE001 - handed to wait()
+            self._error = exc
+
+    def wait(self) -> None:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
 
 
 def counted_inside(layout: Layout) -> bool:
@@ -520,7 +586,8 @@ def shape(layout: Layout) -> None:
 
 
 def make(request: JobPlan, node: NodeJobNet, tag: str, record: Record) -> Layout:
-    """Make the job's whole network; each object goes to record as soon as it exists."""
+    """Make the job's whole network; each object goes to record before it exists (the
+    host-side table is loaded meanwhile, in a thread)."""
     names = names_for(request.job_id)
     if request.policy not in node.policies:
         raise PrivilegedError(f"policy {request.policy.value} is not allowed on this node")
@@ -530,11 +597,15 @@ def make(request: JobPlan, node: NodeJobNet, tag: str, record: Record) -> Layout
     check_node(sides, request)
     bridge = node.bridge if request.policy is Policy.BRIDGE else None
     layout = Layout(names, request, sides, bridge)
-    make_netns(names, record)
-    make_veth(names, sides, record)
-    run_ip(address_commands(layout))
-    make_rules(layout, node, record)
-    shape(layout)
+    record("nft", host_table(layout))
+    table = Background(lambda: make_host_table(layout))
+    try:
+        make_links(names, sides, record)
+        run_ip(address_commands(layout))
+        make_job_rules(layout, node)
+        shape(layout)
+    finally:
+        table.wait()
     return layout
 
 

@@ -6,12 +6,15 @@ namespaces and the helper's leases live and die with it, and a test sudoers file
 bind-mounted over /etc/sudoers) holding a "node" network namespace with a bridge,
 a routed peer ("outside") and a peer on the bridge. The helper runs there as root
 through ``sudo -n``, exactly as the job wrapper starts it; the job runs iperf3 and
-friends. Needs root and the Debian packages iproute2, nftables, iperf3, sudo,
-util-linux.
+friends. The node runs the builder (``larkps jobnet builder`` as root, on its
+default socket); tests marked for both modes run again with the builder stopped,
+the helper building each network itself. Needs root and the Debian packages
+iproute2, nftables, iperf3, sudo, util-linux.
 """
 
 from __future__ import annotations
 
+import contextlib
 import grp
 import json
 import os
@@ -35,6 +38,7 @@ import pytest
 from larkps.config.jobnet import load_jobnet
 from larkps.jobnet import privileged
 from larkps.jobnet.accounting import RunRecord
+from larkps.jobnet.helper import BUILDER_SOCKET
 from larkps.jobnet.ledger import ledger_files, read_runs
 from larkps.jobnet.request import plan_job
 
@@ -42,6 +46,8 @@ pytestmark = [pytest.mark.root, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
 HELPER = Path(sys.executable).parent / "larkps-jobnet-helper"
+PRIVILEGED_WRAPPER = Path(sys.executable).parent / "larkps-job-wrap-privileged"
+LARKPS = Path(sys.executable).parent / "larkps"
 SUDOERS = ROOT / "config" / "condor" / "larkps-jobnet.sudoers"
 USER, GROUP = "lkpriv", "lkprivg"  # the job's user and one supplementary group
 TIMEOUT = 60.0
@@ -137,6 +143,15 @@ def test_sudoers(user: str) -> str:
 test_sudoers.__test__ = False  # type: ignore[attr-defined]
 
 
+def builder_execstart(config: Path) -> list[str]:
+    """The shipped builder unit's ExecStart, with this venv's larkps and config."""
+    unit = (ROOT / "config" / "systemd" / "larkps-jobnet-builder.service").read_text()
+    line = next(x for x in unit.splitlines() if x.startswith("ExecStart="))
+    argv = shlex.split(line.removeprefix("ExecStart="))
+    paths = {"/opt/larkps/venv/bin/larkps": str(LARKPS), "/etc/larkps/jobnet.toml": str(config)}
+    return [paths.get(word, word) for word in argv]
+
+
 @dataclass
 class Node:
     """The sandbox: its mount namespace (pid holder) and the node's netns (pid node)."""
@@ -148,6 +163,44 @@ class Node:
     ledger: Path
     user: pwd.struct_passwd
     spawned: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    builder: subprocess.Popen[bytes] | None = None
+
+    def start_builder(self) -> None:
+        """The builder on its default socket, run as its shipped unit's ExecStart says
+        (only the paths put in), in the sandbox (its /run)."""
+        socket_path = Path(BUILDER_SOCKET)
+        argv = builder_execstart(self.config)
+        log = (self.work / "builder.log").open("ab")
+        self.builder = subprocess.Popen(self.cmd(*argv), stdout=log, stderr=log)
+        deadline = time.monotonic() + TIMEOUT
+        while self.run("test", "-S", str(socket_path), check=False).returncode != 0:
+            assert self.builder.poll() is None, (self.work / "builder.log").read_text()[-2000:]
+            assert time.monotonic() < deadline, "the builder did not start"
+            time.sleep(0.1)
+
+    def stop_builder(self) -> None:
+        if self.builder is not None:
+            self.builder.terminate()
+            self.builder.wait(timeout=TIMEOUT)
+            self.builder = None
+        self.run("rm", "-f", BUILDER_SOCKET)
+
+    @contextlib.contextmanager
+    def mode(self, mode: str) -> Iterator[Node]:
+        """The node with its builder ("builder") or without ("alone") for the block."""
+        if mode == "alone":
+            self.stop_builder()
+        try:
+            yield self
+        finally:
+            self.revive_builder()
+
+    def revive_builder(self) -> None:
+        """Start the builder again if it is stopped or was killed."""
+        if self.builder is not None and self.builder.poll() is not None:
+            self.builder = None
+        if self.builder is None:
+            self.start_builder()
 
     def cmd(self, *argv: str, netns: str | None = None) -> list[str]:
         """argv run in the sandbox: in the node's netns, or in a named one."""
@@ -193,7 +246,9 @@ class Node:
         """The helper as the wrapper runs it: the job's user, ``sudo -n HELPER -- argv``
         (with env_ WRAP=1: the wrapper itself, ``larkps-job-wrap argv``)."""
         start = ["sudo", "-n", str(HELPER), "--"]
-        if env_.pop("WRAP", None):
+        if env_.pop("PRIVILEGED_WRAP", None):
+            start = [str(PRIVILEGED_WRAPPER)]
+        elif env_.pop("WRAP", None):
             start, wrapper_env = netns.wrapper_command()
             env_.update(wrapper_env)
         given = {
@@ -241,6 +296,7 @@ class Node:
         scratch = self.scratch(ad)
         return subprocess.Popen(
             self.job_argv(scratch, argv),
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -348,8 +404,11 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
     made = Node(holder, netns, work, config, ledger, user)
     try:
         _build(made)
+        made.run("mkdir", "-m", "0700", "-p", str(Path(BUILDER_SOCKET).parent))
+        made.start_builder()
         yield made
     finally:
+        made.stop_builder()
         for proc in [*made.spawned, netns, holder]:
             proc.kill()
             proc.wait(timeout=10)
@@ -370,7 +429,13 @@ def ad(policy: str, **extra: object) -> dict[str, object]:
 # --- identity and refusals ------------------------------------------------------------
 
 
-def test_the_job_runs_as_the_user_with_its_groups_and_no_privileges(node: Node):
+@pytest.mark.parametrize("mode", ["builder", "alone"])
+def test_the_job_runs_as_the_user_with_its_groups_and_no_privileges(node: Node, mode: str):
+    with node.mode(mode):
+        _the_job_runs_as_the_user_with_its_groups_and_no_privileges(node)
+
+
+def _the_job_runs_as_the_user_with_its_groups_and_no_privileges(node: Node) -> None:
     done = node.job(
         ad("nat"),
         [
@@ -408,6 +473,43 @@ def test_the_wrapper_reaches_the_helper_through_sudo(node: Node):
     assert json.loads(qdisc)[0]["options"]["rate"] == 30_000_000 // 8
     assert json.loads(addr)[0]["addr_info"][0]["local"].startswith("198.18.100.")
     assert node.wait_clean() == []
+
+
+def test_the_shipped_privileged_wrapper_starts_the_job_in_what_the_builder_made(node: Node):
+    reach = node.run("setpriv", "--reuid", USER, "--regid", USER, "--init-groups", "--",
+                     "test", "-x", str(PRIVILEGED_WRAPPER), check=False)  # fmt: skip
+    if reach.returncode != 0:
+        pytest.skip(f"{PRIVILEGED_WRAPPER} is not reachable by {USER} in this checkout")
+    scratch = node.scratch(ad("routed", LarkNetworkRateLimit=40))
+    argv = ["sh", "-c", "id -u; tc -j qdisc show dev eth0; ip -j -4 addr show dev eth0"]
+    done = node.job_in(scratch, argv, PRIVILEGED_WRAP="1")
+    assert done.returncode == 0, done.stderr
+    uid, qdisc, addr = done.stdout.splitlines()[:3]
+    assert int(uid) == node.user.pw_uid
+    assert json.loads(qdisc)[0]["options"]["rate"] == 40_000_000 // 8
+    assert json.loads(addr)[0]["addr_info"][0]["local"].startswith("198.18.100.")
+    assert "itself" not in done.stderr  # the builder made it
+    assert node.wait_clean() == []
+
+
+def test_a_job_outlives_its_builder_and_its_helper_removes_its_network(node: Node):
+    with node.mode("builder"):
+        job = node.start_job(ad("ports", LarkNetworkPorts="6500", LarkNetworkRateLimit=30),
+                             ["sh", "-c", "echo ready; read line; exit 5"])  # fmt: skip
+        assert job.stdout is not None and job.stdout.readline().strip() == "ready"
+        builder = chain_pids()["builder"]
+        os.kill(builder, signal.SIGKILL)  # the job's network stays, its socket stays stale
+        time.sleep(0.3)
+        assert node.leftovers(), "the job's network went with the builder"
+        _, err = job.communicate(input="go\n", timeout=60)
+        assert job.returncode == 5, err
+        assert "the helper removes the job's network" in err
+        assert node.wait_clean() == []
+        # with a socket no builder answers on, the helper builds the next job itself
+        done = node.job(ad("nat"), ["true"])
+        assert done.returncode == 0, done.stderr
+        assert "the helper builds the job's network itself" in done.stderr
+        assert node.wait_clean() == []
 
 
 def test_without_a_job_ad_rate_the_job_gets_larkps_rate_for_its_path(node: Node):
@@ -459,7 +561,13 @@ def test_the_figures_reach_the_job_ad_through_chirp_as_the_user(node: Node):
     assert float(calls["LarkNetworkRateLimitMbps"][3]) == 25.0
 
 
-def test_exit_status_and_signal_death_are_the_jobs(node: Node):
+@pytest.mark.parametrize("mode", ["builder", "alone"])
+def test_exit_status_and_signal_death_are_the_jobs(node: Node, mode: str):
+    with node.mode(mode):
+        _exit_status_and_signal_death_are_the_jobs(node)
+
+
+def _exit_status_and_signal_death_are_the_jobs(node: Node) -> None:
     assert node.job(ad("nat"), ["sh", "-c", "exit 7"]).returncode == 7
     assert node.job(ad("nat"), ["sh", "-c", "kill -TERM $$"]).returncode == -signal.SIGTERM
     assert node.wait_clean() == []
@@ -484,7 +592,13 @@ def test_vlan_tagging_has_a_kernel_to_be_tested_on():
     pytest.xfail("this kernel supports 802.1Q VLANs, but larkps does not tag jobs' traffic yet")
 
 
-def test_a_policy_or_value_the_node_refuses_runs_nothing(node: Node):
+@pytest.mark.parametrize("mode", ["builder", "alone"])
+def test_a_policy_or_value_the_node_refuses_runs_nothing(node: Node, mode: str):
+    with node.mode(mode):
+        _a_policy_or_value_the_node_refuses_runs_nothing(node)
+
+
+def _a_policy_or_value_the_node_refuses_runs_nothing(node: Node) -> None:
     done = node.job(ad("nat", LarkNetworkPorts="70000"), ["touch", "/tmp/never"])
     assert done.returncode == 1 and "LarkNetworkPorts" in done.stderr
     done = node.job(ad("vlan"), ["true"])
@@ -492,7 +606,13 @@ def test_a_policy_or_value_the_node_refuses_runs_nothing(node: Node):
     assert node.wait_clean() == []
 
 
-def test_a_refusal_goes_to_the_wrappers_error_file_as_the_user(node: Node):
+@pytest.mark.parametrize("mode", ["builder", "alone"])
+def test_a_refusal_goes_to_the_wrappers_error_file_as_the_user(node: Node, mode: str):
+    with node.mode(mode):
+        _a_refusal_goes_to_the_wrappers_error_file_as_the_user(node)
+
+
+def _a_refusal_goes_to_the_wrappers_error_file_as_the_user(node: Node) -> None:
     scratch = node.scratch(ad("vlan"))
     error = scratch / "wrapper-error"
     done = node.job_in(scratch, ["true"], _CONDOR_WRAPPER_ERROR_FILE=str(error))
@@ -507,7 +627,13 @@ def test_a_refusal_goes_to_the_wrappers_error_file_as_the_user(node: Node):
     assert target.read_text() == "root's\n"
 
 
-def test_the_helper_reads_only_what_the_user_could(node: Node):
+@pytest.mark.parametrize("mode", ["builder", "alone"])
+def test_the_helper_reads_only_what_the_user_could(node: Node, mode: str):
+    with node.mode(mode):
+        _the_helper_reads_only_what_the_user_could(node)
+
+
+def _the_helper_reads_only_what_the_user_could(node: Node) -> None:
     secret = node.work / "secret.ad"
     secret.write_text('ClusterId = 9\nProcId = 0\nOwner = "root"\n')
     secret.chmod(0o600)
@@ -521,6 +647,11 @@ def test_the_helper_reads_only_what_the_user_could(node: Node):
 
 
 def test_a_config_the_user_could_change_is_refused(node: Node):
+    with node.mode("alone"):  # the builder has root's config: the helper's own path
+        _a_config_the_user_could_change_is_refused(node)
+
+
+def _a_config_the_user_could_change_is_refused(node: Node) -> None:
     mine = node.work / "mine.toml"
     mine.write_text(CONFIG.format(ledger="/tmp/x", helper=HELPER).replace("2Gbit", "100Gbit"))
     os.chown(mine, node.user.pw_uid, node.user.pw_gid)
@@ -528,7 +659,13 @@ def test_a_config_the_user_could_change_is_refused(node: Node):
     assert done.returncode == 1 and "not owned by root" in done.stderr
 
 
-def test_the_job_cannot_change_its_limit_or_rules(node: Node):
+@pytest.mark.parametrize("mode", ["builder", "alone"])
+def test_the_job_cannot_change_its_limit_or_rules(node: Node, mode: str):
+    with node.mode(mode):
+        _the_job_cannot_change_its_limit_or_rules(node)
+
+
+def _the_job_cannot_change_its_limit_or_rules(node: Node) -> None:
     done = node.job(
         ad("nat", LarkNetworkRateLimit=100),
         [
@@ -621,9 +758,18 @@ def ledger_run(node: Node, job_id: str) -> RunRecord:
 
 
 @pytest.mark.parametrize(
-    "policy, server", [("nat", PEER4), ("routed", PEER6), ("bridge", BPEER4), ("nat", PEER6)]
-)
-def test_the_rate_holds_both_ways_and_the_ledger_counts_it(outside: Node, policy: str, server: str):
+    "policy, server, mode",
+    [("nat", PEER4, "builder"), ("routed", PEER6, "builder"), ("bridge", BPEER4, "builder"),
+     ("nat", PEER6, "builder"), ("nat", PEER4, "alone")],
+)  # fmt: skip
+def test_the_rate_holds_both_ways_and_the_ledger_counts_it(
+    outside: Node, policy: str, server: str, mode: str
+):
+    with outside.mode(mode):
+        _rate_holds_both_ways(outside, policy, server)
+
+
+def _rate_holds_both_ways(outside: Node, policy: str, server: str) -> None:
     for reverse in (False, True):
         got, moved, job_id = iperf3(outside, policy, server, reverse)
         assert abs(got / (RATE_MBPS * 1e6) - 1) <= 0.10, f"{policy} reverse={reverse}: {got:.3g}"
@@ -729,7 +875,8 @@ KILL_ROUNDS = 8
 
 
 def chain_pids() -> dict[str, int]:
-    """The running helper chain: sudo, the helper, its guard, the job's main process.
+    """The running helper chain: sudo, the helper, its guard (without a builder), the
+    job's main process; and the builder.
 
     The helper's forks share its command line: the guard is the one that leads its own
     session, the helper the one whose parent is none of them (sudo, or init once sudo
@@ -749,7 +896,9 @@ def chain_pids() -> dict[str, int]:
             sid = os.getsid(pid)
         except (OSError, IndexError, ValueError):
             continue
-        if str(HELPER).encode() in cmdline:
+        if str(LARKPS).encode() in cmdline and b"builder" in cmdline:
+            found["builder"] = pid
+        elif str(HELPER).encode() in cmdline:
             if comm == "sudo":
                 found["sudo"] = min(pid, found.get("sudo", pid))  # not its pty monitor
             else:
@@ -772,8 +921,17 @@ def _kill_policy(rng: random.Random) -> dict[str, object]:
     return ad(policy, **extra)
 
 
-@pytest.mark.parametrize("target", ["helper", "job", "guard", "sudo"])
-def test_kill_9_at_random_moments_leaves_nothing(node: Node, target: str):
+@pytest.mark.parametrize(
+    "mode, target",
+    [("builder", "helper"), ("builder", "job"), ("builder", "sudo"), ("builder", "builder"),
+     ("alone", "helper"), ("alone", "job"), ("alone", "guard")],
+)  # fmt: skip
+def test_kill_9_at_random_moments_leaves_nothing(node: Node, mode: str, target: str):
+    with node.mode(mode):
+        _kill_9_at_random_moments(node, mode, target)
+
+
+def _kill_9_at_random_moments(node: Node, mode: str, target: str) -> None:
     seed = int(os.environ.get("LARKPS_KILL_SEED") or secrets.randbits(32))
     print(f"kill test seed {seed} (LARKPS_KILL_SEED={seed} repeats it)")
     rng = random.Random(seed)
@@ -797,6 +955,8 @@ def test_kill_9_at_random_moments_leaves_nothing(node: Node, target: str):
         ended = time.monotonic() - began
         left = node.wait_clean()
         cleaned = time.monotonic() - began - ended
+        if mode == "builder":
+            node.revive_builder()  # the builder killed: its successor serves the next job
         killed = "nothing (not running)" if victim is None else f"{target} {victim}"
         when = f"at {delay:.3f}s of a {lasts:.2f}s job"
         assert left == [], f"seed {seed} round {round_}: killed {killed} {when}: {left}"
@@ -816,13 +976,19 @@ def test_signals_reach_the_job_and_orphans_are_reaped(node: Node):
     assert node.wait_clean() == []
 
 
-def test_gc_removes_what_a_crashed_node_left(node: Node):
+@pytest.mark.parametrize("mode", ["builder", "alone"])
+def test_gc_removes_what_a_crashed_node_left(node: Node, mode: str):
+    with node.mode(mode):
+        _gc_removes_what_a_crashed_node_left(node, mode)
+
+
+def _gc_removes_what_a_crashed_node_left(node: Node, mode: str) -> None:
     job = node.start_job(ad("ports", LarkNetworkPorts="6200", LarkNetworkRateLimit=20),
                          ["sh", "-c", "echo ready; sleep 60"])  # fmt: skip
     assert job.stdout is not None and job.stdout.readline().strip() == "ready"
     pids = chain_pids()
-    for role in ("guard", "helper"):  # all at once, as a crash or a cgroup kill does
-        os.kill(pids[role], signal.SIGKILL)
+    for role in ("guard", "helper") if mode == "alone" else ("builder", "helper"):
+        os.kill(pids[role], signal.SIGKILL)  # all at once, as a crash does
     sh("pkill", "-KILL", "-u", USER, check=False)
     job.communicate(timeout=30)
     time.sleep(0.5)
@@ -833,6 +999,8 @@ def test_gc_removes_what_a_crashed_node_left(node: Node):
     assert done.returncode == 0, done.stdout + done.stderr
     assert node.wait_clean(ignore=("lease",)) == [], done.stdout
     # gc leaves the helper's leases alone: the next job takes over those of dead holders.
+    if mode == "builder":
+        node.revive_builder()
     again = node.job(ad("ports", LarkNetworkPorts="6200"), ["true"])
     assert again.returncode == 0, again.stderr
     stale = [item.split()[1] for item in node.wait_clean(ignore=("netns", "link", "process"))]
@@ -866,7 +1034,13 @@ def test_what_the_helper_adds_to_a_jobs_start(node: Node):
     assert node.wait_clean() == []
 
 
-def test_a_sigterm_at_any_moment_ends_it_as_the_signal_and_leaves_nothing(node: Node):
+@pytest.mark.parametrize("mode", ["builder", "alone"])
+def test_a_sigterm_at_any_moment_ends_it_as_the_signal_and_leaves_nothing(node: Node, mode: str):
+    with node.mode(mode):
+        _a_sigterm_at_any_moment_ends_it_as_the_signal_and_leaves_nothing(node)
+
+
+def _a_sigterm_at_any_moment_ends_it_as_the_signal_and_leaves_nothing(node: Node) -> None:
     seed = int(os.environ.get("LARKPS_KILL_SEED") or secrets.randbits(32))
     print(f"sigterm test seed {seed}")
     rng = random.Random(seed)

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from larkps.config.jobnet import Mode, NodeJobNet, Policy
-from larkps.jobnet import helper, privileged
+from larkps.jobnet import helper, helperconf, privileged
+from larkps.jobnet.helperconf import HelperRefused
 from larkps.jobnet.privileged import Layout, Side, names_for
 from larkps.jobnet.request import JobPlan
 
@@ -199,43 +200,51 @@ def test_the_bridge_policy_needs_the_node_to_allow_it():
 
 
 def test_the_helper_runs_only_through_sudo_for_an_ordinary_user():
-    with pytest.raises(helper.HelperRefused, match="sudo"):
+    with pytest.raises(HelperRefused, match="sudo"):
         helper.caller_from_sudo({})
-    with pytest.raises(helper.HelperRefused, match="root"):
+    with pytest.raises(HelperRefused, match="root"):
         helper.caller_from_sudo({"SUDO_UID": "0", "SUDO_GID": "0"})
     other = str(os.getuid() + 4242)
-    with pytest.raises(helper.HelperRefused, match="parent"):
+    with pytest.raises(HelperRefused, match="parent"):
         helper.caller_from_sudo({"SUDO_UID": other, "SUDO_GID": other})
 
 
 def test_a_config_someone_but_root_can_change_is_refused(tmp_path: Path):
     config = tmp_path / "jobnet.toml"
     config.write_text("[jobnet]\n")
-    with pytest.raises(helper.HelperRefused, match="absolute"):
-        helper.config_path({"LARKPS_JOBNET_CONFIG": "jobnet.toml"})
+    with pytest.raises(HelperRefused, match="absolute"):
+        helperconf.config_path({"LARKPS_JOBNET_CONFIG": "jobnet.toml"})
     if os.geteuid() != 0:
-        with pytest.raises(helper.HelperRefused, match="not owned by root"):
-            helper.config_path({"LARKPS_JOBNET_CONFIG": str(config)})
+        with pytest.raises(HelperRefused, match="not owned by root"):
+            helperconf.config_path({"LARKPS_JOBNET_CONFIG": str(config)})
         return
     config.chmod(0o664)
-    with pytest.raises(helper.HelperRefused, match="writable"):
-        helper.config_path({"LARKPS_JOBNET_CONFIG": str(config)})
+    with pytest.raises(HelperRefused, match="writable"):
+        helperconf.config_path({"LARKPS_JOBNET_CONFIG": str(config)})
     config.chmod(0o644)
     os.chown(config, 1, 1)
-    with pytest.raises(helper.HelperRefused, match="not owned by root"):
-        helper.config_path({"LARKPS_JOBNET_CONFIG": str(config)})
+    with pytest.raises(HelperRefused, match="not owned by root"):
+        helperconf.config_path({"LARKPS_JOBNET_CONFIG": str(config)})
     os.chown(config, 0, 0)
-    assert helper.config_path({"LARKPS_JOBNET_CONFIG": str(config)}) == config
+    assert helperconf.config_path({"LARKPS_JOBNET_CONFIG": str(config)}) == str(config)
+    (tmp_path / "sub").mkdir(mode=0o777)
+    (tmp_path / "sub").chmod(0o777)  # a directory above it others may write to
+    inner = tmp_path / "sub" / "jobnet.toml"
+    inner.write_text("[jobnet]\n")
+    with pytest.raises(HelperRefused, match="sub is writable by group or others"):
+        helperconf.config_path({"LARKPS_JOBNET_CONFIG": str(inner)})
+    with pytest.raises(HelperRefused, match="rootless"):
+        helperconf.load_node(str(config))  # privileged mode is off
 
 
 def test_the_job_ad_must_be_in_the_callers_scratch_directory(tmp_path: Path):
     caller = helper.Caller(os.getuid() + 4242, 1, (), "someone", os.getppid())
     env = {"_CONDOR_SCRATCH_DIR": str(tmp_path)}
-    with pytest.raises(helper.HelperRefused, match="scratch directory"):
+    with pytest.raises(HelperRefused, match="scratch directory"):
         helper.check_scratch("/etc/shadow", env, caller)
-    with pytest.raises(helper.HelperRefused, match="not the caller's"):
+    with pytest.raises(HelperRefused, match="not the caller's"):
         helper.check_scratch(str(tmp_path / ".job.ad"), env, caller)
-    with pytest.raises(helper.HelperRefused, match="not set"):
+    with pytest.raises(HelperRefused, match="not set"):
         helper.check_scratch(str(tmp_path / ".job.ad"), {}, caller)
 
 

@@ -24,11 +24,13 @@ import classad2
 import pytest
 from minipool import Install, Pool, minipool, service_settings, shipped, wait_until
 
+from larkps.jobnet.helper import BUILDER_SOCKET
 from larkps.jobnet.planner import DEFAULT_SOCKET
 from larkps.units import parse_duration
 
 UNIT = "config/systemd/larkps.service"
 PLANNER_UNIT = "config/systemd/larkps-jobnet-planner.service"
+BUILDER_UNIT = "config/systemd/larkps-jobnet-builder.service"
 SYSTEMD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -44,14 +46,19 @@ def test_parse_of_the_unit_sees_its_service_lines():
     assert settings["ExecStart"][0].startswith("/opt/larkps/venv/bin/larkps run ")
 
 
-@pytest.mark.parametrize("relative", [UNIT, PLANNER_UNIT])
+@pytest.mark.parametrize("relative", [UNIT, PLANNER_UNIT, BUILDER_UNIT])
 def test_systemd_accepts_the_unit(larkps_install: Install, tmp_path: Path, relative: str):
-    """Both units (the planner's run is tested in test_pool_jobnet.py)."""
+    """Every unit (the planner's run is tested in test_pool_jobnet.py, the builder's in
+    tests/jobnet/test_privileged.py)."""
     verify = shutil.which("systemd-analyze")
     if verify is None:
         pytest.skip("no systemd-analyze on this host")
     unit = tmp_path / Path(relative).name
-    paths = {"/opt/larkps/venv": str(larkps_install.venv), "/etc/larkps/larkps.toml": "/dev/null"}
+    paths = {
+        "/opt/larkps/venv": str(larkps_install.venv),
+        "/etc/larkps/larkps.toml": "/dev/null",
+        "/etc/larkps/jobnet.toml": "/dev/null",
+    }
     unit.write_text(shipped(relative, paths))
     done = subprocess.run(
         [verify, "verify", str(unit)], capture_output=True, text=True, check=False
@@ -66,6 +73,21 @@ def test_the_planner_unit_runs_the_planner_in_its_runtime_directory():
     assert argv[argv.index("--socket") + 1] == DEFAULT_SOCKET  # where the wrapper asks
     assert settings["RuntimeDirectory"] == ["larkps-jobnet"]
     assert settings["RuntimeDirectoryMode"] == ["0755"]
+
+
+def test_the_builder_unit_runs_as_root_on_the_helpers_socket_in_the_hosts_namespaces():
+    settings = service_settings(shipped(BUILDER_UNIT, {}))
+    argv = settings["ExecStart"][0].split()
+    assert argv[1:3] == ["jobnet", "builder"]
+    assert argv[argv.index("--socket") + 1] == BUILDER_SOCKET  # where the helper connects
+    assert settings["User"] == ["root"]
+    assert settings["RuntimeDirectory"] == ["larkps-jobnet-builder"]
+    assert settings["RuntimeDirectoryMode"] == ["0700"]
+    # /run/netns must be the host's: no option that gives the service a mount namespace
+    private = {"ProtectSystem", "ProtectHome", "PrivateTmp", "PrivateDevices", "PrivateNetwork",
+               "ProtectKernelTunables", "ProtectControlGroups", "ReadOnlyPaths", "BindPaths",
+               "TemporaryFileSystem", "ProtectProc", "PrivateMounts", "MountFlags"}  # fmt: skip
+    assert not private & set(settings), private & set(settings)
 
 
 def test_the_units_execstart_runs_cycles_and_stops_on_sigterm(pool: Pool, larkps_install: Install):

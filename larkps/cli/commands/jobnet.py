@@ -1,5 +1,6 @@
-"""``larkps jobnet accounting|gc|planner``: the node's job-network ledger, summarised and
-cleaned, and the planner service the job wrapper asks."""
+"""``larkps jobnet accounting|gc|planner|builder``: the node's job-network ledger,
+summarised and cleaned, the planner service the job wrapper asks, and privileged
+mode's builder service."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from larkps.cli.commands.common import Subparsers, add_command, duration_arg
 from larkps.errors import UsageError
+from larkps.jobnet.helper import BUILDER_SOCKET
 from larkps.jobnet.planner import DEFAULT_SOCKET
 
 if TYPE_CHECKING:
@@ -24,6 +26,7 @@ DEFAULT_LEDGER = Path("/var/lib/larkps/jobnet/ledger.sqlite")
 ACCOUNTING_EXAMPLE = "larkps jobnet accounting --config /etc/larkps/larkps.toml --by owner"
 GC_EXAMPLE = "larkps jobnet gc --config /etc/larkps/larkps.toml --dry-run"
 PLANNER_EXAMPLE = "larkps jobnet planner --config /etc/larkps/larkps.toml"
+BUILDER_EXAMPLE = "larkps jobnet builder --config /etc/larkps/jobnet.toml"
 
 
 def register(commands: Subparsers) -> None:
@@ -31,8 +34,8 @@ def register(commands: Subparsers) -> None:
         commands,
         "jobnet",
         _missing_action,
-        "per-job networks on this execute node: accounting, leftovers and the planner"
-        " (accounting, gc, planner)",
+        "per-job networks on this execute node: accounting, leftovers, the planner and the"
+        " builder (accounting, gc, planner, builder)",
         ACCOUNTING_EXAMPLE,
     )
     actions = group.add_subparsers(dest="jobnet_action", required=True, metavar="ACTION")
@@ -84,10 +87,31 @@ def register(commands: Subparsers) -> None:
         help=f"where to answer (default: {DEFAULT_SOCKET}, where the wrapper asks)",
     )
     sub.set_defaults(default_log_level=logging.INFO)  # a line per refusal in the journal
+    sub = add_command(
+        actions,
+        "builder",
+        cmd_builder,
+        "privileged mode, as root: plan and make each job's network for the helper, until SIGTERM",
+        BUILDER_EXAMPLE,
+    )
+    sub.add_argument(
+        "--config",
+        required=True,
+        type=Path,
+        metavar="FILE",
+        help="root's own jobnet config (the helper's, /etc/larkps/jobnet.toml)",
+    )
+    sub.add_argument(
+        "--socket",
+        default=BUILDER_SOCKET,
+        metavar="PATH",
+        help=f"where to listen (default: {BUILDER_SOCKET}, where the helper connects)",
+    )
+    sub.set_defaults(default_log_level=logging.INFO)
 
 
 def _missing_action(args: argparse.Namespace) -> int:
-    raise UsageError("jobnet: name an action: accounting, gc or planner")
+    raise UsageError("jobnet: name an action: accounting, gc, planner or builder")
 
 
 def _add_ledger(sub: argparse.ArgumentParser) -> None:
@@ -231,6 +255,12 @@ def cmd_planner(args: argparse.Namespace) -> int:
     from larkps.jobnet.planner_service import run_planner
 
     return run_planner(str(args.config), args.socket)
+
+
+def cmd_builder(args: argparse.Namespace) -> int:
+    from larkps.jobnet.builder import run_builder
+
+    return run_builder(str(args.config), args.socket)
 
 
 def report_doc(report: Report, dry_run: bool) -> dict[str, Any]:
