@@ -97,14 +97,23 @@ class Run:
         """Make the network; the ready answer."""
         self.plan = plan
         tag = privileged.owner_tag(self.helper_pid)
-        self.layout = privileged.make(plan, node, tag, self.record)
+        ledger: list[privileged.Background] = []
+
+        def named() -> None:  # every object is known: the row is written meanwhile
+            ledger.append(privileged.Background(lambda: self.start_ledger(node)))
+
+        try:
+            self.layout = privileged.make(plan, node, tag, self.record, named)
+        finally:
+            for write in ledger:
+                write.wait()
         say = [*plan.rationale, f"netns {self.layout.names.netns}, address "]
         say[-1] += ", ".join(self.layout.addresses())
-        return {"ready": {"netns": self.layout.names.netns, "say": say}}
+        return {"ready": {"netns": self.layout.names.netns, "say": [*say, *self._said()]}}
 
     def start_ledger(self, node: NodeJobNet) -> None:
-        """The run's row, written while the job starts (gc leaves a namespace that young
-        alone, recorded or not); a failure is a line for the done answer."""
+        """The run's row with every object, written before the job starts (gc finds it
+        after a crash); a failure is a line for the job's stderr."""
         from larkps.jobnet.ledger import LedgerRecorder
 
         assert self.plan is not None
@@ -186,7 +195,7 @@ class Builder:
         if request is None:
             return
         try:
-            answer, node = self.build(request, run)
+            answer = self.build(request, run)
         except Aborted:
             raise
         except (LarkpsError, OSError) as exc:
@@ -195,7 +204,6 @@ class Builder:
             log.info("refused: %s", exc)
             return
         channel.send(answer)
-        run.start_ledger(node)
         ended = channel.receive()  # the job's whole life
         if ended is None:
             raise WireError("the helper closed the connection before the job ended")
@@ -203,15 +211,14 @@ class Builder:
         code = status if isinstance(status, int) and not isinstance(status, bool) else None
         channel.send(run.finish(code))
 
-    def build(self, request: dict[str, Any], run: Run) -> tuple[dict[str, object], NodeJobNet]:
-        """Plan the job and make its network; the ready answer and the settings it was
-        made with (LarkpsError: refused)."""
+    def build(self, request: dict[str, Any], run: Run) -> dict[str, object]:
+        """Plan the job and make its network; the ready answer (LarkpsError: refused)."""
         _caller_uid(request.get("caller"))
         job, machine = request_ads(request)
         node = self.settings.node()
         with self._planning:
             plan = plan_texts(job, machine, node)
-        return run.make(plan, node), node
+        return run.make(plan, node)
 
 
 def listen(builder: Builder, path: str) -> socket.socket:

@@ -585,9 +585,16 @@ def shape(layout: Layout) -> None:
         run_command(argv)
 
 
-def make(request: JobPlan, node: NodeJobNet, tag: str, record: Record) -> Layout:
+def make(
+    request: JobPlan,
+    node: NodeJobNet,
+    tag: str,
+    record: Record,
+    named: Callable[[], None] | None = None,
+) -> Layout:
     """Make the job's whole network; each object goes to record before it exists (the
-    host-side table is loaded meanwhile, in a thread)."""
+    host-side table is loaded meanwhile, in a thread); ``named`` is called once every
+    object has been recorded, while the rest is set up."""
     names = names_for(request.job_id)
     if request.policy not in node.policies:
         raise PrivilegedError(f"policy {request.policy.value} is not allowed on this node")
@@ -601,6 +608,8 @@ def make(request: JobPlan, node: NodeJobNet, tag: str, record: Record) -> Layout
     table = Background(lambda: make_host_table(layout))
     try:
         make_links(names, sides, record)
+        if named is not None:
+            named()
         run_ip(address_commands(layout))
         make_job_rules(layout, node)
         shape(layout)

@@ -9,6 +9,7 @@ import ipaddress
 import os
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -281,3 +282,19 @@ def test_helpers_at_once_never_share_an_address(tmp_path: Path):
     assert all(child.exitcode == 0 for child in children)
     got = [out.read_text() for out in outs]
     assert len(set(got)) == 12, sorted(got)
+
+
+def test_the_helpers_start_loads_neither_classad2_nor_the_planning_modules():
+    """What a job's start pays for in privileged mode with a builder: the helper's own
+    imports (the rest loads only without a builder, or after the job)."""
+    probe = (
+        "import sys; before = set(sys.modules); import larkps.jobnet.helper;"
+        " print('\\n'.join(sorted(set(sys.modules) - before)))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    loaded = set(done.stdout.split())
+    assert "larkps.jobnet.helper" in loaded  # the probe saw the import
+    heavy = {"classad2", "htcondor2", "larkps.jobnet.privileged", "larkps.jobnet.request",
+             "larkps.config.jobnet", "larkps.jobnet.ledger", "sqlite3", "tomllib",
+             "dataclasses", "typing", "pathlib", "ipaddress", "subprocess"}  # fmt: skip
+    assert not heavy & loaded, heavy & loaded
