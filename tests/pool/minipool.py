@@ -276,3 +276,15 @@ def install_larkps() -> Install:
         mode = path.stat().st_mode
         path.chmod(mode | 0o044 | (0o011 if path.is_dir() or mode & 0o100 else 0))
     return Install(venv=venv)
+
+
+def chirp_tool(install: Install) -> Path:
+    """htchirp's condor_chirp-compatible client, in the world-readable venv."""
+    tool = install.venv / "bin" / "condor_htchirp"
+    if not tool.exists():
+        pip = install.venv / "bin" / "pip"
+        subprocess.run([str(pip), "install", "-q", "htchirp"], check=True, timeout=600)
+        for path in [install.venv, *install.venv.rglob("*")]:
+            mode = path.stat().st_mode
+            path.chmod(mode | 0o044 | (0o011 if path.is_dir() or mode & 0o100 else 0))
+    return tool

@@ -43,7 +43,16 @@ from pathlib import Path
 
 import classad2
 import pytest
-from minipool import Install, Pool, minipool, service_settings, shipped, wait_until, world_dir
+from minipool import (
+    Install,
+    Pool,
+    chirp_tool,
+    minipool,
+    service_settings,
+    shipped,
+    wait_until,
+    world_dir,
+)
 
 from larkps.units import parse_duration
 
@@ -163,18 +172,6 @@ def peer() -> Iterator[None]:
 
 def _ip(*args: str) -> None:
     subprocess.run(["ip", *args], check=True, capture_output=True)
-
-
-def chirp_tool(install: Install) -> Path:
-    """htchirp's condor_chirp-compatible client, in the world-readable venv."""
-    tool = install.venv / "bin" / "condor_htchirp"
-    if not tool.exists():
-        pip = install.venv / "bin" / "pip"
-        subprocess.run([str(pip), "install", "-q", "htchirp"], check=True, timeout=600)
-        for path in [install.venv, *install.venv.rglob("*")]:
-            mode = path.stat().st_mode
-            path.chmod(mode | 0o044 | (0o011 if path.is_dir() or mode & 0o100 else 0))
-    return tool
 
 
 @pytest.fixture(scope="module")
