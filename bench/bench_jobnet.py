@@ -299,16 +299,21 @@ def builder(node: PrivilegedNode, larkps: Path, config: Path, home: Path) -> Ite
     """``larkps jobnet builder`` (root, in the node's namespace) for config; its socket."""
     socket_path = home / "builder.sock"
     argv = [str(larkps), "jobnet", "builder", "--config", str(config)]
-    process = subprocess.Popen(
-        node.argv(*argv, "--socket", str(socket_path)), stderr=subprocess.DEVNULL
-    )
+    with service(node.argv(*argv, "--socket", str(socket_path)), socket_path, "builder"):
+        yield socket_path
+
+
+@contextlib.contextmanager
+def service(argv: Argv, socket_path: Path, name: str) -> Iterator[None]:
+    """A service run for the block, once its socket exists."""
+    process = subprocess.Popen(argv, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 30
         while not socket_path.exists():
             if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the builder did not start ({process.returncode})")
+                raise RuntimeError(f"the {name} did not start ({process.returncode})")
             time.sleep(0.05)
-        yield socket_path
+        yield
     finally:
         process.terminate()
         process.wait()
@@ -497,17 +502,8 @@ def planner(wrapper: Wrapper, config: Path) -> Iterator[Path]:
     socket_path = where / f"{config.stem}.sock"
     larkps = wrapper.path.parent / "larkps"
     argv = wrapper.user.argv(str(larkps), "jobnet", "planner", "--config", str(config))
-    process = subprocess.Popen([*argv, "--socket", str(socket_path)], stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 30
-        while not socket_path.exists():
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the planner did not start ({process.returncode})")
-            time.sleep(0.05)
+    with service([*argv, "--socket", str(socket_path)], socket_path, "planner"):
         yield socket_path
-    finally:
-        process.terminate()
-        process.wait()
 
 
 def start_cases(

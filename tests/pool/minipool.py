@@ -288,3 +288,12 @@ def chirp_tool(install: Install) -> Path:
             mode = path.stat().st_mode
             path.chmod(mode | 0o044 | (0o011 if path.is_dir() or mode & 0o100 else 0))
     return tool
+
+
+def require_root_and(tools: Sequence[str], why: str) -> None:
+    """Skip, with the reason, without root or without one of tools."""
+    if os.geteuid() != 0:
+        pytest.skip(f"needs root: {why}")
+    for tool in tools:
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed (scripts/debian-test-packages.txt)")

@@ -48,6 +48,7 @@ from minipool import (
     Pool,
     chirp_tool,
     minipool,
+    require_root_and,
     service_settings,
     shipped,
     wait_until,
@@ -82,11 +83,10 @@ pytestmark = pytest.mark.root
 
 
 def _require_tools() -> None:
-    if os.geteuid() != 0:
-        pytest.skip("needs root: the pool runs jobs as another user, the peer needs a netns")
-    for tool in ("pasta", "iperf3", "unshare", "ip", "nft", "tc"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} is not installed (scripts/debian-test-packages.txt)")
+    require_root_and(
+        ("pasta", "iperf3", "unshare", "ip", "nft", "tc"),
+        "the pool runs jobs as another user, the peer needs a netns",
+    )
 
 
 @dataclass(frozen=True)

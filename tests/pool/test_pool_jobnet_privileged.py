@@ -31,6 +31,7 @@ from minipool import (
     Pool,
     chirp_tool,
     minipool,
+    require_root_and,
     service_settings,
     shipped,
     wait_until,
@@ -54,11 +55,9 @@ pytestmark = pytest.mark.root
 
 
 def _require_tools() -> None:
-    if os.geteuid() != 0:
-        pytest.skip("needs root: sudo, the builder and the job's bridge")
-    for tool in ("sudo", "iperf3", "unshare", "ip", "nft", "tc"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} is not installed (scripts/debian-test-packages.txt)")
+    require_root_and(
+        ("sudo", "iperf3", "unshare", "ip", "nft", "tc"), "sudo, the builder and the job's bridge"
+    )
 
 
 @dataclass(frozen=True)

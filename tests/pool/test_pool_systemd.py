@@ -54,11 +54,8 @@ def test_systemd_accepts_the_unit(larkps_install: Install, tmp_path: Path, relat
     if verify is None:
         pytest.skip("no systemd-analyze on this host")
     unit = tmp_path / Path(relative).name
-    paths = {
-        "/opt/larkps/venv": str(larkps_install.venv),
-        "/etc/larkps/larkps.toml": "/dev/null",
-        "/etc/larkps/jobnet.toml": "/dev/null",
-    }
+    config = "/etc/larkps/jobnet.toml" if relative == BUILDER_UNIT else "/etc/larkps/larkps.toml"
+    paths = {"/opt/larkps/venv": str(larkps_install.venv), config: "/dev/null"}
     unit.write_text(shipped(relative, paths))
     done = subprocess.run(
         [verify, "verify", str(unit)], capture_output=True, text=True, check=False
