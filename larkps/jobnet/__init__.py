@@ -27,4 +27,10 @@ Public (what other stages may import):
 - ``supervise``: FORWARDED, Recorder, SummaryRecorder, exit_like, say
 - ``kernel``: map_ids, set_subreaper, setns, unshare (libc calls Python 3.11 lacks)
 - ``wrap``: main (``larkps-job-wrap``, HTCondor's USER_JOB_WRAPPER)
+- ``helper``: BUILDER_SOCKET, BUILDER_VARIABLE, Caller, run_built (the privileged
+  helper's lean side); ``helper_main``: main (``larkps-jobnet-helper``);
+  ``helper_local``: run_alone (the helper building in-process)
+- ``helperconf``: CONFIG, HelperRefused, config_path, load_node, root_only
+- ``builder``: Builder, listen, run_builder, serve_forever (``larkps jobnet builder``)
+- ``wire``: Channel, WireError, peer_credentials
 """

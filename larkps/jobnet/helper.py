@@ -23,7 +23,8 @@ helper's connection ends however it ends. This module then loads nothing beyond
 os, signal, socket, json and ctypes, so that the job starts soon. Without a
 builder, :mod:`larkps.jobnet.helper_local` plans and builds in this process.
 Either way the helper runs the job inside the network as the caller, forwards
-signals, reaps orphans, and exits with the job's status.
+signals, reaps orphans, and exits with the job's status. The command itself is
+:func:`larkps.jobnet.helper_main.main`.
 """
 
 from __future__ import annotations
@@ -53,7 +54,13 @@ from larkps.jobnet.supervise import FORWARDED, PREFIX, exit_like, reap
 from larkps.jobnet.wire import Channel, WireError, peer_credentials
 
 if TYPE_CHECKING:
-    from larkps.jobnet.helper_local import Guard
+    from typing import Protocol
+
+    class Guard(Protocol):
+        """A child whose end the supervisor notes (helper_local's guard)."""
+
+        pid: int
+        exit_status: int | None
 
 SCRATCH_VARIABLE = "_CONDOR_SCRATCH_DIR"
 BUILDER_VARIABLE = "LARKPS_JOBNET_BUILDER"
@@ -478,34 +485,3 @@ def _lines(value: object) -> list[str]:
     if not isinstance(value, list):
         return []
     return ["".join(c if c.isprintable() else "?" for c in v) for v in value if isinstance(v, str)]
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``larkps-jobnet-helper [--] JOB ARGV...`` under sudo."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    if args[:1] == ["--"]:
-        args = args[1:]
-    own_env = dict(os.environ)
-    os.environ.clear()
-    os.environ["PATH"] = PATH
-    if os.geteuid() != 0:
-        tell("must run as root (through sudo)")
-        return 1
-    caller: Caller | None = None
-    env: dict[str, str] = {}
-    try:
-        caller = caller_from_sudo(own_env)
-        env = caller_environment(caller)
-        if not args:
-            raise HelperRefused("no job command given")
-        path = builder_socket(own_env)
-        if path is not None:
-            try:
-                return run_built(path, caller, args, env)
-            except BuilderUnavailable as exc:
-                tell(f"{exc}; the helper builds the job's network itself")
-    except LarkpsError as exc:
-        return refuse_job(str(exc), env, caller)
-    from larkps.jobnet.helper_local import run_alone
-
-    return run_alone(own_env, caller, args, env)
