@@ -62,6 +62,7 @@ if TYPE_CHECKING:
         pid: int
         exit_status: int | None
 
+
 SCRATCH_VARIABLE = "_CONDOR_SCRATCH_DIR"
 BUILDER_VARIABLE = "LARKPS_JOBNET_BUILDER"
 BUILDER_SOCKET = "/run/larkps-jobnet-builder/builder.sock"
