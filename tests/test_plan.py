@@ -156,7 +156,8 @@ def test_more_bytes_never_finish_earlier(mesh, policy, split, a, b, transfer_tim
         )
         for v in (small, large)
     ]
-    assert plans[0].completion_s <= plans[1].completion_s
+    # never earlier beyond the rounding of the float sums (found: 1 ulp at 4.2e6 s)
+    assert plans[0].completion_s <= plans[1].completion_s * (1 + 1e-12)
 
 
 @settings(max_examples=300)

@@ -280,13 +280,18 @@ def test_a_step_runs_once_and_later_versions_start_from_the_recorded_one(tmp_pat
 
 
 def test_only_the_schema_module_declares_tables():
+    """SQL DDL outside schema.py; a line that runs ``nft`` speaks nftables, whose
+    ``create table`` is not SQL."""
     ddl = re.compile(r"\b(CREATE|ALTER|DROP)\s+(TABLE|INDEX)\b", re.IGNORECASE)
     found = [
-        str(p.relative_to(PACKAGE))
+        f"{p.relative_to(PACKAGE)}: {line.strip()}"
         for p in sorted(PACKAGE.rglob("*.py"))
-        if p.name != "schema.py" and ddl.search(p.read_text())
+        if p.name != "schema.py"
+        for line in p.read_text().splitlines()
+        if ddl.search(line) and '"nft"' not in line
     ]
     assert found == []
+    assert ddl.search('stdin=f"create table {table}"')  # what the nft exemption is for
 
 
 def test_a_second_upgrade_of_the_same_version_inside_its_transaction_does_nothing(

@@ -30,7 +30,7 @@ Public (what other stages may import):
 - ``helper``: BUILDER_SOCKET, BUILDER_VARIABLE, Caller, run_built (the privileged
   helper's lean side); ``helper_main``: main (``larkps-jobnet-helper``);
   ``helper_local``: run_alone (the helper building in-process)
-- ``helperconf``: CONFIG, HelperRefused, config_path, load_node, root_only
-- ``builder``: Builder, listen, run_builder, serve_forever (``larkps jobnet builder``)
+- ``helperconf``: CONFIG, PATH, HelperRefused, config_path, load_node, root_only
+- ``builder``: Builder, bind_socket, run_builder, serve_forever (``larkps jobnet builder``)
 - ``wire``: Channel, WireError, peer_credentials
 """

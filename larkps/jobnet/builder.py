@@ -221,7 +221,7 @@ class Builder:
         return run.make(plan, node)
 
 
-def listen(builder: Builder, path: str) -> socket.socket:
+def bind_socket(builder: Builder, path: str) -> socket.socket:
     """The builder's listening socket at path (mode 0600: root's alone)."""
     claim_socket(path)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
@@ -278,7 +278,7 @@ def run_builder(config: str, path: str, ready: Callable[[], None] | None = None)
         raise ConfigError(config, "", str(exc)) from None
     builder = Builder(config)
     try:
-        listener = listen(builder, path)
+        listener = bind_socket(builder, path)
     except OSError as exc:
         raise LarkpsError(f"cannot build on {path}: {exc.strerror or exc}") from None
     stop = threading.Event()

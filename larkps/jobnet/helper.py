@@ -56,7 +56,7 @@ from larkps.jobnet.wire import Channel, WireError, peer_credentials
 if TYPE_CHECKING:
     from typing import Protocol
 
-    class Guard(Protocol):
+    class GuardProcess(Protocol):
         """A child whose end the supervisor notes (helper_local's guard)."""
 
         pid: int
@@ -66,9 +66,8 @@ if TYPE_CHECKING:
 SCRATCH_VARIABLE = "_CONDOR_SCRATCH_DIR"
 BUILDER_VARIABLE = "LARKPS_JOBNET_BUILDER"
 BUILDER_SOCKET = "/run/larkps-jobnet-builder/builder.sock"
-PATH = "/usr/sbin:/usr/bin:/sbin:/bin"  # where the job's network is made from
 MAX_ENVIRON = 4 << 20
-MAX_ANSWER = 1 << 20  # the largest line the builder sends
+MAX_BUILDER_LINE = 1 << 20  # the largest line the builder sends
 BUILD_TIMEOUT = 60.0  # seconds the builder has to make a network, or to remove it
 CONNECT_TIMEOUT = 5.0
 
@@ -250,7 +249,7 @@ class Supervisor:
     """Forward signals to the job, reap every child, remember the job's status (and the
     guard's, when :mod:`~larkps.jobnet.helper_local` has one)."""
 
-    def __init__(self, guard: Guard | None = None) -> None:
+    def __init__(self, guard: GuardProcess | None = None) -> None:
         self.guard = guard
         self.job: int | None = None
         self.ended = False  # the job was reaped: its pid may be another process's now
@@ -336,7 +335,7 @@ def connect(path: str) -> Channel:
     except BuilderUnavailable:
         sock.close()
         raise
-    return Channel(sock, MAX_ANSWER)
+    return Channel(sock, MAX_BUILDER_LINE)
 
 
 class BuiltRun:

@@ -13,7 +13,6 @@ from collections.abc import Sequence
 
 from larkps.errors import LarkpsError
 from larkps.jobnet.helper import (
-    PATH,
     BuilderUnavailable,
     Caller,
     builder_socket,
@@ -23,7 +22,7 @@ from larkps.jobnet.helper import (
     run_built,
     tell,
 )
-from larkps.jobnet.helperconf import HelperRefused
+from larkps.jobnet.helperconf import PATH, HelperRefused
 
 
 def main(argv: Sequence[str] | None = None) -> int:

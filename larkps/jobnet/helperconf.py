@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 CONFIG = "/etc/larkps/jobnet.toml"
 HELPER_CONFIG_VARIABLE = "LARKPS_JOBNET_CONFIG"
+PATH = "/usr/sbin:/usr/bin:/sbin:/bin"  # where the privileged side finds ip, tc, nft
 
 
 class HelperRefused(LarkpsError):

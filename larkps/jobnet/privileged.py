@@ -45,6 +45,7 @@ from larkps.apply.tc import HOST_SIDE, Device, Shaping, tc_commands
 from larkps.config.jobnet import Network, NodeJobNet, Policy
 from larkps.errors import LarkpsError
 from larkps.jobnet import kernel
+from larkps.jobnet.helperconf import PATH
 from larkps.jobnet.request import JobPlan
 from larkps.jobnet.rules import TABLE as JOB_TABLE
 from larkps.jobnet.rules import Counters, counters_from_json, ruleset
@@ -58,7 +59,6 @@ GATEWAY4 = ipaddress.IPv4Address("169.254.1.1")
 GATEWAY6 = ipaddress.IPv6Address("fe80::1")
 LEASES = Path("/run/larkps/jobnet")
 HELPER_TIMEOUT = 15.0  # seconds, per ip/tc/nft call
-PATH = "/usr/sbin:/usr/bin:/sbin:/bin"  # where the helper finds ip, tc, nft
 MAX_POOL_SCAN = 65536  # addresses tried in one pool before giving up
 
 Record = Callable[[str, str], None]

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from larkps.errors import LarkpsError
-from larkps.jobnet.builder import Builder, listen, serve_forever
+from larkps.jobnet.builder import Builder, bind_socket, serve_forever
 from larkps.jobnet.helperconf import load_node
 from larkps.jobnet.jobad import parse_ad_texts
 from larkps.jobnet.request import plan_job
@@ -68,7 +68,7 @@ def serving(home: Path) -> Iterator[tuple[Path, Path]]:
     """A builder (policies nat, ports) serving on home/builder.sock; (config, socket)."""
     config = write_config(home, ["nat", "ports"])
     path = home / "builder.sock"
-    listener = listen(Builder(str(config)), str(path))
+    listener = bind_socket(Builder(str(config)), str(path))
     stop = threading.Event()
     worker = threading.Thread(
         target=serve_forever, args=(Builder(str(config)), listener, stop), daemon=True

@@ -881,7 +881,9 @@ def chain_pids() -> dict[str, int]:
     The helper's forks share its command line: the guard is the one that leads its own
     session, the helper the one whose parent is none of them (sudo, or init once sudo
     is gone); a fork not yet in its own session, or not yet exec'ing the job, is
-    neither."""
+    neither. The test's own launcher (nsenter, setpriv, env, one pid that execs sudo)
+    names the helper too, later in its argv: it is none of them (a signal sent to it
+    would reach sudo before sudo runs anything)."""
     found: dict[str, int] = {}
     forks: dict[int, tuple[int, int]] = {}  # pid -> (parent, session)
     for entry in os.listdir("/proc"):
@@ -901,8 +903,8 @@ def chain_pids() -> dict[str, int]:
         elif str(HELPER).encode() in cmdline:
             if comm == "sudo":
                 found["sudo"] = min(pid, found.get("sudo", pid))  # not its pty monitor
-            else:
-                forks[pid] = (parent, sid)
+            elif cmdline[1:2] == [str(HELPER).encode()]:  # Python running the helper, not
+                forks[pid] = (parent, sid)  # nsenter/setpriv/env on their way to sudo
         elif owner == pwd.getpwnam(USER).pw_uid and comm == "sh":
             found["job"] = pid
     for pid, (parent, sid) in forks.items():
