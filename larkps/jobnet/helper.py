@@ -50,7 +50,7 @@ from larkps.jobnet.jobad import (
     MAX_AD_BYTES,
     AdText,
 )
-from larkps.jobnet.supervise import FORWARDED, PREFIX, exit_like, reap
+from larkps.jobnet.supervise import FORWARDED, PREFIX, exit_like, held, reap
 from larkps.jobnet.wire import Channel, WireError, peer_credentials
 
 if TYPE_CHECKING:
@@ -233,6 +233,7 @@ def become_job(netns: str, caller: Caller, parent: int) -> None:
 
 
 def start_job(argv: Sequence[str], env: Mapping[str, str], netns: str, caller: Caller) -> int:
+    """Fork the job (with the forwarded signals :func:`held`); its pid."""
     parent = os.getpid()
     pid = os.fork()
     if pid != 0:
@@ -269,9 +270,14 @@ class Supervisor:
         if self.guard is not None and pid == self.guard.pid:
             self.guard.exit_status = status
 
-    def wait(self, job: int) -> int:
+    def run(self, argv: Sequence[str], env: Mapping[str, str], netns: str, caller: Caller) -> int:
+        """Start the job (signals held until its pid is noted); its wait status."""
+        with held():
+            self.job = start_job(argv, env, netns, caller)
+        return self._wait(self.job)
+
+    def _wait(self, job: int) -> int:
         """Reap until the job ends; its wait status."""
-        self.job = job
         while True:
             pid, status = os.waitpid(-1, 0)
             if pid == job:
@@ -441,7 +447,7 @@ def _run_job(
         netns = ready.get("netns")
         if not isinstance(netns, str) or not netns.startswith("larkps-") or "/" in netns:
             raise WireError(f"a ready answer with no usable netns ({netns!r})")
-        return supervisor.wait(start_job(argv, env, netns, caller))
+        return supervisor.run(argv, env, netns, caller)
     except Stopped as stop:
         quiet_signals()
         run.abandon()

@@ -26,14 +26,13 @@ from larkps.jobnet.helper import (
     job_ad_texts,
     quiet_signals,
     refuse_job,
-    start_job,
     tell,
 )
 from larkps.jobnet.helperconf import config_path, load_node
 from larkps.jobnet.jobad import parse_ad_texts
 from larkps.jobnet.recorder import NodeRecorder
 from larkps.jobnet.request import JobPlan, plan_job
-from larkps.jobnet.supervise import FORWARDED, PREFIX, exit_like
+from larkps.jobnet.supervise import FORWARDED, PREFIX, exit_like, held
 
 # --- the guard: removes what was made once the helper is gone --------------------------
 
@@ -60,12 +59,9 @@ class Guard:
 
     def record(self, kind: str, name: str) -> None:
         """Note one object here and with the guard (no signal handler runs in between)."""
-        old = signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)
-        try:
+        with held():
             self.objects.append((kind, name))
             os.write(self._write, f"{kind} {name}\n".encode())
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
     def finish(self) -> list[str]:
         """Let the guard remove everything; wait for it; the problems left."""
@@ -122,7 +118,7 @@ def run_job(
             tell(line)
         if recorder is not None:
             recorder.start(plan, list(guard.objects))
-        status = supervisor.wait(start_job(argv, env, layout.names.netns, caller))
+        status = supervisor.run(argv, env, layout.names.netns, caller)
         counters = privileged.counters(layout)
         privileged.kill_netns_processes(layout.names.netns)
         supervisor.reap_rest()

@@ -34,7 +34,7 @@ from collections.abc import Callable, Mapping, Sequence
 from larkps import TYPE_CHECKING
 from larkps.errors import LarkpsError
 from larkps.jobnet import kernel
-from larkps.jobnet.supervise import FORWARDED, Signals, reap, say, wait_readable
+from larkps.jobnet.supervise import FORWARDED, Signals, held, reap, say, wait_readable
 
 if TYPE_CHECKING:
     from typing import NoReturn
@@ -555,12 +555,13 @@ def _init(state: _Run, alive_r: int, status_w: int, life_r: int) -> NoReturn:  #
         say(f"the job sees the host's /proc: {exc}")
     signals = Signals()
     exec_r, exec_w = os.pipe()  # close-on-exec: EOF once the job has exec'd (or died)
-    job = os.fork()
-    if job == 0:
-        signals.close()
-        for fd in (status_w, life_r, exec_r):
-            os.close(fd)
-        _exec_job(state.argv)
+    with held():  # a signal forwarded before the job's handlers are reset stays pending
+        job = os.fork()
+        if job == 0:
+            signals.close()
+            for fd in (status_w, life_r, exec_r):
+                os.close(fd)
+            _exec_job(state.argv)
     os.close(exec_w)
     with contextlib.suppress(OSError):
         os.read(exec_r, 1)
@@ -607,6 +608,7 @@ def _exec_job(argv: Sequence[str]) -> NoReturn:  # pragma: no cover - runs in th
         kernel.die_with_parent()
         for number in FORWARDED:
             signal.signal(number, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED)
         os.execvp(argv[0], list(argv))  # noqa: S606 - the job's own argv, as the starter gave it
     except OSError as exc:
         say(f"cannot run {argv[0]}: {exc.strerror}")

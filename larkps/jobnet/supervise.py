@@ -14,7 +14,7 @@ import os
 import select
 import signal
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from larkps import TYPE_CHECKING
 
@@ -98,6 +98,22 @@ class Signals:
 
 def _noted(number: int, frame: object) -> None:
     """A Python-level handler: the wakeup fd carries the signal."""
+
+
+@contextlib.contextmanager
+def held(numbers: Iterable[int] = FORWARDED) -> Iterator[None]:
+    """The signals blocked in this thread meanwhile, delivered once it ends.
+
+    Fork a job inside: a signal forwarded to it before its handlers are the default
+    ones stays pending until it unblocks them just before exec (a Python handler it
+    inherited would swallow the signal), and the parent notes the job's pid before
+    any handler of its own runs.
+    """
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, numbers)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def reap() -> Iterator[tuple[int, int]]:
