@@ -49,6 +49,7 @@ from larkps.jobnet.helperconf import PATH
 from larkps.jobnet.request import JobPlan
 from larkps.jobnet.rules import TABLE as JOB_TABLE
 from larkps.jobnet.rules import Counters, counters_from_json, ruleset
+from larkps.jobnet.supervise import held
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Interface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
@@ -561,7 +562,10 @@ class Background:
             self._error = exc
 
     def wait(self) -> None:
-        self._thread.join()
+        """Wait for the call, the forwarded signals held meanwhile: a signal must not end
+        the wait (and start the removal) while the call may still make something."""
+        with held():
+            self._thread.join()
         if self._error is not None:
             raise self._error
 
